@@ -1,0 +1,3 @@
+"""bakery: Docker Swarm-mode clusters on OpenStack."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,97 @@
+"""The `bakery` command line.
+
+Each subcommand lives in `bakery/commands/<name>.py` with `add_arguments(parser)`
+and `run(args) -> int`. Only the module of the command being run is imported,
+so `bakery --help` and `bakery render` never pull in docker or openstacksdk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, BakeryError
+
+# name -> one-line summary. Order is the order shown in --help.
+COMMANDS: dict[str, str] = {
+    "render": "print cloud-init user-data for a node role (seed, manager, worker, consul)",
+    "init": "write a commented starter cluster definition (bakery.yml)",
+    "certs": "create or show the cluster CA and node/client certificates",
+    "convert": "convert docker-compose v1/v2/v3 files into a swarm-mode v3 stack file",
+    "deploy": "deploy a compose or stack file onto a swarm over the Docker API",
+    "bake": "build a node image with Docker and the application's images preinstalled",
+    "up": "boot a cluster (local systemd-nspawn nodes or OpenStack servers)",
+    "down": "remove what `bakery up` created, from its own records",
+    "nodes": "list a cluster's nodes, roles and states",
+}
+
+EPILOG = """\
+exit codes: 0 ok, 1 operation failed, 2 bad input, 3 warnings with --strict,
+4 missing environment (engine, root, cloud), 130 interrupted.
+Run `bakery COMMAND --help` for a command's options."""
+
+
+def _available() -> dict[str, str]:
+    """Commands whose module exists in this checkout."""
+    here = os.path.join(os.path.dirname(__file__), "commands")
+    return {n: s for n, s in COMMANDS.items() if os.path.exists(os.path.join(here, f"{n}.py"))}
+
+
+def build_parser(selected: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bakery",
+        description="Docker Swarm-mode clusters on OpenStack: user-data, images, stacks, clusters.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bakery {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, summary in _available().items():
+        p = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        if name == selected:
+            module = importlib.import_module(f"bakery.commands.{name}")
+            if module.__doc__:
+                p.description = module.__doc__.strip()
+                p.formatter_class = argparse.RawDescriptionHelpFormatter
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
+    return parser
+
+
+def _selected(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_selected(args_list))
+    args = parser.parse_args(args_list)
+    run = getattr(args, "_run", None)
+    if run is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        code: int = run(args)
+        return code
+    except BakeryError as exc:
+        print(f"bakery {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"bakery {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `bakery render | head` is fine; don't print a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

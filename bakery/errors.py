@@ -1,0 +1,110 @@
+"""One exception hierarchy for everything a user can cause or meet.
+
+The CLI turns a BakeryError into one line on stderr and its exit code; any
+other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# Exit codes that mean something to scripts.
+EXIT_OK = 0
+EXIT_FAILED = 1  # the operation ran and failed (deploy rolled back, boot timed out)
+EXIT_USAGE = 2  # bad input: a file, a flag, a value
+EXIT_STRICT = 3  # only warnings, but --strict was given
+EXIT_ENVIRONMENT = 4  # something the machine lacks: no engine, not root, no cloud
+EXIT_INTERRUPTED = 130
+
+PathPart = str | int
+
+
+def format_path(path: Sequence[PathPart]) -> str:
+    """`("services", "web", "ports", 0)` -> `services.web.ports[0]`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out:
+            out += f".{part}"
+        else:
+            out = str(part)
+    return out
+
+
+class BakeryError(Exception):
+    """Base of every error bakery raises on purpose."""
+
+    exit_code = EXIT_FAILED
+
+
+class UserError(BakeryError):
+    """Bad input. Carries where it is, the rule broken, and the fix."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        path: Sequence[PathPart] = (),
+        fix: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.line = line
+        self.column = column
+        self.path = tuple(path)
+        self.fix = fix
+
+    def location(self) -> str:
+        parts = []
+        if self.source:
+            where = self.source
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+            parts.append(where)
+        if self.path:
+            parts.append(format_path(self.path))
+        return " ".join(parts)
+
+    def __str__(self) -> str:
+        loc = self.location()
+        text = f"{loc}: {self.message}" if loc else self.message
+        if self.fix:
+            text += f" ({self.fix})"
+        return text
+
+
+class ConfigError(UserError):
+    """The cluster definition (bakery.yml) is wrong."""
+
+
+class ComposeError(UserError):
+    """A compose file is wrong or cannot be converted."""
+
+
+class StrictError(BakeryError):
+    """Warnings were raised and --strict asked to fail on them."""
+
+    exit_code = EXIT_STRICT
+
+
+class EnvironmentMissing(BakeryError):
+    """The machine lacks something: an engine, root, a cloud, a tool."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class EngineError(BakeryError):
+    """The Docker engine refused or failed an operation."""
+
+
+class CloudError(BakeryError):
+    """The cloud refused or failed an operation."""

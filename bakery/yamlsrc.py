@@ -1,0 +1,203 @@
+"""YAML with positions: every value knows its file, line and column.
+
+PyYAML's composer gives nodes with marks; we construct plain Python data
+(SafeLoader semantics, as docker-compose and cloud-init use) and keep a map
+from YAML path to position, so every later error can say
+`file:line:col services.web.mem_limit: ...`.
+
+Duplicate keys are refused (PyYAML silently keeps the last). Anchors and
+aliases resolve as usual; merge keys (`<<`) are applied, explicit keys win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import PathPart, UserError
+
+Path_ = tuple[PathPart, ...]
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+MAP_TAG = "tag:yaml.org,2002:map"
+SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
+@dataclass(frozen=True)
+class Position:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass
+class Document:
+    """Parsed YAML plus where each value came from."""
+
+    data: Any
+    source: str
+    positions: dict[Path_, Position] = field(default_factory=dict)
+    key_positions: dict[Path_, Position] = field(default_factory=dict)
+
+    def where(self, path: Sequence[PathPart]) -> Position | None:
+        """The position of `path`, or of its nearest ancestor that has one."""
+        p = tuple(path)
+        while True:
+            pos = self.positions.get(p)
+            if pos is not None:
+                return pos
+            if not p:
+                return None
+            p = p[:-1]
+
+    def where_key(self, path: Sequence[PathPart]) -> Position | None:
+        return self.key_positions.get(tuple(path)) or self.where(path)
+
+    def error(
+        self,
+        path: Sequence[PathPart],
+        message: str,
+        fix: str | None = None,
+        *,
+        key: bool = False,
+        cls: type[UserError] = UserError,
+    ) -> UserError:
+        pos = self.where_key(path) if key else self.where(path)
+        return cls(
+            message,
+            source=self.source,
+            line=pos.line if pos else None,
+            column=pos.column if pos else None,
+            path=path,
+            fix=fix,
+        )
+
+
+def _pos(node: yaml.Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, source: str, cls: type[UserError]) -> None:
+        self.source = source
+        self.cls = cls
+        self.loader = yaml.SafeLoader("")
+        self.positions: dict[Path_, Position] = {}
+        self.key_positions: dict[Path_, Position] = {}
+        self._active: set[int] = set()
+
+    def fail(self, node: yaml.Node, path: Path_, message: str, fix: str | None = None) -> UserError:
+        pos = _pos(node)
+        return self.cls(message, source=self.source, line=pos.line, column=pos.column, path=path, fix=fix)
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.positions.setdefault(path, _pos(node))
+        if id(node) in self._active:
+            raise self.fail(node, path, "recursive alias", "an anchor cannot contain an alias to itself")
+        if isinstance(node, yaml.MappingNode):
+            self._active.add(id(node))
+            try:
+                return self._mapping(node, path)
+            finally:
+                self._active.discard(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            self._active.add(id(node))
+            try:
+                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            finally:
+                self._active.discard(id(node))
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise self.fail(node, path, f"cannot read this value: {exc}") from None
+
+    def _key(self, node: yaml.Node, path: Path_) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, path, "a mapping key must be a plain value", "quote the key")
+        key = self.loader.construct_object(node)
+        if isinstance(key, bool | float) or key is None:
+            # yes/no/on/off/null as keys are nearly always a mistake; keep the text.
+            return node.value
+        return key
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                for source in self._merge_sources(value_node, path):
+                    for k, v in source.items():
+                        merged.setdefault(k, v)
+                continue
+            key = self._key(key_node, path)
+            if key in out:
+                raise self.fail(
+                    key_node,
+                    path + (key,),
+                    f"duplicate key {key!r}",
+                    "each key may appear once in a mapping; remove or merge the repeated one",
+                )
+            self.key_positions[path + (key,)] = _pos(key_node)
+            out[key] = self.build(value_node, path + (key,))
+        for k, v in merged.items():
+            out.setdefault(k, v)
+        return out
+
+    def _merge_sources(self, node: yaml.Node, path: Path_) -> Iterator[dict[Any, Any]]:
+        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        for item in items:
+            if not isinstance(item, yaml.MappingNode):
+                raise self.fail(item, path, "a merge key (<<) takes a mapping or a list of mappings")
+            yield self.build(item, path)
+
+
+def _yaml_error(exc: yaml.YAMLError, source: str, cls: type[UserError]) -> UserError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    fix = "fix the YAML syntax"
+    if "\t" in problem or "tab" in problem:
+        fix = "YAML indents with spaces only; replace the tab characters"
+    return cls(
+        f"invalid YAML: {problem}",
+        source=source,
+        line=mark.line + 1 if mark else None,
+        column=mark.column + 1 if mark else None,
+        fix=fix,
+    )
+
+
+def loads(text: str, source: str = "<string>", cls: type[UserError] = UserError) -> Document:
+    """Parse one YAML document from text. An empty document gives `None` data."""
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, source, cls) from None
+    if len(nodes) > 1:
+        second = nodes[1]
+        raise cls(
+            "more than one YAML document",
+            source=source,
+            line=second.start_mark.line + 1 if second is not None else None,
+            fix="keep one document per file (remove the '---' separators)",
+        )
+    builder = _Builder(source, cls)
+    data = builder.build(nodes[0], ()) if nodes and nodes[0] is not None else None
+    return Document(data, source, builder.positions, builder.key_positions)
+
+
+def load(path: str | Path, cls: type[UserError] = UserError) -> Document:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise cls(f"{p}: no such file", fix="check the path") from None
+    except OSError as exc:
+        raise cls(f"{p}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise cls(f"not UTF-8 text (byte {exc.start})", source=str(p), fix="save the file as UTF-8") from None
+    return loads(text, str(p), cls)

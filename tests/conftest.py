@@ -1,0 +1,148 @@
+"""Shared fixtures: a private real dockerd in swarm mode, and tool switches.
+
+The engine recipe is ../shared/ENGINE.md §1: a private socket, data root and
+pid file, vfs storage, swarm init on 127.0.0.1. Only the dockerd started here
+is ever stopped (by its own pid file). Set BAKERY_TEST_DOCKER_HOST to use an
+engine you already run instead.
+
+Without an engine the engine tests skip; with BAKERY_REQUIRE_ENGINE=1 (CI)
+they fail instead. BAKERY_REQUIRE_VALIDATORS=1 does the same for cloud-init
+and systemd-analyze.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def require_or_skip(switch: str, reason: str) -> None:
+    if os.environ.get(switch) == "1":
+        pytest.fail(f"{reason} ({switch}=1 makes this a failure)")
+    pytest.skip(reason)
+
+
+def need_tool(name: str, switch: str = "BAKERY_REQUIRE_VALIDATORS") -> str:
+    path = shutil.which(name)
+    if path is None:
+        require_or_skip(switch, f"{name} is not installed")
+    assert path is not None
+    return path
+
+
+@dataclass
+class Engine:
+    host: str  # unix:///... usable as DOCKER_HOST
+    socket: str
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        cli = shutil.which("docker", path="/usr/local/bin") or shutil.which("docker") or "docker"
+        return subprocess.run(
+            [cli, "-H", self.host, *args], capture_output=True, text=True, check=check, timeout=timeout
+        )
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import docker
+
+        return docker.DockerClient(base_url=self.host, timeout=120)
+
+
+def _wait_socket(sock: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    import http.client
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dockerd exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sock)
+            conn = http.client.HTTPConnection("localhost")
+            conn.sock = s
+            conn.request("GET", "/_ping")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"dockerd did not answer on {sock}:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    given = os.environ.get("BAKERY_TEST_DOCKER_HOST")
+    if given:
+        yield Engine(given, given.removeprefix("unix://"))
+        return
+    dockerd = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/usr/bin")
+    if dockerd is None:
+        require_or_skip("BAKERY_REQUIRE_ENGINE", "no dockerd here (apt-get install docker.io)")
+    if os.geteuid() != 0:
+        require_or_skip("BAKERY_REQUIRE_ENGINE", "starting a private dockerd needs root")
+    assert dockerd is not None
+    base = Path(tempfile.mkdtemp(prefix="bakery-engine-", dir="/var/tmp"))
+    run = Path(tempfile.mkdtemp(prefix="bakery-engine-", dir="/run" if os.access("/run", os.W_OK) else None))
+    sock = str(run / "docker.sock")
+    log = base / "dockerd.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                dockerd,
+                "--storage-driver=vfs",
+                "-H", f"unix://{sock}",
+                "--data-root", str(base / "data"),
+                "--exec-root", str(run / "exec"),
+                "--pidfile", str(run / "docker.pid"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_socket(sock, proc, log)
+        eng = Engine(f"unix://{sock}", sock)
+        eng.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+        yield eng
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def busybox_image(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """`local/busybox:1`, imported from Debian's busybox-static (no registry here)."""
+    ref = "local/busybox:1"
+    if engine.docker("image", "inspect", ref, check=False).returncode == 0:
+        return ref
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not Path(busybox).exists():
+        require_or_skip("BAKERY_REQUIRE_ENGINE", "busybox is not installed (apt-get install busybox-static)")
+    root = tmp_path_factory.mktemp("busybox-root")
+    (root / "bin").mkdir()
+    (root / "www").mkdir()
+    (root / "www" / "index.html").write_text("hello from bakery\n")
+    shutil.copy(busybox, root / "bin" / "busybox")
+    for applet in ("sh", "httpd", "sleep", "echo", "cat", "wget", "ls", "true", "false", "env", "nc"):
+        (root / "bin" / applet).symlink_to("busybox")
+    tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
+    cli = shutil.which("docker", path="/usr/local/bin") or "docker"
+    subprocess.run([cli, "-H", engine.host, "import", "-", ref], input=tar, check=True, capture_output=True)
+    return ref
