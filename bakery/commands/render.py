@@ -1,0 +1,90 @@
+"""Print cloud-init user-data for one node role on stdout.
+
+  bakery render --role manager | openstack server create --user-data /dev/stdin ...
+
+Roles: seed (the first manager: inits the swarm), manager, worker, consul.
+With no --config (and no ./bakery.yml) the embedded defaults are used. The
+cluster's CAs and the node's certificates are created on first use in the
+state directory and reused afterwards, so the same inputs give the same bytes.
+No join token is ever in the output: nodes fetch theirs at boot over mutual TLS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .. import config as config_mod
+from ..config import ROLES
+from ..errors import EXIT_OK, UserError
+from ..render import NOVA_BASE64_LIMIT, InsecureTcp, Node, build_userdata
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--role", required=True, choices=ROLES, help="the node's role")
+    p.add_argument("--name", help="node name for its certificate (default: the role's name)")
+    p.add_argument("--address", action="append", default=[], metavar="IP",
+                   help="an address the node's certificate must cover (repeatable)")
+    p.add_argument("--config", "-c", metavar="FILE",
+                   help="cluster definition (default: $BAKERY_CONFIG, ./bakery.yml, or built-in defaults)")
+    p.add_argument("--state-dir", type=Path, metavar="DIR",
+                   help="where CAs and certificates live (default: $BAKERY_STATE_DIR or ~/.local/state/bakery)")
+    p.add_argument("--gzip", choices=("auto", "always", "never"), default="auto",
+                   help="gzip the user-data: auto = only when needed to fit Nova's limit (default)")
+    p.add_argument("--part", action="append", default=[], type=Path, metavar="FILE",
+                   help="append your own cloud-config or script as a MIME part (repeatable)")
+    p.add_argument("--insecure-tcp", metavar="ADDR:PORT",
+                   help="DANGEROUS: serve the Docker API as plain TCP without TLS on ADDR:PORT")
+    p.add_argument("--output", choices=("userdata", "json"), default="userdata",
+                   help="userdata (default) or a JSON summary: sizes, budget, files")
+    p.add_argument("-o", "--out", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+
+
+def _insecure(value: str | None) -> InsecureTcp | None:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--insecure-tcp {value!r} is not ADDR:PORT", fix="e.g. --insecure-tcp 127.0.0.1:2375")
+    host = host.strip("[]")
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        print(f"bakery render: WARNING: the Docker API will be plain TCP on {value}: anyone who can reach "
+              "it controls the node. Prefer the default mutual TLS on 2376.", file=sys.stderr)
+    return InsecureTcp(f"[{host}]" if ":" in host else host, int(port))
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(config_mod.find_config(args.config))
+    name = args.name or args.role
+    if not all(c.isalnum() or c in "-." for c in name):
+        raise UserError(f"--name {name!r} is not a valid node name", fix="letters, digits, '-' and '.'")
+    node = Node(args.role, name, tuple(args.address))
+    userdata, created = build_userdata(cfg, node, args.state_dir, gzip_mode=args.gzip,
+                                       parts=tuple(args.part), insecure=_insecure(args.insecure_tcp))
+    if created:
+        from ..state import cluster_dir
+
+        print(f"bakery render: created the CAs of cluster {cfg.name!r} in {cluster_dir(cfg.name, args.state_dir)}",
+              file=sys.stderr)
+    if args.output == "json":
+        summary = {
+            "cluster": cfg.name, "role": node.role, "name": node.name, "config": cfg.source,
+            "content_type": userdata.content_type, "gzip": userdata.gzipped,
+            "bytes": len(userdata.payload), "raw_bytes": userdata.raw_size,
+            "base64_chars": userdata.base64_size, "nova_base64_limit": NOVA_BASE64_LIMIT,
+            "files": list(userdata.files),
+        }
+        data = (json.dumps(summary, indent=2) + "\n").encode()
+    else:
+        data = userdata.payload
+        if userdata.gzipped and args.out is None and sys.stdout.isatty():
+            raise UserError("the user-data is gzipped (binary); not writing it to a terminal",
+                            fix="pipe it (| openstack server create --user-data /dev/stdin) or use -o FILE")
+    if args.out:
+        args.out.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK

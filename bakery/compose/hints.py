@@ -1,0 +1,168 @@
+"""Classic-Swarm scheduling hints into swarm-mode placement constraints.
+
+Classic Swarm read hints from environment entries (`constraint:node==web1`,
+`affinity:container!=db`, `reschedule:on-node-failure`) and from the labels
+`com.docker.swarm.constraints` / `.affinities` / `.reschedule-policies`
+(JSON arrays of strings). Values: `~X` is soft, `/re/` a regex, otherwise
+`*` globs. Swarm mode matches exactly (case-insensitively) and takes `*`
+literally, so globs and regexes are expanded against a node inventory, or
+refused: a literal `*` would leave tasks pending forever.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..report import Report
+from .model import NodeInfo, Ref
+
+HINT_PREFIXES = ("constraint:", "affinity:", "reschedule:")
+HINT_LABELS = {
+    "com.docker.swarm.constraints": "constraint",
+    "com.docker.swarm.affinities": "affinity",
+    "com.docker.swarm.reschedule-policies": "reschedule",
+}
+DEFAULT_TAGS = ("storagedriver", "executiondriver", "kernelversion", "operatingsystem")
+_EXPR = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.\-/]+)\s*(?P<op>==|!=)\s*(?P<value>.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class Hint:
+    kind: str  # constraint, affinity, reschedule
+    text: str  # what follows `kind:`
+    ref: Ref  # where it was written
+
+
+def from_environment(env: dict[str, str | None], ref: Ref) -> tuple[dict[str, str | None], list[Hint]]:
+    """Split hints out of a normalised environment mapping."""
+    kept: dict[str, str | None] = {}
+    hints: list[Hint] = []
+    for key, value in env.items():
+        if not key.startswith(HINT_PREFIXES):
+            kept[key] = value
+            continue
+        kind, _, rest = key.partition(":")
+        if value is not None:  # "constraint:node" = "=web1" (a list entry split at its first =)
+            rest = rest + value if value.startswith(("==", "!=")) else f"{rest}={value}"
+        hints.append(Hint(kind, rest, ref))
+    return kept, hints
+
+
+def from_labels(labels: dict[str, str], ref: Ref) -> tuple[dict[str, str], list[Hint]]:
+    kept: dict[str, str] = {}
+    hints: list[Hint] = []
+    for key, value in labels.items():
+        kind = HINT_LABELS.get(key)
+        if kind is None:
+            kept[key] = value
+            continue
+        try:
+            items = json.loads(value)
+        except ValueError:
+            items = None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ref.error(f"{key} must hold a JSON array of strings, not {value!r}",
+                            f"write {key}: '[\"node==web1\"]'", key)
+        hints.extend(Hint(kind, item, ref) for item in items)
+    return kept, hints
+
+
+def _pattern(value: str) -> re.Pattern[str] | None:
+    """A regex for a glob or /regex/ value; None for a plain value."""
+    if len(value) >= 2 and value.startswith("/") and value.endswith("/"):
+        try:
+            return re.compile(value[1:-1], re.IGNORECASE)
+        except re.error as exc:
+            raise ValueError(f"bad regular expression {value}: {exc}") from None
+    if any(c in value for c in "*?["):
+        return re.compile(fnmatch.translate(value), re.IGNORECASE)
+    return None
+
+
+def _node_value(node: NodeInfo, key: str) -> str | None:
+    return node.hostname if key == "node" else node.engine_labels.get(key)
+
+
+class Placement:
+    """Collects constraints for one service from its hints."""
+
+    def __init__(self, service: str, nodes: Sequence[NodeInfo] | None, report: Report) -> None:
+        self.service = service
+        self.nodes = nodes
+        self.report = report
+        self.constraints: list[str] = []
+
+    def add(self, hint: Hint) -> None:
+        if hint.kind == "reschedule":
+            policy = hint.text.strip()
+            note = "swarm always reschedules tasks of failed nodes"
+            level = "info" if policy == "on-node-failure" else "warning"
+            hint.ref.add(self.report, level, f"reschedule:{policy}: {note}", "compose.hint.reschedule")
+            return
+        m = _EXPR.match(hint.text)
+        if m is None:
+            raise hint.ref.error(f"cannot read the hint {hint.kind}:{hint.text!r}",
+                                 "write constraint:KEY==VALUE or constraint:KEY!=VALUE")
+        key, op, value = m.group("key"), m.group("op"), m.group("value")
+        if hint.kind == "affinity":
+            hint.ref.add(self.report, "warning",
+                         f"affinity:{hint.text} has no swarm-mode equivalent; dropped", "compose.hint.affinity",
+                         "label the nodes and use a placement constraint, or run both parts in one service")
+            return
+        if value.startswith("~"):
+            hint.ref.add(self.report, "warning",
+                         f"soft constraint {hint.text} has no swarm-mode equivalent; dropped",
+                         "compose.hint.soft", "make it a hard constraint (remove ~) or drop it")
+            return
+        if key in DEFAULT_TAGS:
+            hint.ref.add(self.report, "warning",
+                         f"constraint on classic-Swarm tag {key!r} has no swarm-mode equivalent; dropped",
+                         "compose.hint.tag", f"label the nodes (docker node update --label-add {key}=...) "
+                         f"and constrain on node.labels.{key}")
+            return
+        self._constraint(hint, key, op, value)
+
+    def _constraint(self, hint: Hint, key: str, op: str, value: str) -> None:
+        field = "node.hostname" if key == "node" else f"engine.labels.{key}"
+        try:
+            pattern = _pattern(value)
+        except ValueError as exc:
+            raise hint.ref.error(str(exc), "fix the regular expression") from None
+        if pattern is None:
+            self.constraints.append(f"{field}{op}{value}")
+            return
+        if self.nodes is None:
+            raise hint.ref.error(
+                f"constraint {hint.text!r} uses a pattern; swarm takes {value!r} literally and the tasks "
+                "would pend forever", "pass --nodes FILE to expand it against your nodes, or write the exact value")
+        matching = sorted(n.hostname for n in self.nodes if pattern.match(_node_value(n, key) or "") and
+                          _node_value(n, key) is not None)
+        others = sorted(n.hostname for n in self.nodes if n.hostname not in matching)
+        if op == "==" and not matching:
+            raise hint.ref.error(f"constraint {hint.text!r} matches none of the {len(self.nodes)} nodes",
+                                 "check the pattern and the node inventory")
+        if op == "==" and len(matching) == 1:
+            self.constraints.append(f"node.hostname=={matching[0]}")
+        else:
+            # Constraints are ANDed, so "one of these nodes" is written as "none of the others".
+            excluded = others if op == "==" else matching
+            self.constraints.extend(f"node.hostname!={h}" for h in excluded)
+        hint.ref.add(self.report, "info",
+                     f"constraint {hint.text!r} expanded against the node inventory "
+                     f"({len(matching)} of {len(self.nodes)} nodes match); nodes added later are not covered",
+                     "compose.hint.expanded")
+
+    def result(self) -> list[str]:
+        return sorted(set(self.constraints))
+
+
+def place(service: str, hints: list[Hint], nodes: Sequence[NodeInfo] | None, report: Report) -> list[str]:
+    placement = Placement(service, nodes, report)
+    for hint in hints:
+        placement.add(hint)
+    return placement.result()
+

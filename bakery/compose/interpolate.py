@@ -1,0 +1,139 @@
+"""Variable interpolation and .env files, as docker-compose 1.x does them.
+
+`$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}`
+(unset), `${VAR:?message}`, `${VAR?message}` (fail), `$$` (a literal `$`).
+Defaults are not interpolated again. Only values are interpolated, never
+keys, and only in the sections compose interpolates (services, networks,
+volumes, secrets, configs). Unset variables become "" with a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ComposeError
+from ..report import Report
+from ..yamlsrc import Document, Path_
+
+_PATTERN = re.compile(
+    r"\$(?:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)|\{(?P<braced>[_a-z][_a-z0-9]*)"
+    r"(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<invalid>))",
+    re.IGNORECASE,
+)
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+SECTIONS = ("services", "networks", "volumes", "secrets", "configs")
+
+
+@dataclass
+class _Unset:
+    """First place an unset variable was used, and how often."""
+
+    path: Path_
+    count: int = 1
+
+
+class Interpolator:
+    def __init__(self, doc: Document, environ: Mapping[str, str]) -> None:
+        self.doc = doc
+        self.environ = environ
+        self.unset: dict[str, _Unset] = {}
+
+    def text(self, value: str, path: Path_) -> str:
+        if "$" not in value:
+            return value
+        return _PATTERN.sub(lambda m: self._one(m, value, path), value)
+
+    def _one(self, m: re.Match[str], value: str, path: Path_) -> str:
+        if m.group("escaped"):
+            return "$"
+        if m.group("invalid") is not None:
+            raise self.doc.error(path, f"invalid interpolation format in {value!r}",
+                                 "write ${VAR}, $VAR, ${VAR:-default} or ${VAR:?message}; $$ for a literal $",
+                                 cls=ComposeError)
+        name = m.group("named") or m.group("braced")
+        op, arg = m.group("op"), m.group("arg") or ""
+        current = self.environ.get(name)
+        missing = current is None or (current == "" and op is not None and op.startswith(":"))
+        if op and op.endswith("-"):
+            return arg if missing else str(current)
+        if op and op.endswith("?"):
+            if missing:
+                raise self.doc.error(path, f"required variable {name} is missing a value: {arg or 'not set'}",
+                                     f"set {name} in the environment, the .env file or --env-file",
+                                     cls=ComposeError)
+            return str(current)
+        if current is None:
+            seen = self.unset.get(name)
+            if seen is None:
+                self.unset[name] = _Unset(path)
+            else:
+                seen.count += 1
+            return ""
+        return current
+
+    def walk(self, value: Any, path: Path_) -> Any:
+        if isinstance(value, str):
+            return self.text(value, path)
+        if isinstance(value, dict):
+            return {k: self.walk(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.walk(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    def report_unset(self, report: Report) -> None:
+        for name, seen in sorted(self.unset.items()):
+            pos = self.doc.where(seen.path)
+            times = f" ({seen.count} uses)" if seen.count > 1 else ""
+            report.warn(f"variable {name} is not set; substituting an empty string{times}",
+                        code="compose.variable.unset", source=self.doc.source,
+                        line=pos.line if pos else None, column=pos.column if pos else None,
+                        path=seen.path, fix=f"set {name} in the environment, the .env file or --env-file")
+
+
+def interpolate(doc: Document, environ: Mapping[str, str], report: Report, *, v1: bool = False) -> None:
+    """Interpolate `doc.data` in place (its positions stay valid: only scalars change)."""
+    if not isinstance(doc.data, dict):
+        return
+    interp = Interpolator(doc, environ)
+    if v1:
+        doc.data = interp.walk(doc.data, ())
+    else:
+        for section in SECTIONS:
+            if section in doc.data:
+                doc.data[section] = interp.walk(doc.data[section], (section,))
+    interp.report_unset(report)
+
+
+def parse_env_file(path: Path, *, strict_values: bool = False) -> dict[str, str | None]:
+    """Read KEY=VALUE lines (comments, blanks and `export ` allowed; matching quotes stripped).
+
+    A bare `KEY` line gives None: the value comes from the deploying shell.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ComposeError(f"{path}: no such env file", fix="check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ComposeError(f"{path}: cannot read env file: {exc}") from None
+    out: dict[str, str | None] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not _ENV_KEY.match(key):
+            raise ComposeError(f"{key!r} is not a variable name", source=str(path), line=number, column=1,
+                               fix="write KEY=VALUE with a name of letters, digits and _")
+        if not sep:
+            out[key] = None
+            continue
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key] = value
+    return out

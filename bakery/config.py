@@ -1,0 +1,234 @@
+"""The cluster definition: an optional bakery.yml over embedded defaults.
+
+Every field has a default, so `bakery render --role manager` needs no file.
+A given file is validated with the JSON Schema in schemas/cluster.json and
+errors point at file:line:column and the YAML path.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .yamlsrc import Document
+
+ROLES = ("seed", "manager", "worker", "consul")
+INSTALL_METHODS = ("distro", "apt-repo", "convenience-script", "none")
+
+DEFAULTS: dict[str, Any] = {
+    "cluster": {"name": "default"},
+    "swarm": {
+        "seed": "seed",
+        "managers": [],
+        "advertise_interface": None,
+        "join_port": 2378,
+        "join_timeout": 1800,
+    },
+    "docker": {
+        "install": "distro",
+        "version": None,
+        "apt_proxy": None,
+        "api_port": 2376,
+        "daemon": {
+            "log_driver": "json-file",
+            "log_opts": {"max-size": "10m", "max-file": "3"},
+            "storage_driver": None,
+            "labels": {},
+            "registry_mirrors": [],
+            "insecure_registries": [],
+        },
+    },
+    "tls": {"sans": []},
+    "nfs": [],
+    "consul": {
+        "servers": ["consul"],
+        "agents": False,
+        "image": "hashicorp/consul:1.19",
+        "datacenter": "dc1",
+        "encrypt": True,
+    },
+    "labels": {"seed": {}, "manager": {}, "worker": {}, "consul": {}},
+    "security": {"block_metadata": True},
+}
+
+
+@dataclass(frozen=True)
+class NfsShare:
+    server: str
+    export: str
+    path: str
+    options: tuple[str, ...]
+    required: bool
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    log_driver: str
+    log_opts: tuple[tuple[str, str], ...]
+    storage_driver: str | None
+    labels: tuple[tuple[str, str], ...]
+    registry_mirrors: tuple[str, ...]
+    insecure_registries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DockerSettings:
+    install: str
+    version: str | None
+    apt_proxy: str | None
+    api_port: int
+    daemon: DaemonSettings
+
+
+@dataclass(frozen=True)
+class SwarmSettings:
+    seed: str
+    managers: tuple[str, ...]
+    advertise_interface: str | None
+    join_port: int
+    join_timeout: int
+
+
+@dataclass(frozen=True)
+class ConsulSettings:
+    servers: tuple[str, ...]
+    agents: bool
+    image: str
+    datacenter: str
+    encrypt: bool
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    swarm: SwarmSettings
+    docker: DockerSettings
+    tls_sans: tuple[str, ...]
+    nfs: tuple[NfsShare, ...]
+    consul: ConsulSettings
+    labels: dict[str, tuple[tuple[str, str], ...]]
+    block_metadata: bool
+    source: str  # the file, or "<defaults>"
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _label_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _pairs(mapping: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), _label_value(v)) for k, v in mapping.items()))
+
+
+def _check(doc: Document | None, data: dict[str, Any]) -> None:
+    """Rules the schema cannot say."""
+    seen: dict[str, int] = {}
+    for i, share in enumerate(data["nfs"]):
+        path = os.path.normpath(share["path"])
+        if path == "/" or path.startswith("/proc") or path.startswith("/sys"):
+            raise _err(doc, ("nfs", i, "path"), f"cannot mount an NFS share on {path}", "pick a directory like /mnt/nfs")
+        if path in seen:
+            raise _err(doc, ("nfs", i, "path"), f"{path} is already the mount path of nfs[{seen[path]}]",
+                       "give each share its own path")
+        seen[path] = i
+    version = data["docker"]["version"]
+    if version and data["docker"]["install"] in ("distro", "none"):
+        raise _err(doc, ("docker", "version"),
+                   f"docker.version pins nothing with install: {data['docker']['install']}",
+                   "use install: apt-repo or convenience-script to pin a version, or remove version")
+
+
+def _err(doc: Document | None, path: tuple[Any, ...], message: str, fix: str) -> ConfigError:
+    if doc is None:
+        return ConfigError(message, path=path, fix=fix)
+    err = doc.error(path, message, fix, cls=ConfigError)
+    assert isinstance(err, ConfigError)
+    return err
+
+
+def build(data: dict[str, Any], source: str = "<defaults>", doc: Document | None = None) -> ClusterConfig:
+    merged = _merge(DEFAULTS, data or {})
+    _check(doc, merged)
+    d, s, c = merged["docker"], merged["swarm"], merged["consul"]
+    daemon = d["daemon"]
+    return ClusterConfig(
+        name=merged["cluster"]["name"],
+        swarm=SwarmSettings(
+            seed=s["seed"],
+            managers=tuple(s["managers"]),
+            advertise_interface=s["advertise_interface"],
+            join_port=s["join_port"],
+            join_timeout=s["join_timeout"],
+        ),
+        docker=DockerSettings(
+            install=d["install"],
+            version=d["version"],
+            apt_proxy=d["apt_proxy"],
+            api_port=d["api_port"],
+            daemon=DaemonSettings(
+                log_driver=daemon["log_driver"],
+                log_opts=_pairs(daemon["log_opts"]),
+                storage_driver=daemon["storage_driver"],
+                labels=_pairs(daemon["labels"]),
+                registry_mirrors=tuple(daemon["registry_mirrors"]),
+                insecure_registries=tuple(daemon["insecure_registries"]),
+            ),
+        ),
+        tls_sans=tuple(merged["tls"]["sans"]),
+        nfs=tuple(
+            NfsShare(
+                server=n["server"],
+                export=n["export"],
+                path=os.path.normpath(n["path"]),
+                options=tuple(n.get("options", ["vers=4.1", "hard", "timeo=600", "retrans=2"])),
+                required=n.get("required", True),
+            )
+            for n in merged["nfs"]
+        ),
+        consul=ConsulSettings(
+            servers=tuple(c["servers"]),
+            agents=c["agents"],
+            image=c["image"],
+            datacenter=c["datacenter"],
+            encrypt=c["encrypt"],
+        ),
+        labels={role: _pairs(merged["labels"].get(role) or {}) for role in ROLES},
+        block_metadata=merged["security"]["block_metadata"],
+        source=source,
+    )
+
+
+def load(path: str | Path | None) -> ClusterConfig:
+    """Load `path`, or the embedded defaults when `path` is None."""
+    if path is None:
+        return build({})
+    from . import yamlsrc
+    from .schema import load_schema, validate
+
+    doc = yamlsrc.load(path, cls=ConfigError)
+    validate(doc, load_schema("cluster.json"), cls=ConfigError)
+    return build(doc.data or {}, str(path), doc)
+
+
+def find_config(explicit: str | None) -> str | None:
+    """--config, then $BAKERY_CONFIG, then ./bakery.yml if present, else defaults."""
+    if explicit:
+        return explicit
+    if os.environ.get("BAKERY_CONFIG"):
+        return os.environ["BAKERY_CONFIG"]
+    return "bakery.yml" if os.path.exists("bakery.yml") else None

@@ -1,0 +1,155 @@
+"""Boot, run commands in, and stop systemd-nspawn nodes (../shared/ENGINE.md §3).
+
+Each node boots the shared image read-only under its own overlay, with its
+own /var/lib/docker (seeded from the image's, so baked images are there)
+and a NoCloud seed holding its user-data and meta-data, so the real
+cloud-init runs on exactly what `bakery render` printed.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from ...errors import BakeryError
+from .host import run, which
+from .net import DOMAIN, HOST_ADDRESS
+from .state import NodeRecord, Proc, proc_starttime
+
+SEED_MOUNT = "/var/lib/cloud/seed/nocloud"
+
+
+def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, baked: bool) -> None:
+    """The node's directory: overlay upper, docker dir, NoCloud seed."""
+    d = Path(node.dir)
+    for sub in ("upper/etc", "docker", "seed"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    (d / "seed" / "user-data").write_bytes(user_data)
+    # A fresh instance-id per boot: cloud-init treats the node as a new instance, as a new VM would be.
+    meta = f"instance-id: {node.name}-{uuid.uuid4().hex[:12]}\nlocal-hostname: {node.name}\n"
+    (d / "seed" / "meta-data").write_text(meta)
+    # No resolved in the image: point the resolver at dnsmasq on the bridge, as a tenant DHCP would.
+    (d / "upper/etc/resolv.conf").write_text(f"nameserver {HOST_ADDRESS}\nsearch {DOMAIN}\n")
+    if baked:
+        # The node's /var/lib/docker is a bind mount; copy the baked images into it (FACTS:
+        # images vanish when a fresh volume is mounted over /var/lib/docker).
+        run(["cp", "-a", "--reflink=auto", f"{image_root}/var/lib/docker/.", str(d / "docker")], d / "prepare.log")
+
+
+def boot(node: NodeRecord, image_root: Path, bridge: str) -> None:
+    d = Path(node.dir)
+    cmd = [
+        which("systemd-nspawn"),
+        "-q",
+        "-D", str(image_root),
+        f"--overlay=+/:{d / 'upper'}:/",
+        f"--bind={d / 'docker'}:/var/lib/docker",
+        f"--bind-ro={d / 'seed'}:{SEED_MOUNT}",
+        "--boot",
+        f"--machine={node.name}",
+        "--register=no",
+        "--keep-unit",
+        "--console=pipe",
+        "--link-journal=no",
+        "--resolv-conf=off",
+        "--capability=all",
+        f"--network-bridge={bridge}",
+    ]
+    with (d / "console.log").open("ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    node.nspawn = Proc.of(proc.pid)
+    node.stopped = False
+
+
+def find_init(node: NodeRecord, timeout: float = 30) -> Proc:
+    """The node's PID 1 seen from the host: the child of systemd-nspawn whose comm is `systemd`.
+
+    (Not nspawn itself: nsenter into nspawn's namespaces enters the host.)
+    """
+    if node.nspawn is None:
+        raise BakeryError(f"node {node.name} was never booted")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not node.nspawn.alive():
+            log = Path(node.dir) / "console.log"
+            raise BakeryError(f"node {node.name}: systemd-nspawn exited:\n{log.read_text(errors='replace')[-800:]}")
+        for pid in _children(node.nspawn.pid):
+            if _comm(pid) == "systemd":
+                return Proc.of(pid)
+        time.sleep(0.2)
+    raise BakeryError(f"node {node.name}: systemd did not start within {timeout:.0f}s")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def running(node: NodeRecord) -> bool:
+    return node.init is not None and node.init.alive()
+
+
+def exec_in(node: NodeRecord, cmd: Sequence[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `cmd` inside the node (all its namespaces), as root."""
+    if not running(node):
+        raise BakeryError(f"node {node.name} is not running")
+    assert node.init is not None
+    return subprocess.run(
+        [which("nsenter"), "-t", str(node.init.pid), "-a", "--", *cmd],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def stop(node: NodeRecord, grace: float = 20) -> None:
+    """Orderly poweroff (nspawn turns SIGTERM into SIGRTMIN+3 for the node's systemd), then kill.
+
+    Killing nspawn alone would orphan the node's PID namespace; killing its
+    init ends every process in it.
+    """
+    if node.nspawn is not None:
+        node.nspawn.stop(grace=grace)
+    if node.init is not None and node.init.alive():
+        node.init.send(signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while node.init.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    node.stopped = True
+
+
+def kill(node: NodeRecord) -> None:
+    """A hard fault: the node vanishes at once, as a VM whose hypervisor died."""
+    for proc in (node.init, node.nspawn):
+        if proc is not None:
+            proc.send(signal.SIGKILL)
+    for proc in (node.init, node.nspawn):
+        deadline = time.monotonic() + 10
+        while proc is not None and proc.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    node.stopped = True
+
+
+def is_gone(node: NodeRecord) -> bool:
+    return all(p is None or proc_starttime(p.pid) != p.starttime for p in (node.nspawn, node.init))

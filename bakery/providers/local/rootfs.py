@@ -1,0 +1,278 @@
+"""The node image for local clusters: a Debian root filesystem, built once and cached.
+
+Recipe (../shared/ENGINE.md §3): debootstrap minbase with systemd, then a
+second apt step inside the image (debootstrap alone cannot resolve
+cloud-init's virtual python3-cffi-backend-api-* dependency). Two flavours share
+one debootstrap stage:
+
+- plain: systemd, cloud-init, NFS client. The user-data installs Docker at boot.
+- baked: plain + docker.io + images loaded from `docker save` archives +
+  /etc/bakery/baked. The user-data sees the marker and skips the install.
+
+Docker's storage driver is not baked in: the user-data's daemon.json sets it,
+exactly as on OpenStack. Each stage lives in `<cache>/<stage>-<key>` where key
+hashes every input, so an image is rebuilt only when an input changes. Stages
+are built in a scratch directory and renamed into place, so a killed build
+never leaves a half image behind under a valid key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ... import __version__
+from ...errors import BakeryError, EnvironmentMissing, UserError
+from .host import Progress, run, which
+
+# Bump when the recipe below changes in a way that must invalidate caches.
+RECIPE_VERSION = 4
+BASE_VERSION = 3  # the debootstrap stage alone
+SUITE = "bookworm"
+BASE_INCLUDE = ("systemd", "systemd-sysv", "dbus", "iproute2", "ca-certificates", "apt-utils")
+PLAIN_PACKAGES = ("cloud-init", "nfs-common", "python3-cffi-backend")
+BAKED_PACKAGES = (*PLAIN_PACKAGES, "docker.io")
+MARKER = "etc/bakery/baked"
+SOURCES_DIR = Path("/etc/apt/sources.list.d")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    baked: bool
+    mirror: str
+    archives: tuple[Path, ...] = ()
+    suite: str = SUITE
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return BAKED_PACKAGES if self.baked else PLAIN_PACKAGES
+
+
+@dataclass(frozen=True)
+class Image:
+    root: Path  # the root filesystem, shared read-only by every node (each gets an overlay)
+    key: str
+    baked: bool
+    marker: dict[str, object]  # /etc/bakery/baked of a baked image; {} for plain
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("BAKERY_CACHE_DIR") or "/var/cache/bakery") / "local"
+
+
+def host_mirror(sources_dir: Path = SOURCES_DIR, suite: str = SUITE) -> str:
+    """The Debian mirror this machine's apt uses for `suite` (deb822 .sources or one-line .list)."""
+    candidates: list[Path] = sorted(sources_dir.glob("*.sources")) + sorted(sources_dir.glob("*.list"))
+    legacy = sources_dir.parent / "sources.list"
+    if legacy.exists():
+        candidates.append(legacy)
+    for path in candidates:
+        mirror = _mirror_in(path.read_text(errors="replace"), suite, deb822=path.suffix == ".sources")
+        if mirror:
+            return mirror
+    raise EnvironmentMissing(
+        f"no apt source for Debian {suite} in {sources_dir} (add one; the node image is built from it)"
+    )
+
+
+def _mirror_in(text: str, suite: str, *, deb822: bool) -> str | None:
+    if not deb822:
+        for line in text.splitlines():
+            parts = line.split("#", 1)[0].split()
+            if len(parts) >= 3 and parts[0] == "deb" and suite in parts[2:3]:
+                return parts[1] if not parts[1].startswith("[") else (parts[2] if len(parts) > 3 else None)
+        return None
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line or line[:1].isspace():
+                continue
+            name, value = line.split(":", 1)
+            fields[name.strip().lower()] = value.strip()
+        if "deb" in fields.get("types", "").split() and suite in fields.get("suites", "").split():
+            uris = fields.get("uris", "").split()
+            if uris:
+                return uris[0]
+    return None
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def base_key(recipe: Recipe) -> str:
+    data = {"v": BASE_VERSION, "suite": recipe.suite, "mirror": recipe.mirror, "include": BASE_INCLUDE}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def image_key(recipe: Recipe) -> str:
+    data = {
+        "v": RECIPE_VERSION,
+        "base": base_key(recipe),
+        "baked": recipe.baked,
+        "packages": recipe.packages,
+        "archives": [_digest(a) for a in recipe.archives],
+        "bakery": __version__,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ensure(recipe: Recipe, cache: Path, progress: Progress) -> Image:
+    """The cached image for `recipe`, built (with progress) only if it is not there yet."""
+    for archive in recipe.archives:
+        if not archive.is_file():
+            raise UserError(f"{archive}: no such image archive (make one with `docker save -o FILE IMAGE`)")
+    which("debootstrap")
+    which("systemd-nspawn")
+    key = image_key(recipe)
+    final = cache / f"{'baked' if recipe.baked else 'plain'}-{key}"
+    if (final / "rootfs").is_dir():
+        progress(f"node image {final.name} is cached ({final})")
+        return _image(final, key, recipe.baked)
+    base = _ensure_base(recipe, cache, progress)
+    with _scratch(cache, final.name) as work:
+        progress(f"copying the base system into a new {final.name}")
+        run(["cp", "-a", "--reflink=auto", str(base / "rootfs"), str(work / "rootfs")], work / "build.log")
+        _configure(work / "rootfs", recipe, work / "build.log", progress)
+        work.rename(final)
+    progress(f"node image ready: {final}")
+    return _image(final, key, recipe.baked)
+
+
+def _image(final: Path, key: str, baked: bool) -> Image:
+    marker_path = final / "rootfs" / MARKER
+    marker = json.loads(marker_path.read_text()) if baked and marker_path.exists() else {}
+    return Image(root=final / "rootfs", key=key, baked=baked, marker=marker)
+
+
+class _scratch:
+    """A build directory next to the cache entry; removed unless it was renamed into place."""
+
+    def __init__(self, cache: Path, name: str) -> None:
+        cache.mkdir(parents=True, exist_ok=True)
+        self.path = cache / f".build-{name}-{os.getpid()}"
+
+    def __enter__(self) -> Path:
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.path.mkdir(parents=True)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path.exists():
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _ensure_base(recipe: Recipe, cache: Path, progress: Progress) -> Path:
+    final = cache / f"base-{base_key(recipe)}"
+    if (final / "rootfs").is_dir():
+        return final
+    with _scratch(cache, final.name) as work:
+        progress(f"debootstrap {recipe.suite} from {recipe.mirror} (a few minutes; log: {work}/build.log)")
+        cmd = ["debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_INCLUDE)]
+        run([*cmd, recipe.suite, str(work / "rootfs"), recipe.mirror], work / "build.log", timeout=3600)
+        log = final.parent / f"{final.name}.log"
+        shutil.copy(work / "build.log", log)
+        work.rename(final)
+    return final
+
+
+def _nspawn(root: Path, log: Path, *args: str, binds: tuple[str, ...] = (), net: bool = True) -> None:
+    """Run one command inside the image (not booted); nspawn sets up /proc, /sys, /dev and undoes them."""
+    cmd = ["systemd-nspawn", "-q", "-D", str(root), "--register=no", "--keep-unit", "--capability=all"]
+    cmd += ["--resolv-conf=copy-host"] if net else ["--private-network"]
+    cmd += ["--setenv=DEBIAN_FRONTEND=noninteractive", *binds, *args]
+    run(cmd, log, timeout=3600)
+
+
+def _configure(root: Path, recipe: Recipe, log: Path, progress: Progress) -> None:
+    # No service may start inside the build (policy-rc.d), whatever the packages' postinst wants.
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    progress(f"installing {' '.join(recipe.packages)} in the image")
+    _nspawn(root, log, "apt-get", "update", "-q")
+    _nspawn(root, log, "apt-get", "install", "-y", "-q", "--no-install-recommends", *recipe.packages)
+    _nspawn(root, log, "systemctl", "enable", "systemd-networkd.service")
+    cfg = root / "etc/cloud/cloud.cfg.d"
+    (cfg / "90-bakery-datasource.cfg").write_text("datasource_list: [NoCloud, None]\n")
+    # minbase has no generated en_US.UTF-8, cloud-init's default: its locale module would fail.
+    (cfg / "91-bakery-locale.cfg").write_text("locale: C.UTF-8\n")
+    if recipe.baked:
+        _load_images(root, recipe.archives, log, progress)
+        _write_marker(root, recipe)
+    policy.unlink()
+    _hygiene(root, log)
+
+
+def _load_images(root: Path, archives: tuple[Path, ...], log: Path, progress: Progress) -> None:
+    """`docker load` each archive with the image's own dockerd, inside the image, on a private network.
+
+    vfs, because that is the storage driver the user-data configures: images
+    loaded under another driver would be invisible at boot (FACTS: images vanish
+    when the storage driver changes).
+    """
+    if not archives:
+        return
+    progress(f"loading {len(archives)} image archive(s) into the image's Docker")
+    binds = tuple(f"--bind-ro={a.resolve()}:/run/bakery-archives/{i}.tar" for i, a in enumerate(archives))
+    script = (
+        "dockerd --storage-driver=vfs --bridge=none --iptables=false -H unix:///run/bakery-load.sock "
+        ">/run/dockerd.log 2>&1 & pid=$!; "
+        "for i in $(seq 60); do docker -H unix:///run/bakery-load.sock version >/dev/null 2>&1 && break; sleep 1; done; "
+        "for f in /run/bakery-archives/*.tar; do docker -H unix:///run/bakery-load.sock load -i \"$f\" || "
+        "{ cat /run/dockerd.log; kill $pid; exit 1; }; done; "
+        "docker -H unix:///run/bakery-load.sock image ls --format '{{.Repository}}:{{.Tag}}' "
+        "| grep -v '<none>' | sort > /run/bakery-images; cp /run/bakery-images /etc/bakery-images; "
+        "kill $pid; wait $pid; true"
+    )
+    _nspawn(root, log, "/bin/sh", "-c", script, binds=binds, net=False)
+
+
+def _write_marker(root: Path, recipe: Recipe) -> None:
+    listed = root / "etc/bakery-images"
+    images = sorted(listed.read_text().split()) if listed.exists() else []
+    listed.unlink(missing_ok=True)
+    status = (root / "var/lib/dpkg/status").read_text()
+    marker = {
+        "bakery_version": __version__,
+        "docker_version": _package_version(status, "docker.io"),
+        "images": images,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "image_key": image_key(recipe),
+    }
+    path = root / MARKER
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+
+
+def _package_version(status: str, name: str) -> str:
+    for stanza in status.split("\n\n"):
+        if f"Package: {name}\n" in stanza + "\n":
+            for line in stanza.splitlines():
+                if line.startswith("Version: "):
+                    return line.split(" ", 1)[1]
+    raise BakeryError(f"{name} is not installed in the image (the apt step did not install it)")
+
+
+def _hygiene(root: Path, log: Path) -> None:
+    """What every image must shed before it is cloned (FACTS: images, cloud-init clean)."""
+    _nspawn(root, log, "cloud-init", "clean", "--logs", "--seed", net=False)
+    _nspawn(root, log, "apt-get", "clean", net=False)
+    (root / "etc/machine-id").write_text("")
+    (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    for identity in ("etc/docker/key.json", "var/lib/docker/engine-id"):
+        (root / identity).unlink(missing_ok=True)
+    # Docker's network store holds the builder's network ids; each node makes its own.
+    shutil.rmtree(root / "var/lib/docker/network", ignore_errors=True)
+    for leftover in root.glob("var/lib/apt/lists/*_Packages"):
+        leftover.unlink()
+    (root / "etc/resolv.conf").unlink(missing_ok=True)

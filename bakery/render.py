@@ -1,0 +1,312 @@
+"""Per-role cloud-init user-data.
+
+`render(cfg, node, material)` computes every value in Python, fills the
+templates in templates/systemd and templates/cloud-init (layout only), and
+returns one #cloud-config document (or MIME multipart when the operator adds
+parts), gzipped when it must be to fit Nova's user-data limit.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shlex
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .certs import NodeMaterial
+from .config import ClusterConfig
+from .errors import UserError
+from .systemd import mount_unit_name
+
+# Nova: 65,535 characters of base64 -> 49,149 raw bytes.
+NOVA_BASE64_LIMIT = 65535
+NOVA_RAW_LIMIT = NOVA_BASE64_LIMIT // 4 * 3
+
+SWARM_PORT = 2377
+DOCKER_SOCKET = "/var/run/docker.sock"
+TLS_DIR = "/etc/bakery/tls"
+LIB_DIR = "/usr/local/lib/bakery"
+UNIT_DIR = "/etc/systemd/system"
+# Later parts merge into ours by appending lists and never replacing our keys.
+MERGE_HOW = "list(append)+dict(no_replace,recurse_list)+str()"
+JOIN_CLASS = {"seed": "manager", "manager": "manager", "worker": "worker", "consul": None}
+
+
+@dataclass(frozen=True)
+class Node:
+    role: str
+    name: str
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InsecureTcp:
+    """An explicit opt-in to plain TCP: bound exactly where the user said."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class UserData:
+    payload: bytes
+    raw_size: int  # before gzip
+    gzipped: bool
+    content_type: str  # "text/cloud-config" or "multipart/mixed"
+    files: tuple[str, ...]  # paths written on the node, for --output json
+
+    @property
+    def base64_size(self) -> int:
+        return (len(self.payload) + 2) // 3 * 4
+
+
+def templates_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "systemd").is_dir():
+            return candidate
+    raise FileNotFoundError("bakery's templates are missing from this installation")
+
+
+@cache
+def _env() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # noqa: S701 - output is YAML/shell/unit text, quoted by filters
+    )
+    env.filters["sh"] = lambda v: shlex.quote("" if v is None else str(v))
+    return env
+
+
+def _fill(template: str, **values: Any) -> str:
+    text: str = _env().get_template(template).render(**values)
+    return text
+
+
+def node_sans(cfg: ClusterConfig, node: Node) -> list[str]:
+    """Names and addresses the node's server certificate must carry."""
+    sans = [node.name, "localhost", "127.0.0.1", "::1", *node.addresses, *cfg.tls_sans]
+    if node.role == "seed":
+        sans.append(cfg.swarm.seed)
+    if node.role == "manager" and node.name == "manager":
+        sans.extend(cfg.swarm.managers)  # one user-data shared by all managers
+    return sorted(set(sans))
+
+
+def _daemon_json(cfg: ClusterConfig, role: str, tls: bool) -> str:
+    d = cfg.docker.daemon
+    out: dict[str, Any] = {}
+    if tls:
+        out.update(
+            tlsverify=True,
+            tlscacert=f"{TLS_DIR}/ca.pem",
+            tlscert=f"{TLS_DIR}/server-cert.pem",
+            tlskey=f"{TLS_DIR}/server-key.pem",
+        )
+    out["log-driver"] = d.log_driver
+    if d.log_opts:
+        out["log-opts"] = dict(d.log_opts)
+    if d.storage_driver:
+        out["storage-driver"] = d.storage_driver
+    labels = dict(d.labels) | dict(cfg.labels.get(role, ()))
+    labels["bakery.role"] = role
+    out["labels"] = [f"{k}={v}" for k, v in sorted(labels.items())]
+    if d.registry_mirrors:
+        out["registry-mirrors"] = list(d.registry_mirrors)
+    if d.insecure_registries:
+        out["insecure-registries"] = list(d.insecure_registries)
+    return json.dumps(out, indent=2, sort_keys=True) + "\n"
+
+
+def _join_json(cfg: ClusterConfig, node: Node) -> str:
+    endpoints = [cfg.swarm.seed, *[m for m in cfg.swarm.managers if m != cfg.swarm.seed]]
+    if node.role == "manager":
+        endpoints = [e for e in endpoints if e != node.name] or endpoints
+    tls = {"ca": f"{TLS_DIR}/ca.pem", "cert": f"{TLS_DIR}/server-cert.pem", "key": f"{TLS_DIR}/server-key.pem",
+           "join_cert": f"{TLS_DIR}/join-cert.pem", "join_key": f"{TLS_DIR}/join-key.pem"}
+    if JOIN_CLASS[node.role] == "manager":
+        tls["join_ca"] = f"{TLS_DIR}/join-ca.pem"
+    data = {
+        "role": node.role,
+        "join_class": JOIN_CLASS[node.role],
+        "seed": cfg.swarm.seed,
+        "endpoints": endpoints,
+        "join_port": cfg.swarm.join_port,
+        "swarm_port": SWARM_PORT,
+        "docker_socket": DOCKER_SOCKET,
+        "advertise_interface": cfg.swarm.advertise_interface,
+        "timeout": cfg.swarm.join_timeout,
+        "tls": tls,
+    }
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _consul_json(cfg: ClusterConfig, server: bool) -> str:
+    c = cfg.consul
+    data: dict[str, Any] = {
+        "datacenter": c.datacenter,
+        "data_dir": "/consul/data",
+        "server": server,
+        "retry_join": list(c.servers),
+        # go-sockaddr template, evaluated by consul: the node's private address.
+        "bind_addr": '{{ GetPrivateInterfaces | attr "address" }}',
+        "client_addr": "127.0.0.1",
+        "leave_on_terminate": not server,
+    }
+    if server:
+        data["bootstrap_expect"] = len(c.servers)
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+class _Files:
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def add(self, path: str, content: str, mode: str = "0644") -> None:
+        self.entries.append({"path": path, "owner": "root:root", "permissions": mode, "content": content})
+
+
+def _files(
+    cfg: ClusterConfig, node: Node, m: NodeMaterial, insecure: InsecureTcp | None, gossip_key: str | None
+) -> _Files:
+    f = _Files()
+    role, tls = node.role, insecure is None
+    join_class = JOIN_CLASS[role]
+    f.add(f"{TLS_DIR}/ca.pem", m.ca_pem)
+    f.add(f"{TLS_DIR}/server-cert.pem", m.server_cert)
+    f.add(f"{TLS_DIR}/server-key.pem", m.server_key, "0600")
+    if join_class and m.join_cert and m.join_key:
+        f.add(f"{TLS_DIR}/join-cert.pem", m.join_cert)
+        f.add(f"{TLS_DIR}/join-key.pem", m.join_key, "0600")
+        if m.join_ca_pem:
+            f.add(f"{TLS_DIR}/join-ca.pem", m.join_ca_pem)
+        f.add("/etc/bakery/join.json", _join_json(cfg, node))
+        f.add(f"{LIB_DIR}/bakery-join", (templates_dir() / "cloud-init" / "bakery-join.py").read_text(), "0755")
+    f.add("/etc/docker/daemon.json", _daemon_json(cfg, role, tls))
+
+    listen = f"{insecure.host}:{insecure.port}" if insecure else str(cfg.docker.api_port)
+    f.add(f"{UNIT_DIR}/docker-tcp.socket",
+          _fill("systemd/docker-tcp.socket.j2", listen=listen, tls=tls, bind_ipv6_only=tls,
+                security="mutual TLS" if tls else "NO TLS"))
+
+    mount_units = []
+    for share in cfg.nfs:
+        unit = mount_unit_name(share.path)
+        mount_units.append(unit)
+        f.add(f"{UNIT_DIR}/{unit}", _fill("systemd/nfs.mount.j2", what=f"{share.server}:{share.export}",
+                                          where=share.path, options=",".join(("_netdev", *share.options))))
+    f.add(f"{UNIT_DIR}/docker.service.d/10-bakery.conf", _fill(
+        "systemd/docker-bakery.conf.j2",
+        required_mounts=[s.path for s in cfg.nfs if s.required],
+        wanted_mounts=[mount_unit_name(s.path) for s in cfg.nfs if not s.required]))
+
+    units: list[str] = []
+    if cfg.block_metadata:
+        f.add(f"{UNIT_DIR}/bakery-metadata-block.service", _fill("systemd/bakery-metadata-block.service.j2"))
+        units.append("bakery-metadata-block.service")
+    consul_mode = "server" if role == "consul" else ("agent" if cfg.consul.agents else None)
+    if consul_mode:
+        f.add("/etc/bakery/consul/consul.json", _consul_json(cfg, consul_mode == "server"))
+        if gossip_key:
+            f.add("/etc/bakery/consul/encrypt.json", json.dumps({"encrypt": gossip_key}) + "\n", "0600")
+        f.add(f"{UNIT_DIR}/bakery-consul.service",
+              _fill("systemd/bakery-consul.service.j2", mode=consul_mode, image=cfg.consul.image))
+        units.append("bakery-consul.service")
+    if join_class:
+        action = "initialise or join the swarm" if role == "seed" else f"join the swarm as a {join_class}"
+        f.add(f"{UNIT_DIR}/bakery-join.service",
+              _fill("systemd/bakery-join.service.j2", action=action, timeout=cfg.swarm.join_timeout + 60))
+        units.append("bakery-join.service")
+    if join_class == "manager":
+        f.add(f"{UNIT_DIR}/bakery-join-server.service",
+              _fill("systemd/bakery-join-server.service.j2", port=cfg.swarm.join_port))
+        units.append("bakery-join-server.service")
+
+    f.add(f"{LIB_DIR}/bootstrap", _fill(
+        "cloud-init/bootstrap.sh.j2", role=role, install=cfg.docker.install, version=cfg.docker.version,
+        packages=["nfs-common"] if cfg.nfs else [], mount_units=mount_units, units=units), "0755")
+    return f
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def cloud_config(cfg: ClusterConfig, node: Node, material: NodeMaterial,
+                 insecure: InsecureTcp | None = None, gossip_key: str | None = None) -> tuple[str, list[str]]:
+    """The #cloud-config document text and the paths it writes."""
+    files = _files(cfg, node, material, insecure, gossip_key)
+    doc: dict[str, Any] = {}
+    if cfg.docker.apt_proxy:
+        doc["apt"] = {"proxy": cfg.docker.apt_proxy}
+    doc["write_files"] = files.entries
+    doc["runcmd"] = [["/bin/sh", f"{LIB_DIR}/bootstrap"]]
+    body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+    header = f"#cloud-config\n# bakery: role {node.role}, node {node.name}, cluster {cfg.name}\n"
+    return header + body, [e["path"] for e in files.entries]
+
+
+def finish(text: bytes, content_type: str, files: list[str], gzip_mode: str) -> UserData:
+    """Apply --gzip (auto/always/never) and Nova's size limit."""
+    raw = len(text)
+    payload, zipped = text, False
+    if gzip_mode == "always" or (gzip_mode == "auto" and raw > NOVA_RAW_LIMIT):
+        payload, zipped = gzip.compress(text, mtime=0), True
+    result = UserData(payload, raw, zipped, content_type, tuple(files))
+    if result.base64_size > NOVA_BASE64_LIMIT:
+        how = "gzipped" if zipped else "not gzipped (--gzip never)"
+        raise UserError(
+            f"user-data is {len(payload)} bytes ({how}), {result.base64_size} base64 characters; "
+            f"Nova accepts at most {NOVA_BASE64_LIMIT} base64 characters ({NOVA_RAW_LIMIT} bytes)",
+            fix="drop extra parts or NFS shares, or let bakery gzip (--gzip auto)",
+        )
+    return result
+
+
+def build_userdata(
+    cfg: ClusterConfig,
+    node: Node,
+    state_root: Path | None = None,
+    *,
+    gzip_mode: str = "auto",
+    parts: tuple[Path, ...] = (),
+    insecure: InsecureTcp | None = None,
+) -> tuple[UserData, bool]:
+    """The whole pipeline: certificates (made once), document, parts, size.
+
+    Returns the user-data and whether cluster material was created now.
+    """
+    from . import certs, state
+
+    cdir = state.cluster_dir(cfg.name, state_root)
+    created = certs.ensure_cluster(cdir, cfg.name)
+    material = certs.ensure_node(cdir, node.name, JOIN_CLASS[node.role], node_sans(cfg, node))
+    consul_here = node.role == "consul" or cfg.consul.agents
+    gossip = certs.ensure_gossip_key(cdir) if consul_here and cfg.consul.encrypt else None
+    text, files = cloud_config(cfg, node, material, insecure, gossip)
+    if not parts:
+        return finish(text.encode(), "text/cloud-config", files, gzip_mode), created
+    from .mime import multipart, read_part
+
+    extra = [read_part(p) for p in parts]
+    doc = multipart([("bakery.cfg", "cloud-config", text), *extra], MERGE_HOW)
+    return finish(doc, "multipart/mixed", files, gzip_mode), created

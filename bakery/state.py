@@ -1,0 +1,58 @@
+"""Where bakery keeps what it must not regenerate: CAs, certificates, keys.
+
+Layout of `<root>/<cluster>/`:
+    ca/ca.pem, ca/ca-key.pem              cluster CA (Docker API, join service server side)
+    join-ca/ca.pem, join-ca/ca-key.pem    join CA (signs the join-service client certs only)
+    client/ca.pem, cert.pem, key.pem      the operator's Docker client (a DOCKER_CERT_PATH)
+    nodes/<name>/...                      per-node material, reused on every render
+    consul/gossip.key                     consul's gossip encryption key
+
+Directories are 0700 and key files 0600; nothing here is ever world-readable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_root() -> Path:
+    if os.environ.get("BAKERY_STATE_DIR"):
+        return Path(os.environ["BAKERY_STATE_DIR"])
+    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(xdg) / "bakery"
+
+
+def cluster_dir(cluster: str, root: Path | None = None) -> Path:
+    return (root or default_root()) / cluster
+
+
+def client_cert_dir(cluster: str, root: Path | None = None) -> Path:
+    """A DOCKER_CERT_PATH for the operator: ca.pem, cert.pem, key.pem."""
+    return cluster_dir(cluster, root) / "client"
+
+
+def private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file 0600 from the start (never briefly world-readable)."""
+    private_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def write_public(path: Path, data: bytes) -> None:
+    private_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

@@ -1,0 +1,30 @@
+"""systemd unit names from paths, with systemd's own escaping rules.
+
+`systemd-escape --path /mnt/docker-nfs` gives `mnt-docker\\x2dnfs`: '/' becomes
+'-', and every byte outside [A-Za-z0-9:_.] (and a leading '.') becomes \\xNN.
+"""
+
+from __future__ import annotations
+
+import os
+
+_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.")
+
+
+def escape_path(path: str) -> str:
+    norm = os.path.normpath(path).strip("/")
+    if not norm or norm == ".":
+        return "-"
+    out = []
+    for i, ch in enumerate(norm):
+        if ch == "/":
+            out.append("-")
+        elif ch in _SAFE and not (i == 0 and ch == "."):
+            out.append(ch)
+        else:
+            out.extend(f"\\x{b:02x}" for b in ch.encode("utf-8"))
+    return "".join(out)
+
+
+def mount_unit_name(path: str) -> str:
+    return escape_path(path) + ".mount"

@@ -1,0 +1,42 @@
+"""Golden user-data per role and per feature: tests/cases/render/<case>/.
+
+Each case has `args` (the render flags), an optional `bakery.yml`, and
+`expected.txt` (the user-data with certificate bodies masked).
+BAKERY_UPDATE_GOLDEN=1 rewrites the expected files; review them with git diff.
+"""
+
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.render_util import mask, render
+
+CASES = Path(__file__).resolve().parent.parent / "cases" / "render"
+
+
+def case_args(case: Path) -> list[str]:
+    args = shlex.split((case / "args").read_text().replace("PARTS/", f"{case}/PARTS/"))
+    if (case / "bakery.yml").exists():
+        args += ["--config", str(case / "bakery.yml")]
+    return args
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
+def test_golden(case, tmp_path, capsys):
+    d = CASES / case
+    got = mask(render(case_args(d), tmp_path / "state", capsys).decode())
+    expected = d / "expected.txt"
+    if os.environ.get("BAKERY_UPDATE_GOLDEN") == "1":
+        expected.write_text(got)
+    assert expected.exists(), f"no golden for {case}: run with BAKERY_UPDATE_GOLDEN=1"
+    assert got == expected.read_text()
+
+
+@pytest.mark.parametrize("case", ["seed-default", "nfs-shares", "extra-parts"])
+def test_same_inputs_same_bytes(case, tmp_path, capsys):
+    args = case_args(CASES / case)
+    first = render(args, tmp_path / "state", capsys)
+    second = render(args, tmp_path / "state", capsys)
+    assert first == second
