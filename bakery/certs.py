@@ -161,6 +161,7 @@ def ensure_cluster(cluster_dir: Path, cluster: str) -> bool:
     Returns True when anything was created (the CLI says so on stderr).
     """
     created = False
+    private_dir(cluster_dir)
     ca, join_ca, client = cluster_dir / "ca", cluster_dir / "join-ca", cluster_dir / "client"
     for directory, cn in ((ca, f"bakery {cluster} cluster CA"), (join_ca, f"bakery {cluster} join CA")):
         if not (directory / "ca.pem").exists():
@@ -181,13 +182,14 @@ def ensure_node(
     """The node's material, issued once; reissued only when its SANs or class change."""
     node_dir = cluster_dir / "nodes" / name
     meta_path = node_dir / "meta.json"
-    want = {"join_class": join_class, "sans": sorted(set(sans))}
+    want_sans = sorted(set(sans))
+    want: dict[str, Any] = {"join_class": join_class, "sans": want_sans}
     have: dict[str, Any] | None = None
     if meta_path.exists():
         have = json.loads(meta_path.read_text())
     ca, join_ca = cluster_dir / "ca", cluster_dir / "join-ca"
     if have != want:
-        cert, key = _issue(ca, name, ou=None, server=True, sans=want["sans"])
+        cert, key = _issue(ca, name, ou=None, server=True, sans=want_sans)
         write_private(node_dir / "server-key.pem", key)
         write_public(node_dir / "server-cert.pem", cert)
         if join_class:

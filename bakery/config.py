@@ -141,7 +141,8 @@ def _check(doc: Document | None, data: dict[str, Any]) -> None:
     for i, share in enumerate(data["nfs"]):
         path = os.path.normpath(share["path"])
         if path == "/" or path.startswith("/proc") or path.startswith("/sys"):
-            raise _err(doc, ("nfs", i, "path"), f"cannot mount an NFS share on {path}", "pick a directory like /mnt/nfs")
+            raise _err(doc, ("nfs", i, "path"), f"cannot mount an NFS share on {path}",
+                       "pick a directory like /mnt/nfs")
         if path in seen:
             raise _err(doc, ("nfs", i, "path"), f"{path} is already the mount path of nfs[{seen[path]}]",
                        "give each share its own path")

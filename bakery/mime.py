@@ -52,12 +52,12 @@ def multipart(parts: list[tuple[str, str, str]], merge_how: str) -> bytes:
     from email.mime.text import MIMEText
 
     utf8 = Charset("utf-8")
-    utf8.body_encoding = None  # 8bit, readable: cloud-init decodes either way
+    utf8.body_encoding = None  # type: ignore[assignment]  # 8bit, readable; cloud-init decodes either way
 
     digest = hashlib.sha256("\0".join(t for _, _, t in parts).encode()).hexdigest()[:32]
     outer = MIMEMultipart(boundary=f"==bakery-{digest}==")
     for filename, subtype, text in parts:
-        msg = MIMEText(text, subtype, "us-ascii" if text.isascii() else utf8)
+        msg = MIMEText(text, subtype, "us-ascii" if text.isascii() else utf8)  # type: ignore[arg-type]
         msg.add_header("Content-Disposition", "attachment", filename=filename)
         if subtype == "cloud-config":
             msg["Merge-Type"] = merge_how

@@ -35,6 +35,16 @@ def _fix_for(error: Any) -> str | None:
         return "use one of: " + ", ".join(str(v) for v in error.validator_value)
     if error.validator == "type":
         return f"give a value of type {error.validator_value}"
+    if error.validator in ("minimum", "maximum"):
+        lo, hi = error.schema.get("minimum"), error.schema.get("maximum")
+        if lo is not None and hi is not None:
+            return f"use a number from {lo} to {hi}"
+        return f"use a number {'>=' if lo is not None else '<='} {lo if lo is not None else hi}"
+    if error.validator == "required":
+        missing = [k for k in error.validator_value if k not in (error.instance or {})]
+        return "add " + ", ".join(repr(k) for k in missing)
+    if error.validator in ("pattern", "minLength", "maxLength", "minItems", "uniqueItems"):
+        return f"see the rule: {error.validator} {error.validator_value!r}"
     return None
 
 

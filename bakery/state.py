@@ -33,7 +33,15 @@ def client_cert_dir(cluster: str, root: Path | None = None) -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create `path` and any missing parents 0700; tighten `path` itself."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(d, 0o700)
     os.chmod(path, 0o700)
     return path
 

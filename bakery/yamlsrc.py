@@ -158,7 +158,7 @@ def _yaml_error(exc: yaml.YAMLError, source: str, cls: type[UserError]) -> UserE
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     fix = "fix the YAML syntax"
-    if "\t" in problem or "tab" in problem:
+    if "\t" in problem or "\\t" in problem or "tab" in problem:
         fix = "YAML indents with spaces only; replace the tab characters"
     return cls(
         f"invalid YAML: {problem}",

@@ -21,9 +21,9 @@ BOUNDARY = re.compile(r"==bakery-[0-9a-f]+==")
 def render(args: str | list[str], state: Path, capsys: Any, cwd: Path | None = None) -> bytes:
     argv = shlex.split(args) if isinstance(args, str) else args
     code = main(["render", *argv, "--state-dir", str(state)])
-    out = capsys.readouterr()
+    out = capsys.readouterr()  # capsysbinary: user-data may be gzip
     assert code == 0, out.err
-    return out.out.encode() if isinstance(out.out, str) else out.out
+    return bytes(out.out)
 
 
 def mask(text: str) -> str:

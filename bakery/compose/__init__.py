@@ -1,0 +1,69 @@
+"""docker-compose v1/v2.x/v3 files into swarm-mode v3 stack files, with a loss report.
+
+    result = convert_files([Path("docker-compose.yml")])
+    result.stack    # plain data, exactly what is written as YAML (emit.dumps)
+    result.report   # what was kept, approximated and dropped, with file:line:col
+
+Pipeline: source (positioned YAML) -> loader (version, interpolation,
+schema) -> merge (extends, -f files) -> service/network (keys table driven)
+-> emit. Nothing here imports docker or openstacksdk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..errors import StrictError
+from ..report import Report
+from .convert import convert_project
+from .emit import dumps
+from .interpolate import parse_env_file
+from .merge import load_project
+from .model import ConvertResult, NodeInfo
+
+__all__ = ["ConvertResult", "NodeInfo", "StrictWarnings", "convert_files", "dumps"]
+
+
+class StrictWarnings(StrictError):
+    """`strict=True` and the conversion gave warnings; the result is attached."""
+
+    def __init__(self, result: ConvertResult) -> None:
+        count = len(result.report.warnings)
+        super().__init__(f"{count} warning(s) and --strict was given; first: {result.report.warnings[0]}")
+        self.result = result
+
+
+def _environ(paths: list[Path], env_files: list[Path], environ: Mapping[str, str] | None) -> dict[str, str]:
+    """Variables for interpolation: --env-file (or the .env beside the first file), then the process."""
+    files = list(env_files)
+    if not files and paths:
+        dotenv = paths[0].parent / ".env"
+        if dotenv.is_file():
+            files = [dotenv]
+    merged: dict[str, str] = {}
+    for f in files:
+        merged.update({k: v for k, v in parse_env_file(f).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def convert_files(
+    paths: list[Path],
+    *,
+    env_files: list[Path] | None = None,
+    environ: Mapping[str, str] | None = None,
+    strict: bool = False,
+    image_prefix: str | None = None,
+    nodes: list[NodeInfo] | None = None,
+) -> ConvertResult:
+    """Load, merge and convert compose files. Raises ComposeError for bad input."""
+    paths = [Path(p) for p in paths]
+    report = Report()
+    project = load_project(paths, _environ(paths, [Path(p) for p in env_files or []], environ), report)
+    stack, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix)
+    result = ConvertResult(stack=stack, report=report, version=version, source_version=project.version)
+    if strict and report.warnings:
+        raise StrictWarnings(result)
+    return result

@@ -45,6 +45,8 @@ class ServiceRun:
     depends_on: tuple[tuple[str, Condition], ...] = ()
     expected_tasks: int = 1  # replicas, or eligible nodes for global services
     job: bool = False  # one-shot: done when its tasks complete successfully
+    global_mode: bool = False  # one task per eligible node; plan counts the nodes
+    restarts: bool = True  # restart condition `any`: a completed task is not done
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class Plan:
     stack: str
     changes: tuple[Change, ...]
     services: tuple[ServiceRun, ...] = ()
+    # `network:<name>` / `secret:<name>` / `config:<name>` -> live ID; services are posted with IDs.
+    refs: dict[str, str] = field(default_factory=dict, hash=False, repr=False)
 
     def of(self, kind: Kind, *actions: Action) -> list[Change]:
         return [c for c in self.changes if c.kind == kind and (not actions or c.action in actions)]
@@ -87,8 +91,10 @@ class Plan:
 
     def lines(self) -> list[str]:
         """`create  service  voting_web`, one per object, in apply order."""
-        return [f"{c.action:<9} {c.kind:<7} {c.name}" + (f"  ({', '.join(c.reasons)})" if c.reasons else "")
-                for c in self.changes]
+        return [
+            f"{c.action:<9} {c.kind:<7} {c.name}" + (f"  ({', '.join(c.reasons)})" if c.reasons else "")
+            for c in self.changes
+        ]
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,13 @@ class Result:
             "elapsed": round(self.elapsed, 3),
             "errors": list(self.errors),
             "services": [
-                {"name": s.name, "state": s.state, "running": s.running, "desired": s.desired,
-                 "errors": list(s.errors)}
+                {
+                    "name": s.name,
+                    "state": s.state,
+                    "running": s.running,
+                    "desired": s.desired,
+                    "errors": list(s.errors),
+                }
                 for s in self.services
             ],
         }

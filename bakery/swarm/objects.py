@@ -72,7 +72,7 @@ def _ipam(ipam: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"Driver": str(ipam.get("driver") or "default")}
     configs = []
     for pool in ipam.get("config") or []:
-        item = {}
+        item: dict[str, Any] = {}
         for key, api in (("subnet", "Subnet"), ("ip_range", "IPRange"), ("gateway", "Gateway")):
             if pool.get(key):
                 item[api] = str(pool[key])
@@ -125,12 +125,20 @@ def payload(
         return environ[var].encode()
     if "content" in cfg:
         return str(cfg["content"]).encode()
-    raise Invalid((f"{kind}s", key), f"{kind} {key!r} has no file, environment or content",
-                  "give `file: PATH` or `external: true`")
+    raise Invalid(
+        (f"{kind}s", key),
+        f"{kind} {key!r} has no file, environment or content",
+        "give `file: PATH` or `external: true`",
+    )
 
 
 def blob(
-    stack: str, kind: Literal["secret", "config"], key: str, cfg: Mapping[str, Any], base_dir: Path | None, environ: Mapping[str, str]
+    stack: str,
+    kind: Literal["secret", "config"],
+    key: str,
+    cfg: Mapping[str, Any],
+    base_dir: Path | None,
+    environ: Mapping[str, str],
 ) -> tuple[Ref, Desired | None]:
     """A secret or config: content-hashed name unless the file names it."""
     ext = _external(cfg)

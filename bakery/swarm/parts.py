@@ -26,7 +26,9 @@ class Invalid(ValueError):
         self.fix = fix
 
 
-_PORT = re.compile(r"^(?:(?:(?P<ip>[^:]+|\[[^\]]+\]):)?(?P<pub>\d+(?:-\d+)?)?:)?(?P<tgt>\d+(?:-\d+)?)(?:/(?P<proto>tcp|udp|sctp))?$")
+_PORT = re.compile(
+    r"^(?:(?:(?P<ip>[^:]+|\[[^\]]+\]):)?(?P<pub>\d+(?:-\d+)?)?:)?(?P<tgt>\d+(?:-\d+)?)(?:/(?P<proto>tcp|udp|sctp))?$"
+)
 
 
 def _range(text: str) -> list[int]:
@@ -39,15 +41,20 @@ def ports(value: list[Any], path: tuple[str | int, ...]) -> list[dict[str, Any]]
     out: list[dict[str, Any]] = []
     for i, item in enumerate(value):
         if isinstance(item, Mapping):
-            port = {"Protocol": str(item.get("protocol", "tcp")), "TargetPort": int(item["target"]),
-                    "PublishMode": str(item.get("mode", "ingress"))}
+            port = {
+                "Protocol": str(item.get("protocol", "tcp")),
+                "TargetPort": int(item["target"]),
+                "PublishMode": str(item.get("mode", "ingress")),
+            }
             if item.get("published") not in (None, ""):
                 port["PublishedPort"] = int(item["published"])
             out.append(port)
             continue
         match = _PORT.match(str(item))
         if not match:
-            raise Invalid(path + (i,), f"{item!r} is not a port", "use TARGET, PUBLISHED:TARGET or PUBLISHED:TARGET/udp")
+            raise Invalid(
+                path + (i,), f"{item!r} is not a port", "use TARGET, PUBLISHED:TARGET or PUBLISHED:TARGET/udp"
+            )
         targets = _range(match["tgt"])
         published = _range(match["pub"]) if match["pub"] else []
         if published and len(published) != len(targets):
@@ -76,8 +83,12 @@ def _short_mount(text: str) -> dict[str, Any]:
     if len(parts) == 1:
         return {"type": "volume", "target": parts[0]}
     mode = parts[2].split(",") if len(parts) > 2 else []
-    long: dict[str, Any] = {"type": "bind" if _is_path(parts[0]) else "volume", "source": parts[0],
-                            "target": parts[1], "read_only": "ro" in mode}
+    long: dict[str, Any] = {
+        "type": "bind" if _is_path(parts[0]) else "volume",
+        "source": parts[0],
+        "target": parts[1],
+        "read_only": "ro" in mode,
+    }
     if "nocopy" in mode:
         long["volume"] = {"nocopy": True}
     propagation = [m for m in mode if m in ("shared", "rshared", "slave", "rslave", "private", "rprivate")]
@@ -110,8 +121,11 @@ def mounts(
                 mount["BindOptions"] = {"Propagation": m["bind"]["propagation"]}
         elif kind == "volume" and source:
             if str(source) not in volumes:
-                raise Invalid(path + (i,), f"volume {source!r} is not declared under top-level volumes",
-                              f"add `volumes: {{{source}: {{}}}}` at the top level")
+                raise Invalid(
+                    path + (i,),
+                    f"volume {source!r} is not declared under top-level volumes",
+                    f"add `volumes: {{{source}: {{}}}}` at the top level",
+                )
             template = volumes[str(source)]
             mount["Source"] = template["Source"]
             options = dict(template.get("VolumeOptions", {}))

@@ -24,9 +24,9 @@ def case_args(case: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
-def test_golden(case, tmp_path, capsys):
+def test_golden(case, tmp_path, capsysbinary):
     d = CASES / case
-    got = mask(render(case_args(d), tmp_path / "state", capsys).decode())
+    got = mask(render(case_args(d), tmp_path / "state", capsysbinary).decode())
     expected = d / "expected.txt"
     if os.environ.get("BAKERY_UPDATE_GOLDEN") == "1":
         expected.write_text(got)
@@ -35,8 +35,8 @@ def test_golden(case, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case", ["seed-default", "nfs-shares", "extra-parts"])
-def test_same_inputs_same_bytes(case, tmp_path, capsys):
+def test_same_inputs_same_bytes(case, tmp_path, capsysbinary):
     args = case_args(CASES / case)
-    first = render(args, tmp_path / "state", capsys)
-    second = render(args, tmp_path / "state", capsys)
+    first = render(args, tmp_path / "state", capsysbinary)
+    second = render(args, tmp_path / "state", capsysbinary)
     assert first == second

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -77,6 +78,7 @@ def create_bridge(rec: ClusterRecord, save: Callable[[], None]) -> None:
 
 def start_dnsmasq(rec: ClusterRecord, save: Callable[[], None]) -> None:
     work = Path(rec.workdir)
+    (work / "dhcp-hosts").touch()
     cmd = [
         which("dnsmasq"),
         "--keep-in-foreground",
@@ -92,6 +94,7 @@ def start_dnsmasq(rec: ClusterRecord, save: Callable[[], None]) -> None:
         "--no-resolv",
         "--no-hosts",
         f"--dhcp-leasefile={work / 'dnsmasq.leases'}",
+        f"--dhcp-hostsfile={work / 'dhcp-hosts'}",
         f"--pid-file={work / 'dnsmasq.pid'}",
         f"--log-facility={work / 'dnsmasq.log'}",
     ]
@@ -102,6 +105,19 @@ def start_dnsmasq(rec: ClusterRecord, save: Callable[[], None]) -> None:
     time.sleep(0.3)
     if proc.poll() is not None:
         raise BakeryError(f"dnsmasq exited at once: {(work / 'dnsmasq.out').read_text(errors='replace')[-500:]}")
+
+
+def reserve(rec: ClusterRecord, hostname: str, address: str) -> None:
+    """Give `hostname` a fixed address by DHCP (dnsmasq matches the name the client sends).
+
+    Fixed addresses let the node's certificate cover its IP, so DOCKER_HOST can be an address.
+    """
+    hosts = Path(rec.workdir) / "dhcp-hosts"
+    with hosts.open("a") as f:
+        f.write(f"{hostname},{address}\n")
+    dnsmasq = rec.services.get("dnsmasq")
+    if dnsmasq is not None:
+        dnsmasq.send(signal.SIGHUP)  # rereads --dhcp-hostsfile
 
 
 @dataclass(frozen=True)

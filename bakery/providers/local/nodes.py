@@ -123,14 +123,14 @@ def exec_in(node: NodeRecord, cmd: Sequence[str], *, timeout: float = 60) -> sub
     )
 
 
-def stop(node: NodeRecord, grace: float = 20) -> None:
+def stop(node: NodeRecord, grace: float = 20, *, signalled: bool = False) -> None:
     """Orderly poweroff (nspawn turns SIGTERM into SIGRTMIN+3 for the node's systemd), then kill.
 
     Killing nspawn alone would orphan the node's PID namespace; killing its
     init ends every process in it.
     """
     if node.nspawn is not None:
-        node.nspawn.stop(grace=grace)
+        node.nspawn.stop(grace=grace, sig=None if signalled else signal.SIGTERM)
     if node.init is not None and node.init.alive():
         node.init.send(signal.SIGKILL)
         deadline = time.monotonic() + 10

@@ -39,6 +39,7 @@ PLAIN_PACKAGES = ("cloud-init", "nfs-common", "python3-cffi-backend")
 BAKED_PACKAGES = (*PLAIN_PACKAGES, "docker.io")
 MARKER = "etc/bakery/baked"
 SOURCES_DIR = Path("/etc/apt/sources.list.d")
+CURRENT = "current-baked"
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,22 @@ def ensure(recipe: Recipe, cache: Path, progress: Progress) -> Image:
         work.rename(final)
     progress(f"node image ready: {final}")
     return _image(final, key, recipe.baked)
+
+
+def set_current(cache: Path, image: Image) -> None:
+    """Remember `image` as the one `up` boots (what `bakery bake --target local` made last)."""
+    (cache / CURRENT).write_text(image.root.parent.name + "\n")
+
+
+def current(cache: Path) -> Image | None:
+    try:
+        name = (cache / CURRENT).read_text().strip()
+    except OSError:
+        return None
+    final = cache / name
+    if not name.startswith("baked-") or not (final / "rootfs").is_dir():
+        return None
+    return _image(final, name.removeprefix("baked-"), True)
 
 
 def _image(final: Path, key: str, baked: bool) -> Image:

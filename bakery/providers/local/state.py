@@ -43,9 +43,10 @@ class Proc:
             except ProcessLookupError:
                 pass
 
-    def stop(self, grace: float, sig: int = signal.SIGTERM) -> None:
-        """`sig`, then SIGKILL after `grace` seconds."""
-        self.send(sig)
+    def stop(self, grace: float, sig: int | None = signal.SIGTERM) -> None:
+        """`sig` (None: already sent), then SIGKILL after `grace` seconds."""
+        if sig is not None:
+            self.send(sig)
         deadline = time.monotonic() + grace
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.2)

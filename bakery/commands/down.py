@@ -1,0 +1,44 @@
+"""Remove what `bakery up` created, from its own records (never by name patterns).
+
+  bakery down [--cluster local]
+
+Stops the cluster's nodes (by their recorded process ids), removes their
+overlays and docker directories, stops dnsmasq and the apt proxy, deletes the
+FORWARD rule and the bridge. The cluster's CAs and certificates stay in the
+state directory: a later `up` reuses them. If something cannot be removed it
+is listed, the record is kept, and running `down` again retries.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import EXIT_FAILED, EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provider", choices=("local",), default="local", help="local (default)")
+    p.add_argument("--cluster", metavar="NAME", help="cluster name (default: the config's, else 'local')")
+    p.add_argument("--config", "-c", metavar="FILE", help="cluster definition (for its name)")
+    p.add_argument("--state-dir", type=Path, metavar="DIR",
+                   help="bakery's state (default: $BAKERY_STATE_DIR or ~/.local/state/bakery)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..providers.local import cluster
+    from ..providers.local.host import require_host, stderr_progress
+    from ..state import default_root
+    from .up import cluster_name
+
+    require_host(["ip", "iptables"], "bakery down --provider local")
+    name = cluster_name(args.cluster, args.config)
+    problems = cluster.down(args.state_dir or default_root(), name, stderr_progress("bakery down"))
+    if problems:
+        for problem in problems:
+            print(f"bakery down: could not remove: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"cluster {name} removed")
+    return EXIT_OK

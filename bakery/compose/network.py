@@ -1,0 +1,158 @@
+"""Networks and volumes: the service side and the top-level declarations.
+
+Swarm services span nodes, so `bridge` networks become `overlay`, and every
+bind mount or local volume gets a warning: a path must exist on each node
+the service can land on, and a local volume is a different one per node.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..report import Report
+from . import values
+from .model import Project, Ref
+
+if TYPE_CHECKING:
+    from .service import Ctx
+
+_SPECIAL_MODES = {"host": "host", "none": "none"}
+
+
+def network_mode(c: Ctx, mode: str) -> None:
+    if mode in _SPECIAL_MODES:
+        c.networks[mode] = None
+        c.extra_networks.add(mode)
+    elif mode == "bridge":
+        c.info("network_mode", "network_mode bridge: the service joins the stack's default overlay network",
+               "compose.network_mode.bridge")
+    else:
+        c.warn("network_mode", f"network_mode {mode!r} cannot be shared in swarm; dropped",
+               "compose.network_mode.shared", "put both processes in one service, or talk over a network")
+
+
+def volumes(c: Ctx, entries: list[Any]) -> None:
+    for i, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            c.needs.add("3.6" if "tmpfs" in entry else "3.2")
+            kind, source, target = entry.get("type", ""), str(entry.get("source", "")), entry.get("target")
+        else:
+            m = values.mount(entry)
+            if m is None:
+                raise c.ref("volumes").error(f"{entry!r} is not a volume mapping",
+                                             "write SOURCE:/TARGET[:MODE] or /TARGET", i)
+            kind, source, target = m.kind, m.source, m.target
+        if kind == "bind":
+            c.warn("volumes", f"bind mount {source} -> {target}: the path must exist on every node the "
+                   "service can run on", "compose.volumes.bind",
+                   "constrain the service to nodes that have the path, or use a shared volume driver", i)
+        elif kind == "volume" and source:
+            _named_volume(c, source, i)
+        c.mounts.append(entry)
+
+
+def _named_volume(c: Ctx, name: str, index: int) -> None:
+    declared = c.project.volumes.get(name)
+    if declared is None:
+        if c.project.version != "1":
+            raise c.ref("volumes").error(f"volume {name!r} is not declared under the top-level volumes",
+                                         f"add `volumes: {{{name}: {{}}}}` at the top level", index)
+        c.extra_volumes.add(name)
+        spec: dict[str, Any] = {}
+    else:
+        spec = declared[0]
+    if is_local(spec):
+        c.warn("volumes", f"volume {name} is local: each node has its own copy", "compose.volumes.local",
+               "pin the service to one node, or give the volume a shared driver (NFS driver_opts)", index)
+
+
+def is_local(spec: dict[str, Any]) -> bool:
+    if spec.get("external"):
+        return False
+    opts = spec.get("driver_opts") or {}
+    return spec.get("driver", "local") == "local" and str(opts.get("type", "")).lower() not in ("nfs", "nfs4")
+
+
+def finish(c: Ctx) -> None:
+    if c.networks:
+        out: dict[str, Any] = {}
+        for name, spec in sorted(c.networks.items()):
+            if name not in c.project.networks and name not in ("default", *_SPECIAL_MODES):
+                raise c.ref("networks").error(f"network {name!r} is not declared under the top-level networks",
+                                              f"add `networks: {{{name}: {{}}}}` at the top level")
+            out[name] = _service_network(c, name, spec or {})
+        c.out["networks"] = sorted(out) if all(v is None for v in out.values()) else out
+    if c.mounts:
+        c.out["volumes"] = c.mounts
+
+
+def _service_network(c: Ctx, name: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+    for key in ("ipv4_address", "ipv6_address", "link_local_ips", "priority"):
+        if key in spec:
+            c.warn("networks", f"networks.{name}.{key} dropped: swarm assigns addresses itself",
+                   "compose.networks.static", "address the service by name (or alias)", name)
+    aliases = spec.get("aliases")
+    return {"aliases": sorted(aliases)} if aliases else None
+
+
+def top_networks(project: Project, extra: set[str], report: Report, needs: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (spec, ref) in sorted(project.networks.items()):
+        out[name] = _top_network(name, spec, ref, report, needs)
+    for name in sorted(extra):
+        out.setdefault(name, {"external": True})
+    return out
+
+
+def _top_network(name: str, spec: dict[str, Any], ref: Ref, report: Report, needs: set[str]) -> dict[str, Any]:
+    if spec.get("external"):
+        return {k: v for k, v in spec.items() if k in ("external", "name")}
+    net: dict[str, Any] = {}
+    driver = spec.get("driver", "bridge")
+    if driver == "bridge":
+        ref.add(report, "info", f"network {name}: bridge becomes overlay (bridges exist on one host only)",
+                "compose.network.overlay")
+        driver = "overlay"
+    net["driver"] = driver
+    for key in ("driver_opts", "internal", "attachable", "labels", "name"):
+        if key in spec:
+            net[key] = spec[key]
+    if "name" in spec:
+        needs.add("3.5")
+    if "attachable" in spec:
+        needs.add("3.2")
+    if "enable_ipv6" in spec:
+        ref.add(report, "warning", f"network {name}: enable_ipv6 dropped", "compose.key.unsupported",
+                "create the network yourself (docker network create --ipv6) and mark it external")
+    if "ipam" in spec:
+        net["ipam"] = _ipam(name, spec["ipam"], ref, report)
+    return net
+
+
+def _ipam(name: str, ipam: dict[str, Any], ref: Ref, report: Report) -> dict[str, Any]:
+    out: dict[str, Any] = {k: v for k, v in ipam.items() if k == "driver"}
+    configs = []
+    for cfg in ipam.get("config") or []:
+        lost = sorted(k for k in cfg if k != "subnet")
+        if lost:
+            ref.add(report, "warning", f"network {name}: ipam {', '.join(lost)} dropped (swarm keeps only subnets)",
+                    "compose.network.ipam")
+        if "subnet" in cfg:
+            configs.append({"subnet": cfg["subnet"]})
+    if configs:
+        out["config"] = configs
+    return out
+
+
+def top_volumes(project: Project, extra: set[str], report: Report, needs: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (spec, _ref) in sorted(project.volumes.items()):
+        vol = {k: spec[k] for k in ("driver", "driver_opts", "external", "labels", "name") if k in spec}
+        if "name" in spec:
+            needs.add("3.4")
+        if isinstance(vol.get("labels"), list):
+            vol["labels"] = dict(str(e).partition("=")[::2] for e in vol["labels"])
+        out[name] = vol
+    for name in sorted(extra):
+        out.setdefault(name, {})
+    return out

@@ -1,0 +1,301 @@
+"""One compose service into one swarm-mode v3 service.
+
+Every key goes through `convert_service`: its row in keys.SERVICE_KEYS
+decides the report line, and a handler here (if any) writes the v3 form.
+Keys with no handler are the unsupported ones: reported, not written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..report import Report
+from . import hints, network, values
+from .interpolate import parse_env_file
+from .keys import SERVICE_KEYS
+from .model import NodeInfo, Project, Ref, Service
+
+# Keys copied to the v3 service unchanged, with the stack version they need.
+_COPIED = {"image": "3.0", "command": "3.0", "entrypoint": "3.0", "hostname": "3.0", "user": "3.0",
+           "working_dir": "3.0", "stdin_open": "3.0", "tty": "3.0", "read_only": "3.0",
+           "stop_signal": "3.0", "stop_grace_period": "3.0", "cap_add": "3.0", "cap_drop": "3.0",
+           "dns": "3.0", "dns_search": "3.0", "logging": "3.0", "ulimits": "3.0", "isolation": "3.5",
+           "secrets": "3.1", "configs": "3.3", "credential_spec": "3.3"}
+_DEPLOY_NEEDS = {("rollback_config",): "3.7", ("placement", "max_replicas_per_node"): "3.8",
+                 ("resources", "limits", "pids"): "3.9", ("endpoint_mode",): "3.2",
+                 ("placement", "preferences"): "3.3", ("resources", "reservations", "generic_resources"): "3.5"}
+
+
+@dataclass
+class Ctx:
+    """The service being built."""
+
+    svc: Service
+    project: Project
+    report: Report
+    nodes: Sequence[NodeInfo] | None
+    image_prefix: str | None
+    out: dict[str, Any] = field(default_factory=dict)
+    deploy: dict[str, Any] = field(default_factory=dict)
+    needs: set[str] = field(default_factory=lambda: {"3.0"})
+    hints: list[hints.Hint] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+    env: dict[str, str | None] = field(default_factory=dict)
+    depends: dict[str, str] = field(default_factory=dict)
+    networks: dict[str, Any] = field(default_factory=dict)
+    mounts: list[Any] = field(default_factory=list)
+    extra_networks: set[str] = field(default_factory=set)  # host, none (from network_mode)
+    extra_volumes: set[str] = field(default_factory=set)  # version 1 implicit named volumes
+
+    def ref(self, key: str) -> Ref:
+        return self.svc.at(key)
+
+    def resources(self, kind: str) -> dict[str, Any]:
+        res: dict[str, Any] = self.deploy.setdefault("resources", {}).setdefault(kind, {})
+        return res
+
+    def warn(self, key: str, message: str, code: str, fix: str | None = None, *extra: Any) -> None:
+        self.ref(key).add(self.report, "warning", f"service {self.svc.name}: {message}", code, fix, *extra)
+
+    def info(self, key: str, message: str, code: str, *extra: Any) -> None:
+        self.ref(key).add(self.report, "info", f"service {self.svc.name}: {message}", code, None, *extra)
+
+
+def _environment(c: Ctx, value: dict[str, str | None]) -> None:
+    kept, found = hints.from_environment(value, c.ref("environment"))
+    c.hints.extend(found)
+    c.env.update(kept)
+
+
+def _env_file(c: Ctx, value: list[str]) -> None:
+    merged: dict[str, str | None] = {}
+    for path in value:
+        merged.update(parse_env_file(Path(path)))
+    kept, found = hints.from_environment(merged, c.ref("env_file"))
+    c.hints.extend(found)
+    c.env = {**kept, **c.env}
+
+
+def _labels(c: Ctx, value: dict[str, str]) -> None:
+    kept, found = hints.from_labels(value, c.ref("labels"))
+    c.hints.extend(found)
+    if kept:
+        c.out["labels"] = dict(sorted(kept.items()))
+
+
+def _build(c: Ctx, value: dict[str, Any]) -> None:
+    if "image" in c.svc.data:
+        return
+    if not c.image_prefix:
+        raise c.ref("build").error(f"service {c.svc.name} has build but no image; swarm cannot build images",
+                                   "add image: with the name you push, or pass --image-prefix REGISTRY/PROJECT")
+    c.out["image"] = f"{c.image_prefix.rstrip('/')}/{c.svc.name}"
+    c.info("build", f"image set to {c.out['image']} from --image-prefix; build and push it before deploying",
+           "compose.build.image_prefix")
+
+
+def _restart(c: Ctx, value: str) -> None:
+    parsed = values.restart(value)
+    if parsed is None:
+        raise c.ref("restart").error(f"restart: {value!r} is not a restart policy",
+                                     "use no, always, unless-stopped, on-failure or on-failure:N")
+    condition, attempts = parsed
+    policy: dict[str, Any] = {"condition": condition}
+    if attempts is not None:
+        policy["max_attempts"] = attempts
+    c.deploy.setdefault("restart_policy", policy)
+    if value == "unless-stopped":
+        c.info("restart", "unless-stopped becomes condition any (swarm does not remember a manual stop)",
+               "compose.restart.unless_stopped")
+
+
+def _size(c: Ctx, key: str, value: Any) -> str:
+    parsed = values.size(value)
+    if parsed is None:
+        raise c.ref(key).error(f"{value!r} is not a size", "use 512m, 2g or a number of bytes")
+    return parsed
+
+
+def _cpus(c: Ctx, value: Any) -> None:
+    parsed = values.cpus(value)
+    if parsed is None:
+        raise c.ref("cpus").error(f"{value!r} is not a CPU count", "use a positive number such as 0.5 or 2")
+    c.resources("limits")["cpus"] = parsed
+
+
+def _cpu_quota(c: Ctx, value: Any) -> None:
+    if "cpus" in c.svc.data:
+        return
+    try:
+        quota, period = float(value), float(c.svc.data.get("cpu_period", 100000))
+    except ValueError:
+        raise c.ref("cpu_quota").error(f"{value!r} is not a number of microseconds", "use e.g. 50000") from None
+    if quota > 0 and period > 0:
+        c.resources("limits")["cpus"] = values.format_cpus(quota / period)
+
+
+def _pids(c: Ctx, value: int) -> None:
+    if value > 0:
+        c.resources("limits")["pids"] = value
+
+
+def _ports(c: Ctx, value: list[Any]) -> None:
+    out: list[Any] = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, dict):
+            out.append(entry)
+            c.needs.add("3.2")
+            continue
+        parsed = values.port(entry)
+        if parsed is None:
+            raise c.ref("ports").error(f"{entry!r} is not a port mapping",
+                                       "write [HOST_IP:]PUBLISHED:TARGET[/PROTO] or TARGET", i)
+        if parsed.ip:
+            c.warn("ports", f"host IP {parsed.ip} of {entry!r} dropped: swarm publishes on every address",
+                   "compose.ports.host_ip", "firewall the port, or publish it in host mode on chosen nodes", i)
+        if not parsed.published:
+            c.warn("ports", f"{entry!r} publishes container port {parsed.target} on a random port",
+                   "compose.ports.random", f"write PUBLISHED:{parsed.target} to choose it", i)
+        out.append(parsed.short())
+    c.out["ports"] = sorted(out, key=lambda p: (isinstance(p, dict), str(p)))
+
+
+def _depends_on(c: Ctx, value: dict[str, dict[str, str]]) -> None:
+    for dep, spec in value.items():
+        if dep not in c.project.services:
+            raise c.ref("depends_on").error(f"service {c.svc.name} depends on unknown service {dep!r}",
+                                            "name a service defined in the file")
+        c.depends[dep] = spec["condition"]
+    c.out["depends_on"] = sorted(c.depends)
+
+
+def _tmpfs(c: Ctx, value: list[str]) -> None:
+    for entry in value:
+        target, _, opts = entry.partition(":")
+        mount: dict[str, Any] = {"type": "tmpfs", "target": target}
+        c.needs.add("3.2")
+        for opt in filter(None, opts.split(",")):
+            name, _, val = opt.partition("=")
+            if name == "size" and values.size(val) is not None:
+                size = values.size(val)
+                mount["tmpfs"] = {"size": int(size) if size and size.isdigit() else size}
+                c.needs.add("3.6")
+            else:
+                c.warn("tmpfs", f"tmpfs option {opt!r} on {target} is lost", "compose.tmpfs.option")
+        c.mounts.append(mount)
+
+
+def _init(c: Ctx, value: bool | str) -> None:
+    c.out["init"] = bool(value)
+    c.needs.add("3.7")
+    if isinstance(value, str):
+        c.warn("init", f"init binary {value!r} is lost; the engine's default init is used",
+               "compose.init.path")
+
+
+def _platform(c: Ctx, value: str) -> None:
+    os_name, _, arch = value.partition("/")
+    arch = arch.split("/")[0]
+    c.constraints.append(f"node.platform.os=={os_name}")
+    if arch:
+        c.constraints.append(f"node.platform.arch=={ {'amd64': 'x86_64', 'arm64': 'aarch64'}.get(arch, arch)}")
+
+
+def _deploy(c: Ctx, value: dict[str, Any]) -> None:
+    import copy
+
+    for path, version in _DEPLOY_NEEDS.items():
+        node: Any = value
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            c.needs.add(version)
+    c.deploy = _merge(copy.deepcopy(value), c.deploy)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """b under a: values written in the input's deploy win over converted ones."""
+    out = dict(b)
+    for k, v in a.items():
+        out[k] = _merge(v, out[k]) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _healthcheck(c: Ctx, value: dict[str, Any]) -> None:
+    c.out["healthcheck"] = value
+    if "start_period" in value:
+        c.needs.add("3.4")
+
+
+Handler = Callable[[Ctx, Any], None]
+HANDLERS: dict[str, Handler] = {
+    "environment": _environment, "env_file": _env_file, "labels": _labels, "build": _build,
+    "restart": _restart, "cpus": _cpus, "cpu_quota": _cpu_quota, "pids_limit": _pids, "ports": _ports,
+    "depends_on": _depends_on, "tmpfs": _tmpfs, "init": _init, "platform": _platform, "deploy": _deploy,
+    "healthcheck": _healthcheck,
+    "scale": lambda c, v: c.deploy.__setitem__("replicas", v),
+    "mem_limit": lambda c, v: c.resources("limits").__setitem__("memory", _size(c, "mem_limit", v)),
+    "mem_reservation": lambda c, v: c.resources("reservations").__setitem__(
+        "memory", _size(c, "mem_reservation", v)),
+    "extra_hosts": lambda c, v: c.out.__setitem__("extra_hosts", sorted(f"{h}:{ip}" for h, ip in v.items())),
+    "sysctls": lambda c, v: c.out.__setitem__("sysctls", dict(sorted(v.items()))),
+    "networks": lambda c, v: c.networks.update(v),
+    "network_mode": lambda c, v: network.network_mode(c, v),
+    "volumes": lambda c, v: network.volumes(c, v),
+}
+HANDLERS.update({k: (lambda key: lambda c, v: c.out.__setitem__(key, v))(k) for k in _COPIED})
+
+# Order of handling: restart before deploy so an explicit deploy.restart_policy wins.
+_LATE = ("deploy",)
+
+
+def convert_service(svc: Service, project: Project, report: Report, nodes: Sequence[NodeInfo] | None,
+                    image_prefix: str | None) -> tuple[dict[str, Any], Ctx]:
+    c = Ctx(svc, project, report, nodes, image_prefix)
+    kept: list[str] = []
+    keys = sorted(svc.data, key=lambda k: (k in _LATE, k))
+    for key in keys:
+        value = svc.data[key]
+        if key.startswith("x-"):
+            c.out[key] = value
+            c.needs.add("3.7")
+            continue
+        spec = SERVICE_KEYS[key]
+        if spec.disposition == "exact":
+            kept.append(key)
+        elif spec.disposition != "resolved":
+            what = "approximated" if spec.disposition == "approximated" else "not supported by swarm"
+            c.warn(key, f"{key} {what}: {spec.note}", f"compose.key.{spec.disposition}")
+        if key in _COPIED:
+            c.needs.add(_COPIED[key])
+        handler = HANDLERS.get(key)
+        if handler is not None:
+            handler(c, value)
+    _finish(c, kept)
+    return c.out, c
+
+
+def _finish(c: Ctx, kept: list[str]) -> None:
+    source_v2 = not c.project.version.startswith("3")
+    if source_v2 and "restart" not in c.svc.data and "restart_policy" not in c.deploy:
+        c.deploy["restart_policy"] = {"condition": "none"}
+        c.info("image", "no restart: compose never restarts it, so restart_policy is condition none "
+               "(swarm would restart it forever)", "compose.restart.default")
+    if "image" not in c.out:
+        if "build" not in c.svc.data:
+            raise c.svc.ref.error(f"service {c.svc.name} has no image", "add image: NAME[:TAG]")
+    if c.env:
+        c.out["environment"] = dict(sorted(c.env.items()))
+    constraints = hints.place(c.svc.name, c.hints, c.nodes, c.report) + c.constraints
+    if constraints:
+        placement = c.deploy.setdefault("placement", {})
+        placement["constraints"] = sorted(set(placement.get("constraints", []) + constraints))
+    network.finish(c)
+    if c.deploy:
+        c.out["deploy"] = c.deploy
+    if kept:
+        c.svc.ref.add(c.report, "info", f"service {c.svc.name}: kept exactly: {', '.join(kept)}",
+                      "compose.key.exact")

@@ -1,0 +1,103 @@
+"""Parsers for compose value syntaxes: sizes, ports, volumes, restart, CPUs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SIZE = re.compile(r"^(\d+(\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_PORT_NUM = re.compile(r"^\d+(-\d+)?$")
+
+
+def size(value: object) -> str | None:
+    """A memory size as docker's units parse it (512m, 1g, 1073741824); None if invalid."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value) if value >= 0 else None
+    if isinstance(value, str) and _SIZE.match(value.strip()):
+        return value.strip()
+    return None
+
+
+def cpus(value: object) -> str | None:
+    """A CPU count as the stack file wants it (a decimal string); None if invalid."""
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    if number <= 0 or number != number or number == float("inf"):
+        return None
+    return format_cpus(number)
+
+
+def format_cpus(number: float) -> str:
+    text = f"{number:.4f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+@dataclass(frozen=True)
+class Port:
+    ip: str | None
+    published: str | None
+    target: str
+    proto: str | None
+
+    def short(self) -> str:
+        text = f"{self.published}:{self.target}" if self.published else self.target
+        return f"{text}/{self.proto}" if self.proto else text
+
+
+def port(value: object) -> Port | None:
+    """Short port syntax: [[ip:][published]:]target[/proto]; None if invalid."""
+    text, _, proto = str(value).strip().partition("/")
+    if proto and proto not in ("tcp", "udp", "sctp"):
+        return None
+    ip: str | None = None
+    if text.startswith("["):
+        ip, _, text = text[1:].partition("]")
+        text = text.removeprefix(":")
+        if ":" not in text:
+            return None
+    parts = text.split(":")
+    if len(parts) == 3 and ip is None:
+        ip, parts = parts[0], parts[1:]
+    if len(parts) > 2 or (ip is not None and len(parts) != 2):
+        return None
+    target = parts[-1]
+    published = parts[0] if len(parts) == 2 else None
+    if not _PORT_NUM.match(target) or (published and not _PORT_NUM.match(published)):
+        return None
+    return Port(ip or None, published or None, target, proto or None)
+
+
+@dataclass(frozen=True)
+class Mount:
+    kind: str  # bind, volume, anonymous
+    source: str
+    target: str
+    mode: str
+
+
+def mount(value: str) -> Mount | None:
+    parts = value.split(":")
+    if len(parts) == 1:
+        return Mount("anonymous", "", parts[0], "")
+    if len(parts) > 3 or not parts[1]:
+        return None
+    source, target, mode = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+    if not target.startswith("/"):
+        return None
+    kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
+    return Mount(kind, source, target, mode)
+
+
+def restart(value: str) -> tuple[str, int | None] | None:
+    """restart: value -> (swarm condition, max_attempts); None if invalid."""
+    simple = {"no": "none", "always": "any", "unless-stopped": "any", "on-failure": "on-failure"}
+    if value in simple:
+        return simple[value], None
+    name, _, count = value.partition(":")
+    if name == "on-failure" and count.isdigit():
+        return "on-failure", int(count)
+    return None

@@ -1,0 +1,289 @@
+"""A local cluster: network, nodes booted with `bakery render`'s user-data, swarm readiness, teardown.
+
+`up` records every resource the moment it exists (state.py), so `down`
+works from that record even after a failed or interrupted `up`.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ...errors import BakeryError, EnvironmentMissing, UserError
+from . import net, nodes, rootfs
+from .host import Progress
+from .state import ClusterRecord, NodeRecord, record_path
+
+APT_PROXY_PORT = 3142
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    cluster: str
+    managers: int  # including the seed
+    workers: int
+    consul: bool
+    baked: bool
+    user_config: str | None
+    state_dir: Path
+    cache_dir: Path
+    timeout: float
+
+
+@dataclass(frozen=True)
+class SwarmNode:
+    hostname: str
+    status: str  # Ready / Down / Unknown
+    availability: str
+    manager_status: str  # Leader / Reachable / Unreachable / "" for workers
+
+    @property
+    def role(self) -> str:
+        return "manager" if self.manager_status else "worker"
+
+
+def node_names(managers: int, workers: int, consul: bool) -> list[tuple[str, str]]:
+    """(name, role) in boot order: the seed first."""
+    out = [("seed", "seed")]
+    out += [(f"manager-{i}", "manager") for i in range(1, managers)]
+    out += [(f"worker-{i}", "worker") for i in range(1, workers + 1)]
+    if consul:
+        out.append(("consul", "consul"))
+    return out
+
+
+def address_for(name: str, role: str) -> str:
+    """Fixed per-name addresses (dnsmasq hands them out by DHCP hostname), so certificates can cover them."""
+    index = int(name.rsplit("-", 1)[1]) if "-" in name and name.rsplit("-", 1)[1].isdigit() else 0
+    base = {"seed": 10, "manager": 10, "worker": 30, "consul": 90}[role]
+    if (role in ("manager", "worker") and not 0 < index < 20) or (role == "consul" and index > 9):
+        raise UserError(f"no local address for node {name!r}", fix="at most 19 managers and 19 workers")
+    return f"10.213.0.{base + index}"
+
+
+def cluster_config(opts: UpOptions, names: list[tuple[str, str]], workdir: Path) -> Path:
+    """The user's cluster definition with what a local cluster must have laid over it."""
+    base: dict[str, Any] = {}
+    if opts.user_config:
+        from ...config import load
+
+        load(opts.user_config)  # validate with positions before we merge
+        base = yaml.safe_load(Path(opts.user_config).read_text()) or {}
+    docker: dict[str, Any] = {"install": "none" if opts.baked else "distro", "daemon": {"storage_driver": "vfs"}}
+    if not opts.baked:
+        docker["apt_proxy"] = f"http://{net.HOST_ADDRESS}:{APT_PROXY_PORT}"
+    over = {
+        "cluster": {"name": opts.cluster},
+        "swarm": {"seed": "seed", "managers": [n for n, r in names if r == "manager"]},
+        "docker": docker,
+    }
+    merged = _merge(base, over)
+    path = workdir / "cluster.yml"
+    path.write_text(yaml.safe_dump(merged, sort_keys=True))
+    return path
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def render(rec: ClusterRecord, state_dir: Path, name: str, role: str) -> bytes:
+    cmd = [sys.executable, "-m", "bakery", "render", "--role", role, "--name", name, "--config", rec.config,
+           "--state-dir", str(state_dir), "--address", address_for(name, role)]
+    done = subprocess.run(cmd, capture_output=True, check=False, timeout=120)
+    if done.returncode != 0:
+        raise BakeryError(f"bakery render --role {role} failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
+    path = record_path(opts.state_dir, opts.cluster)
+    if path.exists():
+        raise UserError(f"cluster {opts.cluster!r} is already up (record: {path})",
+                        fix=f"run `bakery down --cluster {opts.cluster}` first")
+    image = rootfs.ensure(rootfs.Recipe(baked=opts.baked, mirror=rootfs.host_mirror()), opts.cache_dir, progress) \
+        if not opts.baked else current_baked(opts.cache_dir, progress)
+    workdir = path.parent / "local"
+    rec = ClusterRecord(cluster=opts.cluster, workdir=str(workdir), image=str(image.root), baked=opts.baked)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        rec.save(path)
+
+    save()
+    names = node_names(opts.managers, opts.workers, opts.consul)
+    rec.config = str(cluster_config(opts, names, workdir))
+    save()
+    progress(f"network {net.SUBNET} on a new bridge, dnsmasq for DHCP and DNS ({net.DOMAIN})")
+    net.create_bridge(rec, save)
+    net.start_dnsmasq(rec, save)
+    if not opts.baked:
+        start_apt_proxy(rec, save)
+    for name, role in names:
+        add_node(rec, opts.state_dir, name, role, progress, save)
+    wait_ready(rec, opts.timeout, progress)
+    return rec
+
+
+def current_baked(cache_dir: Path, progress: Progress) -> rootfs.Image:
+    """The image `bakery bake --target local` made last, or a baked image without app images."""
+    found = rootfs.current(cache_dir)
+    if found is not None:
+        progress(f"node image {found.root.parent.name} (from `bakery bake --target local`)")
+        return found
+    return rootfs.ensure(rootfs.Recipe(baked=True, mirror=rootfs.host_mirror()), cache_dir, progress)
+
+
+def add_node(rec: ClusterRecord, state_dir: Path, name: str, role: str, progress: Progress,
+             save: Callable[[], None]) -> NodeRecord:
+    if any(n.name == name for n in rec.nodes):
+        raise UserError(f"cluster {rec.cluster} already has a node {name!r}")
+    net.reserve(rec, name, address_for(name, role))
+    node = NodeRecord(name=name, role=role, dir=str(Path(rec.workdir) / "nodes" / name))
+    rec.nodes.append(node)
+    save()
+    user_data = render(rec, state_dir, name, role)
+    nodes.prepare(node, Path(rec.image), user_data, baked=rec.baked)
+    progress(f"booting {name} ({role}, {address_for(name, role)})")
+    nodes.boot(node, Path(rec.image), rec.bridge)
+    save()
+    node.init = nodes.find_init(node)
+    save()
+    return node
+
+
+def swarm_nodes(rec: ClusterRecord) -> list[SwarmNode] | None:
+    """`docker node ls` as seen by the first running manager that answers; None if none does."""
+    fmt = "{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}"
+    for node in rec.nodes:
+        if node.role not in ("seed", "manager") or node.stopped or not nodes.running(node):
+            continue
+        done = nodes.exec_in(node, ["docker", "node", "ls", "--format", fmt], timeout=30)
+        if done.returncode == 0:
+            return [SwarmNode(*line.split("|", 3)) for line in done.stdout.splitlines() if line.count("|") == 3]
+    return None
+
+
+def readiness(rec: ClusterRecord, listed: list[SwarmNode] | None) -> dict[str, bool]:
+    """For each running swarm node (not consul): Ready in the swarm with its role."""
+    ready = {}
+    for node in rec.nodes:
+        if node.role == "consul" or node.stopped:
+            continue
+        want = "worker" if node.role == "worker" else "manager"
+        ready[node.name] = any(
+            s.hostname == node.name and s.status == "Ready" and s.role == want for s in (listed or [])
+        )
+    return ready
+
+
+def wait_ready(rec: ClusterRecord, timeout: float, progress: Progress) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        for node in rec.nodes:
+            if not node.stopped and not nodes.running(node):
+                raise BakeryError(f"node {node.name} stopped while booting (console: {node.dir}/console.log)")
+        ready = readiness(rec, swarm_nodes(rec))
+        done = sorted(n for n, ok in ready.items() if ok)
+        line = f"{len(done)}/{len(ready)} nodes Ready" + (f": {', '.join(done)}" if done else "")
+        if line != last:
+            progress(line)
+            last = line
+        if all(ready.values()):
+            return
+        if time.monotonic() > deadline:
+            missing = ", ".join(n for n, ok in ready.items() if not ok)
+            raise BakeryError(f"not Ready after {timeout:.0f}s: {missing} "
+                              f"(see `bakery nodes --cluster {rec.cluster}` and {rec.workdir}/nodes/*/console.log)")
+        time.sleep(2)
+
+
+def start_apt_proxy(rec: ClusterRecord, save: Callable[[], None]) -> None:
+    """The only way out for nodes that install packages at boot: GETs to the image's mirror (ENGINE.md §5)."""
+    from urllib.parse import urlparse
+
+    from .state import Proc
+
+    mirror = urlparse(rootfs.host_mirror()).netloc
+    log = Path(rec.workdir) / "aptproxy.log"
+    cmd = [sys.executable, "-m", "bakery.providers.local.aptproxy", "--listen",
+           f"{net.HOST_ADDRESS}:{APT_PROXY_PORT}", "--allow", mirror]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    rec.services["aptproxy"] = Proc.of(proc.pid)
+    save()
+
+
+def load(state_dir: Path, cluster: str) -> ClusterRecord:
+    path = record_path(state_dir, cluster)
+    if not path.exists():
+        raise UserError(f"no local cluster {cluster!r} in {state_dir}", fix="start one with `bakery up --provider local`")
+    return ClusterRecord.load(path)
+
+
+def down(state_dir: Path, cluster: str, progress: Progress) -> list[str]:
+    """Remove what the record lists; returns what could not be removed (and keeps the record then)."""
+    import shutil
+
+    path = record_path(state_dir, cluster)
+    rec = load(state_dir, cluster)
+
+    def save() -> None:
+        rec.save(path)
+
+    live = [n for n in rec.nodes if not nodes.is_gone(n)]
+    progress(f"stopping {len(live)} node(s)")
+    for node in live:  # all at once: each gets its orderly poweroff in parallel
+        if node.nspawn is not None:
+            node.nspawn.send(signal.SIGTERM)
+    for node in live:
+        nodes.stop(node, grace=15, signalled=True)
+    save()
+    problems = [f"node {n.name} is still running" for n in rec.nodes if not nodes.is_gone(n)]
+    problems += net.teardown(rec, save)
+    if problems:
+        return problems
+    workdir = Path(rec.workdir)
+    if workdir == path.parent / "local" and workdir.exists():
+        progress(f"removing {workdir}")
+        shutil.rmtree(workdir)
+    path.unlink()
+    return []
+
+
+def require_local() -> None:
+    from .host import require_host
+
+    require_host(["systemd-nspawn", "nsenter", "dnsmasq", "iptables", "ip"], "the local provider")
+    if not Path("/proc/self/ns/pid").exists():
+        raise EnvironmentMissing("this kernel has no PID namespaces; systemd-nspawn cannot boot nodes")
+
+
+def status(rec: ClusterRecord) -> list[dict[str, Any]]:
+    """One row per recorded node: role, address, running, and its swarm state."""
+    listed = swarm_nodes(rec) or []
+    rows = []
+    for node in rec.nodes:
+        mine = [s for s in listed if s.hostname == node.name]
+        best = next((s for s in mine if s.status == "Ready"), mine[0] if mine else None)
+        rows.append({
+            "name": node.name,
+            "role": node.role,
+            "address": address_for(node.name, node.role),
+            "running": nodes.running(node),
+            "swarm": best.status if best else "-",
+            "manager": (best.manager_status or "-") if best else "-",
+        })
+    return rows

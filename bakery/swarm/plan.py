@@ -1,0 +1,223 @@
+"""Compare the specs a stack file asks for with what the swarm runs.
+
+A service is unchanged when the spec hash label matches the file and the
+live spec still contains every value of the desired one (someone may have
+run `docker service update` by hand). Values the engine fills in on its own
+(`Isolation: default`, `ForceUpdate: 0`, omitted zeros) are not differences.
+Networks and volumes cannot be changed in place: a difference is a warning.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..report import Report
+from . import constraints, specs
+from .engine import Engine
+from .model import HASH_LABEL, KIND_ORDER, NAMESPACE_LABEL, Change, Desired, Kind, Plan, ServiceRun, Spec
+from .objects import CONTENT_LABEL
+
+_COMPARED = {
+    "network": ("Driver", "Options", "Labels", "Attachable", "Internal", "EnableIPv6", "IPAM"),
+    "volume": ("Driver", "Labels", "Options"),
+}
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == 0 or value == "" or value is False or value == [] or value == {}
+
+
+def differences(want: Any, have: Any, path: str = "") -> list[str]:
+    """Paths where `have` does not contain `want` (dicts: every wanted key; lists: element-wise)."""
+    if isinstance(want, Mapping):
+        if not isinstance(have, Mapping):
+            return [] if _empty(want) and _empty(have) else [path or "."]
+        out: list[str] = []
+        for key, value in want.items():
+            out += differences(value, have.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    if isinstance(want, list):
+        if not isinstance(have, list) or len(want) != len(have):
+            return [] if _empty(want) and _empty(have) else [path]
+        found = [d for w, h in zip(want, have, strict=True) for d in differences(w, h, path)]
+        return [path] if found else []
+    if _empty(want) and _empty(have):
+        return []
+    return [] if want == have else [path]
+
+
+def resolve(spec: Spec, refs: Mapping[str, str]) -> Spec:
+    """A service spec as the engine stores it: network, secret and config references by ID."""
+    out = copy.deepcopy(spec)
+    task = out["TaskTemplate"]
+    for net in task.get("Networks", []):
+        net["Target"] = refs.get(f"network:{net['Target']}", net["Target"])
+    container = task["ContainerSpec"]
+    for kind in ("Secret", "Config"):
+        for ref in container.get(f"{kind}s", []):
+            ident = refs.get(f"{kind.lower()}:{ref[f'{kind}Name']}")
+            if ident:
+                ref[f"{kind}ID"] = ident
+    return out
+
+
+def _by_name(items: list[dict[str, Any]], kind: Kind) -> dict[str, dict[str, Any]]:
+    if kind in ("service", "secret", "config"):
+        return {i["Spec"]["Name"]: i for i in items}
+    return {i["Name"]: i for i in items}
+
+
+def _refs(live: Mapping[Kind, list[dict[str, Any]]]) -> dict[str, str]:
+    refs = {f"network:{n['Name']}": n["Id"] for n in live["network"]}
+    for kind in ("secret", "config"):
+        refs.update({f"{kind}:{i['Spec']['Name']}": i["ID"] for i in live[kind]})
+    return refs
+
+
+def _compare(want: Desired, have: dict[str, Any] | None, refs: Mapping[str, str], report: Report) -> Change:
+    if have is None:
+        return Change(want.kind, want.key, want.name, "create", want.spec, data=want.data)
+    if want.kind == "service":
+        spec = have["Spec"]
+        diffs = differences(resolve(want.spec, refs), spec)
+        if not diffs and (spec.get("Labels") or {}).get(HASH_LABEL) == want.spec["Labels"][HASH_LABEL]:
+            return Change("service", want.key, want.name, "unchanged", want.spec, have["ID"])
+        reasons = tuple(sorted(set(d for d in diffs if not d.endswith(HASH_LABEL)))) or ("spec changed",)
+        return Change(
+            "service",
+            want.key,
+            want.name,
+            "update",
+            want.spec,
+            have["ID"],
+            int(have["Version"]["Index"]),
+            copy.deepcopy(spec),
+            reasons,
+        )
+    ident = have.get("ID") or have.get("Id") or have.get("Name")
+    if want.kind in ("secret", "config"):
+        live_hash = (have["Spec"].get("Labels") or {}).get(CONTENT_LABEL)
+        if live_hash != want.spec["Labels"][CONTENT_LABEL]:
+            raise UserError(
+                f"{want.kind} {want.name} exists with other content and cannot be changed in place",
+                path=(f"{want.kind}s", want.key, "name"),
+                fix="drop `name:` so bakery versions it, or remove the old one",
+            )
+    else:
+        live = {**have, "Options": have.get("Options") or have.get("DriverOpts")}
+        wanted = {k: v for k, v in want.spec.items() if k in _COMPARED[want.kind]}
+        if want.kind == "volume":
+            wanted["Options"] = want.spec.get("DriverOpts")
+        diffs = differences(wanted, live)
+        if diffs:
+            report.warn(
+                f"{want.kind} {want.name} differs from the file ({', '.join(diffs)}) and is left as it is",
+                path=(f"{want.kind}s", want.key),
+                code="deploy.immutable",
+                fix=f"{want.kind}s cannot be changed in place; remove the stack's {want.kind} to recreate it",
+            )
+    return Change(want.kind, want.key, want.name, "unchanged", want.spec, str(ident))
+
+
+def _check_placement(stack: specs.StackSpecs, nodes: list[dict[str, Any]]) -> dict[str, int]:
+    """Eligible node count per service; a constraint no node meets is refused here."""
+    counts = {}
+    for want in stack.objects:
+        if want.kind != "service":
+            continue
+        placement = want.spec["TaskTemplate"].get("Placement") or {}
+        exprs = placement.get("Constraints") or []
+        path = ("services", want.key, "deploy", "placement", "constraints")
+        try:
+            fit = constraints.eligible(nodes, exprs)
+        except constraints.ConstraintError as exc:
+            raise UserError(str(exc), path=path) from None
+        if not fit:
+            raise UserError(
+                f"no node satisfies {' and '.join(exprs) or 'scheduling'}",
+                path=path,
+                fix=f"nodes are: {constraints.describe(nodes)}",
+            )
+        counts[want.key] = len(fit)
+    return counts
+
+
+def _order(runs: tuple[ServiceRun, ...]) -> list[str]:
+    """Services in dependency order (then by name), so the plan reads in apply order."""
+    done: list[str] = []
+    deps = {r.key: [d for d, _ in r.depends_on] for r in runs}
+    while len(done) < len(deps):
+        ready = sorted(k for k, ds in deps.items() if k not in done and all(d in done for d in ds))
+        done += ready
+    return done
+
+
+def plan(
+    engine: Engine,
+    stack: str,
+    data: Mapping[str, Any],
+    *,
+    prune: bool = False,
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    update_defaults: bool = False,
+    source: str | None = None,
+    locate: specs.Locate | None = None,
+) -> tuple[Plan, Report]:
+    wanted, report = specs.build(
+        stack,
+        data,
+        base_dir=base_dir,
+        environ=environ,
+        update_defaults=update_defaults,
+        source=source,
+        locate=locate,
+    )
+    live = engine.stack_objects(stack)
+    refs = _refs(live)
+    for kind, name in wanted.external:
+        if f"{kind}:{name}" not in refs and kind != "volume":
+            raise UserError(
+                f"external {kind} {name} does not exist", fix=f"create it first (docker {kind} create)"
+            )
+    counts = _check_placement(wanted, engine.nodes())
+    runs = tuple(
+        ServiceRun(
+            r.key,
+            r.depends_on,
+            counts[r.key] if r.global_mode else r.expected_tasks,
+            r.job,
+            r.global_mode,
+            r.restarts,
+        )
+        for r in wanted.runs
+    )
+    by_kind = {kind: _by_name(live[kind], kind) for kind in KIND_ORDER}
+    order = {key: i for i, key in enumerate(_order(runs))}
+    objects = sorted(wanted.objects, key=lambda d: (KIND_ORDER.index(d.kind), order.get(d.key, 0), d.name))
+    changes = [_compare(w, by_kind[w.kind].get(w.name), refs, report) for w in objects]
+    stale = _stale(stack, by_kind, {w.name for w in wanted.objects})
+    if prune:
+        changes += stale
+    elif stale:
+        report.info(
+            f"{len(stale)} object(s) of stack {stack} are no longer in the file and are kept "
+            "(--prune removes them): " + ", ".join(c.name for c in stale)
+        )
+    return Plan(stack, tuple(changes), runs, refs), report
+
+
+def _stale(stack: str, live: Mapping[Kind, Mapping[str, dict[str, Any]]], wanted: set[str]) -> list[Change]:
+    """Stack objects the file no longer has, services first. Volumes are never pruned: they hold data."""
+    out = []
+    for kind in ("service", "network", "secret", "config"):
+        for name, obj in sorted(live[kind].items()):
+            labels = (obj.get("Spec") or obj).get("Labels") or {}
+            if labels.get(NAMESPACE_LABEL) == stack and name not in wanted:
+                ident = obj.get("ID") or obj.get("Id")
+                out.append(Change(kind, name, name, "remove", live_id=ident))
+    return out
