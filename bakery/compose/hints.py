@@ -101,7 +101,7 @@ class Placement:
             policy = hint.text.strip()
             note = "swarm always reschedules tasks of failed nodes"
             level = "info" if policy == "on-node-failure" else "warning"
-            hint.ref.add(self.report, level, f"reschedule:{policy}: {note}", "compose.hint.reschedule")
+            hint.ref.add(self.report, level, f"service {self.service}: reschedule:{policy}: {note}", "compose.hint.reschedule")
             return
         m = _EXPR.match(hint.text)
         if m is None:
@@ -110,17 +110,17 @@ class Placement:
         key, op, value = m.group("key"), m.group("op"), m.group("value")
         if hint.kind == "affinity":
             hint.ref.add(self.report, "warning",
-                         f"affinity:{hint.text} has no swarm-mode equivalent; dropped", "compose.hint.affinity",
+                         f"service {self.service}: affinity:{hint.text} has no swarm-mode equivalent; dropped", "compose.hint.affinity",
                          "label the nodes and use a placement constraint, or run both parts in one service")
             return
         if value.startswith("~"):
             hint.ref.add(self.report, "warning",
-                         f"soft constraint {hint.text} has no swarm-mode equivalent; dropped",
+                         f"service {self.service}: soft constraint {hint.text} has no swarm-mode equivalent; dropped",
                          "compose.hint.soft", "make it a hard constraint (remove ~) or drop it")
             return
         if key in DEFAULT_TAGS:
             hint.ref.add(self.report, "warning",
-                         f"constraint on classic-Swarm tag {key!r} has no swarm-mode equivalent; dropped",
+                         f"service {self.service}: constraint on classic-Swarm tag {key!r} has no swarm-mode equivalent; dropped",
                          "compose.hint.tag", f"label the nodes (docker node update --label-add {key}=...) "
                          f"and constrain on node.labels.{key}")
             return
@@ -152,7 +152,7 @@ class Placement:
             excluded = others if op == "==" else matching
             self.constraints.extend(f"node.hostname!={h}" for h in excluded)
         hint.ref.add(self.report, "info",
-                     f"constraint {hint.text!r} expanded against the node inventory "
+                     f"service {self.service}: constraint {hint.text!r} expanded against the node inventory "
                      f"({len(matching)} of {len(self.nodes)} nodes match); nodes added later are not covered",
                      "compose.hint.expanded")
 

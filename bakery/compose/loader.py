@@ -29,6 +29,7 @@ class LoadedFile:
     path: Path
     version: str
     doc: Document
+    key: Path  # the resolved path: identity for extends cycles and caching
 
 
 def _raw_token(text: str, doc: Document) -> str:
@@ -94,7 +95,7 @@ def load_file(path: Path, environ: Mapping[str, str], report: Report) -> LoadedF
     validate.check(doc, version)
     if version == "1":
         doc = _wrap_v1(doc)
-    return LoadedFile(path, version, doc)
+    return LoadedFile(path, version, doc, path.resolve())
 
 
 def _read(path: Path) -> str:

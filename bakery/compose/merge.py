@@ -84,7 +84,7 @@ class Resolver:
         return self.files[key]
 
     def service(self, lf: LoadedFile, name: str, chain: tuple[tuple[Path, str], ...] = ()) -> Service:
-        here = (lf.path.resolve(), name)
+        here = (lf.key, name)
         ref = Ref(lf.doc, ("services", name))
         if here in chain:
             cycle = " -> ".join(f"{p.name}:{s}" for p, s in (*chain, here))

@@ -282,7 +282,7 @@ def _finish(c: Ctx, kept: list[str]) -> None:
     source_v2 = not c.project.version.startswith("3")
     if source_v2 and "restart" not in c.svc.data and "restart_policy" not in c.deploy:
         c.deploy["restart_policy"] = {"condition": "none"}
-        c.info("image", "no restart: compose never restarts it, so restart_policy is condition none "
+        c.info("restart", "no restart: compose never restarts it, so restart_policy is condition none "
                "(swarm would restart it forever)", "compose.restart.default")
     if "image" not in c.out:
         if "build" not in c.svc.data:

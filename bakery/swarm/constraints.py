@@ -24,9 +24,7 @@ class ConstraintError(ValueError):
 def parse(expr: str) -> tuple[str, str, str]:
     match = _EXPR.match(expr)
     if not match or not match.group(3):
-        raise ConstraintError(
-            f"{expr!r} is not a constraint (use node.role==manager or node.labels.KEY==VALUE)"
-        )
+        raise ConstraintError(f"{expr!r} is not a constraint (use node.role==manager or node.labels.KEY==VALUE)")
     key, op, value = match.groups()
     if key.lower() not in _FIXED and not key.lower().startswith(("node.labels.", "engine.labels.")):
         raise ConstraintError(

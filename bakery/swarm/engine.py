@@ -61,9 +61,7 @@ class Engine:
         return call("list nodes", lambda: self.api.nodes())
 
     def services(self, stack: str) -> list[dict[str, Any]]:
-        return call(
-            "list services", lambda: self.api.services(filters={"label": f"{NAMESPACE_LABEL}={stack}"})
-        )
+        return call("list services", lambda: self.api.services(filters={"label": f"{NAMESPACE_LABEL}={stack}"}))
 
     def tasks(self, service_ids: list[str]) -> list[dict[str, Any]]:
         if not service_ids:

@@ -60,6 +60,7 @@ class Change:
     live_version: int | None = None
     live_spec: Spec | None = field(default=None, hash=False, repr=False)  # restored on rollback
     reasons: tuple[str, ...] = ()  # which parts differ, for the plan display
+    live_update_started: str | None = None  # UpdateStatus.StartedAt before this deploy
     data: bytes | None = field(default=None, repr=False, hash=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -97,10 +98,13 @@ class Plan:
         ]
 
 
+OutcomeState = Literal["converged", "failed", "unchanged", "skipped", "rolled back", "removed"]
+
+
 @dataclass(frozen=True)
 class ServiceOutcome:
     name: str
-    state: Literal["converged", "failed", "unchanged", "skipped", "rolled back", "removed"]
+    state: OutcomeState
     running: int = 0
     desired: int = 0
     errors: tuple[str, ...] = ()

@@ -107,9 +107,7 @@ def volume(stack: str, key: str, cfg: Mapping[str, Any]) -> tuple[dict[str, Any]
     return {"Source": name, "VolumeOptions": options}, Desired("volume", key, name, spec)
 
 
-def payload(
-    kind: str, key: str, cfg: Mapping[str, Any], base_dir: Path | None, environ: Mapping[str, str]
-) -> bytes:
+def payload(kind: str, key: str, cfg: Mapping[str, Any], base_dir: Path | None, environ: Mapping[str, str]) -> bytes:
     if cfg.get("file"):
         path = Path(str(cfg["file"]))
         if not path.is_absolute():

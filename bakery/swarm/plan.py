@@ -87,6 +87,9 @@ def _compare(want: Desired, have: dict[str, Any] | None, refs: Mapping[str, str]
         if not diffs and (spec.get("Labels") or {}).get(HASH_LABEL) == want.spec["Labels"][HASH_LABEL]:
             return Change("service", want.key, want.name, "unchanged", want.spec, have["ID"])
         reasons = tuple(sorted(set(d for d in diffs if not d.endswith(HASH_LABEL)))) or ("spec changed",)
+        started = (have.get("UpdateStatus") or {}).get("StartedAt")
+        live_spec = copy.deepcopy(spec)
+        version = int(have["Version"]["Index"])
         return Change(
             "service",
             want.key,
@@ -94,9 +97,10 @@ def _compare(want: Desired, have: dict[str, Any] | None, refs: Mapping[str, str]
             "update",
             want.spec,
             have["ID"],
-            int(have["Version"]["Index"]),
-            copy.deepcopy(spec),
+            version,
+            live_spec,
             reasons,
+            live_update_started=started,
         )
     ident = have.get("ID") or have.get("Id") or have.get("Name")
     if want.kind in ("secret", "config"):
@@ -181,9 +185,7 @@ def plan(
     refs = _refs(live)
     for kind, name in wanted.external:
         if f"{kind}:{name}" not in refs and kind != "volume":
-            raise UserError(
-                f"external {kind} {name} does not exist", fix=f"create it first (docker {kind} create)"
-            )
+            raise UserError(f"external {kind} {name} does not exist", fix=f"create it first (docker {kind} create)")
     counts = _check_placement(wanted, engine.nodes())
     runs = tuple(
         ServiceRun(

@@ -158,9 +158,7 @@ class _Builder:
         for name in sorted(set(svc) - HANDLED):
             if not name.startswith("x-"):
                 what = "swarm services do not support it" if name in IGNORED else "unknown key"
-                self.report.warn(
-                    f"{name} is ignored: {what}", path=("services", key, name), code="deploy.key.ignored"
-                )
+                self.report.warn(f"{name} is ignored: {what}", path=("services", key, name), code="deploy.key.ignored")
         if not svc.get("image"):
             raise Invalid(("services", key, "image"), "a service needs an image", "add `image: NAME:TAG`")
         deploy = svc.get("deploy") or {}
@@ -228,9 +226,7 @@ class _Builder:
                 ),
                 "CapabilityAdd": sorted(svc.get("cap_add") or []),
                 "CapabilityDrop": sorted(svc.get("cap_drop") or []),
-                "Sysctls": _sorted(
-                    {k: v or "" for k, v in parts.key_values(svc.get("sysctls") or {}).items()}
-                ),
+                "Sysctls": _sorted({k: v or "" for k, v in parts.key_values(svc.get("sysctls") or {}).items()}),
                 "Ulimits": parts.ulimits(svc.get("ulimits") or {}),
                 "Secrets": self._blob_refs("secret", key, svc.get("secrets") or []),
                 "Configs": self._blob_refs("config", key, svc.get("configs") or []),
@@ -331,9 +327,7 @@ def _mode(deploy: Mapping[str, Any]) -> dict[str, Any]:
         return {"ReplicatedJob": {"MaxConcurrent": replicas, "TotalCompletions": replicas}}
     if mode == "global-job":
         return {"GlobalJob": {}}
-    raise Invalid(
-        ("deploy", "mode"), f"unknown mode {mode!r}", "use replicated, global, replicated-job or global-job"
-    )
+    raise Invalid(("deploy", "mode"), f"unknown mode {mode!r}", "use replicated, global, replicated-job or global-job")
 
 
 def _resources(res: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -365,11 +359,9 @@ def _run(key: str, spec: Mapping[str, Any], deploy: Mapping[str, Any]) -> Servic
     mode = spec["Mode"]
     job = "ReplicatedJob" in mode or "GlobalJob" in mode
     restarts = spec["TaskTemplate"]["RestartPolicy"]["Condition"] == "any"
-    replicas = mode.get("Replicated", {}).get("Replicas") or mode.get("ReplicatedJob", {}).get(
-        "TotalCompletions", 0
-    )
+    replicas = mode.get("Replicated", {}).get("Replicas") or mode.get("ReplicatedJob", {}).get("TotalCompletions", 0)
     global_mode = "Global" in mode or "GlobalJob" in mode
-    return ServiceRun(key, (), int(replicas), job or not restarts, global_mode, restarts)
+    return ServiceRun(key, (), int(replicas), job, global_mode, restarts)
 
 
 def _opt(fn: Callable[[Any], Any], value: Any) -> Any:
@@ -392,9 +384,7 @@ def _sorted(d: Mapping[str, Any]) -> dict[str, Any]:
 
 def _compact(d: Mapping[str, Any]) -> dict[str, Any]:
     """Drop unset and empty values: the engine omits them too, and a canonical spec has one form."""
-    return {
-        k: v for k, v in d.items() if v is not None and v != [] and v != {} and v is not False and v != ""
-    }
+    return {k: v for k, v in d.items() if v is not None and v != [] and v != {} and v is not False and v != ""}
 
 
 def dependencies(data: Mapping[str, Any]) -> dict[str, tuple[tuple[str, Condition], ...]]:
@@ -469,9 +459,7 @@ def build(
         for key, svc in sorted((data.get("services") or {}).items()):
             want, run = b.service(key, svc or {})
             b.desired.append(want)
-            runs.append(
-                ServiceRun(run.key, deps[key], run.expected_tasks, run.job, run.global_mode, run.restarts)
-            )
+            runs.append(ServiceRun(run.key, deps[key], run.expected_tasks, run.job, run.global_mode, run.restarts))
     except Invalid as exc:
         top = exc.path[:1] in (("services",), ("networks",), ("volumes",), ("secrets",), ("configs",))
         path = exc.path if top else ("services", key) + exc.path

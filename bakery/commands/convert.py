@@ -1,0 +1,87 @@
+"""Convert docker-compose v1/v2.x/v3 files into a swarm-mode v3 stack file.
+
+The stack YAML goes to stdout (or -o FILE); the report of what was kept,
+approximated and dropped goes to stderr. With --output json the report is
+JSON on stdout (and the stack is included in it unless -o is given).
+
+Several -f files are merged with docker-compose's override rules. Variables
+come from the environment and from the .env file beside the first file (or
+--env-file, which replaces it).
+
+--nodes FILE is a YAML list of the swarm's nodes, used to expand classic-Swarm
+glob and regex hints (constraint:node==web*):
+
+  - hostname: web1
+    labels: {zone: a}               # swarm node labels
+    engine_labels: {storage: ssd}   # daemon labels
+
+Exit codes: 0 converted, 2 bad input, 3 warnings with --strict (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import EXIT_OK, EXIT_STRICT, UserError
+from ..report import Report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="compose file (docker-compose.yml)")
+    parser.add_argument("-f", "--file", dest="more", type=Path, action="append", default=[],
+                        metavar="FILE", help="another compose file merged over the first (repeatable)")
+    parser.add_argument("-o", "--out", type=Path, help="write the stack here instead of stdout")
+    parser.add_argument("--output", choices=("text", "json"), default="text", help="report format")
+    parser.add_argument("--strict", action="store_true", help="fail (exit 3) on any warning")
+    parser.add_argument("--env-file", type=Path, action="append", default=[], metavar="F",
+                        help="variables for interpolation (replaces the .env beside the file; repeatable)")
+    parser.add_argument("--image-prefix", metavar="P",
+                        help="for services with build but no image: use P/SERVICE as the image")
+    parser.add_argument("--nodes", type=Path, metavar="F", help="node inventory (YAML list, see above)")
+
+
+def _print_report(report: Report, summary: str) -> None:
+    for finding in report.findings:
+        print(finding, file=sys.stderr)
+    print(summary, file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..compose import convert_files, dumps
+    from ..compose.nodes import load_nodes
+
+    if args.out is not None and args.out.is_dir():
+        raise UserError(f"-o {args.out} is a directory", fix="give a file name such as stack.yml")
+    nodes = load_nodes(args.nodes) if args.nodes else None
+    result = convert_files([args.file, *args.more], env_files=args.env_file, strict=False,
+                           image_prefix=args.image_prefix, nodes=nodes)
+    report = result.report
+    failed = args.strict and bool(report.warnings)
+    services = len(result.stack.get("services", {}))
+    summary = (f"converted {services} service(s) from compose {result.source_version} to stack "
+               f"{result.version}: {len(report.warnings)} warning(s)")
+    if failed:
+        summary += "; --strict: nothing written"
+    text = dumps(result.stack)
+    if args.output == "json":
+        doc = {"version": result.version, "source_version": result.source_version, "ok": not failed,
+               "findings": report.to_json()}
+        if args.out is None and not failed:
+            doc["stack"] = result.stack
+        json.dump(doc, sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        _print_report(report, summary)
+    if failed:
+        return EXIT_STRICT
+    if args.out is not None:
+        try:
+            args.out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {args.out}: {exc.strerror}") from None
+    elif args.output == "text":
+        sys.stdout.write(text)
+    return EXIT_OK

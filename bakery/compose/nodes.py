@@ -1,0 +1,37 @@
+"""The node inventory file for `--nodes FILE`.
+
+A YAML list, one entry per swarm node:
+
+    - hostname: web1
+      labels: {zone: a}                 # swarm node labels (node.labels.*)
+      engine_labels: {storage: ssd}     # daemon labels (engine.labels.*)
+
+Classic-Swarm glob and regex hints are expanded against it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import schema as schema_mod
+from ..errors import ComposeError
+from . import source
+from .model import NodeInfo
+
+
+def load_nodes(path: Path) -> list[NodeInfo]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ComposeError(f"{path}: cannot read the node inventory: {exc}", fix="check the path") from None
+    doc = source.loads(text, str(path))
+    schema_mod.validate(doc, schema_mod.load_schema("compose-nodes.json"), ComposeError)
+    nodes = [NodeInfo(str(n["hostname"]), {k: str(v) for k, v in (n.get("labels") or {}).items()},
+                      {k: str(v) for k, v in (n.get("engine_labels") or {}).items()}) for n in doc.data]
+    seen: set[str] = set()
+    for i, node in enumerate(nodes):
+        if node.hostname in seen:
+            raise doc.error((i, "hostname"), f"node {node.hostname!r} is listed twice", "list each node once",
+                            cls=ComposeError)
+        seen.add(node.hostname)
+    return nodes

@@ -1,0 +1,272 @@
+"""Carry out a plan: objects first, services in dependency order, wait, roll back on failure.
+
+Independent services are submitted together and converge concurrently; one
+poll of the task list per round watches all of them. A service is done when
+its up-to-date tasks have run for `stable_for` seconds (or completed, for
+one-shot jobs). Task failures, an engine-side rollback or the timeout fail
+the deploy; then every service this deploy touched gets its previous spec
+back, services it created are removed, and so are the networks, secrets and
+configs it created. Volumes are never removed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import EngineError
+from .engine import Engine
+from .model import HASH_LABEL, Change, OutcomeState, Plan, Progress, Result, ServiceOutcome, ServiceRun
+from .plan import differences, resolve
+from .watch import Watch
+
+ProgressFn = Callable[[Progress], None]
+_WORKERS = 8
+
+
+@dataclass
+class _Track:
+    """Mutable per-service bookkeeping while applying (never leaves this module)."""
+
+    change: Change
+    run: ServiceRun
+    ident: str | None = None
+    state: str = "waiting"
+    watch: Watch | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.change.name
+
+
+class _Applier:
+    def __init__(self, engine: Engine, plan: Plan, progress: ProgressFn | None, options: dict[str, Any]) -> None:
+        self.engine, self.plan, self.options = engine, plan, options
+        self.progress = progress or (lambda _p: None)
+        self.refs = dict(plan.refs)
+        self.created: list[tuple[Any, str, str]] = []  # (kind, id, name) of networks/volumes/secrets/configs
+        runs = {r.key: r for r in plan.services}
+        self.tracks = {c.key: _Track(c, runs[c.key]) for c in plan.of("service", "create", "update", "unchanged")}
+        self.pool = ThreadPoolExecutor(max_workers=_WORKERS)
+
+    def emit(self, t: _Track, state: str, message: str = "") -> None:
+        t.state = state
+        w = t.watch
+        self.progress(Progress(t.name, state, w.running if w else 0, t.run.expected_tasks, message))
+
+    # -- objects ---------------------------------------------------------------
+    def create_objects(self) -> None:
+        todo = [c for c in self.plan.changes if c.kind != "service" and c.action == "create"]
+
+        def one(c: Change) -> tuple[Change, str]:
+            assert c.spec is not None
+            return c, self.engine.create(c.kind, c.spec, c.data)
+
+        futures = [self.pool.submit(one, c) for c in todo]
+        errors = []
+        for f in futures:
+            try:
+                c, ident = f.result()
+            except EngineError as exc:
+                errors.append(str(exc))
+                continue
+            self.created.append((c.kind, ident, c.name))
+            self.refs[f"{c.kind}:{c.name}"] = ident
+        if errors:
+            raise EngineError("; ".join(errors))
+
+    # -- services --------------------------------------------------------------
+    def ready(self, t: _Track) -> bool:
+        for dep, condition in t.run.depends_on:
+            d = self.tracks.get(dep)
+            if d is None or d.state in ("unchanged", "done"):
+                continue
+            if condition == "service_started" and d.state == "converged":
+                continue
+            return False
+        return True
+
+    def submit(self, batch: list[_Track]) -> None:
+        """Create or update a batch of services at once; record which tasks already existed."""
+        existing = {t["ID"] for t in self.engine.tasks([t.ident for t in batch if t.ident])}
+
+        def one(t: _Track) -> None:
+            spec = resolve(t.change.spec or {}, self.refs)
+            if t.change.action == "create":
+                t.ident = self.engine.create("service", spec)
+            else:
+                assert t.ident is not None
+                self.engine.update_service(t.ident, t.change.live_version, spec)
+
+        for t in batch:
+            t.ident = t.ident or t.change.live_id
+            self.emit(t, "creating" if t.change.action == "create" else "updating")
+        for t, f in [(t, self.pool.submit(one, t)) for t in batch]:
+            try:
+                f.result()
+            except EngineError as exc:
+                t.errors.append(str(exc))
+                self.emit(t, "failed", str(exc))
+                continue
+            t.watch = Watch(
+                t.run,
+                existing,
+                max_failures=self.options["max_failures"],
+                stable_for=self.options["stable_for"],
+                spec_hash=(t.change.spec or {})["Labels"][HASH_LABEL],
+                update_started=t.change.live_update_started,
+            )
+            self.emit(t, "converging")
+
+    def poll(self, active: list[_Track], now: float) -> None:
+        ids = [t.ident for t in active if t.ident]
+        tasks = self.engine.tasks(ids)
+        services = {s["ID"]: s for s in self.engine.services(self.plan.stack)}
+        for t in active:
+            assert t.watch is not None and t.ident is not None
+            service = services.get(t.ident)
+            before = (t.state, t.watch.running)
+            verdict = t.watch.observe(service, [x for x in tasks if x.get("ServiceID") == t.ident], now)
+            if verdict == "failed":
+                t.errors.extend(t.watch.errors or ["did not converge"])
+                self.emit(t, "failed", "; ".join(t.watch.errors))
+            elif verdict == "done":
+                self.emit(t, "done", t.watch.message)
+            elif verdict == "converged":
+                if before != ("converged", t.watch.running):
+                    self.emit(t, "converged")
+            elif before != ("converging", t.watch.running):
+                self.emit(t, "converging", t.watch.message)
+
+    def run_services(self) -> bool:
+        deadline = time.monotonic() + self.options["timeout"]
+        for t in self.tracks.values():
+            if t.change.action == "unchanged":
+                t.ident = t.change.live_id
+                self.emit(t, "unchanged")
+        while True:
+            waiting = [t for t in self.tracks.values() if t.state == "waiting" and self.ready(t)]
+            if waiting:
+                self.submit(waiting)
+            if any(t.state == "failed" for t in self.tracks.values()):
+                return False
+            active = [t for t in self.tracks.values() if t.state in ("converging", "converged")]
+            if not active and all(t.state in ("done", "unchanged") for t in self.tracks.values()):
+                return True
+            if time.monotonic() > deadline:
+                for t in active:
+                    assert t.watch is not None
+                    t.errors.append(f"not converged after {self.options['timeout']:.0f}s: {t.watch.message}")
+                    self.emit(t, "failed", t.errors[-1])
+                return False
+            if active:
+                self.poll(active, time.monotonic())
+            if not any(t.state == "done" for t in active):
+                time.sleep(self.options["poll"])
+
+    # -- afterwards ------------------------------------------------------------
+    def rollback(self) -> list[str]:
+        problems = []
+        for t in reversed(list(self.tracks.values())):
+            if t.state in ("waiting", "unchanged") or not t.ident:
+                continue
+            try:
+                self._restore(t)
+            except EngineError as exc:
+                problems.append(str(exc))
+        for kind, ident, name in reversed(self.created):
+            if kind == "volume":
+                continue  # volumes hold data: never removed
+            try:
+                self.engine.remove(kind, ident, name, retry_for=20)
+            except EngineError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def _restore(self, t: _Track) -> None:
+        assert t.ident is not None
+        if t.change.action == "create":
+            self.engine.remove("service", t.ident, t.name)
+            self.emit(t, "removed")
+            return
+        live = self.engine.inspect_service(t.ident)
+        previous = t.change.live_spec or {}
+        ours = (live["Spec"].get("Labels") or {}).get(HASH_LABEL) != (previous.get("Labels") or {}).get(HASH_LABEL)
+        if ours or differences(previous, live["Spec"]):
+            self.engine.update_service(t.ident, int(live["Version"]["Index"]), previous)
+        self.emit(t, "rolled back")
+
+    def prune(self) -> list[str]:
+        problems = []
+        removals = [c for c in self.plan.changes if c.action == "remove"]
+        for c in sorted(removals, key=lambda c: c.kind != "service"):
+            try:
+                self.engine.remove(c.kind, c.live_id or c.name, c.name, retry_for=0 if c.kind == "service" else 20)
+            except EngineError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def outcomes(self, rolled_back: bool) -> tuple[ServiceOutcome, ...]:
+        out = []
+        for t in self.tracks.values():
+            state: OutcomeState
+            if t.state == "failed":
+                state = "failed"
+            elif t.state == "unchanged":
+                state = "unchanged"
+            elif t.state == "waiting":
+                state = "skipped"
+            elif t.state == "removed":
+                state = "removed"
+            elif rolled_back:
+                state = "rolled back"
+            else:
+                state = "converged"
+            running = t.watch.running if t.watch else 0
+            out.append(ServiceOutcome(t.name, state, running, t.run.expected_tasks, tuple(t.errors)))
+        return tuple(out)
+
+
+def apply(
+    engine: Engine,
+    plan: Plan,
+    *,
+    progress: ProgressFn | None = None,
+    timeout: float = 300.0,
+    rollback: bool = True,
+    stable_for: float = 2.0,
+    poll: float = 0.5,
+    max_failures: int = 3,
+) -> Result:
+    """Apply `plan`; returns what happened. Raises only for an engine that cannot be reached."""
+    start = time.monotonic()
+    a = _Applier(
+        engine,
+        plan,
+        progress,
+        {"timeout": timeout, "stable_for": stable_for, "poll": poll, "max_failures": max_failures},
+    )
+    errors: list[str] = []
+    try:
+        try:
+            a.create_objects()
+            ok = a.run_services()
+        except EngineError as exc:
+            errors.append(str(exc))
+            ok = False
+        errors += [f"{t.name}: {e}" for t in a.tracks.values() for e in t.errors]
+        rolled_back = False
+        if not ok and rollback:
+            errors += [f"rollback: {p}" for p in a.rollback()]
+            rolled_back = True
+        if ok:
+            problems = a.prune()
+            errors += [f"prune: {p}" for p in problems]
+            ok = not problems
+    finally:
+        a.pool.shutdown(wait=True)
+    return Result(ok, a.outcomes(rolled_back), tuple(errors), rolled_back, time.monotonic() - start)
