@@ -16,8 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from . import cloudyaml
 from .certs import NodeMaterial
 from .config import ClusterConfig
 from .errors import UserError
@@ -73,12 +72,30 @@ def templates_dir() -> Path:
     raise FileNotFoundError("bakery's templates are missing from this installation")
 
 
+def _bytecode_cache() -> Any:
+    """Compiled templates cached per bakery version; rendering works without it."""
+    import os
+
+    import jinja2
+
+    from . import __version__
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "bakery", f"jinja-{__version__}")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(path) if os.access(path, os.W_OK) else None
+
+
 @cache
 def _env() -> Any:
     import jinja2
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -239,18 +256,6 @@ def _files(
     return f
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
-
-
 def cloud_config(cfg: ClusterConfig, node: Node, material: NodeMaterial,
                  insecure: InsecureTcp | None = None, gossip_key: str | None = None) -> tuple[str, list[str]]:
     """The #cloud-config document text and the paths it writes."""
@@ -260,7 +265,7 @@ def cloud_config(cfg: ClusterConfig, node: Node, material: NodeMaterial,
         doc["apt"] = {"proxy": cfg.docker.apt_proxy}
     doc["write_files"] = files.entries
     doc["runcmd"] = [["/bin/sh", f"{LIB_DIR}/bootstrap"]]
-    body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1000)
+    body = cloudyaml.dump(doc)
     header = f"#cloud-config\n# bakery: role {node.role}, node {node.name}, cluster {cfg.name}\n"
     return header + body, [e["path"] for e in files.entries]
 

@@ -11,6 +11,17 @@ from .model import NodeInfo, Project
 from .service import convert_service
 
 
+def escape_dollars(value: Any) -> Any:
+    """`docker stack deploy` interpolates the stack file again: a literal $ must be $$."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: escape_dollars(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_dollars(v) for v in value]
+    return value
+
+
 def _version_key(v: str) -> tuple[int, int]:
     major, _, minor = v.partition(".")
     return int(major), int(minor or 0)
@@ -48,5 +59,6 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
         stack["x-bakery"] = {"depends_on": depends}
         needs.add("3.4")
     version = max(needs, key=_version_key)
+    stack = {k: escape_dollars(v) if k != "x-bakery" else v for k, v in stack.items()}
     stack["version"] = version
     return emit.ordered(stack), version

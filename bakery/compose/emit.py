@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 TOP_ORDER = ("version", "services", "networks", "volumes", "secrets", "configs", "x-bakery")
-_PLAIN = re.compile(r"^[A-Za-z0-9_./@$(][A-Za-z0-9_./@:=+,$()\-]*$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_./@$(][A-Za-z0-9_./@:=!+,$()\-]*$")
 _STR_TAG = "tag:yaml.org,2002:str"
 _RESOLVER = yaml.resolver.Resolver()
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..report import Report
+from ..report import Report, Severity
 from .model import NodeInfo, Ref
 
 HINT_PREFIXES = ("constraint:", "affinity:", "reschedule:")
@@ -95,36 +95,54 @@ class Placement:
         self.nodes = nodes
         self.report = report
         self.constraints: list[str] = []
+        self.global_mode = False
+
+    def _note(self, hint: Hint, level: Severity, message: str, code: str, fix: str | None = None) -> None:
+        hint.ref.add(self.report, level, f"service {self.service}: {message}", code, fix)
 
     def add(self, hint: Hint) -> None:
         if hint.kind == "reschedule":
             policy = hint.text.strip()
-            note = "swarm always reschedules tasks of failed nodes"
-            level = "info" if policy == "on-node-failure" else "warning"
-            hint.ref.add(self.report, level, f"service {self.service}: reschedule:{policy}: {note}", "compose.hint.reschedule")
+            level: Severity = "info" if policy == "on-node-failure" else "warning"
+            self._note(hint, level, f"reschedule:{policy}: swarm always reschedules tasks of failed nodes",
+                       "compose.hint.reschedule")
             return
         m = _EXPR.match(hint.text)
         if m is None:
             raise hint.ref.error(f"cannot read the hint {hint.kind}:{hint.text!r}",
                                  "write constraint:KEY==VALUE or constraint:KEY!=VALUE")
         key, op, value = m.group("key"), m.group("op"), m.group("value")
-        if hint.kind == "affinity":
-            hint.ref.add(self.report, "warning",
-                         f"service {self.service}: affinity:{hint.text} has no swarm-mode equivalent; dropped", "compose.hint.affinity",
-                         "label the nodes and use a placement constraint, or run both parts in one service")
-            return
-        if value.startswith("~"):
-            hint.ref.add(self.report, "warning",
-                         f"service {self.service}: soft constraint {hint.text} has no swarm-mode equivalent; dropped",
-                         "compose.hint.soft", "make it a hard constraint (remove ~) or drop it")
-            return
-        if key in DEFAULT_TAGS:
-            hint.ref.add(self.report, "warning",
-                         f"service {self.service}: constraint on classic-Swarm tag {key!r} has no swarm-mode equivalent; dropped",
-                         "compose.hint.tag", f"label the nodes (docker node update --label-add {key}=...) "
-                         f"and constrain on node.labels.{key}")
-            return
-        self._constraint(hint, key, op, value)
+        if hint.kind == "affinity" and self._self_anti_affinity(key, op, value):
+            self.global_mode = True
+            self._note(hint, "info", f"affinity:{hint.text} keeps one task per node: deploy.mode global",
+                       "compose.hint.global")
+        elif hint.kind == "affinity":
+            self._note(hint, "warning", f"affinity:{hint.text} has no swarm-mode equivalent; dropped",
+                       "compose.hint.affinity",
+                       "label the nodes and use a placement constraint, or run both parts in one service")
+        elif value.startswith("~"):
+            self._note(hint, "warning", f"soft constraint {hint.text} has no swarm-mode equivalent; dropped",
+                       "compose.hint.soft", "make it a hard constraint (remove ~) or drop it")
+        elif key in DEFAULT_TAGS:
+            self._note(hint, "warning", f"constraint on classic-Swarm tag {key!r} has no swarm-mode "
+                       "equivalent; dropped", "compose.hint.tag",
+                       f"label the nodes (docker node update --label-add {key}=...) and constrain on "
+                       f"node.labels.{key}")
+        else:
+            self._constraint(hint, key, op, value)
+
+    def _self_anti_affinity(self, key: str, op: str, value: str) -> bool:
+        """`affinity:container!=*name*` on service `name`: classic Swarm's "one per node" idiom."""
+        if key != "container" or op != "!=":
+            return False
+        try:
+            pattern = _pattern(value)
+        except ValueError:
+            return False
+        names = (self.service, f"project_{self.service}_1", f"project-{self.service}-1")
+        if pattern is None:
+            return value == self.service
+        return any(pattern.match(n) for n in names)
 
     def _constraint(self, hint: Hint, key: str, op: str, value: str) -> None:
         field = "node.hostname" if key == "node" else f"engine.labels.{key}"
@@ -151,18 +169,19 @@ class Placement:
             # Constraints are ANDed, so "one of these nodes" is written as "none of the others".
             excluded = others if op == "==" else matching
             self.constraints.extend(f"node.hostname!={h}" for h in excluded)
-        hint.ref.add(self.report, "info",
-                     f"service {self.service}: constraint {hint.text!r} expanded against the node inventory "
-                     f"({len(matching)} of {len(self.nodes)} nodes match); nodes added later are not covered",
-                     "compose.hint.expanded")
+        self._note(hint, "info", f"constraint {hint.text!r} expanded against the node inventory "
+                   f"({len(matching)} of {len(self.nodes)} nodes match); nodes added later are not covered",
+                   "compose.hint.expanded")
 
     def result(self) -> list[str]:
         return sorted(set(self.constraints))
 
 
-def place(service: str, hints: list[Hint], nodes: Sequence[NodeInfo] | None, report: Report) -> list[str]:
+def place(service: str, hints: list[Hint], nodes: Sequence[NodeInfo] | None,
+          report: Report) -> tuple[list[str], bool]:
+    """Constraints for the hints, and whether they ask for one task per node (global mode)."""
     placement = Placement(service, nodes, report)
     for hint in hints:
         placement.add(hint)
-    return placement.result()
+    return placement.result(), placement.global_mode
 

@@ -25,6 +25,7 @@ _PATTERN = re.compile(
     re.IGNORECASE,
 )
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_ANY_KEY = re.compile(r"^[^\s=]+$")  # env_file entries reach the container as written
 SECTIONS = ("services", "networks", "volumes", "secrets", "configs")
 
 
@@ -108,10 +109,12 @@ def interpolate(doc: Document, environ: Mapping[str, str], report: Report, *, v1
     interp.report_unset(report)
 
 
-def parse_env_file(path: Path, *, strict_values: bool = False) -> dict[str, str | None]:
+def parse_env_file(path: Path, *, names_only: bool = True) -> dict[str, str | None]:
     """Read KEY=VALUE lines (comments, blanks and `export ` allowed; matching quotes stripped).
 
     A bare `KEY` line gives None: the value comes from the deploying shell.
+    `names_only=False` (a service's env_file) also takes keys such as the
+    classic-Swarm hint `constraint:node`.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -127,7 +130,7 @@ def parse_env_file(path: Path, *, strict_values: bool = False) -> dict[str, str 
         line = line.removeprefix("export ").lstrip()
         key, sep, value = line.partition("=")
         key = key.strip()
-        if not _ENV_KEY.match(key):
+        if not (_ENV_KEY if names_only else _ANY_KEY).match(key):
             raise ComposeError(f"{key!r} is not a variable name", source=str(path), line=number, column=1,
                                fix="write KEY=VALUE with a name of letters, digits and _")
         if not sep:

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from .service import Ctx
 
 _SPECIAL_MODES = {"host": "host", "none": "none"}
+# Host paths every Docker node has: binding them is how agents (cAdvisor, log shippers) work.
+_NODE_PATHS = {"/", "/sys", "/proc", "/dev", "/var/run", "/run", "/var/run/docker.sock", "/run/docker.sock",
+               "/var/lib/docker", "/var/lib/docker/", "/etc/localtime", "/etc/timezone", "/etc/hostname",
+               "/var/log", "/sys/fs/cgroup", "/etc/machine-id"}
 
 
 def network_mode(c: Ctx, mode: str) -> None:
@@ -35,6 +39,7 @@ def volumes(c: Ctx, entries: list[Any]) -> None:
     for i, entry in enumerate(entries):
         if isinstance(entry, dict):
             c.needs.add("3.6" if "tmpfs" in entry else "3.2")
+            entry = _tmpfs_bytes(c, entry, i)
             kind, source, target = entry.get("type", ""), str(entry.get("source", "")), entry.get("target")
         else:
             m = values.mount(entry)
@@ -42,13 +47,27 @@ def volumes(c: Ctx, entries: list[Any]) -> None:
                 raise c.ref("volumes").error(f"{entry!r} is not a volume mapping",
                                              "write SOURCE:/TARGET[:MODE] or /TARGET", i)
             kind, source, target = m.kind, m.source, m.target
-        if kind == "bind":
+        if kind == "bind" and source in _NODE_PATHS:
+            c.info("volumes", f"bind mount {source} -> {target}: a path every Docker node has",
+                   "compose.volumes.node_path", i)
+        elif kind == "bind":
             c.warn("volumes", f"bind mount {source} -> {target}: the path must exist on every node the "
                    "service can run on", "compose.volumes.bind",
                    "constrain the service to nodes that have the path, or use a shared volume driver", i)
         elif kind == "volume" and source:
             _named_volume(c, source, i)
         c.mounts.append(entry)
+
+
+def _tmpfs_bytes(c: Ctx, entry: dict[str, Any], index: int) -> dict[str, Any]:
+    """Long-syntax tmpfs size in bytes: 2.3 files may write 64m, a stack file needs a number."""
+    size = (entry.get("tmpfs") or {}).get("size")
+    if size is None or isinstance(size, int):
+        return entry
+    parsed = values.size_bytes(size)
+    if parsed is None:
+        raise c.ref("volumes").error(f"tmpfs size {size!r} is not a size", "use 64m or a number of bytes", index)
+    return {**entry, "tmpfs": {**entry["tmpfs"], "size": parsed}}
 
 
 def _named_volume(c: Ctx, name: str, index: int) -> None:

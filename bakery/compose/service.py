@@ -73,7 +73,7 @@ def _environment(c: Ctx, value: dict[str, str | None]) -> None:
 def _env_file(c: Ctx, value: list[str]) -> None:
     merged: dict[str, str | None] = {}
     for path in value:
-        merged.update(parse_env_file(Path(path)))
+        merged.update(parse_env_file(Path(path), names_only=False))
     kept, found = hints.from_environment(merged, c.ref("env_file"))
     c.hints.extend(found)
     c.env = {**kept, **c.env}
@@ -140,6 +140,7 @@ def _cpu_quota(c: Ctx, value: Any) -> None:
 def _pids(c: Ctx, value: int) -> None:
     if value > 0:
         c.resources("limits")["pids"] = value
+        c.needs.add("3.9")
 
 
 def _ports(c: Ctx, value: list[Any]) -> None:
@@ -179,9 +180,9 @@ def _tmpfs(c: Ctx, value: list[str]) -> None:
         c.needs.add("3.2")
         for opt in filter(None, opts.split(",")):
             name, _, val = opt.partition("=")
-            if name == "size" and values.size(val) is not None:
-                size = values.size(val)
-                mount["tmpfs"] = {"size": int(size) if size and size.isdigit() else size}
+            size = values.size_bytes(val) if name == "size" else None
+            if size is not None:
+                mount["tmpfs"] = {"size": size}
                 c.needs.add("3.6")
             else:
                 c.warn("tmpfs", f"tmpfs option {opt!r} on {target} is lost", "compose.tmpfs.option")
@@ -289,7 +290,12 @@ def _finish(c: Ctx, kept: list[str]) -> None:
             raise c.svc.ref.error(f"service {c.svc.name} has no image", "add image: NAME[:TAG]")
     if c.env:
         c.out["environment"] = dict(sorted(c.env.items()))
-    constraints = hints.place(c.svc.name, c.hints, c.nodes, c.report) + c.constraints
+    constraints, global_mode = hints.place(c.svc.name, c.hints, c.nodes, c.report)
+    constraints += c.constraints
+    if global_mode:
+        c.deploy["mode"] = "global"
+        if c.deploy.pop("replicas", None) is not None:
+            c.warn("scale", "scale dropped: a global service runs one task per node", "compose.scale.global")
     if constraints:
         placement = c.deploy.setdefault("placement", {})
         placement["constraints"] = sorted(set(placement.get("constraints", []) + constraints))

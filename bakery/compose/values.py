@@ -20,6 +20,18 @@ def size(value: object) -> str | None:
     return None
 
 
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def size_bytes(value: object) -> int | None:
+    """A size in bytes, with docker's binary units (64m = 64 MiB); None if invalid."""
+    text = size(value)
+    m = _SIZE.match(text) if text is not None else None
+    if m is None or m.group(1).count(".") > 1:
+        return None
+    return int(float(m.group(1)) * _UNITS[(m.group(3) or "").lower()])
+
+
 def cpus(value: object) -> str | None:
     """A CPU count as the stack file wants it (a decimal string); None if invalid."""
     try:

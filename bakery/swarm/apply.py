@@ -124,7 +124,7 @@ class _Applier:
 
     def poll(self, active: list[_Track], now: float) -> None:
         ids = [t.ident for t in active if t.ident]
-        tasks = self.engine.tasks(ids)
+        tasks = self.engine.tasks(ids, up_to_date=True)
         services = {s["ID"]: s for s in self.engine.services(self.plan.stack)}
         for t in active:
             assert t.watch is not None and t.ident is not None

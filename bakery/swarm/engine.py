@@ -63,10 +63,14 @@ class Engine:
     def services(self, stack: str) -> list[dict[str, Any]]:
         return call("list services", lambda: self.api.services(filters={"label": f"{NAMESPACE_LABEL}={stack}"}))
 
-    def tasks(self, service_ids: list[str]) -> list[dict[str, Any]]:
+    def tasks(self, service_ids: list[str], *, up_to_date: bool = False) -> list[dict[str, Any]]:
+        """Tasks of these services; `up_to_date` keeps those matching the current spec."""
         if not service_ids:
             return []
-        return call("list tasks", lambda: self.api.tasks(filters={"service": service_ids}))
+        filters: dict[str, Any] = {"service": service_ids}
+        if up_to_date:
+            filters["_up-to-date"] = "true"
+        return call("list tasks", lambda: self.api.tasks(filters=filters))
 
     def inspect_service(self, ident: str) -> dict[str, Any]:
         return call(f"inspect service {ident}", lambda: self.api.inspect_service(ident))

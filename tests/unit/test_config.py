@@ -69,3 +69,22 @@ def test_find_config_order(tmp_path, monkeypatch):
     monkeypatch.setenv("BAKERY_CONFIG", "/x.yml")
     assert config.find_config(None) == "/x.yml"
     assert config.find_config("given.yml") == "given.yml"
+
+
+def test_starter_file_is_valid_and_states_the_defaults(tmp_path):
+    from bakery.commands.init import starter_text
+
+    f = tmp_path / "bakery.yml"
+    f.write_text(starter_text())
+    cfg = config.load(f)
+    assert cfg == config.build({}, str(f))
+
+
+def test_init_refuses_to_overwrite(tmp_path, capsys):
+    from bakery.cli import main
+
+    target = tmp_path / "bakery.yml"
+    assert main(["init", str(target)]) == 0
+    assert main(["init", str(target)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["init", str(target), "--force"]) == 0
