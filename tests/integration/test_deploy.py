@@ -6,6 +6,7 @@ import time
 import urllib.request
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.engine
 
@@ -77,3 +78,100 @@ def test_deploy_then_noop_then_change(engine, deployer, case_dir):
     assert after["basic_web"]["Version"]["Index"] == versions["basic_web"]
     assert after["basic_worker"]["Version"]["Index"] > versions["basic_worker"]
     assert "MODE=two" in after["basic_worker"]["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+
+
+def _edit(path, fn):
+    data = yaml.safe_load(path.read_text())
+    fn(data)
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_broken_image_rolls_back(engine, deployer, case_dir):
+    d, _ = case_dir("basic")
+    stack_file = d / "stack.yml"
+    assert deployer(str(stack_file), "--name", "rb")[0] == 0
+    before = _services(engine, "rb")
+
+    def break_it(data):
+        data["services"]["worker"]["environment"]["MODE"] = "two"
+        data["services"]["ghost"] = {
+            "image": "local/does-not-exist:1",
+            "deploy": {"restart_policy": {"condition": "any", "delay": "500ms"}},
+        }
+
+    _edit(stack_file, break_it)
+    code, out = deployer(str(stack_file), "--name", "rb")
+    assert code == 1
+    assert out["result"]["rolled_back"] is True
+    assert any("No such image" in e for e in out["result"]["errors"]), out["result"]["errors"]
+    after = _services(engine, "rb")
+    assert set(after) == {"rb_web", "rb_worker"}  # the created service is gone
+    restored = after["rb_worker"]["Spec"]
+    assert "MODE=one" in restored["TaskTemplate"]["ContainerSpec"]["Env"]
+    assert restored["Labels"] == before["rb_worker"]["Spec"]["Labels"]
+    assert after["rb_web"]["Version"]["Index"] == before["rb_web"]["Version"]["Index"]
+
+
+def test_prune_removes_only_what_left_the_file(engine, deployer, case_dir):
+    d, _ = case_dir("basic")
+    stack_file = d / "stack.yml"
+    assert deployer(str(stack_file), "--name", "pr")[0] == 0
+    other = case_dir("legacy")[0]  # another stack on the same swarm must survive
+    assert deployer(str(other / "docker-compose.yml"), "--name", "bystander")[0] == 0
+    api = engine.client().api
+
+    def shrink(data):
+        del data["services"]["worker"]
+        del data["networks"]["back"]
+        del data["secrets"]
+        del data["volumes"]
+        del data["x-bakery"]
+        web = data["services"]["web"]
+        del web["secrets"], web["volumes"]
+
+    _edit(stack_file, shrink)
+    code, out = deployer(str(stack_file), "--name", "pr", "--prune")
+    assert code == 0, out
+    removed = sorted((c["kind"], c["name"]) for c in out["plan"] if c["action"] == "remove")
+    assert [k for k, _ in removed] == ["network", "secret", "service"]
+    assert set(_services(engine, "pr")) == {"pr_web"}
+    assert not api.networks(names=["pr_back"])
+    assert api.networks(names=["pr_front"])
+    assert not [s for s in api.secrets() if s["Spec"]["Name"].startswith("pr_token")]
+    assert [v for v in api.volumes()["Volumes"] if v["Name"] == "pr_data"]  # volumes are never pruned
+    assert set(_services(engine, "bystander")) == {"bystander_app", "bystander_db"}
+
+
+def test_unsatisfiable_constraint_is_refused_before_anything_is_created(engine, deployer, case_dir, capsys):
+    d, _ = case_dir("basic")
+    stack_file = d / "stack.yml"
+    _edit(stack_file, lambda data: data["services"]["worker"]["deploy"].update(
+        placement={"constraints": ["node.labels.zone == nowhere"]}))
+    code, _ = deployer(str(stack_file), "--name", "nope")
+    assert code == 2
+    assert _services(engine, "nope") == {}
+    assert not engine.client().api.networks(names=["nope_front"])
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(engine, busybox_image, case_dir, capsys):
+    from bakery.cli import main
+
+    d, _ = case_dir("basic")
+    code = main(["deploy", "-H", engine.host, "--name", "dry", "--dry-run", str(d / "stack.yml")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "create    service dry_web" in out and "create    network dry_front" in out
+    assert _services(engine, "dry") == {}
+
+
+def test_legacy_compose_file_is_converted_and_ordered(engine, deployer, case_dir):
+    d, _ = case_dir("legacy")
+    code, out = deployer(str(d / "docker-compose.yml"), "--name", "legacy")
+    assert code == 0, out
+    services = _services(engine, "legacy")
+    db, app = services["legacy_db"], services["legacy_app"]
+    db_running = [t["Status"]["Timestamp"] for t in engine.client().api.tasks(filters={"service": db["ID"]})
+                  if t["Status"]["State"] == "running"]
+    assert db_running and app["CreatedAt"] > min(db_running)  # app waited for a healthy db
+    update = app["Spec"]["UpdateConfig"]
+    assert (update["Order"], update["FailureAction"]) == ("start-first", "rollback")  # bakery's v2 defaults

@@ -23,6 +23,7 @@ from .host import Progress
 from .state import ClusterRecord, NodeRecord, record_path
 
 APT_PROXY_PORT = 3142
+MAX_INDEX = 19  # manager-1..19 and worker-1..19 have fixed addresses
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,16 @@ def address_for(name: str, role: str) -> str:
     """Fixed per-name addresses (dnsmasq hands them out by DHCP hostname), so certificates can cover them."""
     index = int(name.rsplit("-", 1)[1]) if "-" in name and name.rsplit("-", 1)[1].isdigit() else 0
     base = {"seed": 10, "manager": 10, "worker": 30, "consul": 90}[role]
-    if (role in ("manager", "worker") and not 0 < index < 20) or (role == "consul" and index > 9):
-        raise UserError(f"no local address for node {name!r}", fix="at most 19 managers and 19 workers")
+    if (role in ("manager", "worker") and not 0 < index <= MAX_INDEX) or (role == "consul" and index > 9):
+        raise UserError(f"no local address for node {name!r}", fix=f"at most {MAX_INDEX} of each role")
     return f"10.213.0.{base + index}"
+
+
+def reservations() -> list[tuple[str, str]]:
+    """Every name a local cluster can have, with its address: nodes added later are covered too."""
+    names = [("seed", "seed"), ("consul", "consul")]
+    names += [(f"{role}-{i}", role) for role in ("manager", "worker") for i in range(1, MAX_INDEX + 1)]
+    return [(name, address_for(name, role)) for name, role in names]
 
 
 def cluster_config(opts: UpOptions, names: list[tuple[str, str]], workdir: Path) -> Path:
@@ -127,7 +135,7 @@ def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
     save()
     progress(f"network {net.SUBNET} on a new bridge, dnsmasq for DHCP and DNS ({net.DOMAIN})")
     net.create_bridge(rec, save)
-    net.start_dnsmasq(rec, save)
+    net.start_dnsmasq(rec, save, reservations())
     if not opts.baked:
         start_apt_proxy(rec, save)
     for name, role in names:
@@ -149,7 +157,6 @@ def add_node(rec: ClusterRecord, state_dir: Path, name: str, role: str, progress
              save: Callable[[], None]) -> NodeRecord:
     if any(n.name == name for n in rec.nodes):
         raise UserError(f"cluster {rec.cluster} already has a node {name!r}")
-    net.reserve(rec, name, address_for(name, role))
     node = NodeRecord(name=name, role=role, dir=str(Path(rec.workdir) / "nodes" / name))
     rec.nodes.append(node)
     save()

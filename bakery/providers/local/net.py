@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -76,9 +75,13 @@ def create_bridge(rec: ClusterRecord, save: Callable[[], None]) -> None:
     save()
 
 
-def start_dnsmasq(rec: ClusterRecord, save: Callable[[], None]) -> None:
+def start_dnsmasq(rec: ClusterRecord, save: Callable[[], None], reservations: list[tuple[str, str]]) -> None:
+    """DHCP and DNS on the bridge; `reservations` fix (hostname, address) pairs.
+
+    dnsmasq matches a reservation on the hostname the node's DHCP client sends,
+    so a node's address is known before it boots and its certificate can cover it.
+    """
     work = Path(rec.workdir)
-    (work / "dhcp-hosts").touch()
     cmd = [
         which("dnsmasq"),
         "--keep-in-foreground",
@@ -94,9 +97,9 @@ def start_dnsmasq(rec: ClusterRecord, save: Callable[[], None]) -> None:
         "--no-resolv",
         "--no-hosts",
         f"--dhcp-leasefile={work / 'dnsmasq.leases'}",
-        f"--dhcp-hostsfile={work / 'dhcp-hosts'}",
         f"--pid-file={work / 'dnsmasq.pid'}",
         f"--log-facility={work / 'dnsmasq.log'}",
+        *(f"--dhcp-host={name},{address}" for name, address in reservations),
     ]
     with (work / "dnsmasq.out").open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -105,19 +108,6 @@ def start_dnsmasq(rec: ClusterRecord, save: Callable[[], None]) -> None:
     time.sleep(0.3)
     if proc.poll() is not None:
         raise BakeryError(f"dnsmasq exited at once: {(work / 'dnsmasq.out').read_text(errors='replace')[-500:]}")
-
-
-def reserve(rec: ClusterRecord, hostname: str, address: str) -> None:
-    """Give `hostname` a fixed address by DHCP (dnsmasq matches the name the client sends).
-
-    Fixed addresses let the node's certificate cover its IP, so DOCKER_HOST can be an address.
-    """
-    hosts = Path(rec.workdir) / "dhcp-hosts"
-    with hosts.open("a") as f:
-        f.write(f"{hostname},{address}\n")
-    dnsmasq = rec.services.get("dnsmasq")
-    if dnsmasq is not None:
-        dnsmasq.send(signal.SIGHUP)  # rereads --dhcp-hostsfile
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from ...errors import BakeryError, EnvironmentMissing, UserError
 from .host import Progress, run, which
 
 # Bump when the recipe below changes in a way that must invalidate caches.
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 BASE_VERSION = 3  # the debootstrap stage alone
 SUITE = "bookworm"
 BASE_INCLUDE = ("systemd", "systemd-sysv", "dbus", "iproute2", "ca-certificates", "apt-utils")
@@ -224,6 +224,9 @@ def _configure(root: Path, recipe: Recipe, log: Path, progress: Progress) -> Non
     # minbase has no generated en_US.UTF-8, cloud-init's default: its locale module would fail.
     (cfg / "91-bakery-locale.cfg").write_text("locale: C.UTF-8\n")
     if recipe.baked:
+        # Docker starts when the user-data has configured it (daemon.json, TLS socket), not
+        # at first boot with settings the image does not have.
+        _nspawn(root, log, "systemctl", "disable", "docker.service", "docker.socket")
         _load_images(root, recipe.archives, log, progress)
         _write_marker(root, recipe)
     policy.unlink()
