@@ -80,6 +80,14 @@ def _wait_socket(sock: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
     raise RuntimeError(f"dockerd did not answer on {sock}:\n{log.read_text()[-3000:]}")
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     given = os.environ.get("BAKERY_TEST_DOCKER_HOST")
@@ -113,7 +121,9 @@ def engine() -> Iterator[Engine]:
     try:
         _wait_socket(sock, proc, log)
         eng = Engine(f"unix://{sock}", sock)
-        eng.docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+        # A free port, not 2377: another engine on this machine (a developer's) may hold it.
+        port = _free_port()
+        eng.docker("swarm", "init", "--advertise-addr", f"127.0.0.1:{port}", "--listen-addr", f"127.0.0.1:{port}")
         yield eng
     finally:
         proc.send_signal(signal.SIGTERM)

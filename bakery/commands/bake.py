@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         kind = "baked" if image.baked else "plain"
         print(f"{kind} node image: {image.root}")
-        for ref in image.marker.get("images", []) if isinstance(image.marker.get("images"), list) else []:
+        images = image.marker.get("images")
+        for ref in images if isinstance(images, list) else []:
             print(f"  preloaded: {ref}")
         if image.baked:
             print("`bakery up --provider local` boots this image.", file=sys.stderr)

@@ -119,7 +119,7 @@ def test_worker_gets_only_the_worker_token(engine, token_service, capsysbinary):
     ctx = agent.client_context(cfg)
     token, managers = agent.fetch_token(cfg, "localhost", ctx)
     assert token == worker_token
-    assert managers == ["127.0.0.1:2377"]
+    assert len(managers) == 1 and managers[0].startswith("127.0.0.1:")
     cfg["join_class"] = "manager"  # a tampered config cannot change the certificate's class
     with pytest.raises(OSError, match="answered 403"):
         agent.fetch_token(cfg, "localhost", ctx)

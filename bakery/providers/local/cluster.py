@@ -236,7 +236,8 @@ def start_apt_proxy(rec: ClusterRecord, save: Callable[[], None]) -> None:
 def load(state_dir: Path, cluster: str) -> ClusterRecord:
     path = record_path(state_dir, cluster)
     if not path.exists():
-        raise UserError(f"no local cluster {cluster!r} in {state_dir}", fix="start one with `bakery up --provider local`")
+        raise UserError(f"no local cluster {cluster!r} in {state_dir}",
+                        fix="start one with `bakery up --provider local`")
     return ClusterRecord.load(path)
 
 

@@ -244,14 +244,14 @@ def _load_images(root: Path, archives: tuple[Path, ...], log: Path, progress: Pr
         return
     progress(f"loading {len(archives)} image archive(s) into the image's Docker")
     binds = tuple(f"--bind-ro={a.resolve()}:/run/bakery-archives/{i}.tar" for i, a in enumerate(archives))
+    # A fixed script (no interpolated values): the archives arrive as bind mounts.
     script = (
-        "dockerd --storage-driver=vfs --bridge=none --iptables=false -H unix:///run/bakery-load.sock "
-        ">/run/dockerd.log 2>&1 & pid=$!; "
-        "for i in $(seq 60); do docker -H unix:///run/bakery-load.sock version >/dev/null 2>&1 && break; sleep 1; done; "
-        "for f in /run/bakery-archives/*.tar; do docker -H unix:///run/bakery-load.sock load -i \"$f\" || "
+        "S=unix:///run/bakery-load.sock; "
+        "dockerd --storage-driver=vfs --bridge=none --iptables=false -H $S >/run/dockerd.log 2>&1 & pid=$!; "
+        "for i in $(seq 60); do docker -H $S version >/dev/null 2>&1 && break; sleep 1; done; "
+        "for f in /run/bakery-archives/*.tar; do docker -H $S load -i \"$f\" || "
         "{ cat /run/dockerd.log; kill $pid; exit 1; }; done; "
-        "docker -H unix:///run/bakery-load.sock image ls --format '{{.Repository}}:{{.Tag}}' "
-        "| grep -v '<none>' | sort > /run/bakery-images; cp /run/bakery-images /etc/bakery-images; "
+        "docker -H $S image ls --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' | sort > /etc/bakery-images; "
         "kill $pid; wait $pid; true"
     )
     _nspawn(root, log, "/bin/sh", "-c", script, binds=binds, net=False)
