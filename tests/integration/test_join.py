@@ -298,7 +298,7 @@ def test_seed_inits_and_worker_joins_through_the_join_service(tmp_path, capsysbi
                            "--pidfile", str(root / "d.pid")], root / "dockerd.log")
             nodes[role] = (ns, root, env_file)
             assert addr
-        for role, (ns, root, _) in nodes.items():
+        for role, (_, root, _) in nodes.items():
             _wait_socket(str(root / "docker.sock"), net.procs[-1 if role == "worker" else 0], root / "dockerd.log")
 
         def agent(role: str, verb: str) -> subprocess.CompletedProcess[str]:
