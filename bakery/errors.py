@@ -32,6 +32,22 @@ def format_path(path: Sequence[PathPart]) -> str:
     return out
 
 
+def format_location(
+    source: str | None, line: int | None, column: int | None, path: Sequence[PathPart]
+) -> str:
+    """`file:line:col yaml.path`, with whatever parts are known."""
+    where = ""
+    if source:
+        where = source
+        if line is not None:
+            where += f":{line}"
+            if column is not None:
+                where += f":{column}"
+    if path:
+        where = f"{where} {format_path(path)}".strip()
+    return where
+
+
 class BakeryError(Exception):
     """Base of every error bakery raises on purpose."""
 
@@ -62,17 +78,7 @@ class UserError(BakeryError):
         self.fix = fix
 
     def location(self) -> str:
-        parts = []
-        if self.source:
-            where = self.source
-            if self.line is not None:
-                where += f":{self.line}"
-                if self.column is not None:
-                    where += f":{self.column}"
-            parts.append(where)
-        if self.path:
-            parts.append(format_path(self.path))
-        return " ".join(parts)
+        return format_location(self.source, self.line, self.column, self.path)
 
     def __str__(self) -> str:
         loc = self.location()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from .errors import PathPart, format_path
+from .errors import PathPart, format_location, format_path
 
 Severity = Literal["error", "warning", "info"]
 
@@ -26,16 +26,7 @@ class Finding:
     fix: str | None = None
 
     def location(self) -> str:
-        where = ""
-        if self.source:
-            where = self.source
-            if self.line is not None:
-                where += f":{self.line}"
-                if self.column is not None:
-                    where += f":{self.column}"
-        if self.path:
-            where = f"{where} {format_path(self.path)}".strip()
-        return where
+        return format_location(self.source, self.line, self.column, self.path)
 
     def __str__(self) -> str:
         loc = self.location()

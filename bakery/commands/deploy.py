@@ -146,7 +146,8 @@ class ProgressView:
         self.start = time.monotonic()
 
     def __call__(self, p: Progress) -> None:
-        text = f"{p.name:<32} {p.state:<11} {p.running}/{p.desired}" + (f"  {p.message}" if p.message else "")
+        counts = "" if p.state in ("unchanged", "removed", "rolled back") else f"{p.running}/{p.desired}"
+        text = f"{p.name:<32} {p.state:<11} {counts:<5}" + (f"  {p.message}" if p.message else "")
         self.lines[p.name] = text
         if not self.tty:
             print(f"[{time.monotonic() - self.start:6.1f}s] {text}", file=self.stream, flush=True)

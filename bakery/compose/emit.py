@@ -21,6 +21,8 @@ import yaml
 TOP_ORDER = ("version", "services", "networks", "volumes", "secrets", "configs", "x-bakery")
 _PLAIN = re.compile(r"^[A-Za-z0-9_./@$(][A-Za-z0-9_./@:=!+,$()\-]*$")
 _STR_TAG = "tag:yaml.org,2002:str"
+# Characters YAML does not allow raw in a double-quoted scalar (json.dumps already escapes < 0x20).
+_NON_PRINTABLE = re.compile("[\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
 _RESOLVER = yaml.resolver.Resolver()
 
 
@@ -43,7 +45,8 @@ def _string(text: str) -> str:
     if (_PLAIN.match(text) and not text.endswith(":") and ": " not in text
             and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _NON_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
 
 
 def _scalar(value: Any) -> str:
@@ -92,4 +95,4 @@ def dumps(stack: dict[str, Any]) -> str:
     keys = [k for k in TOP_ORDER if k in stack] + sorted(k for k in stack if k not in TOP_ORDER)
     lines: list[str] = []
     _emit({k: stack[k] for k in keys}, "", lines, top=True)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" if lines else "{}\n"

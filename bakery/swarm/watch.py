@@ -68,8 +68,12 @@ class Watch:
         self.complete = sum(1 for t in tasks if (t.get("Status") or {}).get("State") == "complete")
         want = self.run.expected_tasks
         self.message = f"{self.running}/{want} running" + (f", {self.complete} completed" if self.complete else "")
+        stuck = [(t.get("Status") or {}).get("Err") for t in live if (t.get("Status") or {}).get("State") == "pending"]
         if self.errors:
             self.message += f"; {self.errors[-1]}"
+        elif any(stuck):
+            # The scheduler says why (no node with enough memory, a port taken, an address pool overlap).
+            self.message += f"; pending: {next(e for e in stuck if e)}"
         if len(self.failed) >= self.max_failures:
             return "failed"
         if self.run.job:

@@ -43,7 +43,8 @@ def deployer(engine: Any, busybox_image: str, capsys: pytest.CaptureFixture[str]
 
 @pytest.fixture
 def case_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Copy a case under tmp_path, with @PORT@ replaced by a free port; returns (dir, port)."""
+    """Copy a case under tmp_path, with @PORT@ replaced by a free port (and @NET@, an octet
+    derived from it, so that stacks deployed side by side get distinct subnets); returns (dir, port)."""
 
     def make(name: str) -> tuple[Path, int]:
         port = free_port()
@@ -51,7 +52,8 @@ def case_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
         shutil.copytree(CASES / name, dest)
         for f in dest.iterdir():
             if f.suffix in (".yml", ".yaml"):
-                f.write_text(f.read_text().replace("@PORT@", str(port)))
+                text = f.read_text().replace("@PORT@", str(port)).replace("@NET@", str(port % 250))
+                f.write_text(text)
         return dest, port
 
     return make

@@ -53,7 +53,7 @@ def test_deploy_then_noop_then_change(engine, deployer, case_dir):
     by_name = {n["Name"]: n for n in nets}
     assert by_name["basic_front"]["Attachable"] is True
     assert by_name["basic_front"]["Labels"] == {"com.docker.stack.namespace": "basic", "tier": "front"}
-    assert by_name["basic_front"]["IPAM"]["Config"][0]["Subnet"] == "10.231.7.0/24"
+    assert by_name["basic_front"]["IPAM"]["Config"][0]["Subnet"] == f"10.231.{port % 250}.0/24"
     attached = {n["Target"] for n in worker["Spec"]["TaskTemplate"]["Networks"]}
     assert attached == {by_name["basic_front"]["Id"], by_name["basic_back"]["Id"]}
     assert "hello from bakery" in _get(f"http://127.0.0.1:{port}/")

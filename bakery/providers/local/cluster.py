@@ -295,3 +295,18 @@ def status(rec: ClusterRecord) -> list[dict[str, Any]]:
             "manager": (best.manager_status or "-") if best else "-",
         })
     return rows
+
+
+def grow(state_dir: Path, cluster: str, name: str, role: str, progress: Progress) -> NodeRecord:
+    """Boot one more node into a running cluster (a late worker, a replacement manager)."""
+    path = record_path(state_dir, cluster)
+    rec = load(state_dir, cluster)
+    return add_node(rec, state_dir, name, role, progress, lambda: rec.save(path))
+
+
+def kill_node(state_dir: Path, cluster: str, name: str) -> None:
+    """A hard fault: the node vanishes at once. `down` still removes its directory."""
+    path = record_path(state_dir, cluster)
+    rec = load(state_dir, cluster)
+    nodes.kill(rec.node(name))
+    rec.save(path)

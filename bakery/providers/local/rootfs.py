@@ -31,7 +31,7 @@ from ...errors import BakeryError, EnvironmentMissing, UserError
 from .host import Progress, run, which
 
 # Bump when the recipe below changes in a way that must invalidate caches.
-RECIPE_VERSION = 5
+RECIPE_VERSION = 6
 BASE_VERSION = 3  # the debootstrap stage alone
 SUITE = "bookworm"
 BASE_INCLUDE = ("systemd", "systemd-sysv", "dbus", "iproute2", "ca-certificates", "apt-utils")
