@@ -1,0 +1,30 @@
+import shutil
+import subprocess
+
+import pytest
+
+from bakery.systemd import escape_path, mount_unit_name
+
+CASES = [
+    ("/mnt/docker-nfs", "mnt-docker\\x2dnfs"),
+    ("/srv/.hidden/a_b:c", "srv-.hidden-a_b:c"),
+    ("/mnt/é x", "mnt-\\xc3\\xa9\\x20x"),
+    ("/.dot", "\\x2edot"),
+    ("//a//b/", "a-b"),
+    ("/", "-"),
+]
+
+
+@pytest.mark.parametrize("path, escaped", CASES)
+def test_escape_path(path, escaped):
+    assert escape_path(path) == escaped
+    assert mount_unit_name(path) == escaped + ".mount"
+
+
+@pytest.mark.parametrize("path", [p for p, _ in CASES])
+def test_agrees_with_systemd_escape(path):
+    tool = shutil.which("systemd-escape")
+    if tool is None:
+        pytest.skip("systemd-escape is not installed")
+    assert escape_path(path) == subprocess.run([tool, "--path", path], capture_output=True, text=True,
+                                               check=True).stdout.strip()
