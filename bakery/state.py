@@ -13,13 +13,15 @@ Directories are 0700 and key files 0600; nothing here is ever world-readable.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 
-def default_root() -> Path:
-    if os.environ.get("BAKERY_STATE_DIR"):
-        return Path(os.environ["BAKERY_STATE_DIR"])
-    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+def default_root(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if env.get("BAKERY_STATE_DIR"):
+        return Path(env["BAKERY_STATE_DIR"])
+    xdg = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(xdg) / "bakery"
 
 

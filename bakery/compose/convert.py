@@ -22,6 +22,26 @@ def escape_dollars(value: Any) -> Any:
     return value
 
 
+def _check_cycles(project: Project, depends: dict[str, dict[str, str]]) -> None:
+    """docker-compose refuses circular depends_on; so does `bakery deploy`, so refuse it here first."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for dep in depends.get(name, {}):
+            if state.get(dep) == 1:
+                cycle = " -> ".join([*path[path.index(dep):], dep]) if dep in path else f"{name} -> {dep}"
+                raise project.services[name].at("depends_on").error(
+                    f"depends_on cycle: {cycle}", "remove one of these depends_on entries")
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[name] = 2
+
+    for name in sorted(depends):
+        if name not in state:
+            visit(name, [name])
+
+
 def _version_key(v: str) -> tuple[int, int]:
     major, _, minor = v.partition(".")
     return int(major), int(minor or 0)
@@ -54,6 +74,7 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
         if key in project.extras:
             stack[key] = project.extras[key]
             needs.add(version)
+    _check_cycles(project, depends)
     if depends:
         # Ordering for `bakery deploy`; top-level x- keys need 3.4.
         stack["x-bakery"] = {"depends_on": depends}

@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 
 TOP_ORDER = ("version", "services", "networks", "volumes", "secrets", "configs", "x-bakery")
-_PLAIN = re.compile(r"^[A-Za-z0-9_./@$(][A-Za-z0-9_./@:=!+,$()\-]*$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_./$(][A-Za-z0-9_./@:=!+,$()\-]*$")
 _STR_TAG = "tag:yaml.org,2002:str"
-# Characters YAML does not allow raw in a double-quoted scalar (json.dumps already escapes < 0x20).
-_NON_PRINTABLE = re.compile("[\x7f-\x84\x86-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
+# Characters YAML does not allow raw, or reads as line breaks (json.dumps already escapes < 0x20).
+_NON_PRINTABLE = re.compile(r"[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _RESOLVER = yaml.resolver.Resolver()
 
 
@@ -42,7 +42,7 @@ def ordered(stack: dict[str, Any]) -> dict[str, Any]:
 
 @lru_cache(maxsize=65536)
 def _string(text: str) -> str:
-    if (_PLAIN.match(text) and not text.endswith(":") and ": " not in text
+    if (_PLAIN.fullmatch(text) and not text.endswith(":") and ": " not in text
             and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG):
         return text
     quoted = json.dumps(text, ensure_ascii=False)

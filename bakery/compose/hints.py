@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..report import Report, Severity
 from .model import NodeInfo, Ref
@@ -37,6 +38,18 @@ class Hint:
     ref: Ref  # where it was written
 
 
+def _entry_ref(ref: Ref, key: str) -> Ref:
+    """The list item or mapping key a hint was written at, when the source still has it."""
+    raw: Any = ref.doc.data
+    for part in ref.path:
+        raw = raw.get(part) if isinstance(raw, dict) else None
+    if isinstance(raw, list) and key in raw:
+        return Ref(ref.doc, (*ref.path, raw.index(key)))
+    if isinstance(raw, dict) and key in raw:
+        return Ref(ref.doc, (*ref.path, key))
+    return ref
+
+
 def from_environment(env: dict[str, str | None], ref: Ref) -> tuple[dict[str, str | None], list[Hint]]:
     """Split hints out of a normalised environment mapping."""
     kept: dict[str, str | None] = {}
@@ -48,7 +61,7 @@ def from_environment(env: dict[str, str | None], ref: Ref) -> tuple[dict[str, st
         kind, _, rest = key.partition(":")
         if value is not None:  # "constraint:node" = "=web1" (a list entry split at its first =)
             rest = rest + value if value.startswith(("==", "!=")) else f"{rest}={value}"
-        hints.append(Hint(kind, rest, ref))
+        hints.append(Hint(kind, rest, _entry_ref(ref, key)))
     return kept, hints
 
 
@@ -65,9 +78,9 @@ def from_labels(labels: dict[str, str], ref: Ref) -> tuple[dict[str, str], list[
         except ValueError:
             items = None
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise ref.error(f"{key} must hold a JSON array of strings, not {value!r}",
-                            f"write {key}: '[\"node==web1\"]'", key)
-        hints.extend(Hint(kind, item, ref) for item in items)
+            raise _entry_ref(ref, key).error(f"{key} must hold a JSON array of strings, not {value!r}",
+                                             f"write {key}: '[\"node==web1\"]'")
+        hints.extend(Hint(kind, item, _entry_ref(ref, key)) for item in items)
     return kept, hints
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ComposeError
+from ..errors import ComposeError, PathPart
 from ..report import Report
 from ..yamlsrc import Document
 from . import source, validate
@@ -80,11 +80,18 @@ def _where(doc: Document, path: tuple[str, ...]) -> dict[str, Any]:
             "column": pos.column if pos else None, "path": path}
 
 
+class V1Document(Document):
+    """A version 1 file wrapped under `services:`; messages show the path as the user wrote it."""
+
+    def shown(self, path: tuple[PathPart, ...]) -> tuple[PathPart, ...]:
+        return path[1:] if path[:1] == ("services",) else path
+
+
 def _wrap_v1(doc: Document) -> Document:
     """Put a version 1 file's services under `services:` (positions too)."""
     positions = {("services", *p): v for p, v in doc.positions.items()}
     keys = {("services", *p): v for p, v in doc.key_positions.items()}
-    return Document({"version": "1", "services": doc.data}, doc.source, positions, keys)
+    return V1Document({"version": "1", "services": doc.data}, doc.source, positions, keys)
 
 
 def load_file(path: Path, environ: Mapping[str, str], report: Report) -> LoadedFile:

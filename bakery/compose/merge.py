@@ -150,6 +150,9 @@ def load_project(paths: list[Path], environ: Mapping[str, str], report: Report) 
                 target[key] = (_deep(target[key][0], value) if key in target else value, ref)
         for name in ("secrets", "configs"):
             extras.setdefault(name, {}).update(lf.doc.data.get(name) or {})
+        for name in sorted(k for k in lf.doc.data if k.startswith("x-")):
+            Ref(lf.doc, (name,)).add(report, "info", f"top-level {name} not carried over (its anchors are "
+                                     "already applied)", "compose.extension.dropped")
     if not services:
         raise ComposeError("no services defined", source=str(paths[0]), fix="define at least one service")
     return Project(version, services, networks, volumes, {k: v for k, v in extras.items() if v})

@@ -21,8 +21,9 @@ class Ref:
         """Keyword arguments locating the value (or a part of it) for a Finding or an error."""
         path = (*self.path, *extra)
         pos = self.doc.where(path)
+        shown = getattr(self.doc, "shown", None)  # version 1 files: no `services:` in the user's path
         return {"source": self.doc.source, "line": pos.line if pos else None,
-                "column": pos.column if pos else None, "path": path}
+                "column": pos.column if pos else None, "path": shown(path) if shown else path}
 
     def error(self, message: str, fix: str | None = None, *extra: PathPart) -> ComposeError:
         return ComposeError(message, fix=fix, **self.where(*extra))

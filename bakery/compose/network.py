@@ -7,6 +7,7 @@ the service can land on, and a local volume is a different one per node.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..report import Report
@@ -51,9 +52,10 @@ def volumes(c: Ctx, entries: list[Any]) -> None:
             c.info("volumes", f"bind mount {source} -> {target}: a path every Docker node has",
                    "compose.volumes.node_path", i)
         elif kind == "bind":
-            c.warn("volumes", f"bind mount {source} -> {target}: the path must exist on every node the "
-                   "service can run on", "compose.volumes.bind",
-                   "constrain the service to nodes that have the path, or use a shared volume driver", i)
+            c.node_bound.append(NodeBound(f"bind mount {source} -> {target}", "the path must exist on every node "
+                                          "the service can run on", "compose.volumes.bind", i,
+                                          "constrain the service to nodes that have the path, or use a shared "
+                                          "volume driver"))
         elif kind == "volume" and source:
             _named_volume(c, source, i)
         c.mounts.append(entry)
@@ -81,8 +83,10 @@ def _named_volume(c: Ctx, name: str, index: int) -> None:
     else:
         spec = declared[0]
     if is_local(spec):
-        c.warn("volumes", f"volume {name} is local: each node has its own copy", "compose.volumes.local",
-               "pin the service to one node, or give the volume a shared driver (NFS driver_opts)", index)
+        c.node_bound.append(NodeBound(f"volume {name} is local", "each node has its own copy",
+                                      "compose.volumes.local", index,
+                                      "pin the service to one node, or give the volume a shared driver "
+                                      "(NFS driver_opts)"))
 
 
 def is_local(spec: dict[str, Any]) -> bool:
@@ -92,7 +96,30 @@ def is_local(spec: dict[str, Any]) -> bool:
     return spec.get("driver", "local") == "local" and str(opts.get("type", "")).lower() not in ("nfs", "nfs4")
 
 
+@dataclass(frozen=True)
+class NodeBound:
+    """A mount whose data lives on one node: fine when the service is pinned, a warning otherwise."""
+
+    what: str
+    risk: str
+    code: str
+    index: int
+    fix: str
+
+
+def _report_node_bound(c: Ctx) -> None:
+    constraints = (c.deploy.get("placement") or {}).get("constraints") or []
+    pinned = [x.split("==", 1)[1] for x in constraints if x.replace(" ", "").startswith("node.hostname==")]
+    for item in c.node_bound:
+        if pinned and c.deploy.get("mode") != "global":
+            c.info("volumes", f"{item.what}: the service is pinned to node {pinned[0]}, so it stays there",
+                   item.code + "_pinned", item.index)
+        else:
+            c.warn("volumes", f"{item.what}: {item.risk}", item.code, item.fix, item.index)
+
+
 def finish(c: Ctx) -> None:
+    _report_node_bound(c)
     if c.networks:
         out: dict[str, Any] = {}
         for name, spec in sorted(c.networks.items()):
@@ -124,20 +151,21 @@ def top_networks(project: Project, extra: set[str], report: Report, needs: set[s
 
 
 def _top_network(name: str, spec: dict[str, Any], ref: Ref, report: Report, needs: set[str]) -> dict[str, Any]:
+    if "name" in spec:
+        needs.add("3.5")
     if spec.get("external"):
         return {k: v for k, v in spec.items() if k in ("external", "name")}
     net: dict[str, Any] = {}
     driver = spec.get("driver", "bridge")
+    for key in ("driver_opts", "internal", "attachable", "labels", "name"):
+        if key in spec:
+            net[key] = spec[key]
     if driver == "bridge":
         ref.add(report, "info", f"network {name}: bridge becomes overlay (bridges exist on one host only)",
                 "compose.network.overlay")
         driver = "overlay"
+        _drop_bridge_options(name, net, ref, report)
     net["driver"] = driver
-    for key in ("driver_opts", "internal", "attachable", "labels", "name"):
-        if key in spec:
-            net[key] = spec[key]
-    if "name" in spec:
-        needs.add("3.5")
     if "attachable" in spec:
         needs.add("3.2")
     if "enable_ipv6" in spec:
@@ -148,8 +176,24 @@ def _top_network(name: str, spec: dict[str, Any], ref: Ref, report: Report, need
     return net
 
 
+def _drop_bridge_options(name: str, net: dict[str, Any], ref: Ref, report: Report) -> None:
+    opts = net.get("driver_opts") or {}
+    bridge_only = sorted(k for k in opts if str(k).startswith("com.docker.network.bridge."))
+    if bridge_only:
+        ref.add(report, "warning", f"network {name}: bridge options {', '.join(bridge_only)} dropped "
+                "(they mean nothing to overlay)", "compose.network.bridge_opts")
+        kept = {k: v for k, v in opts.items() if k not in bridge_only}
+        if kept:
+            net["driver_opts"] = kept
+        else:
+            net.pop("driver_opts", None)
+
+
 def _ipam(name: str, ipam: dict[str, Any], ref: Ref, report: Report) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k, v in ipam.items() if k == "driver"}
+    if "options" in ipam:
+        ref.add(report, "warning", f"network {name}: ipam options dropped (stack files have no ipam options)",
+                "compose.network.ipam")
     configs = []
     for cfg in ipam.get("config") or []:
         lost = sorted(k for k in cfg if k != "subnet")

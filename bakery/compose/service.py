@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ComposeError
 from ..report import Report
 from . import hints, network, values
 from .interpolate import parse_env_file
@@ -49,6 +50,7 @@ class Ctx:
     mounts: list[Any] = field(default_factory=list)
     extra_networks: set[str] = field(default_factory=set)  # host, none (from network_mode)
     extra_volumes: set[str] = field(default_factory=set)  # version 1 implicit named volumes
+    node_bound: list[network.NodeBound] = field(default_factory=list)  # bind mounts, local volumes
 
     def ref(self, key: str) -> Ref:
         return self.svc.at(key)
@@ -73,7 +75,12 @@ def _environment(c: Ctx, value: dict[str, str | None]) -> None:
 def _env_file(c: Ctx, value: list[str]) -> None:
     merged: dict[str, str | None] = {}
     for path in value:
-        merged.update(parse_env_file(Path(path), names_only=False))
+        try:
+            merged.update(parse_env_file(Path(path), names_only=False))
+        except ComposeError as exc:
+            if exc.line is not None:  # a bad line inside the env file: that is the place to point at
+                raise
+            raise c.ref("env_file").error(f"service {c.svc.name}: env_file: {exc.message}", exc.fix) from None
     kept, found = hints.from_environment(merged, c.ref("env_file"))
     c.hints.extend(found)
     c.env = {**kept, **c.env}
@@ -231,23 +238,47 @@ def _healthcheck(c: Ctx, value: dict[str, Any]) -> None:
         c.needs.add("3.4")
 
 
+def _scale(c: Ctx, value: int) -> None:
+    c.deploy["replicas"] = value
+
+
+def _mem_limit(c: Ctx, value: Any) -> None:
+    c.resources("limits")["memory"] = _size(c, "mem_limit", value)
+
+
+def _mem_reservation(c: Ctx, value: Any) -> None:
+    c.resources("reservations")["memory"] = _size(c, "mem_reservation", value)
+
+
+def _extra_hosts(c: Ctx, value: dict[str, str]) -> None:
+    c.out["extra_hosts"] = sorted(f"{host}:{ip}" for host, ip in value.items())
+
+
+def _sysctls(c: Ctx, value: dict[str, str]) -> None:
+    c.out["sysctls"] = dict(sorted(value.items()))
+
+
+def _networks(c: Ctx, value: dict[str, Any]) -> None:
+    c.networks.update(value)
+
+
+def _copy(key: str) -> Callable[[Ctx, Any], None]:
+    def copy(c: Ctx, value: Any) -> None:
+        c.out[key] = value
+
+    return copy
+
+
 Handler = Callable[[Ctx, Any], None]
 HANDLERS: dict[str, Handler] = {
     "environment": _environment, "env_file": _env_file, "labels": _labels, "build": _build,
     "restart": _restart, "cpus": _cpus, "cpu_quota": _cpu_quota, "pids_limit": _pids, "ports": _ports,
     "depends_on": _depends_on, "tmpfs": _tmpfs, "init": _init, "platform": _platform, "deploy": _deploy,
-    "healthcheck": _healthcheck,
-    "scale": lambda c, v: c.deploy.__setitem__("replicas", v),
-    "mem_limit": lambda c, v: c.resources("limits").__setitem__("memory", _size(c, "mem_limit", v)),
-    "mem_reservation": lambda c, v: c.resources("reservations").__setitem__(
-        "memory", _size(c, "mem_reservation", v)),
-    "extra_hosts": lambda c, v: c.out.__setitem__("extra_hosts", sorted(f"{h}:{ip}" for h, ip in v.items())),
-    "sysctls": lambda c, v: c.out.__setitem__("sysctls", dict(sorted(v.items()))),
-    "networks": lambda c, v: c.networks.update(v),
-    "network_mode": lambda c, v: network.network_mode(c, v),
-    "volumes": lambda c, v: network.volumes(c, v),
+    "healthcheck": _healthcheck, "scale": _scale, "mem_limit": _mem_limit, "mem_reservation": _mem_reservation,
+    "extra_hosts": _extra_hosts, "sysctls": _sysctls, "networks": _networks,
+    "network_mode": network.network_mode, "volumes": network.volumes,
 }
-HANDLERS.update({k: (lambda key: lambda c, v: c.out.__setitem__(key, v))(k) for k in _COPIED})
+HANDLERS.update({key: _copy(key) for key in _COPIED})
 
 # Order of handling: restart before deploy so an explicit deploy.restart_policy wins.
 _LATE = ("deploy",)

@@ -11,7 +11,6 @@ message (with the tab hint) is the project's standard.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -22,7 +21,7 @@ from ..yamlsrc import Document, Path_, Position
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
-_MAX_VALUES = 2_000_000  # alias bombs expand past any real compose file
+_MAX_VALUES = 500_000  # alias bombs expand past any real compose file (1,000 services: ~40k)
 
 
 class _Builder:
@@ -122,17 +121,3 @@ def loads(text: str, source: str = "<string>") -> Document:
         raise ComposeError("YAML nested too deeply", source=source, fix="flatten the file") from None
     return Document(data, source, builder.positions, builder.key_positions)
 
-
-def load(path: Path) -> Document:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ComposeError(f"{path}: no such file", fix="check the path") from None
-    except OSError as exc:
-        raise ComposeError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ComposeError(f"not UTF-8 text (byte {exc.start})", source=str(path),
-                           fix="save the file as UTF-8") from None
-    return loads(text, str(path))

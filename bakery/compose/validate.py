@@ -17,6 +17,7 @@ from typing import Any
 from .. import schema as schema_mod
 from ..errors import ComposeError
 from ..yamlsrc import Document
+from .keys import SERVICE_KEYS
 from .schemagen import schema_name
 
 _TYPES: dict[str, Any] = {
@@ -73,11 +74,40 @@ def is_valid(schema: dict[str, Any], value: Any) -> bool:  # noqa: C901 - one br
     return True
 
 
+def _version_mismatch(doc: Document, version: str) -> None:
+    """A known key in the wrong version reads better as "needs 2.2" than as "unknown key"."""
+    services = doc.data if version == "1" else doc.data.get("services")
+    if not isinstance(services, dict):
+        return
+    prefix: tuple[str, ...] = () if version == "1" else ("services",)
+    for name, svc in services.items():
+        for key in svc if isinstance(svc, dict) else ():
+            spec = SERVICE_KEYS.get(key)
+            if spec is None or spec.allowed_in(version):
+                continue
+            family = version[0]
+            since = spec.since2 if family in "12" else spec.since3
+            if since is not None:
+                fix = f'set version: "{since}" or later'
+            elif family == "3" and key in _V3_INSTEAD:
+                fix = f"in 3.x files use {_V3_INSTEAD[key]}, or keep the file at version 2.x"
+            else:
+                fix = "remove it, or use a version of the format that has it"
+            raise doc.error((*prefix, name, key), f"{key} is not part of compose {version}", fix, key=True,
+                            cls=ComposeError)
+
+
+_V3_INSTEAD = {"mem_limit": "deploy.resources.limits.memory", "mem_reservation": "deploy.resources.reservations.memory",
+               "cpus": "deploy.resources.limits.cpus", "scale": "deploy.replicas", "extends": "several -f files",
+               "pids_limit": "deploy.resources.limits.pids"}
+
+
 def check(doc: Document, version: str) -> None:
     """Raise ComposeError (file:line:col, path, rule, fix) if `doc` breaks the schema of `version`."""
     schema = schema_mod.load_schema(schema_name(version))
     if is_valid(schema, doc.data):
         return
+    _version_mismatch(doc, version)
     schema_mod.validate(doc, schema, ComposeError)
     # jsonschema found nothing the fast check did: a bug in validate.py, but
     # still the user's file is refused with a message rather than accepted.

@@ -16,6 +16,15 @@ from .model import Change, Plan, Progress, Result, ServiceOutcome
 from .plan import plan
 
 __all__ = [
-    "Change", "Endpoint", "Engine", "Plan", "Progress", "Result", "ServiceOutcome",
-    "apply", "connect", "endpoint", "plan",
+    "Change",
+    "Endpoint",
+    "Engine",
+    "Plan",
+    "Progress",
+    "Result",
+    "ServiceOutcome",
+    "apply",
+    "connect",
+    "endpoint",
+    "plan",
 ]

@@ -37,15 +37,10 @@ def _truthy(value: str | None) -> bool:
 
 
 def cluster_cert_dir(cluster: str, state_dir: Path | None, environ: Mapping[str, str]) -> Path:
-    """`<state>/<cluster>/client`, where <state> is bakery's state root (see bakery.state)."""
-    if state_dir is not None:
-        root = state_dir
-    elif environ.get("BAKERY_STATE_DIR"):
-        root = Path(environ["BAKERY_STATE_DIR"])
-    else:
-        xdg = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-        root = Path(xdg) / "bakery"
-    return root / cluster / "client"
+    """`<state>/<cluster>/client`, the layout `bakery certs` writes."""
+    from ..state import client_cert_dir, default_root
+
+    return client_cert_dir(cluster, state_dir or default_root(environ))
 
 
 def endpoint(

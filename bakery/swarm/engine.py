@@ -108,6 +108,18 @@ class Engine:
         path = f"/services/{ident}/update"
         call(f"update service {spec['Name']}", lambda: self._post(path, spec, version=version))
 
+    def _gone(self, ident: str, wait: float = 10.0) -> None:
+        """A removed swarm network lingers on the node for a moment; wait until it is gone."""
+        import docker.errors
+
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                self.api.inspect_network(ident)
+            except docker.errors.NotFound:
+                return
+            time.sleep(0.1)
+
     def remove(self, kind: Kind, ident: str, name: str, *, retry_for: float = 0.0) -> None:
         """Remove one object; networks and blobs may still be in use for a moment after their
         service went away, so those retry for `retry_for` seconds."""
@@ -124,6 +136,8 @@ class Engine:
         while True:
             try:
                 fn(ident)
+                if kind == "network":
+                    self._gone(ident)
                 return
             except docker.errors.NotFound:
                 return

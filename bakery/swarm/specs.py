@@ -21,7 +21,8 @@ from typing import Any
 from ..errors import PathPart, UserError
 from ..report import Report
 from . import objects, parts
-from .model import CONDITIONS, HASH_LABEL, IMAGE_LABEL, NAMESPACE_LABEL, Condition, Desired, ServiceRun
+from .deps import dependencies
+from .model import HASH_LABEL, IMAGE_LABEL, NAMESPACE_LABEL, Desired, ServiceRun
 from .parts import Invalid
 from .units import duration_ns, nano_cpus, size_bytes
 
@@ -162,6 +163,7 @@ class _Builder:
         if not svc.get("image"):
             raise Invalid(("services", key, "image"), "a service needs an image", "add `image: NAME:TAG`")
         deploy = svc.get("deploy") or {}
+        ports = parts.ports(svc.get("ports") or [], ("services", key, "ports"))
         spec: dict[str, Any] = {
             "Name": f"{self.stack}_{key}",
             "Labels": _sorted(
@@ -173,12 +175,12 @@ class _Builder:
             ),
             "TaskTemplate": self._task(key, svc, deploy),
             "Mode": _mode(deploy),
-            "UpdateConfig": self._update(deploy.get("update_config"), svc),
-            "RollbackConfig": self._update(deploy.get("rollback_config"), svc),
+            "UpdateConfig": self._update(deploy.get("update_config"), ports),
+            "RollbackConfig": self._update(deploy.get("rollback_config"), ports),
             "EndpointSpec": _compact(
                 {
                     "Mode": str(deploy.get("endpoint_mode") or "vip"),
-                    "Ports": parts.ports(svc.get("ports") or [], ("services", key, "ports")),
+                    "Ports": ports,
                 }
             ),
         }
@@ -291,12 +293,12 @@ class _Builder:
             )
         return sorted(out, key=lambda r: r["File"]["Name"])
 
-    def _update(self, cfg: Mapping[str, Any] | None, svc: Mapping[str, Any]) -> dict[str, Any]:
+    def _update(self, cfg: Mapping[str, Any] | None, ports: list[dict[str, Any]]) -> dict[str, Any]:
         """Explicit update/rollback config. Docker's defaults for v3 input; for
         v2 input bakery's: one at a time, start-first unless a host port would
         clash, and roll back on failure."""
         cfg = cfg or {}
-        host_ports = any(p.get("PublishMode") == "host" for p in parts.ports(svc.get("ports") or [], ()))
+        host_ports = any(p.get("PublishMode") == "host" for p in ports)
         order = "start-first" if self.update_defaults and not host_ports else "stop-first"
         action = "rollback" if self.update_defaults else "pause"
         return {
@@ -385,55 +387,6 @@ def _sorted(d: Mapping[str, Any]) -> dict[str, Any]:
 def _compact(d: Mapping[str, Any]) -> dict[str, Any]:
     """Drop unset and empty values: the engine omits them too, and a canonical spec has one form."""
     return {k: v for k, v in d.items() if v is not None and v != [] and v != {} and v is not False and v != ""}
-
-
-def dependencies(data: Mapping[str, Any]) -> dict[str, tuple[tuple[str, Condition], ...]]:
-    """`depends_on` (list or map) merged with `x-bakery.depends_on` conditions; checked for cycles."""
-    services = data.get("services") or {}
-    extra = ((data.get("x-bakery") or {}).get("depends_on")) or {}
-    out: dict[str, tuple[tuple[str, Condition], ...]] = {}
-    for key in sorted(services):
-        deps: dict[str, str] = {}
-        raw = (services[key] or {}).get("depends_on") or []
-        for dep in raw:
-            cond = raw[dep].get("condition") if isinstance(raw, Mapping) and raw[dep] else None
-            deps[str(dep)] = str(cond or "service_started")
-        for dep, cond in (extra.get(key) or {}).items():
-            deps[str(dep)] = str(cond)
-        for dep, cond in deps.items():
-            if dep not in services:
-                raise Invalid(("services", key, "depends_on"), f"depends on {dep!r}, which is not a service")
-            if cond not in CONDITIONS:
-                raise Invalid(
-                    ("services", key, "depends_on", dep),
-                    f"unknown condition {cond!r}",
-                    "use " + ", ".join(CONDITIONS),
-                )
-        out[key] = tuple(sorted(deps.items()))  # type: ignore[arg-type]
-    _check_cycles(out)
-    return out
-
-
-def _check_cycles(deps: Mapping[str, tuple[tuple[str, Condition], ...]]) -> None:
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            cycle = trail[trail.index(node) :] + [node]
-            raise Invalid(
-                ("services", node, "depends_on"),
-                "dependency cycle: " + " -> ".join(cycle),
-                "remove one of these depends_on entries",
-            )
-        state[node] = 1
-        for dep, _ in deps[node]:
-            visit(dep, trail + [node])
-        state[node] = 2
-
-    for node in deps:
-        visit(node, [])
 
 
 def build(

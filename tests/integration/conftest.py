@@ -31,9 +31,9 @@ class Deployer:
         self.capsys.readouterr()
         code = main(["deploy", "-H", self.host, "--output", "json", "--stable-for", "0.5", "--timeout", "90", *args])
         captured = self.capsys.readouterr()
-        with self.capsys.disabled():
-            print(captured.err)
-        return code, json.loads(captured.out) if captured.out.strip() else {}
+        data = json.loads(captured.out) if captured.out.strip() else {}
+        data["_stderr"] = captured.err  # progress and errors, shown when an assertion prints `out`
+        return code, data
 
 
 @pytest.fixture

@@ -39,7 +39,9 @@ def test_deploy_then_noop_then_change(engine, deployer, case_dir):
     assert code == 0, out
     assert out["result"]["ok"] is True
     assert {s["name"]: s["state"] for s in out["result"]["services"]} == {
-        "basic_web": "converged", "basic_worker": "converged"}
+        "basic_web": "converged",
+        "basic_worker": "converged",
+    }
 
     services = _services(engine, "basic")
     web, worker = services["basic_web"], services["basic_worker"]
@@ -145,8 +147,12 @@ def test_prune_removes_only_what_left_the_file(engine, deployer, case_dir):
 def test_unsatisfiable_constraint_is_refused_before_anything_is_created(engine, deployer, case_dir, capsys):
     d, _ = case_dir("basic")
     stack_file = d / "stack.yml"
-    _edit(stack_file, lambda data: data["services"]["worker"]["deploy"].update(
-        placement={"constraints": ["node.labels.zone == nowhere"]}))
+    _edit(
+        stack_file,
+        lambda data: data["services"]["worker"]["deploy"].update(
+            placement={"constraints": ["node.labels.zone == nowhere"]}
+        ),
+    )
     code, _ = deployer(str(stack_file), "--name", "nope")
     assert code == 2
     assert _services(engine, "nope") == {}
@@ -170,8 +176,23 @@ def test_legacy_compose_file_is_converted_and_ordered(engine, deployer, case_dir
     assert code == 0, out
     services = _services(engine, "legacy")
     db, app = services["legacy_db"], services["legacy_app"]
-    db_running = [t["Status"]["Timestamp"] for t in engine.client().api.tasks(filters={"service": db["ID"]})
-                  if t["Status"]["State"] == "running"]
+    db_running = [
+        t["Status"]["Timestamp"]
+        for t in engine.client().api.tasks(filters={"service": db["ID"]})
+        if t["Status"]["State"] == "running"
+    ]
     assert db_running and app["CreatedAt"] > min(db_running)  # app waited for a healthy db
     update = app["Spec"]["UpdateConfig"]
     assert (update["Order"], update["FailureAction"]) == ("start-first", "rollback")  # bakery's v2 defaults
+
+
+def test_no_rollback_leaves_a_failed_deploy_in_place(engine, deployer, tmp_path):
+    stack_file = tmp_path / "ghost.yml"
+    ghost = {"image": "local/does-not-exist:1", "deploy": {"restart_policy": {"condition": "any", "delay": "500ms"}}}
+    stack_file.write_text(yaml.safe_dump({"version": "3.8", "services": {"ghost": ghost}}))
+    code, out = deployer(str(stack_file), "--name", "ghosts", "--no-rollback", "--max-failures", "1")
+    assert code == 1
+    assert out["result"]["rolled_back"] is False
+    assert [s["state"] for s in out["result"]["services"]] == ["failed"]
+    assert set(_services(engine, "ghosts")) == {"ghosts_ghost"}
+    engine.docker("stack", "rm", "ghosts")

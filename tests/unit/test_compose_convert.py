@@ -167,3 +167,43 @@ def test_same_input_same_bytes(tmp_path):
 
     body = "image: a\nenvironment: {Z: 1, A: 2}\nlabels: {z: 1, a: 2}\nports: [\"9:9\", \"1:1\"]"
     assert dumps(convert(tmp_path, body).stack) == dumps(convert(tmp_path, body).stack)
+
+
+def test_strict_raises_with_the_result_attached(tmp_path):
+    from bakery.compose import StrictWarnings
+    from bakery.errors import EXIT_STRICT
+
+    with pytest.raises(StrictWarnings) as exc:
+        convert(tmp_path, "image: a\nprivileged: true", strict=True)
+    assert exc.value.exit_code == EXIT_STRICT
+    assert exc.value.result.report.warnings[0].code == "compose.key.unsupported"
+    assert convert(tmp_path, "image: a\nrestart: always", strict=True).report.warnings == []
+
+
+@pytest.mark.parametrize(
+    "services, cycle",
+    [
+        ("  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [a]}\n", "a -> b -> a"),
+        ("  a: {image: x, depends_on: [a]}\n", "a -> a"),
+        ("  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x, depends_on: [b]}\n",
+         "b -> c -> b"),
+    ],
+)
+def test_depends_on_cycles_are_refused(tmp_path, services, cycle):
+    path = tmp_path / "c.yml"
+    path.write_text('version: "2"\nservices:\n' + services)
+    with pytest.raises(ComposeError) as exc:
+        convert_files([path], environ={})
+    assert f"depends_on cycle: {cycle}" in str(exc.value)
+    assert exc.value.line is not None
+
+
+@pytest.mark.parametrize(
+    "env, code",
+    [("[]", "compose.volumes.local"), ('["constraint:node==db1"]', "compose.volumes.local_pinned"),
+     ('["constraint:node!=db1"]', "compose.volumes.local")],
+)
+def test_local_volume_warning_unless_pinned(tmp_path, env, code):
+    result = convert(tmp_path, f'image: a\nenvironment: {env}\nvolumes: ["data:/d"]', top="volumes:\n  data: {}\n")
+    assert code in {f.code for f in result.report.findings}
+    assert (code == "compose.volumes.local") == any(f.code == code for f in result.report.warnings)

@@ -16,7 +16,7 @@ data = st.recursive(scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries
                     max_leaves=20)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(st.dictionaries(keys, data, max_size=5))
 def test_round_trip(doc):
     assert yaml.safe_load(dumps(doc)) == ordered(doc)

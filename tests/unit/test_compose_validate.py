@@ -30,7 +30,7 @@ services = st.dictionaries(st.sampled_from(["web", "db", "b a d"]), st.dictionar
 
 
 @pytest.mark.parametrize("version", ["1", "2.0", "2.1", "2.3", "2.4", "3.2", "3.9"])
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(svcs=services, extra=st.dictionaries(st.sampled_from(["networks", "volumes", "x-y", "bad"]), values,
                                             max_size=2))
 def test_agrees_with_jsonschema(version, svcs, extra):

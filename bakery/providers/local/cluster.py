@@ -213,7 +213,8 @@ def wait_ready(rec: ClusterRecord, timeout: float, progress: Progress) -> None:
         if time.monotonic() > deadline:
             missing = ", ".join(n for n, ok in ready.items() if not ok)
             raise BakeryError(f"not Ready after {timeout:.0f}s: {missing} "
-                              f"(see `bakery nodes --cluster {rec.cluster}` and {rec.workdir}/nodes/*/console.log)")
+                              f"(see `bakery nodes --cluster {rec.cluster}` and {rec.workdir}/nodes/*/console.log; "
+                              f"`bakery down --cluster {rec.cluster}` removes it)")
         time.sleep(2)
 
 

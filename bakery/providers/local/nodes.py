@@ -57,6 +57,9 @@ def boot(node: NodeRecord, image_root: Path, bridge: str) -> None:
         "--link-journal=no",
         "--resolv-conf=off",
         "--capability=all",
+        # runc joins a fresh session keyring for each container; nspawn's seccomp filter refuses
+        # keyctl/add_key by default ("unable to join session keyring: operation not permitted").
+        "--system-call-filter=add_key keyctl request_key",
         f"--network-bridge={bridge}",
     ]
     with (d / "console.log").open("ab") as out:

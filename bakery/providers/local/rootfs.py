@@ -31,7 +31,7 @@ from ...errors import BakeryError, EnvironmentMissing, UserError
 from .host import Progress, run, which
 
 # Bump when the recipe below changes in a way that must invalidate caches.
-RECIPE_VERSION = 6
+RECIPE_VERSION = 7
 BASE_VERSION = 3  # the debootstrap stage alone
 SUITE = "bookworm"
 BASE_INCLUDE = ("systemd", "systemd-sysv", "dbus", "iproute2", "ca-certificates", "apt-utils")
@@ -85,8 +85,15 @@ def _mirror_in(text: str, suite: str, *, deb822: bool) -> str | None:
     if not deb822:
         for line in text.splitlines():
             parts = line.split("#", 1)[0].split()
-            if len(parts) >= 3 and parts[0] == "deb" and suite in parts[2:3]:
-                return parts[1] if not parts[1].startswith("[") else (parts[2] if len(parts) > 3 else None)
+            if not parts or parts[0] != "deb":
+                continue
+            rest = parts[1:]
+            if rest and rest[0].startswith("["):  # [arch=amd64 signed-by=...] options
+                while rest and not rest[0].endswith("]"):
+                    rest = rest[1:]
+                rest = rest[1:]
+            if len(rest) >= 2 and rest[1] == suite:
+                return rest[0]
         return None
     for stanza in text.split("\n\n"):
         fields: dict[str, str] = {}
@@ -229,8 +236,37 @@ def _configure(root: Path, recipe: Recipe, log: Path, progress: Progress) -> Non
         _nspawn(root, log, "systemctl", "disable", "docker.service", "docker.socket")
         _load_images(root, recipe.archives, log, progress)
         _write_marker(root, recipe)
+    _nspawn_cgroups_unit(root, log)
     policy.unlink()
     _hygiene(root, log)
+
+
+CGROUP_UNIT = """\
+# Written by bakery for local (systemd-nspawn) nodes only. nspawn mounts the
+# cgroup v1 controllers read-only inside the node, so runc cannot create the
+# containers' cgroups ("mkdir /sys/fs/cgroup/cpuset/docker/...: read-only file
+# system"). The node sees only its own cgroup namespace: make that writable.
+[Unit]
+Description=bakery: writable cgroup controllers for Docker in a systemd-nspawn node
+ConditionVirtualization=systemd-nspawn
+DefaultDependencies=no
+Before=containerd.service docker.service
+After=local-fs.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'for d in /sys/fs/cgroup/*/; do \\
+  [ "$(stat -f -c %%T "$d")" = cgroupfs ] && mount -o remount,bind,rw "$d"; done; true'
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+
+def _nspawn_cgroups_unit(root: Path, log: Path) -> None:
+    (root / "etc/systemd/system/bakery-nspawn-cgroups.service").write_text(CGROUP_UNIT)
+    _nspawn(root, log, "systemctl", "enable", "bakery-nspawn-cgroups.service", net=False)
 
 
 def _load_images(root: Path, archives: tuple[Path, ...], log: Path, progress: Progress) -> None:

@@ -1,0 +1,89 @@
+"""Connecting to the operator's cloud, resolving names, and waiting with a clock tests can replace.
+
+The cloud comes from clouds.yaml (`--os-cloud` or $OS_CLOUD) or the OS_*
+variables of an openrc, exactly as the `openstack` client reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ambiguous, cloud_error, missing
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+
+
+@dataclass
+class Clock:
+    """time.sleep and time.monotonic, swappable: tests advance a fake clock instead of waiting."""
+
+    sleep: Callable[[float], None] = field(default=time.sleep)
+    now: Callable[[], float] = field(default=time.monotonic)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--os-cloud", metavar="NAME", default=os.environ.get("OS_CLOUD"),
+                   help="the clouds.yaml entry to use (default: $OS_CLOUD, else the OS_* variables)")
+
+
+def connect(os_cloud: str | None) -> Any:
+    """An openstacksdk Connection; nothing is sent until the first call."""
+    import openstack
+
+    try:
+        return openstack.connect(cloud=os_cloud) if os_cloud else openstack.connect()
+    except Exception as exc:
+        raise cloud_error(exc, f"reading the cloud configuration{f' {os_cloud!r}' if os_cloud else ''}") from exc
+
+
+def _pick(kind: str, wanted: str, found: list[Any], names: list[str], flag: str) -> Any:
+    by_id = [r for r in found if r.id == wanted]
+    if by_id:
+        return by_id[0]
+    by_name = [r for r in found if r.name == wanted]
+    if len(by_name) > 1:
+        raise ambiguous(kind, wanted, [r.id for r in by_name], flag)
+    if not by_name:
+        raise missing(kind, wanted, names, flag)
+    return by_name[0]
+
+
+def find_flavor(conn: Any, wanted: str) -> Any:
+    try:
+        flavors = list(conn.compute.flavors(details=False))
+    except Exception as exc:
+        raise cloud_error(exc, "listing flavors") from exc
+    return _pick("flavor", wanted, flavors, [f.name for f in flavors], "--flavor")
+
+
+def find_image(conn: Any, wanted: str, flag: str = "--base-image") -> Any:
+    try:
+        found = list(conn.image.images(name=wanted))
+        if not found and _UUID.match(wanted):
+            found = [i for i in [conn.image.find_image(wanted, ignore_missing=True)] if i is not None]
+        if found:
+            return _pick("image", wanted, found, [], flag)
+        names = [i.name for i in itertools.islice(conn.image.images(status="active"), 50)]
+    except Exception as exc:
+        raise cloud_error(exc, f"looking up image {wanted!r}") from exc
+    raise missing("image", wanted, names, flag)
+
+
+def find_network(conn: Any, wanted: str, flag: str = "--network") -> Any:
+    try:
+        found = list(conn.network.networks(name=wanted))
+        if not found and _UUID.match(wanted):
+            found = list(conn.network.networks(id=wanted))
+        if found:
+            return _pick("network", wanted, found, [], flag)
+        names = [n.name for n in conn.network.networks()]
+    except Exception as exc:
+        raise cloud_error(exc, f"looking up network {wanted!r}") from exc
+    raise missing("network", wanted, names, flag)

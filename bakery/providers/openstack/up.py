@@ -1,0 +1,257 @@
+"""`bakery up --provider openstack` and `bakery down`: a swarm on Nova servers, found again by its tags.
+
+Security groups carry exactly the swarm's ports (FACTS: Magnum's joins failed
+for months without 2377): 2377/tcp between managers, 7946/tcp+udp and
+4789/udp between nodes, 2378/tcp (bakery's join service) from nodes to
+managers, 2376/tcp (the TLS Docker API) from the operator's CIDR only, and
+consul's server ports for consul. Managers share an anti-affinity server
+group. The seed gets a Neutron port first, so its fixed IP is known to every
+other node's user-data. Every resource is tagged (Neutron) or carries
+metadata (Nova) with the cluster, and up looks for it before creating it, so
+re-running after a partial failure converges. Server groups and keypairs
+cannot be tagged: they have exact names derived from the cluster.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...config import ClusterConfig
+from ...errors import CloudError
+from .cloud import Clock, find_flavor, find_image, find_network
+from .errors import cloud_error, server_fault
+from .ledger import Ledger, delete_all
+
+Progress = Callable[[str], None]
+CLUSTER_KEY = "bakery.cluster"
+
+
+@dataclass(frozen=True)
+class Rule:
+    protocol: str
+    port_min: int
+    port_max: int
+    remote_group: str | None = None  # a group name of this cluster
+    remote_cidr: str | None = None
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    cluster: str
+    flavor: str
+    image: str
+    network: str
+    operator_cidr: str
+    managers: int = 3
+    workers: int = 2
+    consul: bool = False
+    key_name: str | None = None
+    poll: float = 5.0
+    timeout: float = 900.0
+
+
+def cluster_tag(cluster: str) -> str:
+    return f"{CLUSTER_KEY}={cluster}"
+
+
+def group_names(cluster: str) -> dict[str, str]:
+    return {g: f"bakery-{cluster}-{g}" for g in ("nodes", "managers", "consul")}
+
+
+def security_rules(cluster: str, operator_cidr: str, join_port: int = 2378,
+                   api_port: int = 2376) -> dict[str, list[Rule]]:
+    """Ingress rules per group; nothing else is opened (egress stays Neutron's default)."""
+    g = group_names(cluster)
+    return {
+        g["nodes"]: [Rule("tcp", 7946, 7946, g["nodes"]), Rule("udp", 7946, 7946, g["nodes"]),
+                     Rule("udp", 4789, 4789, g["nodes"])],
+        g["managers"]: [Rule("tcp", 2377, 2377, g["managers"]), Rule("tcp", join_port, join_port, g["nodes"]),
+                        Rule("tcp", api_port, api_port, remote_cidr=operator_cidr)],
+        # consul server RPC and serf LAN; its HTTP API listens on 127.0.0.1 only.
+        g["consul"]: [Rule("tcp", 8300, 8300, g["nodes"]), Rule("tcp", 8301, 8301, g["nodes"]),
+                      Rule("udp", 8301, 8301, g["nodes"])],
+    }
+
+
+def node_plan(opts: UpOptions) -> list[tuple[str, str]]:
+    """(role, name) of every server, seed first."""
+    nodes = [("seed", f"{opts.cluster}-seed")]
+    nodes += [("manager", f"{opts.cluster}-manager-{i}") for i in range(1, opts.managers)]
+    nodes += [("worker", f"{opts.cluster}-worker-{i}") for i in range(1, opts.workers + 1)]
+    if opts.consul:
+        nodes.append(("consul", f"{opts.cluster}-consul"))
+    return nodes
+
+
+def groups_for(role: str, cluster: str) -> list[str]:
+    g = group_names(cluster)
+    extra = {"seed": ["managers"], "manager": ["managers"], "worker": [], "consul": ["consul"]}[role]
+    return [g["nodes"], *[g[e] for e in extra]]
+
+
+def _tagged(conn: Any, kind: str, cluster: str) -> list[Any]:
+    tag = cluster_tag(cluster)
+    lister = {"security_group": conn.network.security_groups, "port": conn.network.ports,
+              "floating_ip": conn.network.ips}[kind]
+    try:
+        return [r for r in lister(tags=tag) if tag in (r.tags or [])]  # rechecked: never trust a filter
+    except Exception as exc:
+        raise cloud_error(exc, f"listing {kind.replace('_', ' ')}s of cluster {cluster}") from exc
+
+
+def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger) -> dict[str, str]:
+    """Create missing groups and missing rules; returns name -> id."""
+    existing = {sg.name: sg for sg in _tagged(conn, "security_group", opts.cluster)}
+    ids: dict[str, str] = {}
+    rules = security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port, cfg.docker.api_port)
+    for name in rules:
+        sg = existing.get(name)
+        if sg is None:
+            try:
+                sg = conn.network.create_security_group(name=name, description=f"bakery cluster {opts.cluster}")
+                ledger.add("security_group", sg.id)
+                conn.network.set_tags(sg, [cluster_tag(opts.cluster)])
+            except Exception as exc:
+                raise cloud_error(exc, f"creating security group {name}") from exc
+        ids[name] = sg.id
+    for name, wanted in rules.items():
+        _ensure_rules(conn, ids[name], wanted, ids, existing.get(name))
+    return ids
+
+
+def _ensure_rules(conn: Any, sg_id: str, wanted: list[Rule], ids: dict[str, str], sg: Any) -> None:
+    have = {(r.get("protocol"), r.get("port_range_min"), r.get("port_range_max"), r.get("remote_group_id"),
+             r.get("remote_ip_prefix")) for r in (getattr(sg, "security_group_rules", None) or [])
+            if r.get("direction") == "ingress"}
+    for rule in wanted:
+        remote = ids[rule.remote_group] if rule.remote_group else None
+        if (rule.protocol, rule.port_min, rule.port_max, remote, rule.remote_cidr) in have:
+            continue
+        try:
+            conn.network.create_security_group_rule(
+                security_group_id=sg_id, direction="ingress", ethertype="IPv4", protocol=rule.protocol,
+                port_range_min=rule.port_min, port_range_max=rule.port_max, remote_group_id=remote,
+                remote_ip_prefix=rule.remote_cidr)
+        except Exception as exc:
+            raise cloud_error(exc, f"adding rule {rule.protocol}/{rule.port_min} to security group {sg_id}") from exc
+
+
+def ensure_server_group(conn: Any, cluster: str, ledger: Ledger) -> str:
+    name = f"bakery-{cluster}-managers"
+    try:
+        for group in conn.compute.server_groups():
+            if group.name == name:
+                return str(group.id)
+        group = conn.compute.create_server_group(name=name, policies=["anti-affinity"])
+    except Exception as exc:
+        raise cloud_error(exc, f"creating server group {name}") from exc
+    ledger.add("server_group", group.id)
+    return str(group.id)
+
+
+def ensure_seed_port(conn: Any, opts: UpOptions, network_id: str, sg_ids: list[str], ledger: Ledger) -> Any:
+    name = f"{opts.cluster}-seed"
+    for port in _tagged(conn, "port", opts.cluster):
+        if port.name == name:
+            return port
+    try:
+        port = conn.network.create_port(name=name, network_id=network_id, security_group_ids=sg_ids)
+        ledger.add("port", port.id)
+        conn.network.set_tags(port, [cluster_tag(opts.cluster)])
+    except Exception as exc:
+        raise cloud_error(exc, f"creating the seed's port {name}") from exc
+    return port
+
+
+def cluster_servers(conn: Any, cluster: str) -> dict[str, Any]:
+    try:
+        return {s.name: s for s in conn.compute.servers(details=True)
+                if (s.metadata or {}).get(CLUSTER_KEY) == cluster}
+    except Exception as exc:
+        raise cloud_error(exc, f"listing servers of cluster {cluster}") from exc
+
+
+def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, progress: Progress,
+       clock: Clock | None = None) -> dict[str, str]:
+    """Create or converge the cluster; returns node name -> server id. Created resources stay on failure
+    (re-running converges; `bakery down` removes them)."""
+    from ...render import Node, build_userdata
+
+    clock = clock or Clock()
+    flavor, image, network = find_flavor(conn, opts.flavor), find_image(conn, opts.image, "--image"), \
+        find_network(conn, opts.network)
+    ledger = Ledger()
+    sgs = ensure_security_groups(conn, opts, cfg, ledger)
+    group_id = ensure_server_group(conn, opts.cluster, ledger)
+    seed_groups = [sgs[n] for n in groups_for("seed", opts.cluster)]
+    port = ensure_seed_port(conn, opts, network.id, seed_groups, ledger)
+    seed_ip = str(port.fixed_ips[0]["ip_address"])
+    cfg = dataclasses.replace(cfg, name=opts.cluster, swarm=dataclasses.replace(cfg.swarm, seed=seed_ip))
+    existing = cluster_servers(conn, opts.cluster)
+    ids: dict[str, str] = {}
+    for role, name in node_plan(opts):
+        if name in existing:
+            ids[name] = existing[name].id
+            continue
+        node = Node(role, name, (seed_ip,) if role == "seed" else ())
+        userdata, _ = build_userdata(cfg, node, state_root)
+        nets = [{"port": port.id}] if role == "seed" else [{"uuid": network.id}]
+        hints = {"group": group_id} if role in ("seed", "manager") else {}
+        try:
+            server = conn.compute.create_server(
+                name=name, image_id=image.id, flavor_id=flavor.id, networks=nets,
+                security_groups=[] if role == "seed" else [{"name": n} for n in groups_for(role, opts.cluster)],
+                user_data=base64.b64encode(userdata.payload).decode(), key_name=opts.key_name,
+                scheduler_hints=hints or None,
+                metadata={CLUSTER_KEY: opts.cluster, "bakery.role": role})
+        except Exception as exc:
+            raise cloud_error(exc, f"booting {name}") from exc
+        ids[name] = server.id
+        progress(f"booting {name} ({role})")
+    wait_active(conn, ids, opts, progress, clock)
+    return ids
+
+
+def wait_active(conn: Any, ids: dict[str, str], opts: UpOptions, progress: Progress, clock: Clock) -> None:
+    pending = dict(ids)
+    deadline = clock.now() + opts.timeout
+    while pending:
+        for name, ident in list(pending.items()):
+            try:
+                server = conn.compute.get_server(ident)
+            except Exception as exc:
+                raise cloud_error(exc, f"watching {name}") from exc
+            if server.status == "ERROR":
+                raise server_fault(name, server)
+            if server.status == "ACTIVE":
+                progress(f"{name} is ACTIVE")
+                del pending[name]
+        if pending and clock.now() >= deadline:
+            raise CloudError(f"not ACTIVE within {opts.timeout:.0f}s: {', '.join(sorted(pending))}")
+        if pending:
+            clock.sleep(opts.poll)
+
+
+def down(conn: Any, cluster: str, progress: Progress, clock: Clock | None = None) -> list[str]:
+    """Delete what carries this cluster's mark (and its exactly-named server group), nothing else."""
+    ledger = Ledger()
+    for server in cluster_servers(conn, cluster).values():
+        ledger.add("server", server.id)
+    for kind in ("floating_ip", "port", "security_group"):
+        for res in _tagged(conn, kind, cluster):
+            ledger.add(kind, res.id)
+    try:
+        for group in conn.compute.server_groups():
+            if group.name == f"bakery-{cluster}-managers":
+                ledger.add("server_group", group.id)
+    except Exception as exc:
+        raise cloud_error(exc, "listing server groups") from exc
+    ledger.sort_for_deletion()
+    if not ledger.items:
+        progress(f"cluster {cluster}: nothing to delete")
+    return delete_all(conn, ledger, progress, clock or Clock())

@@ -1,0 +1,119 @@
+"""Booted-node fixtures: the cached node image, and a local cluster torn down from its record.
+
+Needs root, systemd-nspawn, debootstrap, dnsmasq and a free 10.213.0.0/24.
+Without them the node tests skip; BAKERY_REQUIRE_NODES=1 (CI) makes that a
+failure. The node image is cached in $BAKERY_CACHE_DIR (default
+/var/cache/bakery) across runs, as `bakery bake` caches it for users: the first
+run builds it (about 1 minute here), later runs reuse it. Everything else
+(state, overlays, records) lives under pytest's tmp_path.
+
+  BAKERY_REQUIRE_NODES=1 pytest -m nodes tests/nodes                      # CI tier
+  BAKERY_REQUIRE_NODES=1 BAKERY_NODES_FULL=1 pytest -m nodes tests/nodes  # + fault scenarios
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import require_or_skip
+
+from .archive import busybox_archive
+
+SWITCH = "BAKERY_REQUIRE_NODES"
+TOOLS = ("systemd-nspawn", "debootstrap", "dnsmasq", "nsenter", "iptables", "ip")
+
+
+def bakery(*args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "bakery", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    if check and done.returncode != 0:
+        pytest.fail(f"bakery {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def node_host() -> None:
+    if os.geteuid() != 0:
+        require_or_skip(SWITCH, "booting nodes needs root")
+    for tool in TOOLS:
+        if shutil.which(tool) is None and shutil.which(tool, path="/usr/sbin:/sbin") is None:
+            require_or_skip(SWITCH, f"{tool} is not installed (debootstrap systemd-container dnsmasq-base)")
+    used = subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True, check=True).stdout
+    if "10.213.0." in used:
+        require_or_skip(SWITCH, "10.213.0.0/24 is in use on this host (another local cluster is up)")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(node_host: None) -> Path:
+    from bakery.providers.local.rootfs import default_cache_dir
+
+    return default_cache_dir()
+
+
+@pytest.fixture(scope="session")
+def app_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return busybox_archive(tmp_path_factory.mktemp("archives") / "busybox.tar")
+
+
+@pytest.fixture(scope="session")
+def baked_image(cache_dir: Path, app_archive: Path) -> dict[str, Any]:
+    """`bakery bake --target local` with the busybox archive: built once, then cached."""
+    done = bakery("bake", "--target", "local", "--pre-pull-archive", str(app_archive),
+                  "--cache-dir", str(cache_dir), "--output", "json", timeout=1800)
+    image: dict[str, Any] = json.loads(done.stdout)
+    image["stderr"] = done.stderr
+    return image
+
+
+@dataclass
+class LocalCluster:
+    state_dir: Path
+    cache_dir: Path
+    name: str
+    up: dict[str, Any]
+
+    @property
+    def record(self) -> Path:
+        return self.state_dir / self.name / "local.json"
+
+    def args(self) -> list[str]:
+        return ["--cluster", self.name, "--state-dir", str(self.state_dir)]
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, DOCKER_HOST=self.up["docker_host"], DOCKER_TLS_VERIFY="1",
+                   DOCKER_CERT_PATH=self.up["cert_path"])
+        cli = shutil.which("docker", path="/usr/local/bin") or "docker"
+        return subprocess.run([cli, *args], capture_output=True, text=True, env=env, timeout=timeout, check=check)
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        out = json.loads(bakery("nodes", *self.args(), "--output", "json").stdout)
+        return {n["name"]: n for n in out["nodes"]}
+
+    def down(self) -> subprocess.CompletedProcess[str]:
+        return bakery("down", *self.args(), check=False, timeout=300)
+
+
+def boot_cluster(tmp: Path, cache_dir: Path, managers: int, workers: int) -> Iterator[LocalCluster]:
+    state = tmp / "state"
+    cluster = LocalCluster(state, cache_dir, "local", {})
+    done = bakery("up", "--provider", "local", "--managers", str(managers), "--workers", str(workers),
+                  *cluster.args(), "--cache-dir", str(cache_dir), "--output", "json", "--timeout", "600",
+                  check=False)
+    try:
+        if done.returncode != 0:
+            pytest.fail(f"bakery up exited {done.returncode}:\n{done.stderr[-4000:]}")
+        cluster.up = json.loads(done.stdout)
+        yield cluster
+    finally:
+        if cluster.record.exists():
+            cluster.down()

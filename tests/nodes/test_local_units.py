@@ -1,0 +1,87 @@
+"""The local provider's pure parts: mirror discovery, names and addresses, records. No root needed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bakery.errors import UserError
+from bakery.providers.local import cluster, rootfs
+from bakery.providers.local.state import ClusterRecord, NodeRecord, Proc, proc_starttime
+
+DEB822 = """\
+Types: deb
+# http://snapshot.debian.org/archive/debian/20250520T000000Z
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+
+Types: deb
+URIs: http://security.example/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("debian.sources", DEB822, "http://mirror.example/debian"),
+        ("x.list", "deb http://one.example/debian bookworm main\n", "http://one.example/debian"),
+        ("x.list", "deb [arch=amd64] http://two.example/debian bookworm main\n", "http://two.example/debian"),
+        ("x.list", "# deb http://no.example/debian bookworm main\ndeb http://3.example/d bookworm main\n",
+         "http://3.example/d"),
+    ],
+)
+def test_host_mirror(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    (tmp_path / name).write_text(text)
+    assert rootfs.host_mirror(tmp_path) == expected
+
+
+def test_no_bookworm_source_is_a_plain_error(tmp_path: Path) -> None:
+    (tmp_path / "x.list").write_text("deb http://old.example/debian bullseye main\n")
+    with pytest.raises(Exception, match="no apt source for Debian bookworm"):
+        rootfs.host_mirror(tmp_path)
+
+
+def test_names_and_fixed_addresses() -> None:
+    names = cluster.node_names(3, 2, consul=True)
+    assert names == [("seed", "seed"), ("manager-1", "manager"), ("manager-2", "manager"),
+                     ("worker-1", "worker"), ("worker-2", "worker"), ("consul", "consul")]
+    addresses = [cluster.address_for(n, r) for n, r in names]
+    assert addresses[0] == "10.213.0.10" and len(set(addresses)) == len(addresses)
+    reserved = dict(cluster.reservations())
+    assert all(reserved[n] == a for (n, _), a in zip(names, addresses, strict=True))
+    with pytest.raises(UserError):
+        cluster.address_for("worker-20", "worker")
+
+
+def test_cluster_config_lays_local_settings_over_the_users(tmp_path: Path) -> None:
+    user = tmp_path / "bakery.yml"
+    user.write_text("cluster: {name: mine}\ndocker:\n  daemon: {labels: {team: a}}\n")
+    opts = cluster.UpOptions(cluster="local", managers=3, workers=1, consul=False, baked=False,
+                             user_config=str(user), state_dir=tmp_path, cache_dir=tmp_path, timeout=1)
+    data = yaml.safe_load(cluster.cluster_config(opts, cluster.node_names(3, 1, False), tmp_path).read_text())
+    assert data["cluster"] == {"name": "local"}
+    assert data["swarm"] == {"seed": "seed", "managers": ["manager-1", "manager-2"]}
+    assert data["docker"]["install"] == "distro" and data["docker"]["apt_proxy"] == "http://10.213.0.1:3142"
+    assert data["docker"]["daemon"] == {"labels": {"team": "a"}, "storage_driver": "vfs"}
+
+
+def test_record_round_trip(tmp_path: Path) -> None:
+    me = Proc.of(os.getpid())
+    rec = ClusterRecord(cluster="c", workdir=str(tmp_path), bridge="bkr-c", bridge_created=True,
+                        iptables=[["FORWARD", "-i", "bkr-c", "-o", "bkr-c", "-j", "ACCEPT"]],
+                        services={"dnsmasq": me}, nodes=[NodeRecord("seed", "seed", str(tmp_path), me, me)])
+    rec.save(tmp_path / "local.json")
+    assert ClusterRecord.load(tmp_path / "local.json") == rec
+
+
+def test_a_reused_pid_is_not_ours() -> None:
+    me = Proc.of(os.getpid())
+    assert me.alive()
+    assert not Proc(os.getpid(), me.starttime + 1).alive()
+    assert proc_starttime(2**22 + 12345) is None

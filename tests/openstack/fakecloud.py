@@ -1,0 +1,332 @@
+"""A fake OpenStack at the HTTP level (requests-mock), answering with the documented API shapes.
+
+Keystone v3 (token with a service catalog), Nova (servers, actions, flavors,
+server groups, keypairs), Neutron (networks, security groups and rules, ports,
+floating IPs, tags), Glance v2 (images, tags, PATCH) and Octavia hold their
+resources in memory. Tests script what the cloud does (a server's statuses,
+an image stuck in "saving", an HTTP error on one request) and assert the exact
+requests openstacksdk sent. Nothing real runs here; Glance proper is tested
+in test_glance_real.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+import requests_mock
+
+IDENTITY = "https://identity.example.com/v3"
+COMPUTE = "https://compute.example.com/v2.1"
+NETWORK = "https://network.example.com"
+IMAGE = "https://image.example.com"
+LB = "https://lb.example.com"
+PROJECT = "0123456789abcdef0123456789abcdef"
+
+CATALOG = [
+    ("compute", "nova", COMPUTE), ("network", "neutron", NETWORK), ("image", "glance", IMAGE),
+    ("load-balancer", "octavia", LB),
+]
+
+# Neutron collections: URL segment -> JSON key of one item.
+NEUTRON = {"security-groups": "security_group", "security-group-rules": "security_group_rule",
+           "ports": "port", "floatingips": "floatingip", "networks": "network", "subnets": "subnet"}
+
+# Each service's documented error body.
+NOVA_FAULTS = {400: "badRequest", 403: "forbidden", 404: "itemNotFound", 409: "conflictingRequest", 413: "overLimit"}
+ERROR_SHAPES: dict[str, Callable[[int, str], Any]] = {
+    "compute": lambda status, msg: {NOVA_FAULTS.get(status, "computeFault"): {"message": msg, "code": status}},
+    "network": lambda status, msg: {"NeutronError": {"type": "OverQuota" if "uota" in msg else "HTTPError",
+                                                     "message": msg, "detail": ""}},
+    "image": lambda status, msg: {"message": msg, "code": status, "title": "Error"},
+    "lb": lambda status, msg: {"faultcode": "Client", "faultstring": msg, "debuginfo": None},
+}
+
+
+def token() -> dict[str, Any]:
+    domain = {"id": "default", "name": "Default"}
+    return {"token": {
+        "methods": ["password"], "expires_at": "2099-01-01T00:00:00.000000Z",
+        "issued_at": "2024-01-01T00:00:00.000000Z",
+        "project": {"id": PROJECT, "name": "demo", "domain": domain},
+        "user": {"id": "u1", "name": "demo", "domain": domain},
+        "roles": [{"id": "r1", "name": "member"}],
+        "catalog": [{"type": t, "name": n, "id": t, "endpoints": [
+            {"id": f"{t}-public", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": u}]}
+            for t, n, u in CATALOG],
+    }}
+
+
+class FakeCloud:
+    def __init__(self, mocker: requests_mock.Mocker) -> None:
+        self.m = mocker
+        self._ids = itertools.count(1)
+        self.flavors = [{"id": "f-small", "name": "m1.small"}, {"id": "f-large", "name": "m1.large"}]
+        self.servers: dict[str, dict[str, Any]] = {}
+        self.server_groups: dict[str, dict[str, Any]] = {}
+        self.keypairs: dict[str, dict[str, Any]] = {}
+        self.neutron: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in NEUTRON}
+        self.images: dict[str, dict[str, Any]] = {}
+        self.console = ""
+        # server id -> statuses returned by successive GETs (the last one repeats)
+        self.server_statuses: dict[str, list[str]] = {}
+        self.default_statuses = ["BUILD", "ACTIVE", "SHUTOFF"]
+        # snapshot statuses: a status string, or an int for an HTTP error answer
+        self.image_statuses: list[str | int] = ["queued", "saving", "active"]
+        # (METHOD, path regex) -> (status, body): the cloud refuses that request
+        self.failures: list[tuple[str, str, int, dict[str, Any]]] = []
+        self.on_request: Callable[[str, str], None] | None = None
+        self.network("private", "net-private")
+        self.image("debian-12", "img-debian", status="active")
+        mocker.post(f"{IDENTITY}/auth/tokens", json=token(), headers={"X-Subject-Token": "tok"}, status_code=201)
+        for base in (COMPUTE, NETWORK, IMAGE, LB):
+            host = re.escape(base.split("/v")[0] if base == COMPUTE else base)
+            mocker.register_uri(requests_mock.ANY, re.compile(host + r"(/.*)?$"), json=self._handle)
+
+    # --- set-up helpers ---
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}-{next(self._ids):04d}"
+
+    def network(self, name: str, ident: str) -> None:
+        self.neutron["networks"][ident] = {"id": ident, "name": name, "tags": [], "status": "ACTIVE",
+                                           "subnets": ["sub-1"], "project_id": PROJECT}
+
+    def image(self, name: str, ident: str, status: str = "active", **extra: Any) -> dict[str, Any]:
+        img = {"id": ident, "name": name, "status": status, "tags": [], "visibility": "private",
+               "disk_format": "qcow2", "container_format": "bare",
+               "created_at": f"2024-01-01T00:00:{len(self.images):02d}Z", "self": f"/v2/images/{ident}",
+               "file": f"/v2/images/{ident}/file", "schema": "/v2/schemas/image", **extra}
+        self.images[ident] = img
+        return img
+
+    def fail(self, method: str, path: str, status: int, message: str) -> None:
+        self.failures.append((method, path, status, message))
+
+    # --- what the sdk sent ---
+    def calls(self) -> list[str]:
+        """METHOD path?query of every API request, without auth and version discovery."""
+        out = []
+        for r in self.m.request_history:
+            u = urllib.parse.urlsplit(r.url)
+            if u.path in ("", "/", "/v2.1", "/v2.1/", "/v3/auth/tokens", "/v2", "/v2/"):
+                continue
+            out.append(f"{r.method} {u.path}" + (f"?{urllib.parse.unquote(u.query)}" if u.query else ""))
+        return out
+
+    def bodies(self, method: str, path: str) -> list[Any]:
+        return [r.json() for r in self.m.request_history
+                if r.method == method and urllib.parse.urlsplit(r.url).path == path and r.body]
+
+    # --- the HTTP side ---
+    def _handle(self, request: Any, context: Any) -> Any:
+        u = urllib.parse.urlsplit(request.url)
+        path, query = u.path, urllib.parse.parse_qs(u.query)
+        host = u.netloc.split(".")[0]
+        for method, pattern, status, message in self.failures:
+            if request.method == method and re.fullmatch(pattern, path):
+                context.status_code = status
+                return ERROR_SHAPES[host](status, message)
+        try:
+            body = json.loads(request.body) if request.body else None
+        except (ValueError, UnicodeDecodeError):
+            body = None  # image data
+        context.status_code = 200
+        handler = {"compute": self._nova, "network": self._neutron, "image": self._glance, "lb": self._octavia}[host]
+        return handler(request.method, path, query, body, context)
+
+    @staticmethod
+    def _missing(context: Any, what: str) -> dict[str, Any]:
+        context.status_code = 404
+        return {"itemNotFound": {"message": f"{what} could not be found.", "code": 404},
+                "NeutronError": {"message": f"{what} could not be found"}, "message": f"{what} not found"}
+
+    # Nova
+    def _nova(self, method: str, path: str, query: dict[str, list[str]], body: Any, context: Any) -> Any:
+        if path in ("/", "/v2.1", "/v2.1/"):
+            return {"version": {"id": "v2.1", "status": "CURRENT", "version": "2.79", "min_version": "2.1",
+                                "links": [{"rel": "self", "href": f"{COMPUTE}/"}]}}
+        p = path.removeprefix("/v2.1")
+        if p == "/flavors":
+            return {"flavors": [dict(f, links=[]) for f in self.flavors]}
+        if p == "/servers" and method == "POST":
+            return self._create_server(body["server"], context)
+        if p == "/servers/detail":
+            return {"servers": [self._server_view(s) for s in self.servers.values() if not s.get("_deleted")]}
+        m = re.fullmatch(r"/servers/([^/]+)(/action)?", p)
+        if m:
+            return self._server_item(method, m.group(1), bool(m.group(2)), body, context)
+        if p == "/os-server-groups" and method == "POST":
+            sg = dict(body["server_group"], id=self.new_id("sg"), members=[], project_id=PROJECT)
+            self.server_groups[sg["id"]] = sg
+            return {"server_group": sg}
+        if p == "/os-server-groups":
+            return {"server_groups": list(self.server_groups.values())}
+        m = re.fullmatch(r"/os-server-groups/([^/]+)", p)
+        if m and method == "DELETE":
+            context.status_code = 204 if self.server_groups.pop(m.group(1), None) else 404
+            return None
+        if p == "/os-keypairs" and method == "POST":
+            kp = dict(body["keypair"], fingerprint="aa:bb", type="ssh")
+            self.keypairs[kp["name"]] = kp
+            return {"keypair": kp}
+        m = re.fullmatch(r"/os-keypairs/([^/]+)", p)
+        if m:
+            name = urllib.parse.unquote(m.group(1))
+            if name not in self.keypairs:
+                return self._missing(context, f"Keypair {name}")
+            if method == "DELETE":
+                del self.keypairs[name]
+                context.status_code = 202
+                return None
+            return {"keypair": self.keypairs[name]}
+        raise AssertionError(f"unexpected Nova request {method} {path}")
+
+    def _create_server(self, spec: dict[str, Any], context: Any) -> Any:
+        ident = self.new_id("srv")
+        self.servers[ident] = dict(spec, id=ident, _polls=0)
+        context.status_code = 202
+        return {"server": {"id": ident, "links": [], "OS-DCF:diskConfig": "MANUAL", "security_groups": []}}
+
+    def _server_view(self, s: dict[str, Any]) -> dict[str, Any]:
+        statuses = self.server_statuses.get(s["id"], self.default_statuses)
+        status = "DELETED" if s.get("_deleted") else statuses[min(s["_polls"], len(statuses) - 1)]
+        view = {k: v for k, v in s.items() if not k.startswith("_") and k != "user_data"}
+        view.update(status=status, metadata=s.get("metadata", {}), tenant_id=PROJECT,
+                    addresses=s.get("_addresses", {}), flavor={"id": s.get("flavorRef")},
+                    image={"id": s.get("imageRef")}, tags=s.get("tags", []))
+        if status == "ERROR":
+            view["fault"] = s.get("_fault", {"message": "No valid host was found.", "code": 500})
+        return view
+
+    def _server_item(self, method: str, ident: str, action: bool, body: Any, context: Any) -> Any:
+        s = self.servers.get(ident)
+        if s is None or s.get("_gone"):
+            return self._missing(context, f"Instance {ident}")
+        if action:
+            return self._server_action(s, body, context)
+        if method == "DELETE":
+            s["_deleted"] = True
+            context.status_code = 204
+            return None
+        view = self._server_view(s)
+        s["_polls"] += 1
+        if s.get("_deleted"):
+            s["_gone"] = True  # one more GET shows DELETED, then 404
+        return {"server": view}
+
+    def _server_action(self, s: dict[str, Any], body: dict[str, Any], context: Any) -> Any:
+        if "os-getConsoleOutput" in body:
+            return {"output": self.console}
+        if "createImage" in body:
+            spec = body["createImage"]
+            img = self.image(spec["name"], self.new_id("img"), status="queued", **spec.get("metadata", {}))
+            img["_polls"] = 0
+            context.status_code = 202
+            return {"image_id": img["id"]}
+        raise AssertionError(f"unexpected server action {body}")
+
+    # Neutron
+    def _neutron(self, method: str, path: str, query: dict[str, list[str]], body: Any, context: Any) -> Any:
+        if path in ("", "/"):
+            return {"versions": [{"id": "v2.0", "status": "CURRENT",
+                                  "links": [{"rel": "self", "href": f"{NETWORK}/v2.0/"}]}]}
+        m = re.fullmatch(r"/v2\.0/([a-z-]+)(?:/([^/]+))?(/tags)?", path)
+        if not m or m.group(1) not in NEUTRON:
+            raise AssertionError(f"unexpected Neutron request {method} {path}")
+        kind, ident, tags = m.groups()
+        items, key = self.neutron[kind], NEUTRON[kind]
+        if ident is None and method == "POST":
+            item = dict(body[key], id=self.new_id(kind[:4]), tags=[], project_id=PROJECT)
+            if kind == "security-groups":
+                item["security_group_rules"] = []
+            if kind == "floatingips":
+                item["floating_ip_address"] = f"203.0.113.{len(items) + 10}"
+            if kind == "ports":
+                item.setdefault("fixed_ips", [{"subnet_id": "sub-1", "ip_address": f"10.0.0.{len(items) + 10}"}])
+            items[item["id"]] = item
+            if kind == "security-group-rules":
+                self.neutron["security-groups"][item["security_group_id"]]["security_group_rules"].append(item)
+            context.status_code = 201
+            return {key: item}
+        if ident is None:
+            found = [i for i in items.values() if all(
+                (f == "tags" and set(v[0].split(",")) <= set(i.get("tags", []))) or
+                (f != "tags" and str(i.get(f)) == v[0]) for f, v in query.items() if f != "fields")]
+            return {kind.replace("-", "_"): found}
+        if ident not in items:
+            return self._missing(context, f"{key} {ident}")
+        if tags:
+            items[ident]["tags"] = sorted(body["tags"])
+            return {"tags": items[ident]["tags"]}
+        if method == "DELETE":
+            del items[ident]
+            context.status_code = 204
+            return None
+        return {key: items[ident]}
+
+    # Glance
+    def _glance(self, method: str, path: str, query: dict[str, list[str]], body: Any, context: Any) -> Any:
+        if path in ("", "/"):
+            context.status_code = 300
+            return {"versions": [{"id": "v2.16", "status": "CURRENT",
+                                  "links": [{"rel": "self", "href": f"{IMAGE}/v2/"}]}]}
+        if path == "/v2/images" and method == "GET":
+            found = [self._image_view(i) for i in self.images.values()
+                     if all(f in ("limit", "marker") or (f == "tag" and v[0] in i["tags"]) or
+                            (f != "tag" and str(i.get(f)) == v[0]) for f, v in query.items())]
+            return {"images": found, "schema": "/v2/schemas/images"}
+        m = re.fullmatch(r"/v2/images/([^/]+)(?:/tags/([^/]+))?", path)
+        if not m:
+            raise AssertionError(f"unexpected Glance request {method} {path}")
+        ident, tag = m.group(1), m.group(2)
+        img = self.images.get(ident)
+        if img is None:
+            return self._missing(context, f"Image {ident}")
+        if tag is not None:
+            img["tags"] = sorted(set(img["tags"]) | {urllib.parse.unquote(tag)})
+            context.status_code = 204
+            return None
+        if method == "DELETE":
+            del self.images[ident]
+            context.status_code = 204
+            return None
+        if method == "PATCH":
+            for op in body:
+                key = op["path"].lstrip("/")
+                if op["op"] == "remove":
+                    img.pop(key, None)
+                else:
+                    img[key] = op["value"]
+            return self._image_view(img)
+        return self._glance_get(img, context)
+
+    def _glance_get(self, img: dict[str, Any], context: Any) -> Any:
+        if "_polls" in img:  # a snapshot: walk through the scripted statuses
+            step = self.image_statuses[min(img["_polls"], len(self.image_statuses) - 1)]
+            img["_polls"] += 1
+            if isinstance(step, int):
+                context.status_code = step
+                return {"message": f"HTTP {step} while saving"}
+            img["status"] = step
+        return self._image_view(img)
+
+    @staticmethod
+    def _image_view(img: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in img.items() if not k.startswith("_")}
+
+    # Octavia
+    def _octavia(self, method: str, path: str, query: dict[str, list[str]], body: Any, context: Any) -> Any:
+        raise AssertionError(f"unexpected Octavia request {method} {path}")
+
+
+def connect() -> Any:
+    import openstack
+
+    return openstack.connect(
+        load_yaml_config=False, load_envvars=False, auth_type="v3password", region_name="RegionOne",
+        auth={"auth_url": IDENTITY, "username": "demo", "password": "not-a-secret", "project_name": "demo",
+              "user_domain_name": "Default", "project_domain_name": "Default"})

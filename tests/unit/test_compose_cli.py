@@ -1,0 +1,115 @@
+"""`bakery convert`: outputs, exit codes, and no docker/openstack imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bakery.cli import main
+
+GOOD = 'version: "2"\nservices:\n  web:\n    image: a\n    restart: always\n'
+WARN = 'version: "2"\nservices:\n  web:\n    image: a\n    privileged: true\n'
+
+
+def write(tmp_path: Path, text: str, name: str = "docker-compose.yml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_stack_to_stdout_report_to_stderr(tmp_path, capsys):
+    assert main(["convert", str(write(tmp_path, WARN))]) == 0
+    out, err = capsys.readouterr()
+    assert yaml.safe_load(out)["services"]["web"]["image"] == "a"
+    assert "privileged not supported by swarm" in err
+    assert "converted 1 service(s) from compose 2.0 to stack 3.0: 1 warning(s)" in err
+
+
+def test_out_file_and_json_report(tmp_path, capsys):
+    out_file = tmp_path / "stack.yml"
+    assert main(["convert", str(write(tmp_path, WARN)), "-o", str(out_file), "--output", "json"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["version"] == "3.0" and doc["source_version"] == "2.0" and doc["ok"] is True
+    assert "stack" not in doc
+    assert any(f["code"] == "compose.key.unsupported" and f["path"] == "services.web.privileged"
+               for f in doc["findings"])
+    assert yaml.safe_load(out_file.read_text())["version"] == "3.0"
+    assert err == ""
+
+
+def test_json_without_out_includes_the_stack(tmp_path, capsys):
+    assert main(["convert", str(write(tmp_path, GOOD)), "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stack"]["services"]["web"]["image"] == "a"
+
+
+@pytest.mark.parametrize(
+    "text, args, code",
+    [
+        (GOOD, ["--strict"], 0),
+        (WARN, ["--strict"], 3),
+        ('version: "2"\nservices:\n  web:\n    image: a\n    imag: b\n', [], 2),
+        ('version: "2"\nservices:\n  web:\n    build: .\n', [], 2),
+        ('version: "2"\nservices:\n  web:\n    build: .\n', ["--image-prefix", "reg/p"], 0),
+        ('version: "2"\nservices:\n  web:\n    image: "${X}"\n', ["--strict"], 3),
+    ],
+)
+def test_exit_codes(tmp_path, capsys, text, args, code):
+    out_file = tmp_path / "out.yml"
+    assert main(["convert", str(write(tmp_path, text)), "-o", str(out_file), *args]) == code
+    assert out_file.exists() is (code == 0)
+
+
+def test_error_is_one_line_with_location(tmp_path, capsys):
+    path = write(tmp_path, 'version: "2"\nservices:\n  web:\n    image: a\n    mem_limit: 12x\n')
+    assert main(["convert", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"bakery convert: error: {path}:5:16 services.web.mem_limit: '12x' is not a size "
+                   "(use 512m, 2g or a number of bytes)")
+
+
+def test_several_files_env_file_and_nodes(tmp_path, capsys):
+    base = write(tmp_path, 'version: "2"\nservices:\n  web:\n    image: "a:${TAG}"\n', "a.yml")
+    over = write(tmp_path, 'version: "2"\nservices:\n  web:\n    environment: ["constraint:node==web*"]\n', "b.yml")
+    env = write(tmp_path, "TAG=7\n", "x.env")
+    nodes = write(tmp_path, "- hostname: web1\n- hostname: db1\n  labels: {a: b}\n", "nodes.yml")
+    code = main(["convert", str(base), "-f", str(over), "--env-file", str(env), "--nodes", str(nodes)])
+    assert code == 0
+    web = yaml.safe_load(capsys.readouterr().out)["services"]["web"]
+    assert web["image"] == "a:7"
+    assert web["deploy"]["placement"]["constraints"] == ["node.hostname==web1"]
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [("- hostname: a\n- hostname: a\n", "listed twice"), ("- name: a\n", "hostname"), ("{}\n", "list")],
+)
+def test_bad_nodes_file(tmp_path, capsys, text, needle):
+    nodes = write(tmp_path, text, "nodes.yml")
+    assert main(["convert", str(write(tmp_path, GOOD)), "--nodes", str(nodes)]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_no_docker_or_openstack_import(tmp_path):
+    path = write(tmp_path, GOOD)
+    for args in (["convert", "--help"], ["convert", str(path)]):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "bakery", *args],
+                              capture_output=True, text=True, check=True)
+        modules = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
+        assert not {m for m in modules if m.split(".")[0] in ("docker", "openstack", "jsonschema")}, args
+    proc = subprocess.run([sys.executable, "-c", "import sys, bakery.compose; "
+                           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'openstack')))"],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_help_documents_the_nodes_file(capsys):
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    out = capsys.readouterr().out
+    assert "engine_labels" in out and "--image-prefix" in out
