@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from . import __version__, cloudyaml
 from .config import ClusterConfig
 from .errors import UserError
-from .render import UserData, _fill, finish, templates_dir
+from .render import UserData, fill, finish, templates_dir
 
 BAKE_DIR = "/run/bakery-bake"
 MARKER = "/etc/bakery/baked"
@@ -83,13 +83,13 @@ def cloud_config(spec: BakeSpec) -> tuple[str, list[str]]:
     files = [
         entry(f"{BAKE_DIR}/bake.json", json.dumps({"bake_id": spec.bake_id, "bakery_version": __version__},
                                                   sort_keys=True) + "\n"),
-        entry(f"{BAKE_DIR}/bake.sh", _fill(
+        entry(f"{BAKE_DIR}/bake.sh", fill(
             "cloud-init/bake.sh.j2", install=spec.install, version=spec.version, packages=PACKAGES,
             storage_driver=spec.storage_driver, archives=spec.archives, pulls=spec.pulls, **values), "0755"),
-        entry(f"{BAKE_DIR}/run.sh", _fill("cloud-init/bake-run.sh.j2", **values), "0755"),
-        entry(f"{BAKE_DIR}/seal.sh", _fill("cloud-init/bake-seal.sh.j2", **values), "0755"),
+        entry(f"{BAKE_DIR}/run.sh", fill("cloud-init/bake-run.sh.j2", **values), "0755"),
+        entry(f"{BAKE_DIR}/seal.sh", fill("cloud-init/bake-seal.sh.j2", **values), "0755"),
         entry(f"{BAKE_DIR}/marker.py", (templates_dir() / "cloud-init" / "bake-marker.py").read_text(), "0755"),
-        entry("/run/systemd/system/bakery-seal.service", _fill("cloud-init/bake-seal.service.j2", **values)),
+        entry("/run/systemd/system/bakery-seal.service", fill("cloud-init/bake-seal.service.j2", **values)),
     ]
     doc: dict[str, object] = {}
     if spec.apt_proxy:

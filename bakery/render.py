@@ -106,7 +106,7 @@ def _env() -> Any:
     return env
 
 
-def _fill(template: str, **values: Any) -> str:
+def fill(template: str, **values: Any) -> str:
     text: str = _env().get_template(template).render(**values)
     return text
 
@@ -214,23 +214,23 @@ def _files(
 
     listen = f"{insecure.host}:{insecure.port}" if insecure else str(cfg.docker.api_port)
     f.add(f"{UNIT_DIR}/docker-tcp.socket",
-          _fill("systemd/docker-tcp.socket.j2", listen=listen, tls=tls, bind_ipv6_only=tls,
+          fill("systemd/docker-tcp.socket.j2", listen=listen, tls=tls, bind_ipv6_only=tls,
                 security="mutual TLS" if tls else "NO TLS"))
 
     mount_units = []
     for share in cfg.nfs:
         unit = mount_unit_name(share.path)
         mount_units.append(unit)
-        f.add(f"{UNIT_DIR}/{unit}", _fill("systemd/nfs.mount.j2", what=f"{share.server}:{share.export}",
+        f.add(f"{UNIT_DIR}/{unit}", fill("systemd/nfs.mount.j2", what=f"{share.server}:{share.export}",
                                           where=share.path, options=",".join(("_netdev", *share.options))))
-    f.add(f"{UNIT_DIR}/docker.service.d/10-bakery.conf", _fill(
+    f.add(f"{UNIT_DIR}/docker.service.d/10-bakery.conf", fill(
         "systemd/docker-bakery.conf.j2",
         required_mounts=[s.path for s in cfg.nfs if s.required],
         wanted_mounts=[mount_unit_name(s.path) for s in cfg.nfs if not s.required]))
 
     units: list[str] = []
     if cfg.block_metadata:
-        f.add(f"{UNIT_DIR}/bakery-metadata-block.service", _fill("systemd/bakery-metadata-block.service.j2"))
+        f.add(f"{UNIT_DIR}/bakery-metadata-block.service", fill("systemd/bakery-metadata-block.service.j2"))
         units.append("bakery-metadata-block.service")
     consul_mode = "server" if role == "consul" else ("agent" if cfg.consul.agents else None)
     if consul_mode:
@@ -238,19 +238,19 @@ def _files(
         if gossip_key:
             f.add("/etc/bakery/consul/encrypt.json", json.dumps({"encrypt": gossip_key}) + "\n", "0600")
         f.add(f"{UNIT_DIR}/bakery-consul.service",
-              _fill("systemd/bakery-consul.service.j2", mode=consul_mode, image=cfg.consul.image))
+              fill("systemd/bakery-consul.service.j2", mode=consul_mode, image=cfg.consul.image))
         units.append("bakery-consul.service")
     if join_class:
         action = "initialise or join the swarm" if role == "seed" else f"join the swarm as a {join_class}"
         f.add(f"{UNIT_DIR}/bakery-join.service",
-              _fill("systemd/bakery-join.service.j2", action=action, timeout=cfg.swarm.join_timeout + 60))
+              fill("systemd/bakery-join.service.j2", action=action, timeout=cfg.swarm.join_timeout + 60))
         units.append("bakery-join.service")
     if join_class == "manager":
         f.add(f"{UNIT_DIR}/bakery-join-server.service",
-              _fill("systemd/bakery-join-server.service.j2", port=cfg.swarm.join_port))
+              fill("systemd/bakery-join-server.service.j2", port=cfg.swarm.join_port))
         units.append("bakery-join-server.service")
 
-    f.add(f"{LIB_DIR}/bootstrap", _fill(
+    f.add(f"{LIB_DIR}/bootstrap", fill(
         "cloud-init/bootstrap.sh.j2", role=role, install=cfg.docker.install, version=cfg.docker.version,
         packages=["nfs-common"] if cfg.nfs else [], mount_units=mount_units, units=units), "0755")
     return f
