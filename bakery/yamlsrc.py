@@ -7,11 +7,12 @@ from YAML path to position, so every later error can say
 
 Duplicate keys are refused (PyYAML silently keeps the last). Anchors and
 aliases resolve as usual; merge keys (`<<`) are applied, explicit keys win.
+Mapping keys are always text, as docker-compose and our schemas read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from .errors import PathPart, UserError
 Path_ = tuple[PathPart, ...]
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAX_VALUES = 500_000  # alias bombs expand past any real file (1,000 compose services: ~40k values)
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAP_TAG = "tag:yaml.org,2002:map"
 SEQ_TAG = "tag:yaml.org,2002:seq"
 
@@ -76,82 +80,82 @@ class Document:
         )
 
 
-def _pos(node: yaml.Node) -> Position:
-    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
-
-
 class _Builder:
     def __init__(self, source: str, cls: type[UserError]) -> None:
         self.source = source
         self.cls = cls
-        self.loader = yaml.SafeLoader("")
+        self.constructor = yaml.SafeLoader("")
         self.positions: dict[Path_, Position] = {}
         self.key_positions: dict[Path_, Position] = {}
-        self._active: set[int] = set()
+        self.active: set[int] = set()
+        self.count = 0
 
     def fail(self, node: yaml.Node, path: Path_, message: str, fix: str | None = None) -> UserError:
-        pos = _pos(node)
-        return self.cls(message, source=self.source, line=pos.line, column=pos.column, path=path, fix=fix)
+        mark = node.start_mark
+        return self.cls(message, source=self.source, line=mark.line + 1, column=mark.column + 1,
+                            path=path, fix=fix)
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
-        self.positions.setdefault(path, _pos(node))
-        if id(node) in self._active:
+        self.count += 1
+        if self.count > _MAX_VALUES:
+            raise self.fail(node, path, "too many values (an alias expanding exponentially?)",
+                            "write the file without nested aliases")
+        mark = node.start_mark
+        self.positions.setdefault(path, Position(mark.line + 1, mark.column + 1))
+        if isinstance(node, yaml.ScalarNode):
+            return node.value if node.tag == _STR_TAG else self.scalar(node, path)
+        if id(node) in self.active:
             raise self.fail(node, path, "recursive alias", "an anchor cannot contain an alias to itself")
-        if isinstance(node, yaml.MappingNode):
-            self._active.add(id(node))
-            try:
-                return self._mapping(node, path)
-            finally:
-                self._active.discard(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            self._active.add(id(node))
-            try:
-                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-            finally:
-                self._active.discard(id(node))
+        self.active.add(id(node))
         try:
-            return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            raise self.fail(node, path, f"cannot read this value: {exc}") from None
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path)
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        finally:
+            self.active.discard(id(node))
 
-    def _key(self, node: yaml.Node, path: Path_) -> Any:
+    def scalar(self, node: yaml.Node, path: Path_) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise self.fail(node, path, f"cannot read this value: {problem}",
+                            "quote the value to make it a string") from None
+
+    def key(self, node: yaml.Node, path: Path_) -> str:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, path, "a mapping key must be a plain value", "quote the key")
-        key = self.loader.construct_object(node)
-        if isinstance(key, bool | float) or key is None:
-            # yes/no/on/off/null as keys are nearly always a mistake; keep the text.
-            return node.value
-        return key
+        return str(node.value)
 
-    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
-        out: dict[Any, Any] = {}
-        merged: dict[Any, Any] = {}
+    def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == MERGE_TAG:
-                for source in self._merge_sources(value_node, path):
+                for source in self.merge_sources(value_node, path):
                     for k, v in source.items():
                         merged.setdefault(k, v)
                 continue
-            key = self._key(key_node, path)
+            key = self.key(key_node, path)
             if key in out:
-                raise self.fail(
-                    key_node,
-                    path + (key,),
-                    f"duplicate key {key!r}",
-                    "each key may appear once in a mapping; remove or merge the repeated one",
-                )
-            self.key_positions[path + (key,)] = _pos(key_node)
-            out[key] = self.build(value_node, path + (key,))
+                raise self.fail(key_node, (*path, key), f"duplicate key {key!r}",
+                                "each key may appear once in a mapping; remove or merge the repeated one")
+            mark = key_node.start_mark
+            self.key_positions[(*path, key)] = Position(mark.line + 1, mark.column + 1)
+            out[key] = self.build(value_node, (*path, key))
         for k, v in merged.items():
             out.setdefault(k, v)
         return out
 
-    def _merge_sources(self, node: yaml.Node, path: Path_) -> Iterator[dict[Any, Any]]:
+    def merge_sources(self, node: yaml.Node, path: Path_) -> list[dict[str, Any]]:
         items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        out = []
         for item in items:
             if not isinstance(item, yaml.MappingNode):
                 raise self.fail(item, path, "a merge key (<<) takes a mapping or a list of mappings")
-            yield self.build(item, path)
+            out.append(self.build(item, path))
+        return out
+
 
 
 def _yaml_error(exc: yaml.YAMLError, source: str, cls: type[UserError]) -> UserError:
@@ -170,21 +174,32 @@ def _yaml_error(exc: yaml.YAMLError, source: str, cls: type[UserError]) -> UserE
 
 
 def loads(text: str, source: str = "<string>", cls: type[UserError] = UserError) -> Document:
-    """Parse one YAML document from text. An empty document gives `None` data."""
+    """Parse one YAML document from text. An empty document gives `None` data.
+
+    Composed by libyaml's C parser where PyYAML has it (several times faster on
+    big compose files); syntax errors are re-read by the pure-Python parser,
+    whose messages are the same everywhere.
+    """
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        raise _yaml_error(exc, source, cls) from None
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.YAMLError:
+        try:
+            list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        except yaml.YAMLError as exc:
+            raise _yaml_error(exc, source, cls) from None
+        raise cls("invalid YAML", source=source, fix="fix the YAML syntax") from None
+    except (ValueError, RecursionError):  # libyaml on NUL bytes; absurd nesting
+        raise cls("invalid YAML: unreadable characters or nesting", source=source,
+                  fix="save the file as plain UTF-8 YAML") from None
     if len(nodes) > 1:
-        second = nodes[1]
-        raise cls(
-            "more than one YAML document",
-            source=source,
-            line=second.start_mark.line + 1 if second is not None else None,
-            fix="keep one document per file (remove the '---' separators)",
-        )
+        raise cls("more than one YAML document", source=source,
+                  line=nodes[1].start_mark.line + 1 if nodes[1] is not None else None,
+                  fix="keep one document per file (remove the '---' separators)")
     builder = _Builder(source, cls)
-    data = builder.build(nodes[0], ()) if nodes and nodes[0] is not None else None
+    try:
+        data = builder.build(nodes[0], ()) if nodes and nodes[0] is not None else None
+    except RecursionError:
+        raise cls("YAML nested too deeply", source=source, fix="flatten the file") from None
     return Document(data, source, builder.positions, builder.key_positions)
 
 

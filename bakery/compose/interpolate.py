@@ -77,12 +77,23 @@ class Interpolator:
         return current
 
     def walk(self, value: Any, path: Path_) -> Any:
+        """Interpolate every string in `value`, in place where it is a container (most hold no `$`)."""
         if isinstance(value, str):
             return self.text(value, path)
         if isinstance(value, dict):
-            return {k: self.walk(v, (*path, k)) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.walk(v, (*path, i)) for i, v in enumerate(value)]
+            for k, v in value.items():
+                if isinstance(v, str):
+                    if "$" in v:
+                        value[k] = self.text(v, (*path, k))
+                elif isinstance(v, dict | list):
+                    self.walk(v, (*path, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                if isinstance(v, str):
+                    if "$" in v:
+                        value[i] = self.text(v, (*path, i))
+                elif isinstance(v, dict | list):
+                    self.walk(v, (*path, i))
         return value
 
     def report_unset(self, report: Report) -> None:
