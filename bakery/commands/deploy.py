@@ -5,8 +5,10 @@ they are. Networks, volumes, secrets and configs are created first, then the
 services in `depends_on` order (independent ones together), and bakery waits
 until every service has converged. If one does not (image missing, task
 rejected, health never reached), every service this deploy touched is rolled
-back and the ones it created are removed; volumes are never removed.
-A second deploy of the same file changes nothing.
+back and the ones it created are removed; volumes are never removed; then
+bakery waits for the restored services to run again. Ctrl-C rolls back the
+same way and exits 130. --detach submits everything and returns without
+waiting. A second deploy of the same file changes nothing.
 
 Connection: --host/--tls* flags, or --cluster NAME (the client certificates
 `bakery certs` issued), or DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH.
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import EXIT_FAILED, EXIT_OK, StrictError, UserError
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StrictError, UserError
 from ..report import Report
 from ..swarm.model import Plan, Progress, Result
 
@@ -45,11 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     parser.add_argument("--no-rollback", action="store_true", help="leave a failed deploy as it is")
     parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="create and update in dependency order, then return without waiting for convergence",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=300.0,
         metavar="SECONDS",
-        help="give up waiting for convergence after this long (default 300)",
+        help="give up waiting for convergence (and, after a rollback, for the restored services) "
+        "after this long (default 300)",
     )
     parser.add_argument(
         "--stable-for",
@@ -211,12 +219,15 @@ def run(args: argparse.Namespace) -> int:
         rollback=not args.no_rollback,
         stable_for=args.stable_for,
         max_failures=args.max_failures,
+        detach=args.detach,
     )
     out["result"] = result.to_json()
     if args.output == "json":
         print(json.dumps(out, indent=2, sort_keys=True))
     else:
         _summary(stack, plan, result)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -226,9 +237,15 @@ def _summary(stack: str, plan: Plan, result: Result) -> None:
         counts[c.action] = counts.get(c.action, 0) + 1
     done = ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "nothing to do"
     if result.ok:
-        print(f"stack {stack}: {done} ({result.elapsed:.1f}s)")
+        waited = "submitted, not waited for" if any(s.state == "submitted" for s in result.services) else ""
+        print(f"stack {stack}: {done} ({result.elapsed:.1f}s{', ' + waited if waited else ''})")
         return
     what = "rolled back" if result.rolled_back else "left as it is (--no-rollback)"
-    print(f"stack {stack}: deploy failed and was {what} ({result.elapsed:.1f}s)")
+    if result.rollback_converged is True:
+        what += "; the restored services run again"
+    elif result.rollback_converged is False:
+        what += "; some restored services do not run again (see below)"
+    why = "was interrupted" if result.interrupted else "failed"
+    print(f"stack {stack}: deploy {why} and was {what} ({result.elapsed:.1f}s)")
     for error in result.errors:
         print(f"  {error}")

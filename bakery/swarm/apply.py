@@ -6,7 +6,10 @@ its up-to-date tasks have run for `stable_for` seconds (or completed, for
 one-shot jobs). Task failures, an engine-side rollback or the timeout fail
 the deploy; then every service this deploy touched gets its previous spec
 back, services it created are removed, and so are the networks, secrets and
-configs it created. Volumes are never removed.
+configs it created. Volumes are never removed. The rollback then waits for
+the restored services to run again. Ctrl-C (KeyboardInterrupt) while applying
+rolls back the same way. With `detach`, services are submitted in dependency
+order and nothing waits for them, like `docker stack deploy --detach`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from ..errors import EngineError
 from .engine import Engine
 from .model import HASH_LABEL, Change, OutcomeState, Plan, Progress, Result, ServiceOutcome, ServiceRun
 from .plan import differences, resolve
+from .rollback import Restored, wait_restored
 from .watch import Watch
 
 ProgressFn = Callable[[Progress], None]
@@ -52,30 +56,32 @@ class _Applier:
         runs = {r.key: r for r in plan.services}
         self.tracks = {c.key: _Track(c, runs[c.key]) for c in plan.of("service", "create", "update", "unchanged")}
         self.pool = ThreadPoolExecutor(max_workers=_WORKERS)
+        self.rollback_converged: bool | None = None  # set once a rollback has waited
 
     def emit(self, t: _Track, state: str, message: str = "") -> None:
         t.state = state
         w = t.watch
-        self.progress(Progress(t.name, state, w.running if w else 0, t.run.expected_tasks, message))
+        desired = w.run.expected_tasks if w else t.run.expected_tasks  # a rollback watches the old spec
+        self.progress(Progress(t.name, state, w.running if w else 0, desired, message))
 
     # -- objects ---------------------------------------------------------------
     def create_objects(self) -> None:
         todo = [c for c in self.plan.changes if c.kind != "service" and c.action == "create"]
 
-        def one(c: Change) -> tuple[Change, str]:
+        def one(c: Change) -> None:
             assert c.spec is not None
-            return c, self.engine.create(c.kind, c.spec, c.data)
+            ident = self.engine.create(c.kind, c.spec, c.data)
+            # Recorded by the worker, so an interrupt in the main thread cannot lose it.
+            self.created.append((c.kind, ident, c.name))
+            self.refs[f"{c.kind}:{c.name}"] = ident
 
         futures = [self.pool.submit(one, c) for c in todo]
         errors = []
         for f in futures:
             try:
-                c, ident = f.result()
+                f.result()
             except EngineError as exc:
                 errors.append(str(exc))
-                continue
-            self.created.append((c.kind, ident, c.name))
-            self.refs[f"{c.kind}:{c.name}"] = ident
         if errors:
             raise EngineError("; ".join(errors))
 
@@ -83,7 +89,7 @@ class _Applier:
     def ready(self, t: _Track) -> bool:
         for dep, condition in t.run.depends_on:
             d = self.tracks.get(dep)
-            if d is None or d.state in ("unchanged", "done"):
+            if d is None or d.state in ("unchanged", "done", "submitted"):
                 continue
             if condition == "service_started" and d.state == "converged":
                 continue
@@ -111,6 +117,9 @@ class _Applier:
             except EngineError as exc:
                 t.errors.append(str(exc))
                 self.emit(t, "failed", str(exc))
+                continue
+            if self.options["detach"]:
+                self.emit(t, "submitted")
                 continue
             t.watch = Watch(
                 t.run,
@@ -155,7 +164,7 @@ class _Applier:
             if any(t.state == "failed" for t in self.tracks.values()):
                 return False
             active = [t for t in self.tracks.values() if t.state in ("converging", "converged")]
-            if not active and all(t.state in ("done", "unchanged") for t in self.tracks.values()):
+            if not active and all(t.state in ("done", "unchanged", "submitted") for t in self.tracks.values()):
                 return True
             if time.monotonic() > deadline:
                 for t in active:
@@ -171,13 +180,17 @@ class _Applier:
     # -- afterwards ------------------------------------------------------------
     def rollback(self) -> list[str]:
         problems = []
+        restored: list[Restored] = []
         for t in reversed(list(self.tracks.values())):
             if t.state in ("waiting", "unchanged") or not t.ident:
                 continue
             try:
-                self._restore(t)
+                back = self._restore(t)
             except EngineError as exc:
                 problems.append(str(exc))
+                continue
+            if back:
+                restored.append(back)
         for kind, ident, name in reversed(self.created):
             if kind == "volume":
                 continue  # volumes hold data: never removed
@@ -185,20 +198,58 @@ class _Applier:
                 self.engine.remove(kind, ident, name, retry_for=20)
             except EngineError as exc:
                 problems.append(str(exc))
+        try:
+            problems += self._wait_restored(restored)
+        except EngineError as exc:
+            problems.append(f"waiting for the restored services: {exc}")
+            self.rollback_converged = False
         return problems
 
-    def _restore(self, t: _Track) -> None:
+    def _restore(self, t: _Track) -> Restored | None:
+        """Remove a created service, or give an updated one its previous spec back."""
         assert t.ident is not None
         if t.change.action == "create":
             self.engine.remove("service", t.ident, t.name)
             self.emit(t, "removed")
-            return
+            return None
+        existing = frozenset(x["ID"] for x in self.engine.tasks([t.ident]))
         live = self.engine.inspect_service(t.ident)
         previous = t.change.live_spec or {}
         ours = (live["Spec"].get("Labels") or {}).get(HASH_LABEL) != (previous.get("Labels") or {}).get(HASH_LABEL)
         if ours or differences(previous, live["Spec"]):
             self.engine.update_service(t.ident, int(live["Version"]["Index"]), previous)
-        self.emit(t, "rolled back")
+            live = self.engine.inspect_service(t.ident)
+        started = (live.get("UpdateStatus") or {}).get("StartedAt")
+        self.emit(t, "restoring")
+        return Restored(t.name, t.ident, previous, existing, started)
+
+    def _wait_restored(self, restored: list[Restored]) -> list[str]:
+        """Bounded wait until the restored services run again; their outcome says whether they do."""
+        tracks = {t.name: t for t in self.tracks.values()}
+
+        def on_change(name: str, verdict: str, watch: Watch) -> None:
+            t = tracks[name]
+            t.watch = watch
+            if verdict == "done":
+                self.emit(t, "rolled back", f"running again ({watch.message})")
+            elif verdict == "failed":
+                self.emit(t, "rolled back", "; ".join(watch.errors))
+
+        problems = wait_restored(
+            self.engine,
+            self.plan.stack,
+            restored,
+            timeout=self.options["timeout"],
+            poll=self.options["poll"],
+            stable_for=self.options["stable_for"],
+            max_failures=self.options["max_failures"],
+            on_change=on_change,
+        )
+        for name, problem in problems.items():
+            tracks[name].errors.append(f"after rollback: {problem}")
+            self.emit(tracks[name], "rolled back", problem)
+        self.rollback_converged = not problems
+        return [f"{name}: {p}" for name, p in sorted(problems.items())]
 
     def prune(self) -> list[str]:
         problems = []
@@ -222,12 +273,15 @@ class _Applier:
                 state = "skipped"
             elif t.state == "removed":
                 state = "removed"
+            elif t.state == "submitted":
+                state = "submitted"
             elif rolled_back:
                 state = "rolled back"
             else:
                 state = "converged"
             running = t.watch.running if t.watch else 0
-            out.append(ServiceOutcome(t.name, state, running, t.run.expected_tasks, tuple(t.errors)))
+            desired = t.watch.run.expected_tasks if t.watch else t.run.expected_tasks
+            out.append(ServiceOutcome(t.name, state, running, desired, tuple(t.errors)))
         return tuple(out)
 
 
@@ -241,16 +295,15 @@ def apply(
     stable_for: float = 2.0,
     poll: float = 0.5,
     max_failures: int = 3,
+    detach: bool = False,
 ) -> Result:
-    """Apply `plan`; returns what happened. Raises only for an engine that cannot be reached."""
+    """Apply `plan`; returns what happened. Raises only for an engine that cannot be reached
+    (or a second Ctrl-C while rolling back)."""
     start = time.monotonic()
-    a = _Applier(
-        engine,
-        plan,
-        progress,
-        {"timeout": timeout, "stable_for": stable_for, "poll": poll, "max_failures": max_failures},
-    )
+    options = {"timeout": timeout, "stable_for": stable_for, "poll": poll, "max_failures": max_failures}
+    a = _Applier(engine, plan, progress, {**options, "detach": detach})
     errors: list[str] = []
+    interrupted = False
     try:
         try:
             a.create_objects()
@@ -258,6 +311,11 @@ def apply(
         except EngineError as exc:
             errors.append(str(exc))
             ok = False
+        except KeyboardInterrupt:
+            # Let calls already sent finish (their IDs get recorded), then undo what they did.
+            a.pool.shutdown(wait=True)
+            errors.append("interrupted")
+            ok, interrupted = False, True
         errors += [f"{t.name}: {e}" for t in a.tracks.values() for e in t.errors]
         rolled_back = False
         if not ok and rollback:
@@ -269,4 +327,12 @@ def apply(
             ok = not problems
     finally:
         a.pool.shutdown(wait=True)
-    return Result(ok, a.outcomes(rolled_back), tuple(errors), rolled_back, time.monotonic() - start)
+    return Result(
+        ok,
+        a.outcomes(rolled_back),
+        tuple(errors),
+        rolled_back,
+        time.monotonic() - start,
+        interrupted=interrupted,
+        rollback_converged=a.rollback_converged,
+    )

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import EnvironmentMissing, UserError
 from .engine import Engine
@@ -90,6 +91,38 @@ def endpoint(
     return Endpoint(chosen_host, True, files["ca"], files["cert"], files["key"])
 
 
+# What the TLS layer says, and what the user should do about it.
+_TLS_HINTS = (
+    (
+        "Client sent an HTTP request to an HTTPS server",
+        "it only speaks mutual TLS: pass --cluster NAME (the certificates `bakery certs` issued), "
+        "--tlsverify with --tlscacert/--tlscert/--tlskey, or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH",
+    ),
+    (
+        "BAD_CERTIFICATE",
+        "it refused the client certificate: use one issued by the cluster's CA (`bakery certs` for this cluster)",
+    ),
+    (
+        "CERTIFICATE_REQUIRED",
+        "it asks for a client certificate: pass --cluster NAME or --tlscert/--tlskey",
+    ),
+    ("UNKNOWN_CA", "it does not know the CA of the client certificate: use the cluster's client certificate"),
+    (
+        "CERTIFICATE_VERIFY_FAILED",
+        "its certificate is not signed by the given CA, or not issued for this host name: "
+        "check --tlscacert (or the cluster given) and the address",
+    ),
+)
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc)
+    for needle, hint in _TLS_HINTS:
+        if needle in text:
+            return hint
+    return text
+
+
 def connect(ep: Endpoint, *, timeout: int = 60) -> Engine:
     """An Engine for a swarm manager, or EnvironmentMissing saying why not."""
     import docker
@@ -97,15 +130,25 @@ def connect(ep: Endpoint, *, timeout: int = 60) -> Engine:
     import docker.tls
     import requests
 
+    class Client(docker.APIClient):
+        """requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace a session's CA (psf/requests#3829,
+        docker/docker-py#2433): the cluster CA must win, or a machine with those set cannot verify."""
+
+        def merge_environment_settings(self, *args: Any, **kwargs: Any) -> Any:
+            settings = super().merge_environment_settings(*args, **kwargs)
+            if isinstance(self.verify, str):
+                settings["verify"] = self.verify
+            return settings
+
     tls = False
     if ep.tls_verify:
         tls = docker.tls.TLSConfig(client_cert=(str(ep.cert), str(ep.key)), ca_cert=str(ep.ca), verify=True)
     host = ep.host.replace("tcp://", "https://", 1) if ep.tls_verify else ep.host
     try:
-        api = docker.APIClient(base_url=host, tls=tls, version="auto", timeout=timeout, max_pool_size=16)
+        api = Client(base_url=host, tls=tls, version="auto", timeout=timeout, max_pool_size=16)
         info = api.info()
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
-        raise EnvironmentMissing(f"cannot reach the Docker engine at {ep.describe()}: {exc}") from None
+        raise EnvironmentMissing(f"cannot reach the Docker engine at {ep.describe()}: {_why(exc)}") from None
     swarm = info.get("Swarm") or {}
     if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
         raise EnvironmentMissing(

@@ -98,7 +98,8 @@ class Plan:
         ]
 
 
-OutcomeState = Literal["converged", "failed", "unchanged", "skipped", "rolled back", "removed"]
+# `submitted`: created or updated with --detach, not waited for.
+OutcomeState = Literal["converged", "submitted", "failed", "unchanged", "skipped", "rolled back", "removed"]
 
 
 @dataclass(frozen=True)
@@ -117,11 +118,15 @@ class Result:
     errors: tuple[str, ...] = ()
     rolled_back: bool = False
     elapsed: float = 0.0
+    interrupted: bool = False  # Ctrl-C while applying (then rolled back unless --no-rollback)
+    rollback_converged: bool | None = None  # after a rollback: do the restored services run again?
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "rolled_back": self.rolled_back,
+            "rollback_converged": self.rollback_converged,
+            "interrupted": self.interrupted,
             "elapsed": round(self.elapsed, 3),
             "errors": list(self.errors),
             "services": [

@@ -27,7 +27,7 @@ class Watch:
         *,
         max_failures: int,
         stable_for: float,
-        spec_hash: str,
+        spec_hash: str | None,
         update_started: str | None = None,
     ) -> None:
         self.run, self.existing, self.spec_hash = run, set(existing), spec_hash

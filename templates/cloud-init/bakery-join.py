@@ -125,8 +125,10 @@ def fetch_token(cfg, endpoint, ctx):
 def join(cfg):
     deadline = time.monotonic() + cfg["timeout"]
     info = wait_for_docker(cfg, deadline)
-    if swarm_state(info) in ("active", "pending"):
-        log("already part of a swarm (%s); nothing to do" % swarm_state(info))
+    if swarm_state(info) == "pending":
+        info = settle_pending(cfg)
+    if swarm_state(info) == "active":
+        log("already part of a swarm (active); nothing to do")
         return 0
     endpoints = cfg["endpoints"]
     ctx = client_context(cfg)
@@ -161,8 +163,23 @@ def join(cfg):
         delay = min(delay * 2, 30)
 
 
+def settle_pending(cfg, wait=60):
+    """A join left pending (its manager died mid-join) never completes: leave it."""
+    for _ in range(wait // 5):
+        _, info = docker(cfg, "GET", "/info")
+        if swarm_state(info) != "pending":
+            return info
+        time.sleep(5)
+    log("a previous join is stuck pending; leaving it to start over")
+    docker(cfg, "POST", "/swarm/leave?force=1")
+    _, info = docker(cfg, "GET", "/info")
+    return info
+
+
 def do_join(cfg, token, managers, endpoint):
-    remotes = [m if ":" in m else "%s:%d" % (m, cfg["swarm_port"]) for m in managers]
+    # Only the manager that handed out the token: it is known to be alive. A dead
+    # manager in RemoteAddrs can leave the engine pending for good.
+    remotes = [m if ":" in m else "%s:%d" % (m, cfg["swarm_port"]) for m in managers[:1]]
     addr = advertise_address(cfg, peer=_resolve(endpoint))
     status, body = docker(cfg, "POST", "/swarm/join", {
         "ListenAddr": "0.0.0.0:%d" % cfg["swarm_port"], "AdvertiseAddr": addr,
@@ -174,6 +191,9 @@ def do_join(cfg, token, managers, endpoint):
     message = body.get("message", "") if isinstance(body, dict) else str(body)
     # The engine's message never contains the token; still, keep it short.
     log("join through %s failed (%d): %s" % (endpoint, status, message[:200]))
+    _, info = docker(cfg, "GET", "/info")
+    if swarm_state(info) == "pending":
+        docker(cfg, "POST", "/swarm/leave?force=1")
     return False
 
 
@@ -213,9 +233,13 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
             return self.send_json(503, {"error": "local engine unavailable"})
         if status != 200:
             return self.send_json(503, {"error": "this node is not a swarm manager yet"})
-        managers = [m["Addr"] for m in (info.get("Swarm") or {}).get("RemoteManagers") or []]
+        sw = info.get("Swarm") or {}
+        remotes = sw.get("RemoteManagers") or []
+        # This manager first: it is alive (it just answered), the others may not be.
+        mine = [m["Addr"] for m in remotes if m.get("NodeID") == sw.get("NodeID")]
+        managers = mine + sorted(m["Addr"] for m in remotes if m["Addr"] not in mine)
         token = swarm["JoinTokens"]["Manager" if wanted == "manager" else "Worker"]
-        self.send_json(200, {"token": token, "managers": sorted(managers)})
+        self.send_json(200, {"token": token, "managers": managers})
 
 
 class DualStackServer(http.server.ThreadingHTTPServer):

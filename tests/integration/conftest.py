@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bakery.cli import main
 
@@ -57,3 +59,54 @@ def case_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
         return dest, port
 
     return make
+
+
+STACKS = Path(__file__).resolve().parent.parent.parent / "stacks"
+# Stand-ins for web images serve files with busybox httpd; the rest just sleep.
+WEB_IMAGES = frozenset({"nginx:1.25", "containous/whoami:v1.5.0"})
+_APPLETS = ("sh", "httpd", "sleep", "echo", "cat", "date", "wget", "ls", "true", "false", "env", "nc")
+
+
+def busybox_rootfs(root: Path) -> Path:
+    """A directory holding busybox, its applets and /www/index.html (what the stand-ins run)."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    (root / "bin").mkdir(parents=True)
+    (root / "www").mkdir()
+    (root / "www" / "index.html").write_text("hello from a bakery stand-in\n")
+    shutil.copy(busybox, root / "bin" / "busybox")
+    for applet in _APPLETS:
+        (root / "bin" / applet).symlink_to("busybox")
+    return root
+
+
+def import_image(host: str, root: Path, refs: list[str], cmd: list[str]) -> None:
+    """`docker import` the rootfs once with CMD `cmd`, then tag it as each of `refs`."""
+    cli = shutil.which("docker", path="/usr/local/bin") or "docker"
+    tar = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True).stdout
+    change = "CMD " + json.dumps(cmd)
+    first, *rest = refs
+    cmd_line = [cli, "-H", host, "import", "--change", change, "-", first]
+    subprocess.run(cmd_line, input=tar, check=True, capture_output=True)
+    for ref in rest:
+        subprocess.run([cli, "-H", host, "tag", first, ref], check=True, capture_output=True)
+
+
+def stack_images() -> list[str]:
+    """Every image ref the stacks/ examples use (compose input and converted output)."""
+    refs = set()
+    for f in sorted(STACKS.glob("*/*.yml")):
+        services = (yaml.safe_load(f.read_text()) or {}).get("services") or {}
+        refs.update(str(s["image"]) for s in services.values() if "image" in s)
+    return sorted(refs)
+
+
+@pytest.fixture(scope="session")
+def stand_ins(engine: Any, busybox_image: str, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """No registry here: every image of stacks/ is the busybox rootfs tagged as that ref."""
+    refs = [r for r in stack_images() if r != busybox_image]
+    root = busybox_rootfs(tmp_path_factory.mktemp("stand-in") / "root")
+    sleepers = [r for r in refs if r not in WEB_IMAGES]
+    webs = [r for r in refs if r in WEB_IMAGES]
+    import_image(engine.host, root, sleepers, ["sleep", "3600"])
+    import_image(engine.host, root, webs, ["httpd", "-f", "-p", "80", "-h", "/www"])
+    return refs

@@ -117,7 +117,8 @@ def test_broken_image_rolls_back(engine, deployer, case_dir):
 def test_prune_removes_only_what_left_the_file(engine, deployer, case_dir):
     d, _ = case_dir("basic")
     stack_file = d / "stack.yml"
-    assert deployer(str(stack_file), "--name", "pr")[0] == 0
+    code, out = deployer(str(stack_file), "--name", "pr")
+    assert code == 0, out
     other = case_dir("legacy")[0]  # another stack on the same swarm must survive
     assert deployer(str(other / "docker-compose.yml"), "--name", "bystander")[0] == 0
     api = engine.client().api

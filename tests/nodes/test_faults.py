@@ -92,10 +92,6 @@ def test_two_managers_keep_quorum_without_the_seed(cluster: LocalCluster) -> Non
     eventually("a task of a service created without the seed", lambda: len(running_tasks(cluster, "after-seed")) == 1)
 
 
-@pytest.mark.xfail(reason="bakery-join sends the manager list with the dead seed first as RemoteAddrs; "
-                   "dockerd joins through RemoteAddrs[0] only, times out and stays 'pending' "
-                   "('already part of a swarm' on every retry). Fix in templates/cloud-init/bakery-join.py.",
-                   strict=False)
 def test_a_late_worker_joins_through_a_remaining_manager(cluster: LocalCluster) -> None:
     from bakery.providers.local import cluster as local
     from bakery.providers.local.host import quiet

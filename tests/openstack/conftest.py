@@ -1,5 +1,6 @@
 """Fixtures for the OpenStack tests: a fake cloud at the HTTP level, and a real Glance on loopback.
 
+A private dockerd behind mutual TLS (tls_engine.py) serves the Ready wait.
 The real Glance starts once per session (tests/openstack/glance_server.py).
 Without it the real-Glance tests skip; BAKERY_REQUIRE_GLANCE=1 (CI) makes that
 a failure.
@@ -22,6 +23,27 @@ from tests.openstack.fakecloud import FakeCloud
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "glance: needs a real Glance on loopback "
                             "(BAKERY_REQUIRE_GLANCE=1 turns a missing one into a failure)")
+
+
+@pytest.fixture(scope="session")
+def tls_engine() -> Iterator[Any]:
+    """A real dockerd in swarm mode behind mutual TLS on 127.0.0.1 (tests/openstack/tls_engine.py)."""
+    import os
+    import shutil
+
+    from tests.openstack import tls_engine as te
+
+    dockerd = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/usr/bin")
+    if dockerd is None:
+        require_or_skip("BAKERY_REQUIRE_ENGINE", "no dockerd here (apt-get install docker.io)")
+    if os.geteuid() != 0:
+        require_or_skip("BAKERY_REQUIRE_ENGINE", "starting a private dockerd needs root")
+    assert dockerd is not None
+    try:
+        with te.running(dockerd) as eng:
+            yield eng
+    except te.Unavailable as exc:
+        require_or_skip("BAKERY_REQUIRE_ENGINE", f"no TLS engine: {exc}")
 
 
 @pytest.fixture

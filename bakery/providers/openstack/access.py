@@ -1,0 +1,103 @@
+"""How the operator reaches a cluster: floating IPs, an imported keypair, the compute quota checked up front.
+
+Floating IPs carry the cluster tag. Nova keypairs cannot be tagged, so the
+cluster's `nodes` security group carries `bakery.keypair=NAME` for a keypair
+bakery imported; `down` deletes that keypair and no other. A keypair that
+already existed with the same key is used and left alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...errors import CloudError, UserError
+from .cloud import find_network
+from .errors import cloud_error
+
+KEYPAIR_TAG = "bakery.keypair="
+PUBLIC_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-", "sk-ssh-ed25519@", "sk-ecdsa-sha2-")
+
+
+def read_public_key(path: Path) -> str:
+    """The one line of an OpenSSH public key file; a private key is refused without being echoed."""
+    try:
+        text = path.read_text(errors="replace").strip()
+    except OSError as exc:
+        raise UserError(f"--public-key {path}: {exc.strerror}", fix="give the path of a .pub file") from exc
+    if "PRIVATE KEY" in text:
+        raise UserError(f"--public-key {path} is a private key; it must never leave this machine",
+                        fix=f"pass the public half ({path}.pub)")
+    if not text.startswith(PUBLIC_KEY_TYPES) or len(text.split()) < 2:
+        raise UserError(f"--public-key {path} is not an OpenSSH public key",
+                        fix="give a file like ~/.ssh/id_ed25519.pub (ssh-keygen -y -f KEY prints one)")
+    return text.splitlines()[0]
+
+
+def ensure_keypair(conn: Any, name: str, public_key: str, nodes_sg_id: str) -> bool:
+    """Import `public_key` as `name` unless it exists; True if bakery owns it (imported now or before)."""
+    try:
+        existing = conn.compute.find_keypair(name, ignore_missing=True)
+        sg = conn.network.get_security_group(nodes_sg_id)
+    except Exception as exc:
+        raise cloud_error(exc, f"looking up keypair {name}") from exc
+    mark = KEYPAIR_TAG + name
+    if existing is not None:
+        if (existing.public_key or "").split()[:2] != public_key.split()[:2]:
+            raise UserError(f"keypair {name!r} already exists with another key",
+                            fix="pass --key-name with a new name, or delete the old keypair")
+        return mark in (sg.tags or [])
+    try:
+        # Mark first: a crash between the two calls leaves a mark without a keypair, which down tolerates.
+        conn.network.set_tags(sg, sorted({*(sg.tags or []), mark}))
+        conn.compute.create_keypair(name=name, public_key=public_key)
+    except Exception as exc:
+        raise cloud_error(exc, f"importing keypair {name}") from exc
+    return True
+
+
+def owned_keypairs(security_groups: list[Any]) -> list[str]:
+    return sorted({t.removeprefix(KEYPAIR_TAG) for sg in security_groups for t in (sg.tags or [])
+                   if t.startswith(KEYPAIR_TAG)})
+
+
+def external_network(conn: Any, wanted: str) -> Any:
+    net = find_network(conn, wanted, "--floating-ip")
+    if not getattr(net, "is_router_external", False):
+        raise UserError(f"network {wanted!r} is not external (router:external is false): floating IPs come from "
+                        "an external network", fix="pass --floating-ip with the cloud's public network")
+    return net
+
+
+def ensure_floating_ip(conn: Any, tag: str, external_id: str, port_id: str, what: str) -> Any:
+    """The tagged floating IP on `port_id`, created if missing."""
+    try:
+        for ip in conn.network.ips(tags=tag, port_id=port_id):
+            if tag in (ip.tags or []) and ip.port_id == port_id:
+                return ip
+        ip = conn.network.create_ip(floating_network_id=external_id, port_id=port_id,
+                                    description=f"bakery: {what}")
+        conn.network.set_tags(ip, [tag])
+    except Exception as exc:
+        raise cloud_error(exc, f"allocating a floating IP for {what}") from exc
+    return ip
+
+
+def check_compute_quota(conn: Any, flavor: Any, count: int) -> None:
+    """Fail before creating anything when the servers to boot exceed what the project has left."""
+    if count == 0:
+        return
+    try:
+        full = conn.compute.get_flavor(flavor.id)
+        limits = conn.compute.get_limits().absolute
+    except Exception as exc:
+        raise cloud_error(exc, "reading the compute quota") from exc
+    needs = [("instances", count, limits.instances, limits.instances_used),
+             ("vCPUs", count * (full.vcpus or 0), limits.total_cores, limits.total_cores_used),
+             ("MB of RAM", count * (full.ram or 0), limits.total_ram, limits.total_ram_used)]
+    short = [f"{need} {what} (used {used} of {limit})" for what, need, limit, used in needs
+             if limit is not None and limit >= 0 and need > limit - (used or 0)]
+    if short:
+        raise CloudError(f"quota exceeded: {count} server(s) of flavor {flavor.name} need {', '.join(short)} "
+                         "(free some resources, use a smaller --flavor or fewer nodes, or ask the cloud's admins "
+                         "to raise the project's quota; `openstack quota show` lists it)")

@@ -1,0 +1,105 @@
+"""`bakery up --lb`: an Octavia load balancer in front of the managers' mutual-TLS Docker API.
+
+TCP passthrough (the TLS session ends on dockerd, so client certificates keep
+working): a TCP listener on the API port limited to the operator's CIDR
+(`allowed_cidrs`), a pool of every manager with a TCP health monitor. The VIP
+is known as soon as the load balancer is created, before any user-data is
+rendered, so it goes into the certificates' SANs. Octavia refuses changes
+while a load balancer is PENDING_*, so every step waits for ACTIVE. All of it
+carries the cluster tag; `down` deletes the load balancer with cascade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ...errors import CloudError
+from .cloud import Clock
+from .errors import cloud_error
+from .ledger import Ledger
+
+Progress = Callable[[str], None]
+POLL = 5.0
+
+
+def lb_name(cluster: str) -> str:
+    return f"bakery-{cluster}-api"
+
+
+def tagged(conn: Any, tag: str) -> list[Any]:
+    try:
+        return [lb for lb in conn.load_balancer.load_balancers(tags=tag) if tag in (lb.tags or [])]
+    except Exception as exc:
+        raise cloud_error(exc, "listing load balancers") from exc
+
+
+def ensure(conn: Any, cluster: str, tag: str, subnet_id: str, ledger: Ledger, progress: Progress) -> Any:
+    """The cluster's load balancer (created if missing); its vip_address is set from the start."""
+    for lb in tagged(conn, tag):
+        if lb.name == lb_name(cluster) and lb.provisioning_status not in ("DELETED", "PENDING_DELETE"):
+            return lb
+    try:
+        lb = conn.load_balancer.create_load_balancer(
+            name=lb_name(cluster), vip_subnet_id=subnet_id, tags=[tag],
+            description=f"bakery cluster {cluster}: the managers' Docker API")
+    except Exception as exc:
+        raise cloud_error(exc, f"creating load balancer {lb_name(cluster)}") from exc
+    ledger.add("load_balancer", lb.id)
+    progress(f"load balancer {lb.name} ({lb.id}), VIP {lb.vip_address}")
+    return lb
+
+
+def wait_active(conn: Any, lb_id: str, timeout: float, clock: Clock) -> None:
+    deadline = clock.now() + timeout
+    while True:
+        try:
+            status = conn.load_balancer.get_load_balancer(lb_id).provisioning_status
+        except Exception as exc:
+            raise cloud_error(exc, f"watching load balancer {lb_id}") from exc
+        if status == "ACTIVE":
+            return
+        if status == "ERROR":
+            raise CloudError(f"load balancer {lb_id} went to ERROR (see `openstack loadbalancer show {lb_id}`; "
+                             "`bakery down` removes it)")
+        if clock.now() >= deadline:
+            raise CloudError(f"load balancer {lb_id} not ACTIVE within {timeout:.0f}s (status {status})")
+        clock.sleep(POLL)
+
+
+def ensure_api(conn: Any, lb: Any, cluster: str, tag: str, port: int, operator_cidr: str, members: Mapping[str, str],
+               subnet_id: str, timeout: float, clock: Clock) -> None:
+    """Listener, pool, health monitor and one member per manager (name -> fixed IP), whatever is missing."""
+    lbs = conn.load_balancer
+    name = lb_name(cluster)
+
+    def step(doing: str, action: Callable[[], Any]) -> Any:
+        wait_active(conn, lb.id, timeout, clock)
+        try:
+            return action()
+        except Exception as exc:
+            raise cloud_error(exc, f"{doing} of load balancer {lb.id}") from exc
+
+    listener = _find(lbs.listeners, tag, load_balancer_id=lb.id) or step("creating the listener", lambda: (
+        lbs.create_listener(name=name, load_balancer_id=lb.id, protocol="TCP", protocol_port=port,
+                            allowed_cidrs=[operator_cidr], tags=[tag])))
+    pool = _find(lbs.pools, tag, loadbalancer_id=lb.id) or step("creating the pool", lambda: (
+        lbs.create_pool(name=name, listener_id=listener.id, protocol="TCP", lb_algorithm="ROUND_ROBIN",
+                        tags=[tag])))
+    if not _find(lbs.health_monitors, tag, pool_id=pool.id):
+        step("creating the health monitor", lambda: lbs.create_health_monitor(
+            name=name, pool_id=pool.id, type="TCP", delay=5, timeout=5, max_retries=3, tags=[tag]))
+    have = {m.address for m in step("listing the pool's members", lambda: list(lbs.members(pool.id)))}
+    for member, address in sorted(members.items()):
+        if address not in have:
+            step(f"adding member {member}", lambda a=address, n=member: lbs.create_member(
+                pool.id, name=n, address=a, protocol_port=port, subnet_id=subnet_id, tags=[tag]))
+    wait_active(conn, lb.id, timeout, clock)
+
+
+def _find(lister: Callable[..., Any], tag: str, **query: str) -> Any:
+    try:
+        found = [r for r in lister(tags=tag, **query) if tag in (r.tags or [])]
+    except Exception as exc:
+        raise cloud_error(exc, "listing load balancer parts") from exc
+    return found[0] if found else None
