@@ -80,6 +80,15 @@ def _wait_socket(sock: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
     raise RuntimeError(f"dockerd did not answer on {sock}:\n{log.read_text()[-3000:]}")
 
 
+def unmount_under(root: Path) -> None:
+    """dockerd leaves the swarm's ingress namespace (nsfs) mounted in its exec root; only ours is touched."""
+    prefix = str(root) + "/"
+    with open("/proc/self/mounts") as mounts:
+        points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", point], capture_output=True, check=False, timeout=30)
+
+
 def _free_port() -> int:
     import socket
 
@@ -132,6 +141,7 @@ def engine() -> Iterator[Engine]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        unmount_under(run)
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(run, ignore_errors=True)
 

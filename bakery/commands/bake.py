@@ -10,6 +10,14 @@ Docker), and the hygiene every image needs before it is cloned (`cloud-init
 clean`, empty machine-id, no Docker engine identity). The image is cached
 under a key of all its inputs and rebuilt only when one changes. Progress
 goes to stderr. Needs root and debootstrap/systemd-nspawn.
+
+  bakery bake --target openstack --base-image debian-12 --flavor m1.small --network private --pull nginx:1.27
+
+--target openstack boots a builder server with the bake user-data, waits for
+it to power off, snapshots it into Glance with bakery's properties and tags,
+and deletes the builder; on failure or Ctrl-C it deletes everything it made
+(`--cleanup BAKEID` for a crashed run, `--dry-run` for the plan,
+`--from-local FILE` to upload a diskimage-builder image instead).
 """
 
 from __future__ import annotations
@@ -23,8 +31,8 @@ from ..errors import EXIT_OK
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", choices=("local",), default="local",
-                   help="local: a root filesystem for systemd-nspawn nodes (default)")
+    p.add_argument("--target", choices=("local", "openstack"), default="local",
+                   help="local: a root filesystem for systemd-nspawn nodes (default); openstack: a Glance image")
     p.add_argument("--pre-pull-archive", action="append", default=[], type=Path, metavar="FILE",
                    help="a `docker save` archive to load into the image (repeatable)")
     p.add_argument("--plain", action="store_true",
@@ -32,9 +40,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
                    help="where images are cached (default: $BAKERY_CACHE_DIR/local or /var/cache/bakery/local)")
     p.add_argument("--output", choices=("text", "json"), default="text", help="text (default) or json")
+    from ..providers.openstack.bake import add_arguments as add_openstack
+
+    add_openstack(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target == "openstack":
+        from ..errors import UserError
+        from ..providers.openstack import bake
+
+        if args.pre_pull_archive or args.plain or args.cache_dir:
+            raise UserError("--pre-pull-archive, --plain and --cache-dir are for --target local",
+                            fix="for OpenStack, use --archive-url and --pull")
+        return bake.run(args)
     from ..providers.local import rootfs
     from ..providers.local.host import require_host, stderr_progress
 

@@ -119,7 +119,24 @@ def load(
         nodes=infos or None,
     )
     legacy = str(result.source_version).split(".")[0] in ("1", "2")
-    return result.stack, result.report, legacy, None
+    return result.stack, result.report, legacy, _nearest(Path(args.files[0]))
+
+
+def _nearest(path: Path) -> Locate:
+    """For converted input: the line of the longest part of a stack path the compose file has
+    (`services.web` for `services.web.deploy.placement`), so errors point into the user's file."""
+    from ..yamlsrc import load as load_yaml
+
+    doc = load_yaml(path)
+
+    def locate(where: tuple[str | int, ...]) -> tuple[int | None, int | None]:
+        for end in range(len(where), 0, -1):
+            pos = doc.where(where[:end])
+            if pos:
+                return pos.line, pos.column
+        return None, None
+
+    return locate
 
 
 def _load_v3(args: argparse.Namespace) -> tuple[dict[str, Any], Report, bool, Locate | None]:

@@ -7,6 +7,10 @@ overlays and docker directories, stops dnsmasq and the apt proxy, deletes the
 FORWARD rule and the bridge. The cluster's CAs and certificates stay in the
 state directory: a later `up` reuses them. If something cannot be removed it
 is listed, the record is kept, and running `down` again retries.
+
+--provider openstack deletes the servers, floating IPs, load balancer, seed
+port, server group, imported keypair and security groups that carry the
+cluster's tag, and nothing else.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from ..errors import EXIT_FAILED, EXIT_OK
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", choices=("local",), default="local", help="local (default)")
+    p.add_argument("--provider", choices=("local", "openstack"), default="local", help="local (default) or openstack")
     p.add_argument("--cluster", metavar="NAME", help="cluster name (default: the config's, else 'local')")
     p.add_argument("--config", "-c", metavar="FILE", help="cluster definition (for its name)")
     p.add_argument("--state-dir", type=Path, metavar="DIR",
                    help="bakery's state (default: $BAKERY_STATE_DIR or ~/.local/state/bakery)")
+    from ..providers.openstack.commands import add_cloud_arguments
+
+    add_cloud_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from ..state import default_root
     from .up import cluster_name
 
+    if args.provider == "openstack":
+        from ..providers.openstack import commands
+
+        return commands.run_down(args, commands.cluster_name(args.cluster, args.config))
     require_host(["ip", "iptables"], "bakery down --provider local")
     name = cluster_name(args.cluster, args.config)
     problems = cluster.down(args.state_dir or default_root(), name, stderr_progress("bakery down"))

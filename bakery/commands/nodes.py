@@ -4,7 +4,8 @@
 
 For each node `bakery up` booted: its role, address, whether it runs, and
 its state in the swarm as a running manager reports it (Ready/Down, Leader/
-Reachable).
+Reachable). --provider openstack lists the cluster's servers (Nova status,
+addresses) with their swarm state through the seed's mutual-TLS API.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from ..errors import EXIT_OK
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", choices=("local",), default="local", help="local (default)")
+    p.add_argument("--provider", choices=("local", "openstack"), default="local", help="local (default) or openstack")
     p.add_argument("--cluster", metavar="NAME", help="cluster name (default: the config's, else 'local')")
     p.add_argument("--config", "-c", metavar="FILE", help="cluster definition (for its name)")
     p.add_argument("--state-dir", type=Path, metavar="DIR",
                    help="bakery's state (default: $BAKERY_STATE_DIR or ~/.local/state/bakery)")
+    from ..providers.openstack.commands import add_cloud_arguments
+
+    add_cloud_arguments(p)
     p.add_argument("--output", choices=("table", "json"), default="table", help="table (default) or json")
 
 
@@ -31,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from ..state import default_root
     from .up import cluster_name
 
+    if args.provider == "openstack":
+        from ..providers.openstack import commands
+
+        return commands.run_nodes(args, commands.cluster_name(args.cluster, args.config))
     require_host(["nsenter"], "bakery nodes --provider local")
     rec = cluster.load(args.state_dir or default_root(), cluster_name(args.cluster, args.config))
     rows = cluster.status(rec)

@@ -10,6 +10,15 @@ node; the seed inits the swarm and the others fetch their join tokens over
 mutual TLS. Shows progress until every node is Ready, then prints how to reach
 the swarm. `bakery down` removes exactly what this created. Needs root and
 systemd-nspawn.
+
+  bakery up --provider openstack --cluster prod --flavor m1.medium --image bakery-node-1a2b \
+      --network private --operator-cidr 198.51.100.7/32 [--floating-ip public] [--lb]
+
+--provider openstack boots the same roles as Nova servers (cloud from
+clouds.yaml / OS_* variables), with security groups holding exactly the swarm's
+ports, anti-affinity for managers, and waits until every node is Ready through
+the seed's mutual-TLS Docker API. Re-running converges; `bakery down
+--provider openstack --cluster NAME` deletes what carries the cluster's tag.
 """
 
 from __future__ import annotations
@@ -23,8 +32,8 @@ from ..errors import EXIT_OK, UserError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", choices=("local",), default="local",
-                   help="local: systemd-nspawn nodes on this machine (default)")
+    p.add_argument("--provider", choices=("local", "openstack"), default="local",
+                   help="local: systemd-nspawn nodes on this machine (default); openstack: Nova servers")
     p.add_argument("--managers", type=int, default=3, help="managers including the seed (default 3; odd)")
     p.add_argument("--workers", type=int, default=2, help="workers (default 2)")
     p.add_argument("--consul", action="store_true", help="also boot a consul node")
@@ -37,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for Ready (default 600)")
     p.add_argument("--output", choices=("text", "json"), default="text", help="text (default) or json")
+    from ..providers.openstack.commands import add_up_arguments
+
+    add_up_arguments(p)
 
 
 def cluster_name(explicit: str | None, config: str | None) -> str:
@@ -60,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
                         fix="use 1, 3, 5 or 7")
     if args.workers < 0:
         raise UserError(f"--workers {args.workers} is negative", fix="use 0 or more")
+    if args.provider == "openstack":
+        from ..providers.openstack import commands
+
+        return commands.run_up(args, commands.cluster_name(args.cluster, args.config))
     cluster.require_local()
     state_dir = args.state_dir or default_root()
     opts = cluster.UpOptions(

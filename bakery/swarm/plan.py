@@ -127,7 +127,12 @@ def _compare(want: Desired, have: dict[str, Any] | None, refs: Mapping[str, str]
     return Change(want.kind, want.key, want.name, "unchanged", want.spec, str(ident))
 
 
-def _check_placement(stack: specs.StackSpecs, nodes: list[dict[str, Any]], source: str | None = None) -> dict[str, int]:
+def _check_placement(
+    stack: specs.StackSpecs,
+    nodes: list[dict[str, Any]],
+    source: str | None = None,
+    locate: specs.Locate | None = None,
+) -> dict[str, int]:
     """Eligible node count per service; a constraint no node meets is refused here."""
     counts = {}
     for want in stack.objects:
@@ -139,13 +144,14 @@ def _check_placement(stack: specs.StackSpecs, nodes: list[dict[str, Any]], sourc
         try:
             fit = constraints.eligible(nodes, exprs)
         except constraints.ConstraintError as exc:
-            raise UserError(str(exc), source=source, path=path) from None
+            raise specs.located(str(exc), path, None, source, locate) from None
         if not fit:
-            raise UserError(
+            raise specs.located(
                 f"no node satisfies {' and '.join(exprs) or 'scheduling'}",
-                source=source,
-                path=path,
-                fix=f"nodes are: {constraints.describe(nodes)}",
+                path,
+                f"nodes are: {constraints.describe(nodes)}",
+                source,
+                locate,
             )
         counts[want.key] = len(fit)
     return counts
@@ -187,7 +193,7 @@ def plan(
     for kind, name in wanted.external:
         if f"{kind}:{name}" not in refs and kind != "volume":
             raise UserError(f"external {kind} {name} does not exist", fix=f"create it first (docker {kind} create)")
-    counts = _check_placement(wanted, engine.nodes(), source)
+    counts = _check_placement(wanted, engine.nodes(), source, locate)
     runs = tuple(
         ServiceRun(
             r.key,

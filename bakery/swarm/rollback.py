@@ -95,4 +95,3 @@ def wait_restored(
         if pending:
             time.sleep(poll)
     return problems
-

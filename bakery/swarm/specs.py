@@ -416,13 +416,13 @@ def build(
     except Invalid as exc:
         top = exc.path[:1] in (("services",), ("networks",), ("volumes",), ("secrets",), ("configs",))
         path = exc.path if top else ("services", key) + exc.path
-        raise _located(exc.message, path, exc.fix, source, locate) from None
+        raise located(exc.message, path, exc.fix, source, locate) from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise _located(str(exc).strip("'\""), ("services", key), None, source, locate) from None
+        raise located(str(exc).strip("'\""), ("services", key), None, source, locate) from None
     return StackSpecs(stack, tuple(b.desired), tuple(runs), tuple(sorted(b.external))), report
 
 
-def _located(
+def located(
     message: str, path: tuple[PathPart, ...], fix: str | None, source: str | None, locate: Locate | None
 ) -> UserError:
     line, column = locate(path) if locate else (None, None)

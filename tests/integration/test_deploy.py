@@ -112,6 +112,59 @@ def test_broken_image_rolls_back(engine, deployer, case_dir):
     assert "MODE=one" in restored["TaskTemplate"]["ContainerSpec"]["Env"]
     assert restored["Labels"] == before["rb_worker"]["Spec"]["Labels"]
     assert after["rb_web"]["Version"]["Index"] == before["rb_web"]["Version"]["Index"]
+    # The rollback waited until the restored worker ran again with its old spec.
+    assert out["result"]["rollback_converged"] is True, out["result"]
+    assert _running_with(engine, after["rb_worker"]["ID"], "MODE=one") == 2
+    states = {s["name"]: s["state"] for s in out["result"]["services"]}
+    assert states == {"rb_web": "unchanged", "rb_worker": "rolled back", "rb_ghost": "removed"}
+
+
+def _running_with(engine, service_id, env):
+    """Running tasks whose container spec has `env` (the spec they were started from)."""
+    tasks = engine.client().api.tasks(filters={"service": service_id, "desired-state": "running"})
+    return sum(
+        1 for t in tasks if t["Status"]["State"] == "running" and env in (t["Spec"]["ContainerSpec"].get("Env") or [])
+    )
+
+
+def test_ctrl_c_while_applying_rolls_back_and_exits_130(engine, deployer, case_dir, monkeypatch):
+    """A KeyboardInterrupt raised from the progress display (where a Ctrl-C lands while bakery
+    waits) undoes what this deploy touched, against the real engine."""
+    from bakery.commands import deploy
+
+    d, _ = case_dir("basic")
+    stack_file = d / "stack.yml"
+    assert deployer(str(stack_file), "--name", "intr")[0] == 0
+    before = _services(engine, "intr")
+
+    def grow(data):
+        data["services"]["worker"]["environment"]["MODE"] = "two"
+        data["services"]["extra"] = {"image": "local/busybox:1", "command": ["sleep", "3600"], "networks": ["more"]}
+        data["networks"]["more"] = {}
+
+    _edit(stack_file, grow)
+    seen = []
+    original = deploy.ProgressView.__call__
+
+    def interrupting(self, p):
+        seen.append((p.name, p.state))
+        original(self, p)
+        if p.state == "converging" and sum(1 for _, s in seen if s == "converging") == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(deploy.ProgressView, "__call__", interrupting)
+    code, out = deployer(str(stack_file), "--name", "intr")
+    assert code == 130, out
+    result = out["result"]
+    assert (result["interrupted"], result["rolled_back"], result["rollback_converged"]) == (True, True, True), result
+    assert "interrupted" in result["errors"]
+    after = _services(engine, "intr")
+    assert set(after) == {"intr_web", "intr_worker"}  # the created service is gone
+    assert not engine.client().api.networks(names=["intr_more"])  # and so is the network it created
+    assert after["intr_web"]["Version"]["Index"] == before["intr_web"]["Version"]["Index"]
+    assert "MODE=one" in after["intr_worker"]["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+    assert _running_with(engine, after["intr_worker"]["ID"], "MODE=one") == 2
+    assert ("intr_worker", "restoring") in seen and ("intr_extra", "removed") in seen
 
 
 def test_prune_removes_only_what_left_the_file(engine, deployer, case_dir):

@@ -24,11 +24,13 @@ def test_image_has_docker_cloud_init_and_nfs_client(baked_image: dict[str, Any])
 def test_marker_lists_the_preloaded_images(baked_image: dict[str, Any]) -> None:
     marker = json.loads((Path(baked_image["root"]) / "etc/bakery/baked").read_text())
     assert marker == baked_image["marker"]
-    assert marker["images"] == ["local/busybox:1"]
+    # The OpenStack bake's format (bakery/bakedata.py): [{ref, id}], the id Docker loaded it as.
+    repos = json.loads((Path(baked_image["root"]) / "var/lib/docker/image/vfs/repositories.json").read_text())
+    loaded = repos["Repositories"]["local/busybox"]["local/busybox:1"]
+    assert marker["images"] == [{"ref": "local/busybox:1", "id": loaded}]
+    assert loaded.startswith("sha256:") and len(loaded) == 71
     assert marker["docker_version"].startswith("20.10")
     assert set(marker) >= {"bakery_version", "docker_version", "images", "built_at"}
-    repos = json.loads((Path(baked_image["root"]) / "var/lib/docker/image/vfs/repositories.json").read_text())
-    assert "local/busybox:1" in repos["Repositories"]["local/busybox"]
 
 
 def test_hygiene_before_cloning(baked_image: dict[str, Any]) -> None:

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from .conftest import LocalCluster, boot_cluster
+from .conftest import LocalCluster, bakery, boot_cluster
 
 pytestmark = pytest.mark.nodes
 
 SEED = "10.213.0.10"
+STACKS = Path(__file__).parent / "stacks"
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +122,76 @@ def test_preloaded_image_serves_on_a_host_mode_port(cluster: LocalCluster) -> No
                     pytest.fail(f"nothing served on {address}:18080 after 120s:\n{tasks}")
                 time.sleep(2)
     assert set(bodies.values()) == {"hello from bakery\n"}
+
+
+def test_converted_v2_stack_deploys_over_tls_where_its_hint_pins_it(cluster: LocalCluster, tmp_path: Path) -> None:
+    """The operator's path from the host: a compose v2 file, `bakery convert`, `bakery deploy` over mutual TLS.
+
+    Compose v2 has no way to ask for a host-mode port (its ports are strings;
+    `bakery convert` keeps them in ingress mode) and the routing mesh does not
+    answer here (no IPVS), so the converted port is switched to host mode: the
+    one step between the two commands.
+    """
+    stack = tmp_path / "stack.yml"
+    bakery("convert", str(STACKS / "pinned-web" / "docker-compose.yml"), "-o", str(stack))
+    data = yaml.safe_load(stack.read_text())
+    web = data["services"]["web"]
+    assert web["deploy"]["placement"]["constraints"] == ["node.hostname==worker-1"]
+    assert web["ports"] == ["18081:8080"]
+    web["ports"] = [{"target": 8080, "published": 18081, "protocol": "tcp", "mode": "host"}]
+    data["version"] = "3.2"
+    stack.write_text(yaml.safe_dump(data))
+    certs = Path(cluster.up["cert_path"])
+    done = bakery("deploy", str(stack), "--name", "pinned", "--host", f"tcp://{SEED}:2376", "--tlsverify",
+                  "--tlscacert", str(certs / "ca.pem"), "--tlscert", str(certs / "cert.pem"),
+                  "--tlskey", str(certs / "key.pem"), "--timeout", "180", "--output", "json", timeout=300)
+    assert json.loads(done.stdout)["result"]["ok"] is True
+    placed = cluster.docker("service", "ps", "pinned_web", "--filter", "desired-state=running",
+                            "--format", "{{.Node}} {{.CurrentState}}").stdout.split("\n")
+    assert [line.split()[0] for line in placed if line] == ["worker-1"], placed
+    assert _fetch("10.213.0.31", 18081) == "hello from bakery\n"
+    with pytest.raises(OSError):  # host mode: only the node running the task publishes the port
+        _fetch(SEED, 18081, tries=1)
+
+
+def _fetch(address: str, port: int, tries: int = 30) -> str:
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(f"http://{address}:{port}/", timeout=5) as resp:  # noqa: S310
+                return str(resp.read().decode())
+        except OSError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
+def test_a_worker_certificate_gets_only_the_worker_token_and_no_token_leaks(cluster: LocalCluster) -> None:
+    """On the worker: its join certificate gets the worker token from the seed's join service (2378)
+    and a 403 for the manager's; on every node, neither token is in the journal, cloud-init's logs
+    or a world-readable file under /etc, /var/lib/bakery or /run."""
+    from bakery.providers.local import cluster as local
+    from bakery.providers.local import nodes
+
+    rec = local.load(cluster.state_dir, cluster.name)
+    seed = rec.node("seed")
+    tokens = {cls: nodes.exec_in(seed, ["docker", "swarm", "join-token", "-q", cls]).stdout.strip()
+              for cls in ("worker", "manager")}
+    assert all(t.startswith("SWMTKN-1-") for t in tokens.values())
+    probe = (Path(__file__).parent / "node_scripts" / "token_probe.py").read_text()
+    for node in rec.nodes:
+        ask = {"tokens": tokens, "fetch": node.name == "worker-1"}
+        done = nodes.exec_in(node, ["python3", "-c", probe], input=json.dumps(ask), timeout=120)
+        assert done.returncode == 0, f"{node.name}: {done.stderr[-2000:]}"
+        found = json.loads(done.stdout)
+        if ask["fetch"]:
+            assert found["fetch"]["worker"] == {"status": 200, "token_matches": True, "token_in_body": True}
+            assert found["fetch"]["manager"] == {"status": 403, "token_matches": False, "token_in_body": False}
+        where = {k: found[k] for k in ("journal_leaks", "log_leaks", "file_leaks")}
+        assert where == {"journal_leaks": [], "log_leaks": [], "file_leaks": []}, f"{node.name}: {where}"
+        # The places searched are not empty: the search could have found a token.
+        assert found["journal_has_join"] and found["journal_lines"] > 100, node.name
+        assert "/var/log/cloud-init.log" in found["cloud_init_logs"] and found["files_scanned"] > 100, found
 
 
 def test_down_removes_everything_it_recorded(cluster: LocalCluster) -> None:

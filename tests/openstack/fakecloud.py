@@ -36,6 +36,10 @@ CATALOG = [
 NEUTRON = {"security-groups": "security_group", "security-group-rules": "security_group_rule",
            "ports": "port", "floatingips": "floatingip", "networks": "network", "subnets": "subnet"}
 
+# Octavia collections: URL segment -> JSON key of one item.
+OCTAVIA = {"loadbalancers": "loadbalancer", "listeners": "listener", "pools": "pool", "healthmonitors": "healthmonitor",
+           "members": "member"}
+
 # Each service's documented error body.
 NOVA_FAULTS = {400: "badRequest", 403: "forbidden", 404: "itemNotFound", 409: "conflictingRequest", 413: "overLimit"}
 ERROR_SHAPES: dict[str, Callable[[int, str], Any]] = {
@@ -65,7 +69,12 @@ class FakeCloud:
     def __init__(self, mocker: requests_mock.Mocker) -> None:
         self.m = mocker
         self._ids = itertools.count(1)
-        self.flavors = [{"id": "f-small", "name": "m1.small"}, {"id": "f-large", "name": "m1.large"}]
+        self.flavors = [{"id": "f-small", "name": "m1.small", "vcpus": 1, "ram": 2048, "disk": 20},
+                        {"id": "f-large", "name": "m1.large", "vcpus": 4, "ram": 8192, "disk": 80}]
+        # Nova's absolute limits (-1: unlimited)
+        self.limits: dict[str, int] = {"maxTotalInstances": -1, "totalInstancesUsed": 0, "maxTotalCores": -1,
+                                       "totalCoresUsed": 0, "maxTotalRAMSize": -1, "totalRAMUsed": 0}
+        self.octavia: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in OCTAVIA}
         self.servers: dict[str, dict[str, Any]] = {}
         self.server_groups: dict[str, dict[str, Any]] = {}
         self.keypairs: dict[str, dict[str, Any]] = {}
@@ -80,7 +89,10 @@ class FakeCloud:
         # (METHOD, path regex) -> (status, body): the cloud refuses that request
         self.failures: list[tuple[str, str, int, dict[str, Any]]] = []
         self.on_request: Callable[[str, str], None] | None = None
+        self.port_ip: str | None = None  # the fixed IP of the next port created (then 10.0.0.N again)
         self.network("private", "net-private")
+        self.neutron["subnets"]["sub-1"] = {"id": "sub-1", "name": "private-v4", "network_id": "net-private",
+                                            "cidr": "10.0.0.0/24", "ip_version": 4, "tags": [], "project_id": PROJECT}
         self.image("debian-12", "img-debian", status="active")
         mocker.post(f"{IDENTITY}/auth/tokens", json=token(), headers={"X-Subject-Token": "tok"}, status_code=201)
         for base in (COMPUTE, NETWORK, IMAGE, LB):
@@ -91,9 +103,10 @@ class FakeCloud:
     def new_id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids):04d}"
 
-    def network(self, name: str, ident: str) -> None:
+    def network(self, name: str, ident: str, external: bool = False) -> None:
         self.neutron["networks"][ident] = {"id": ident, "name": name, "tags": [], "status": "ACTIVE",
-                                           "subnets": ["sub-1"], "project_id": PROJECT}
+                                           "subnets": ["sub-ext" if external else "sub-1"], "project_id": PROJECT,
+                                           "router:external": external}
 
     def image(self, name: str, ident: str, status: str = "active", **extra: Any) -> dict[str, Any]:
         img = {"id": ident, "name": name, "status": status, "tags": [], "visibility": "private",
@@ -151,7 +164,15 @@ class FakeCloud:
                                 "links": [{"rel": "self", "href": f"{COMPUTE}/"}]}}
         p = path.removeprefix("/v2.1")
         if p == "/flavors":
-            return {"flavors": [dict(f, links=[]) for f in self.flavors]}
+            return {"flavors": [{"id": f["id"], "name": f["name"], "links": []} for f in self.flavors]}
+        m = re.fullmatch(r"/flavors/([^/]+)", p)
+        if m:
+            found = [dict(f, links=[]) for f in self.flavors if f["id"] == m.group(1)]
+            return {"flavor": found[0]} if found else self._missing(context, f"Flavor {m.group(1)}")
+        if p == "/limits":
+            return {"limits": {"absolute": self.limits, "rate": []}}
+        if p == "/os-keypairs" and method == "GET":
+            return {"keypairs": [{"keypair": k} for k in self.keypairs.values()]}
         if p == "/servers" and method == "POST":
             return self._create_server(body["server"], context)
         if p == "/servers/detail":
@@ -187,7 +208,11 @@ class FakeCloud:
 
     def _create_server(self, spec: dict[str, Any], context: Any) -> Any:
         ident = self.new_id("srv")
-        self.servers[ident] = dict(spec, id=ident, _polls=0)
+        net = (spec.get("networks") or [{}])[0] if isinstance(spec.get("networks"), list) else {}
+        port = self.neutron["ports"].get(net.get("port", ""))
+        addr = port["fixed_ips"][0]["ip_address"] if port else f"10.0.0.{100 + len(self.servers)}"
+        self.servers[ident] = dict(spec, id=ident, _polls=0, _addresses={"private": [
+            {"addr": addr, "version": 4, "OS-EXT-IPS:type": "fixed"}]})
         context.status_code = 202
         return {"server": {"id": ident, "links": [], "OS-DCF:diskConfig": "MANUAL", "security_groups": []}}
 
@@ -246,7 +271,8 @@ class FakeCloud:
             if kind == "floatingips":
                 item["floating_ip_address"] = f"203.0.113.{len(items) + 10}"
             if kind == "ports":
-                item.setdefault("fixed_ips", [{"subnet_id": "sub-1", "ip_address": f"10.0.0.{len(items) + 10}"}])
+                address, self.port_ip = self.port_ip or f"10.0.0.{len(items) + 10}", None
+                item.setdefault("fixed_ips", [{"subnet_id": "sub-1", "ip_address": address}])
             items[item["id"]] = item
             if kind == "security-group-rules":
                 self.neutron["security-groups"][item["security_group_id"]]["security_group_rules"].append(item)
@@ -318,9 +344,69 @@ class FakeCloud:
     def _image_view(img: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in img.items() if not k.startswith("_")}
 
-    # Octavia
+    # Octavia: a load balancer is PENDING_* for `lb_pending` GETs after each change, and refuses changes then.
+    lb_pending = 2
+
     def _octavia(self, method: str, path: str, query: dict[str, list[str]], body: Any, context: Any) -> Any:
-        raise AssertionError(f"unexpected Octavia request {method} {path}")
+        if path in ("", "/"):
+            return {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": f"{LB}/v2/"}]}]}
+        m = re.fullmatch(r"/v2(?:\.0)?/lbaas/(loadbalancers|listeners|pools|healthmonitors)(?:/([^/]+))?"
+                         r"(?:/(members))?", path)
+        if not m:
+            raise AssertionError(f"unexpected Octavia request {method} {path}")
+        kind, ident, sub = m.groups()
+        if sub:
+            kind = "members"
+        items, key = self.octavia[kind], OCTAVIA[kind]
+        if method == "POST":
+            return self._octavia_create(kind, key, body[key], ident, context)
+        if ident is None or sub:
+            found = [i for i in items.values() if (not sub or i["pool_id"] == ident) and
+                     all(set(v[0].split(",")) <= set(i.get("tags", [])) for f, v in query.items() if f == "tags")]
+            return {kind: found}
+        if ident not in items:
+            context.status_code = 404
+            return {"faultcode": "Client", "faultstring": f"{key} {ident} not found", "debuginfo": None}
+        item = items[ident]
+        if method == "DELETE":
+            assert kind == "loadbalancers" and query.get("cascade", [""])[0].lower() == "true", "delete with cascade"
+            item.update(provisioning_status="PENDING_DELETE", _pending=1, _deleting=True)
+            context.status_code = 204
+            return None
+        if item.get("_pending"):
+            item["_pending"] -= 1
+        elif item.get("_deleting"):
+            del items[ident]
+            for k in ("listeners", "pools", "healthmonitors", "members"):
+                self.octavia[k].clear()  # cascade (one load balancer per test)
+            context.status_code = 404
+            return {"faultcode": "Client", "faultstring": f"{key} {ident} not found", "debuginfo": None}
+        else:
+            item["provisioning_status"] = "ACTIVE"
+        return {key: {k: v for k, v in item.items() if not k.startswith("_")}}
+
+    def _octavia_create(self, kind: str, key: str, spec: dict[str, Any], parent: str | None, context: Any) -> Any:
+        lbs = self.octavia["loadbalancers"]
+        item = dict(spec, id=self.new_id(kind[:3]), provisioning_status="PENDING_CREATE", project_id=PROJECT)
+        if kind == "loadbalancers":
+            port = self.new_id("vip")
+            item.update(vip_address="10.0.0.250", vip_port_id=port, vip_network_id="net-private",
+                        _pending=self.lb_pending)
+            self.neutron["ports"][port] = {"id": port, "name": f"octavia-lb-{item['id']}", "tags": [],
+                                           "network_id": "net-private", "project_id": PROJECT,
+                                           "fixed_ips": [{"subnet_id": "sub-1", "ip_address": "10.0.0.250"}]}
+        else:
+            lb = next(iter(lbs.values()))
+            if lb.get("_pending"):
+                context.status_code = 409
+                return {"faultcode": "Client", "faultstring": f"Load Balancer {lb['id']} is immutable and cannot be "
+                        "updated.", "debuginfo": None}
+            lb.update(provisioning_status="PENDING_UPDATE", _pending=self.lb_pending)
+            if parent:
+                item["pool_id"] = parent
+        self.octavia[kind][item["id"]] = item
+        context.status_code = 201
+        return {key: {k: v for k, v in item.items() if not k.startswith("_")}}
 
 
 def connect() -> Any:

@@ -81,3 +81,13 @@ def test_missing_client_certificate_is_a_clear_environment_error(tmp_path):
 def test_hostnames_match_on_the_first_label(hostname, name, same):
     listed = [ready.SwarmNode(hostname, "manager", "ready", "Leader")]
     assert ready.readiness({name: "manager"}, listed) == {name: same}
+
+
+def test_a_ca_bundle_in_the_environment_does_not_replace_the_cluster_ca(tls_engine, clock, monkeypatch, tmp_path):
+    """requests would let $REQUESTS_CA_BUNDLE override the session's CA; operators often set it."""
+    bundle = tmp_path / "public-cas.pem"
+    bundle.write_text("not a certificate\n")  # requests fails loading it if it ever uses it
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(bundle))
+    nodes = ready.wait_ready(client(tls_engine), {tls_engine.hostname: "manager"}, 10, 2, lambda m: None, clock)
+    assert [n.state for n in nodes] == ["ready"]

@@ -65,7 +65,7 @@ def test_up_requests_seed_port_first_and_user_data_knows_its_ip(cloud, clock, tm
     text = (gzip.decompress(userdata) if userdata[:2] == b"\x1f\x8b" else userdata).decode()
     assert '"seed": "10.0.0.10"' in text
     assert seed["metadata"] == {"bakery.cluster": "prod", "bakery.role": "seed"}
-    assert set(ids) == {"prod-seed", "prod-worker-1"}
+    assert set(ids.servers) == {"prod-seed", "prod-worker-1"} and ids.seed_address == "10.0.0.10"
 
 
 def test_rerun_converges_instead_of_duplicating(cloud, clock, tmp_path):
@@ -83,7 +83,7 @@ def test_partial_failure_then_rerun_completes(cloud, clock, tmp_path):
         run_up(cloud, clock, tmp_path)
     cloud.failures.clear()
     ids = run_up(cloud, clock, tmp_path)
-    assert len(ids) == 2 and len(cloud.neutron["ports"]) == 1 and len(cloud.server_groups) == 1
+    assert len(ids.servers) == 2 and len(cloud.neutron["ports"]) == 1 and len(cloud.server_groups) == 1
 
 
 def test_server_in_error_is_reported_with_its_fault(cloud, clock, tmp_path):

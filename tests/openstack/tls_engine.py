@@ -21,9 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import REPO, _free_port, _wait_socket
+from tests.conftest import REPO, _free_port, _wait_socket, unmount_under
 
 CLUSTER = "tlstest"
+HOSTNAME = f"{CLUSTER}-seed"  # its own UTS namespace: the swarm sees the name `bakery up` gives the seed
 
 
 class Unavailable(Exception):
@@ -59,6 +60,7 @@ def _certs(state_dir: Path, cfg: Path) -> Path:
 
 @contextmanager
 def running(dockerd: str) -> Iterator[TlsEngine]:
+    """The engine; its cluster directory has the CA `bakery up` reuses for cluster CLUSTER in state_dir."""
     base = Path(tempfile.mkdtemp(prefix="bakery-tls-engine-", dir="/var/tmp"))
     run = Path(tempfile.mkdtemp(prefix="bakery-tls-engine-", dir="/run"))
     proc = None
@@ -68,7 +70,8 @@ def running(dockerd: str) -> Iterator[TlsEngine]:
         node = cdir / "nodes" / "engine"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [dockerd, "--storage-driver=vfs", "--bridge=none", "--iptables=false",
+                [shutil.which("unshare") or "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', HOSTNAME,
+                 dockerd, "--storage-driver=vfs", "--bridge=none", "--iptables=false",
                  "--tlsverify", f"--tlscacert={cdir / 'ca' / 'ca.pem'}", f"--tlscert={node / 'server-cert.pem'}",
                  f"--tlskey={node / 'server-key.pem'}", "-H", f"tcp://127.0.0.1:{port}", "-H", f"unix://{sock}",
                  "--data-root", str(base / "data"), "--exec-root", str(run / "exec"),
@@ -92,5 +95,6 @@ def running(dockerd: str) -> Iterator[TlsEngine]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        unmount_under(run)
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(run, ignore_errors=True)

@@ -23,15 +23,22 @@ from .state import NodeRecord, Proc, proc_starttime
 SEED_MOUNT = "/var/lib/cloud/seed/nocloud"
 
 
-def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, baked: bool) -> None:
-    """The node's directory: overlay upper, docker dir, NoCloud seed."""
+def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, baked: bool,
+            seed_in_overlay: bool = False) -> None:
+    """The node's directory: overlay upper, docker dir, NoCloud seed.
+
+    The seed is a read-only bind mount, unless `seed_in_overlay`: then it is a
+    plain directory of the node's root, which `cloud-init clean --seed` can
+    remove (a builder seals itself that way; a mount would stop the clean half way).
+    """
     d = Path(node.dir)
-    for sub in ("upper/etc", "docker", "seed"):
-        (d / sub).mkdir(parents=True, exist_ok=True)
-    (d / "seed" / "user-data").write_bytes(user_data)
+    seed = d / "upper" / SEED_MOUNT.lstrip("/") if seed_in_overlay else d / "seed"
+    for sub in (d / "upper/etc", d / "docker", seed):
+        sub.mkdir(parents=True, exist_ok=True)
+    (seed / "user-data").write_bytes(user_data)
     # A fresh instance-id per boot: cloud-init treats the node as a new instance, as a new VM would be.
     meta = f"instance-id: {node.name}-{uuid.uuid4().hex[:12]}\nlocal-hostname: {node.name}\n"
-    (d / "seed" / "meta-data").write_text(meta)
+    (seed / "meta-data").write_text(meta)
     # No resolved in the image: point the resolver at dnsmasq on the bridge, as a tenant DHCP would.
     (d / "upper/etc/resolv.conf").write_text(f"nameserver {HOST_ADDRESS}\nsearch {DOMAIN}\n")
     if baked:
@@ -40,20 +47,29 @@ def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, baked: bool
         run(["cp", "-a", "--reflink=auto", f"{image_root}/var/lib/docker/.", str(d / "docker")], d / "prepare.log")
 
 
-def boot(node: NodeRecord, image_root: Path, bridge: str) -> None:
+def boot(node: NodeRecord, image_root: Path, bridge: str, binds: Sequence[str] = (), *,
+         console: str = "pipe") -> None:
+    """Start the node; `binds` are extra nspawn --bind/--bind-ro options (host paths it may read).
+
+    console "pipe": the node's stdout and stderr go to console.log, it has no /dev/console.
+    "passive": a /dev/console whose output nspawn copies to console.log, like a VM's serial
+    console log (where `bakery bake` reads a builder's outcome).
+    """
     d = Path(node.dir)
+    seed = [f"--bind-ro={d / 'seed'}:{SEED_MOUNT}"] if (d / "seed").is_dir() else []
     cmd = [
         which("systemd-nspawn"),
         "-q",
         "-D", str(image_root),
         f"--overlay=+/:{d / 'upper'}:/",
         f"--bind={d / 'docker'}:/var/lib/docker",
-        f"--bind-ro={d / 'seed'}:{SEED_MOUNT}",
+        *seed,
+        *binds,
         "--boot",
         f"--machine={node.name}",
         "--register=no",
         "--keep-unit",
-        "--console=pipe",
+        f"--console={console}",
         "--link-journal=no",
         "--resolv-conf=off",
         "--capability=all",
@@ -112,8 +128,10 @@ def running(node: NodeRecord) -> bool:
     return node.init is not None and node.init.alive()
 
 
-def exec_in(node: NodeRecord, cmd: Sequence[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run `cmd` inside the node (all its namespaces), as root."""
+def exec_in(node: NodeRecord, cmd: Sequence[str], *, timeout: float = 60,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:  # noqa: A002 (subprocess's name)
+    """Run `cmd` inside the node (all its namespaces), as root; `input` goes to its stdin (secrets too:
+    never put them on a command line, where every process in the node can read them)."""
     if not running(node):
         raise BakeryError(f"node {node.name} is not running")
     assert node.init is not None
@@ -123,6 +141,8 @@ def exec_in(node: NodeRecord, cmd: Sequence[str], *, timeout: float = 60) -> sub
         text=True,
         timeout=timeout,
         check=False,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
     )
 
 

@@ -31,7 +31,7 @@ from ...errors import BakeryError, EnvironmentMissing, UserError
 from .host import Progress, run, which
 
 # Bump when the recipe below changes in a way that must invalidate caches.
-RECIPE_VERSION = 7
+RECIPE_VERSION = 8
 BASE_VERSION = 3  # the debootstrap stage alone
 SUITE = "bookworm"
 BASE_INCLUDE = ("systemd", "systemd-sysv", "dbus", "iproute2", "ca-certificates", "apt-utils")
@@ -287,7 +287,8 @@ def _load_images(root: Path, archives: tuple[Path, ...], log: Path, progress: Pr
         "for i in $(seq 60); do docker -H $S version >/dev/null 2>&1 && break; sleep 1; done; "
         "for f in /run/bakery-archives/*.tar; do docker -H $S load -i \"$f\" || "
         "{ cat /run/dockerd.log; kill $pid; exit 1; }; done; "
-        "docker -H $S image ls --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' | sort > /etc/bakery-images; "
+        "docker -H $S image ls --no-trunc --format '{{.Repository}}:{{.Tag}} {{.ID}}' "
+        "| grep -v '<none>' | sort > /etc/bakery-images; "
         "kill $pid; wait $pid; true"
     )
     _nspawn(root, log, "/bin/sh", "-c", script, binds=binds, net=False)
@@ -295,8 +296,11 @@ def _load_images(root: Path, archives: tuple[Path, ...], log: Path, progress: Pr
 
 def _write_marker(root: Path, recipe: Recipe) -> None:
     listed = root / "etc/bakery-images"
-    images = sorted(listed.read_text().split()) if listed.exists() else []
+    lines = listed.read_text().splitlines() if listed.exists() else []
     listed.unlink(missing_ok=True)
+    # The OpenStack bake's marker format (bakedata.py): each image with the id it was loaded as.
+    images = sorted(({"ref": ref, "id": image_id} for ref, _, image_id in (line.partition(" ") for line in lines)
+                     if ref), key=lambda i: i["ref"])
     status = (root / "var/lib/dpkg/status").read_text()
     marker = {
         "bakery_version": __version__,

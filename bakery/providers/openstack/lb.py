@@ -12,6 +12,7 @@ carries the cluster tag; `down` deletes the load balancer with cascade.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from ...errors import CloudError
@@ -92,8 +93,8 @@ def ensure_api(conn: Any, lb: Any, cluster: str, tag: str, port: int, operator_c
     have = {m.address for m in step("listing the pool's members", lambda: list(lbs.members(pool.id)))}
     for member, address in sorted(members.items()):
         if address not in have:
-            step(f"adding member {member}", lambda a=address, n=member: lbs.create_member(
-                pool.id, name=n, address=a, protocol_port=port, subnet_id=subnet_id, tags=[tag]))
+            step(f"adding member {member}", partial(lbs.create_member, pool.id, name=member, address=address,
+                                                    protocol_port=port, subnet_id=subnet_id, tags=[tag]))
     wait_active(conn, lb.id, timeout, clock)
 
 

@@ -15,7 +15,7 @@ from .errors import cloud_error
 
 Progress = Callable[[str], None]
 # Deletion order when kinds are mixed (cleanup by tag): dependants before what they depend on.
-ORDER = ("image", "floating_ip", "server", "port", "server_group", "keypair", "security_group")
+ORDER = ("image", "floating_ip", "load_balancer", "server", "port", "server_group", "keypair", "security_group")
 
 
 @dataclass
@@ -68,25 +68,32 @@ def _delete_one(conn: Any, kind: str, ident: str, clock: Clock) -> str | None:
         "floating_ip": lambda: net.delete_ip(ident, ignore_missing=True),
         "server_group": lambda: conn.compute.delete_server_group(ident, ignore_missing=True),
         "keypair": lambda: conn.compute.delete_keypair(ident, ignore_missing=True),
+        # cascade: the listener, pool, members and health monitor go with it
+        "load_balancer": lambda: conn.load_balancer.delete_load_balancer(ident, ignore_missing=True, cascade=True),
     }
     problem = quiet(actions[kind])
     if problem is None and kind == "server":
         # A server's ports and security groups stay in use until it is really gone.
-        problem = wait_gone(conn, ident, clock)
+        problem = wait_gone(lambda: conn.compute.get_server(ident).status, f"server {ident}", clock)
+    if problem is None and kind == "load_balancer":
+        # Its VIP port and amphorae sit on the tenant network until Octavia has finished.
+        problem = wait_gone(lambda: conn.load_balancer.get_load_balancer(ident).provisioning_status,
+                            f"load balancer {ident}", clock)
     return problem
 
 
-def wait_gone(conn: Any, server_id: str, clock: Clock, timeout: float = 300.0, poll: float = 2.0) -> str | None:
+def wait_gone(status: Callable[[], str], what: str, clock: Clock, timeout: float = 300.0,
+              poll: float = 2.0) -> str | None:
     from openstack import exceptions
 
     deadline = clock.now() + timeout
     while clock.now() < deadline:
         try:
-            if conn.compute.get_server(server_id).status == "DELETED":
+            if status() == "DELETED":
                 return None
         except exceptions.NotFoundException:
             return None
         except Exception as exc:
-            return str(cloud_error(exc, f"waiting for server {server_id} to go"))
+            return str(cloud_error(exc, f"waiting for {what} to go"))
         clock.sleep(poll)
     return f"still present after {timeout:.0f}s"

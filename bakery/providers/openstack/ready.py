@@ -87,7 +87,7 @@ def wait_ready(client: Any, expected: Mapping[str, str], timeout: float, poll: f
     deadline = clock.now() + timeout
     last_line, last_error = "", ""
     while True:
-        listed, error = _list(client)
+        listed, error = list_nodes(client)
         if error and error != last_error:
             progress(f"the seed's Docker API does not answer yet: {error}")
         last_error = error
@@ -106,7 +106,7 @@ def wait_ready(client: Any, expected: Mapping[str, str], timeout: float, poll: f
         clock.sleep(poll)
 
 
-def _list(client: Any) -> tuple[list[SwarmNode] | None, str]:
+def list_nodes(client: Any) -> tuple[list[SwarmNode] | None, str]:
     """The node list, or None and why not (a connection error, or a seed not yet in swarm mode)."""
     import docker.errors
     import requests.exceptions

@@ -8,8 +8,10 @@ consul's server ports for consul. Managers share an anti-affinity server
 group. The seed gets a Neutron port first, so its fixed IP is known to every
 other node's user-data. Every resource is tagged (Neutron) or carries
 metadata (Nova) with the cluster, and up looks for it before creating it, so
-re-running after a partial failure converges. Server groups and keypairs
-cannot be tagged: they have exact names derived from the cluster.
+re-running after a partial failure converges. Server groups cannot be
+tagged: theirs is an exact name derived from the cluster (keypairs: access.py).
+Floating IPs and the load balancer's VIP exist before any user-data is
+rendered, so they are in every node's certificate SANs.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ...config import ClusterConfig
-from ...errors import CloudError
+from ...errors import CloudError, UserError
+from . import access, lb
 from .cloud import Clock, find_flavor, find_image, find_network
 from .errors import cloud_error, server_fault
 from .ledger import Ledger, delete_all
@@ -51,8 +54,35 @@ class UpOptions:
     workers: int = 2
     consul: bool = False
     key_name: str | None = None
+    public_key: str | None = None  # an OpenSSH public key to import as key_name (default bakery-CLUSTER)
+    floating_network: str | None = None  # external network: floating IPs for the seed (and the LB's VIP)
+    lb: bool = False
     poll: float = 5.0
     timeout: float = 900.0
+
+    @property
+    def keypair(self) -> str | None:
+        return self.key_name or (f"bakery-{self.cluster}" if self.public_key else None)
+
+
+@dataclass(frozen=True)
+class UpResult:
+    servers: dict[str, str]  # node name -> server id
+    roles: dict[str, str]  # node name -> role
+    seed_ip: str
+    seed_floating_ip: str | None = None
+    lb_vip: str | None = None
+    lb_floating_ip: str | None = None
+
+    @property
+    def seed_address(self) -> str:
+        """Where bakery reaches the seed's TLS API."""
+        return self.seed_floating_ip or self.seed_ip
+
+    @property
+    def api_address(self) -> str:
+        """What the operator's DOCKER_HOST should name: the load balancer when there is one."""
+        return self.lb_floating_ip or self.lb_vip or self.seed_address
 
 
 def cluster_tag(cluster: str) -> str:
@@ -64,14 +94,18 @@ def group_names(cluster: str) -> dict[str, str]:
 
 
 def security_rules(cluster: str, operator_cidr: str, join_port: int = 2378,
-                   api_port: int = 2376) -> dict[str, list[Rule]]:
-    """Ingress rules per group; nothing else is opened (egress stays Neutron's default)."""
+                   api_port: int = 2376, lb_cidr: str | None = None) -> dict[str, list[Rule]]:
+    """Ingress rules per group; nothing else is opened (egress stays Neutron's default).
+
+    With a load balancer, its amphorae connect to the managers' API port from the subnet (the listener
+    itself admits only the operator's CIDR); mutual TLS still demands the operator's certificate."""
     g = group_names(cluster)
+    lb_rules = [Rule("tcp", api_port, api_port, remote_cidr=lb_cidr)] if lb_cidr else []
     return {
         g["nodes"]: [Rule("tcp", 7946, 7946, g["nodes"]), Rule("udp", 7946, 7946, g["nodes"]),
                      Rule("udp", 4789, 4789, g["nodes"])],
         g["managers"]: [Rule("tcp", 2377, 2377, g["managers"]), Rule("tcp", join_port, join_port, g["nodes"]),
-                        Rule("tcp", api_port, api_port, remote_cidr=operator_cidr)],
+                        Rule("tcp", api_port, api_port, remote_cidr=operator_cidr), *lb_rules],
         # consul server RPC and serf LAN; its HTTP API listens on 127.0.0.1 only.
         g["consul"]: [Rule("tcp", 8300, 8300, g["nodes"]), Rule("tcp", 8301, 8301, g["nodes"]),
                       Rule("udp", 8301, 8301, g["nodes"])],
@@ -96,19 +130,21 @@ def groups_for(role: str, cluster: str) -> list[str]:
 
 def _tagged(conn: Any, kind: str, cluster: str) -> list[Any]:
     tag = cluster_tag(cluster)
-    lister = {"security_group": conn.network.security_groups, "port": conn.network.ports,
-              "floating_ip": conn.network.ips}[kind]
+    lister = {"security_group": lambda: conn.network.security_groups, "port": lambda: conn.network.ports,
+              "floating_ip": lambda: conn.network.ips, "load_balancer": lambda: conn.load_balancer.load_balancers,
+              }[kind]()
     try:
         return [r for r in lister(tags=tag) if tag in (r.tags or [])]  # rechecked: never trust a filter
     except Exception as exc:
         raise cloud_error(exc, f"listing {kind.replace('_', ' ')}s of cluster {cluster}") from exc
 
 
-def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger) -> dict[str, str]:
+def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger,
+                           lb_cidr: str | None = None) -> dict[str, str]:
     """Create missing groups and missing rules; returns name -> id."""
     existing = {sg.name: sg for sg in _tagged(conn, "security_group", opts.cluster)}
     ids: dict[str, str] = {}
-    rules = security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port, cfg.docker.api_port)
+    rules = security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port, cfg.docker.api_port, lb_cidr)
     for name in rules:
         sg = existing.get(name)
         if sg is None:
@@ -168,6 +204,17 @@ def ensure_seed_port(conn: Any, opts: UpOptions, network_id: str, sg_ids: list[s
     return port
 
 
+def seed_address(conn: Any, cluster: str) -> str | None:
+    """The seed's floating IP if it has one, else its fixed IP (from the tagged seed port)."""
+    ports = [p for p in _tagged(conn, "port", cluster) if p.name == f"{cluster}-seed"]
+    if not ports:
+        return None
+    for fip in _tagged(conn, "floating_ip", cluster):
+        if fip.port_id == ports[0].id:
+            return str(fip.floating_ip_address)
+    return str(ports[0].fixed_ips[0]["ip_address"])
+
+
 def cluster_servers(conn: Any, cluster: str) -> dict[str, Any]:
     try:
         return {s.name: s for s in conn.compute.servers(details=True)
@@ -176,29 +223,91 @@ def cluster_servers(conn: Any, cluster: str) -> dict[str, Any]:
         raise cloud_error(exc, f"listing servers of cluster {cluster}") from exc
 
 
+def resolve(conn: Any, opts: UpOptions) -> tuple[Any, Any, Any]:
+    """Flavor, image and network, each wrong one a clear error before anything is created."""
+    flavor, image = find_flavor(conn, opts.flavor), find_image(conn, opts.image, "--image")
+    if image.status != "active":
+        raise UserError(f"image {opts.image!r} is {image.status}, not active: servers cannot boot from it",
+                        fix="wait for it to become active, or pass --image with another")
+    network = find_network(conn, opts.network)
+    if not network.subnet_ids:
+        raise UserError(f"network {opts.network!r} has no subnet: servers on it would get no address",
+                        fix="pass --network with a tenant network that has a subnet")
+    return flavor, image, network
+
+
+def subnet_of(conn: Any, network: Any) -> Any:
+    try:
+        return conn.network.get_subnet(sorted(network.subnet_ids)[0])
+    except Exception as exc:
+        raise cloud_error(exc, f"reading the subnet of network {network.name}") from exc
+
+
 def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, progress: Progress,
-       clock: Clock | None = None) -> dict[str, str]:
-    """Create or converge the cluster; returns node name -> server id. Created resources stay on failure
+       clock: Clock | None = None) -> UpResult:
+    """Create or converge the cluster. Created resources stay on failure
     (re-running converges; `bakery down` removes them)."""
+    clock = clock or Clock()
+    flavor, image, network = resolve(conn, opts)
+    external = access.external_network(conn, opts.floating_network) if opts.floating_network else None
+    existing = cluster_servers(conn, opts.cluster)
+    access.check_compute_quota(conn, flavor, sum(1 for _, name in node_plan(opts) if name not in existing))
+    subnet = subnet_of(conn, network) if opts.lb else None
+    ledger = Ledger()
+    tag = cluster_tag(opts.cluster)
+    sgs = ensure_security_groups(conn, opts, cfg, ledger, subnet.cidr if subnet else None)
+    if opts.public_key and opts.keypair:
+        access.ensure_keypair(conn, opts.keypair, opts.public_key, sgs[group_names(opts.cluster)["nodes"]])
+    group_id = ensure_server_group(conn, opts.cluster, ledger)
+    port = ensure_seed_port(conn, opts, network.id, [sgs[n] for n in groups_for("seed", opts.cluster)], ledger)
+    result = UpResult({}, {}, str(port.fixed_ips[0]["ip_address"]))
+    if external is not None:
+        fip = access.ensure_floating_ip(conn, tag, external.id, port.id, f"{opts.cluster}-seed")
+        result = dataclasses.replace(result, seed_floating_ip=str(fip.floating_ip_address))
+    balancer = None
+    if subnet is not None:
+        balancer = lb.ensure(conn, opts.cluster, tag, subnet.id, ledger, progress)
+        result = dataclasses.replace(result, lb_vip=str(balancer.vip_address))
+        if external is not None:
+            fip = access.ensure_floating_ip(conn, tag, external.id, balancer.vip_port_id, lb.lb_name(opts.cluster))
+            result = dataclasses.replace(result, lb_floating_ip=str(fip.floating_ip_address))
+    extra = [a for a in (result.seed_floating_ip, result.lb_vip, result.lb_floating_ip) if a]
+    cfg = dataclasses.replace(cfg, name=opts.cluster, tls_sans=tuple(sorted({*cfg.tls_sans, *extra})),
+                              swarm=dataclasses.replace(cfg.swarm, seed=result.seed_ip))
+    ids = boot(conn, opts, cfg, state_root, (flavor, image, network, port, group_id), existing, progress)
+    servers = wait_active(conn, ids, opts, progress, clock)
+    result = dataclasses.replace(result, servers=ids, roles=dict((n, r) for r, n in node_plan(opts)))
+    if balancer is not None and subnet is not None:
+        managers = {n: fixed_ip(servers[n], result.seed_ip if r == "seed" else None)
+                    for r, n in node_plan(opts) if r in ("seed", "manager")}
+        progress(f"load balancer {balancer.name}: listener on {cfg.docker.api_port}, {len(managers)} member(s)")
+        lb.ensure_api(conn, balancer, opts.cluster, tag, cfg.docker.api_port, opts.operator_cidr, managers,
+                      subnet.id, opts.timeout, clock)
+    return result
+
+
+def fixed_ip(server: Any, known: str | None = None) -> str:
+    if known:
+        return known
+    for addrs in (server.addresses or {}).values():
+        for a in addrs:
+            if a.get("OS-EXT-IPS:type", "fixed") == "fixed" and a.get("version", 4) == 4:
+                return str(a["addr"])
+    raise CloudError(f"server {server.name} has no fixed IPv4 address")
+
+
+def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, found: tuple[Any, ...],
+         existing: dict[str, Any], progress: Progress) -> dict[str, str]:
+    """Boot every planned server that does not exist yet; returns node name -> server id."""
     from ...render import Node, build_userdata
 
-    clock = clock or Clock()
-    flavor, image, network = find_flavor(conn, opts.flavor), find_image(conn, opts.image, "--image"), \
-        find_network(conn, opts.network)
-    ledger = Ledger()
-    sgs = ensure_security_groups(conn, opts, cfg, ledger)
-    group_id = ensure_server_group(conn, opts.cluster, ledger)
-    seed_groups = [sgs[n] for n in groups_for("seed", opts.cluster)]
-    port = ensure_seed_port(conn, opts, network.id, seed_groups, ledger)
-    seed_ip = str(port.fixed_ips[0]["ip_address"])
-    cfg = dataclasses.replace(cfg, name=opts.cluster, swarm=dataclasses.replace(cfg.swarm, seed=seed_ip))
-    existing = cluster_servers(conn, opts.cluster)
+    flavor, image, network, port, group_id = found
     ids: dict[str, str] = {}
     for role, name in node_plan(opts):
         if name in existing:
             ids[name] = existing[name].id
             continue
-        node = Node(role, name, (seed_ip,) if role == "seed" else ())
+        node = Node(role, name, (cfg.swarm.seed,) if role == "seed" else ())
         userdata, _ = build_userdata(cfg, node, state_root)
         nets = [{"port": port.id}] if role == "seed" else [{"uuid": network.id}]
         hints = {"group": group_id} if role in ("seed", "manager") else {}
@@ -206,19 +315,21 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
             server = conn.compute.create_server(
                 name=name, image_id=image.id, flavor_id=flavor.id, networks=nets,
                 security_groups=[] if role == "seed" else [{"name": n} for n in groups_for(role, opts.cluster)],
-                user_data=base64.b64encode(userdata.payload).decode(), key_name=opts.key_name,
+                user_data=base64.b64encode(userdata.payload).decode(), key_name=opts.keypair,
                 scheduler_hints=hints or None,
                 metadata={CLUSTER_KEY: opts.cluster, "bakery.role": role})
         except Exception as exc:
             raise cloud_error(exc, f"booting {name}") from exc
         ids[name] = server.id
         progress(f"booting {name} ({role})")
-    wait_active(conn, ids, opts, progress, clock)
     return ids
 
 
-def wait_active(conn: Any, ids: dict[str, str], opts: UpOptions, progress: Progress, clock: Clock) -> None:
+def wait_active(conn: Any, ids: dict[str, str], opts: UpOptions, progress: Progress,
+                clock: Clock) -> dict[str, Any]:
+    """Wait until every server is ACTIVE; returns name -> server (with its addresses)."""
     pending = dict(ids)
+    done: dict[str, Any] = {}
     deadline = clock.now() + opts.timeout
     while pending:
         for name, ident in list(pending.items()):
@@ -230,11 +341,21 @@ def wait_active(conn: Any, ids: dict[str, str], opts: UpOptions, progress: Progr
                 raise server_fault(name, server)
             if server.status == "ACTIVE":
                 progress(f"{name} is ACTIVE")
+                done[name] = server
                 del pending[name]
         if pending and clock.now() >= deadline:
             raise CloudError(f"not ACTIVE within {opts.timeout:.0f}s: {', '.join(sorted(pending))}")
         if pending:
             clock.sleep(opts.poll)
+    return done
+
+
+def has_octavia(conn: Any) -> bool:
+    """Clouds without Octavia have no load balancers of ours to find (and listing them would fail)."""
+    try:
+        return bool(conn.has_service("load-balancer"))
+    except Exception:  # a catalog that cannot even be read fails in the next call with a clear message
+        return False
 
 
 def down(conn: Any, cluster: str, progress: Progress, clock: Clock | None = None) -> list[str]:
@@ -242,9 +363,12 @@ def down(conn: Any, cluster: str, progress: Progress, clock: Clock | None = None
     ledger = Ledger()
     for server in cluster_servers(conn, cluster).values():
         ledger.add("server", server.id)
-    for kind in ("floating_ip", "port", "security_group"):
+    kinds = ("floating_ip", "load_balancer", "port", "security_group")
+    for kind in kinds if has_octavia(conn) else tuple(k for k in kinds if k != "load_balancer"):
         for res in _tagged(conn, kind, cluster):
             ledger.add(kind, res.id)
+    for name in access.owned_keypairs(_tagged(conn, "security_group", cluster)):
+        ledger.add("keypair", name)
     try:
         for group in conn.compute.server_groups():
             if group.name == f"bakery-{cluster}-managers":

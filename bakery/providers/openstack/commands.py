@@ -1,0 +1,190 @@
+"""`bakery up/down/nodes --provider openstack`: the options and the glue between the CLI and up.py/ready.py.
+
+bakery/commands/{up,down,nodes}.py own --provider and the options the local
+provider shares (--managers, --workers, --consul, --config, --cluster,
+--state-dir, --timeout, --output); this module adds the OpenStack ones and
+runs the provider. openstacksdk and docker are imported only when a command
+runs, never for --help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ...errors import EXIT_FAILED, EXIT_OK, UserError
+
+READY_POLL = 5.0
+
+
+def add_up_arguments(p: argparse.ArgumentParser) -> None:
+    from .cloud import add_arguments as add_cloud
+
+    g = p.add_argument_group("--provider openstack")
+    add_cloud(g)  # type: ignore[arg-type]
+    g.add_argument("--flavor", metavar="FLAVOR", help="the servers' flavor (name or id)")
+    g.add_argument("--image", metavar="IMAGE", help="the image servers boot (a `bakery bake --target openstack` "
+                   "image skips installing Docker)")
+    g.add_argument("--network", metavar="NETWORK", help="the tenant network the servers share")
+    g.add_argument("--operator-cidr", metavar="CIDR",
+                   help="the only source allowed to the managers' TLS Docker API (2376), e.g. 198.51.100.7/32")
+    g.add_argument("--key-name", metavar="NAME", help="the Nova keypair for SSH (imported from --public-key "
+                   "when given; default name bakery-CLUSTER)")
+    g.add_argument("--public-key", type=Path, metavar="FILE", help="an OpenSSH public key to import as the "
+                   "keypair; `bakery down` deletes it")
+    g.add_argument("--floating-ip", metavar="NETWORK", help="external network: a floating IP for the seed "
+                   "(and the load balancer with --lb); released by `bakery down`")
+    g.add_argument("--lb", action="store_true", help="an Octavia load balancer in front of the managers' TLS API")
+
+
+def add_cloud_arguments(p: argparse.ArgumentParser) -> None:
+    from .cloud import add_arguments as add_cloud
+
+    add_cloud(p.add_argument_group("--provider openstack"))  # type: ignore[arg-type]
+
+
+def up_options(args: argparse.Namespace, cluster: str) -> Any:
+    from . import access
+    from .up import UpOptions
+
+    absent = [f"--{n.replace('_', '-')}" for n in ("flavor", "image", "network", "operator_cidr")
+              if not getattr(args, n)]
+    if absent:
+        raise UserError(f"up --provider openstack needs {', '.join(absent)}",
+                        fix="name the flavor, image and network, and the CIDR you reach the Docker API from")
+    _check_cidr(args.operator_cidr)
+    if args.unbaked or args.cache_dir:
+        raise UserError("--unbaked and --cache-dir are for --provider local",
+                        fix="for OpenStack, pass --image with a plain or baked image")
+    return UpOptions(
+        cluster=cluster, flavor=args.flavor, image=args.image, network=args.network,
+        operator_cidr=args.operator_cidr, managers=args.managers, workers=args.workers, consul=args.consul,
+        key_name=args.key_name, public_key=access.read_public_key(args.public_key) if args.public_key else None,
+        floating_network=args.floating_ip, lb=args.lb, timeout=args.timeout)
+
+
+def _check_cidr(value: str) -> None:
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise UserError(f"--operator-cidr {value!r}: {exc}", fix="a network like 198.51.100.7/32") from exc
+    if net.prefixlen == 0:
+        raise UserError(f"--operator-cidr {value} opens the Docker API to the whole internet",
+                        fix="name your own address or network, e.g. 198.51.100.7/32")
+
+
+def cluster_name(explicit: str | None, config: str | None) -> str:
+    """Cloud resources are tagged with it, so it is never guessed: --cluster, else the config's name."""
+    from ... import config as config_mod
+
+    name = explicit or config_mod.load(config_mod.find_config(config)).name
+    if name == "default":
+        raise UserError("--provider openstack needs a cluster name: its resources are tagged with it",
+                        fix="pass --cluster NAME or set cluster.name in the config")
+    return name
+
+
+def run_up(args: argparse.Namespace, cluster: str) -> int:
+    from ... import config
+    from ...state import client_cert_dir, default_root
+    from ..local.host import stderr_progress
+    from . import ready
+    from .cloud import connect
+    from .up import up
+
+    opts = up_options(args, cluster)
+    cfg = config.load(config.find_config(args.config))
+    state_dir = args.state_dir or default_root()
+    progress = stderr_progress("bakery up")
+    start = time.monotonic()
+    result = up(connect(args.os_cloud), opts, cfg, state_dir, progress)
+    certs = client_cert_dir(cluster, state_dir)
+    expected = {name: ("worker" if role == "worker" else "manager") for name, role in result.roles.items()
+                if role != "consul"}
+    progress(f"waiting for {len(expected)} node(s) to be Ready, through {result.seed_address}:{cfg.docker.api_port}")
+    client = ready.tls_client(result.seed_address, cfg.docker.api_port, certs)
+    nodes = ready.wait_ready(client, expected, args.timeout, READY_POLL, progress)
+    seconds = time.monotonic() - start
+    host = ready.docker_url(result.api_address, cfg.docker.api_port)
+    if args.output == "json":
+        print(json.dumps({
+            "cluster": cluster, "docker_host": host, "cert_path": str(certs), "seconds_to_ready": round(seconds, 1),
+            "seed_ip": result.seed_ip, "seed_floating_ip": result.seed_floating_ip, "lb_vip": result.lb_vip,
+            "lb_floating_ip": result.lb_floating_ip,
+            "nodes": [{"name": n, "role": result.roles[n], "server_id": result.servers[n]} for n in result.servers],
+            "swarm": [n.__dict__ for n in nodes]}, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"cluster {cluster}: {len(expected)} nodes Ready in {seconds:.0f}s")
+    for node in nodes:
+        print(f"  {node.hostname:24} {node.role:8} {node.state:8} {node.manager}".rstrip())
+    print("Reach the swarm with:")
+    print(f"  export DOCKER_HOST={host} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={certs}")
+    print(f"Remove it with: bakery down --provider openstack --cluster {cluster}")
+    return EXIT_OK
+
+
+def run_down(args: argparse.Namespace, cluster: str) -> int:
+    from ..local.host import stderr_progress
+    from .cloud import connect
+    from .up import down
+
+    problems = down(connect(args.os_cloud), cluster, stderr_progress("bakery down"))
+    if problems:
+        for problem in problems:
+            print(f"bakery down: could not delete {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"cluster {cluster} removed")
+    return EXIT_OK
+
+
+def node_rows(conn: Any, cluster: str, state_dir: Path | None, api_port: int) -> tuple[list[dict[str, Any]], str]:
+    """One row per server of the cluster, with its swarm state when the seed's API answers (else why not)."""
+    from ...state import client_cert_dir
+    from . import ready
+    from .up import cluster_servers, seed_address
+
+    servers = cluster_servers(conn, cluster)
+    address = seed_address(conn, cluster)
+    if not servers or address is None:
+        return [], f"cluster {cluster} has no servers on this cloud" if not servers else "the cluster has no seed port"
+    client = ready.tls_client(address, api_port, client_cert_dir(cluster, state_dir))
+    found, error = ready.list_nodes(client)
+    listed = found or []
+    rows = []
+    for name, server in sorted(servers.items()):
+        mine = [n for n in listed if ready.short(n.hostname) == ready.short(name)]
+        best = next((n for n in mine if n.state == "ready"), mine[0] if mine else None)
+        rows.append({"name": name, "role": (server.metadata or {}).get("bakery.role", "-"),
+                     "address": _address(server), "status": server.status,
+                     "swarm": best.state if best else "-", "manager": (best.manager or "-") if best else "-"})
+    return rows, (f"the seed's Docker API at {address}: {error}" if error else "")
+
+
+def _address(server: Any) -> str:
+    found = [a["addr"] for addrs in (server.addresses or {}).values() for a in addrs]
+    return ",".join(found) or "-"
+
+
+def run_nodes(args: argparse.Namespace, cluster: str) -> int:
+    from ... import config
+    from .cloud import connect
+
+    cfg = config.load(config.find_config(args.config))
+    rows, note = node_rows(connect(args.os_cloud), cluster, args.state_dir, cfg.docker.api_port)
+    if note:
+        print(f"bakery nodes: {note}", file=sys.stderr)
+    if args.output == "json":
+        print(json.dumps({"cluster": cluster, "nodes": rows}, indent=2))
+        return EXIT_OK
+    cols = ("name", "role", "address", "status", "swarm", "manager")
+    table = [cols] + [tuple(str(r[c]) for c in cols) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK

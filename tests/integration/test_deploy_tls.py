@@ -1,0 +1,190 @@
+"""`bakery deploy` over TCP with mutual TLS, against a second private dockerd started here.
+
+The engine gets a server certificate from the cluster CA `bakery certs`
+created, listens with `--tlsverify` on a free loopback port, and is a
+one-node swarm (on a free port: another engine may hold 2377). It has no
+default bridge and leaves iptables alone, so it does not disturb the other
+engines on this machine; it is stopped by its own process handle.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, _free_port, _wait_socket, require_or_skip
+
+from .conftest import busybox_rootfs, import_image
+
+pytestmark = pytest.mark.engine
+STACK = """\
+version: "3.8"
+services:
+  app:
+    image: local/busybox:1
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    deploy:
+      replicas: 2
+"""
+
+
+@dataclass(frozen=True)
+class TlsEngine:
+    url: str  # tcp://127.0.0.1:PORT, mutual TLS only
+    local: str  # its unix socket, for setting up and checking
+    state: Path  # bakery's state directory holding cluster `default`
+
+
+def _bakery(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a child process: what an operator runs, environment included."""
+    full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    for key in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+        if env is None or key not in env:
+            full.pop(key, None)
+    return subprocess.run(
+        [sys.executable, "-m", "bakery", *args], capture_output=True, text=True, env=full, timeout=180, cwd=REPO
+    )
+
+
+def _certs(state: Path, server: Path) -> None:
+    """The cluster's CAs and operator cert (`bakery certs`), and a server cert for 127.0.0.1."""
+    from bakery.certs import ensure_node
+
+    done = _bakery("certs", "--state-dir", str(state))
+    assert done.returncode == 0, done.stderr
+    node = ensure_node(state / "default", "local", None, ["127.0.0.1", "localhost"])
+    server.mkdir()
+    (server / "ca.pem").write_text(node.ca_pem)
+    (server / "cert.pem").write_text(node.server_cert)
+    (server / "key.pem").write_text(node.server_key)
+
+
+@pytest.fixture(scope="module")
+def tls_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsEngine]:
+    dockerd = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/usr/bin")
+    if dockerd is None:
+        require_or_skip("BAKERY_REQUIRE_ENGINE", "no dockerd here (apt-get install docker.io)")
+    if os.geteuid() != 0:
+        require_or_skip("BAKERY_REQUIRE_ENGINE", "starting a private dockerd needs root")
+    assert dockerd is not None
+    work = tmp_path_factory.mktemp("tls-engine")
+    state, server = work / "state", work / "server"
+    _certs(state, server)
+    base = Path(tempfile.mkdtemp(prefix="bakery-tls-", dir="/var/tmp"))
+    run = Path(tempfile.mkdtemp(prefix="bakery-tls-", dir="/run" if os.access("/run", os.W_OK) else None))
+    sock, port, log = str(run / "docker.sock"), _free_port(), base / "dockerd.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                dockerd,
+                "--storage-driver=vfs",
+                "--bridge=none",
+                "--iptables=false",
+                "-H", f"unix://{sock}",
+                "-H", f"tcp://127.0.0.1:{port}",
+                "--tlsverify",
+                "--tlscacert", str(server / "ca.pem"),
+                "--tlscert", str(server / "cert.pem"),
+                "--tlskey", str(server / "key.pem"),
+                "--data-root", str(base / "data"),
+                "--exec-root", str(run / "exec"),
+                "--pidfile", str(run / "docker.pid"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_socket(sock, proc, log)
+        cli = shutil.which("docker", path="/usr/local/bin") or "docker"
+        addr = f"127.0.0.1:{_free_port()}"
+        subprocess.run(
+            [cli, "-H", f"unix://{sock}", "swarm", "init", "--advertise-addr", addr, "--listen-addr", addr],
+            check=True,
+            capture_output=True,
+        )
+        import_image(f"unix://{sock}", busybox_rootfs(work / "rootfs"), ["local/busybox:1"], ["sh"])
+        yield TlsEngine(f"tcp://127.0.0.1:{port}", f"unix://{sock}", state)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def _running(local: str, stack: str) -> str:
+    cli = shutil.which("docker", path="/usr/local/bin") or "docker"
+    done = subprocess.run(
+        [cli, "-H", local, "stack", "services", stack, "--format", "{{.Name}} {{.Replicas}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def _stack_file(tmp_path: Path) -> str:
+    path = tmp_path / "stack.yml"
+    path.write_text(STACK)
+    return str(path)
+
+
+def test_cluster_certificates_deploy_over_mutual_tls(tls_engine, tmp_path):
+    stack = _stack_file(tmp_path)
+    done = _bakery(
+        "deploy", "--cluster", "default", "--state-dir", str(tls_engine.state), "--host", tls_engine.url,
+        "--name", "tls", "--stable-for", "0.5", "--timeout", "90", stack,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("stack tls: 2 create"), done.stdout  # its network and the service
+    assert _running(tls_engine.local, "tls") == "tls_app 2/2"
+
+
+def test_docker_environment_variables_deploy_over_mutual_tls(tls_engine, tmp_path):
+    """DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, as the Docker CLI takes them; and the
+    machine's REQUESTS_CA_BUNDLE must not replace the cluster CA (docker/docker-py#2433)."""
+    env = {
+        "DOCKER_HOST": tls_engine.url,
+        "DOCKER_TLS_VERIFY": "1",
+        "DOCKER_CERT_PATH": str(tls_engine.state / "default" / "client"),
+        "REQUESTS_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
+    }
+    done = _bakery("deploy", "--name", "tlsenv", "--stable-for", "0.5", _stack_file(tmp_path), env=env)
+    assert done.returncode == 0, done.stderr
+    assert _running(tls_engine.local, "tlsenv") == "tlsenv_app 2/2"
+
+
+def test_without_the_client_certificate_exits_4(tls_engine, tmp_path):
+    stack = _stack_file(tmp_path)
+    plain = _bakery("deploy", "--host", tls_engine.url, "--name", "nocert", stack)
+    assert plain.returncode == 4, plain.stderr
+    assert "only speaks mutual TLS" in plain.stderr and "--cluster" in plain.stderr
+    assert "Traceback" not in plain.stderr
+
+    # A client certificate from another cluster's CA: the engine refuses it.
+    other = tmp_path / "other"
+    assert _bakery("certs", "--state-dir", str(other)).returncode == 0
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(tls_engine.state / "default" / "client" / "ca.pem", mixed / "ca.pem")
+    for name in ("cert.pem", "key.pem"):
+        shutil.copy(other / "default" / "client" / name, mixed / name)
+    env = {"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(mixed)}
+    foreign = _bakery("deploy", "--host", tls_engine.url, "--name", "nocert", stack, env=env)
+    assert foreign.returncode == 4, foreign.stderr
+    assert "refused the client certificate" in foreign.stderr
+    assert "nocert" not in _running(tls_engine.local, "nocert")

@@ -1,0 +1,134 @@
+"""The CLI wiring: `bakery bake --target openstack`, `bakery up/down/nodes --provider openstack`.
+
+The whole `up` runs in-process against the fake cloud, and waits for Ready
+through a real dockerd behind mutual TLS: the fake gives the seed's port the
+engine's address (127.0.0.1), and the cluster's CA is the engine's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bakery import cli
+from tests.conftest import REPO
+from tests.openstack import fakecloud
+
+UP = ["up", "--provider", "openstack", "--flavor", "m1.small", "--image", "debian-12", "--network", "private",
+      "--operator-cidr", "198.51.100.0/24"]
+
+
+@pytest.fixture
+def cloud():
+    """The fake cloud, letting through what it does not answer: the Docker API of the engine on 127.0.0.1."""
+    import requests_mock
+
+    with requests_mock.Mocker(real_http=True) as m:
+        yield fakecloud.FakeCloud(m)
+
+
+@pytest.fixture
+def fake(cloud, monkeypatch):
+    from bakery.providers.openstack import cloud as cloud_mod
+
+    monkeypatch.setattr(cloud_mod, "connect", lambda os_cloud: fakecloud.connect())
+    cloud.default_statuses = ["ACTIVE"]
+    return cloud
+
+
+@pytest.mark.parametrize("argv", [["up", "--help"], ["down", "--help"], ["nodes", "--help"], ["bake", "--help"]])
+def test_help_imports_neither_openstacksdk_nor_docker(argv):
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "bakery", *argv], capture_output=True,
+                          text=True, cwd=REPO, check=True)
+    loaded = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert not {m for m in loaded if m.split(".")[0] in ("openstack", "docker", "keystoneauth1")}
+    assert "--provider openstack" in done.stdout or "--target openstack" in done.stdout
+
+
+def one_line_error(capsys, argv, code):
+    assert cli.main(argv) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_up_names_the_missing_flags(capsys, tmp_path):
+    line = one_line_error(capsys, ["up", "--provider", "openstack", "--cluster", "prod", "--flavor", "x"], 2)
+    assert line.startswith("bakery up: error: up --provider openstack needs --image, --network, --operator-cidr")
+
+
+@pytest.mark.parametrize("cidr, message", [("0.0.0.0/0", "opens the Docker API to the whole internet"),
+                                           ("198.51.100.7/24", "has host bits set")])
+def test_operator_cidr_is_checked(capsys, cidr, message):
+    argv = [*UP[:-1], cidr, "--cluster", "prod"]
+    assert message in one_line_error(capsys, argv, 2)
+
+
+def test_cluster_name_is_never_guessed(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for argv in (UP, ["down", "--provider", "openstack"], ["nodes", "--provider", "openstack"]):
+        assert "needs a cluster name" in one_line_error(capsys, argv, 2)
+
+
+def test_up_wrong_flavor_is_one_line_and_exit_2(fake, capsys, tmp_path):
+    argv = [*UP, "--cluster", "prod", "--state-dir", str(tmp_path), "--flavor", "m1.huge"]
+    line = one_line_error(capsys, argv, 2)
+    assert line == ("bakery up: error: flavor 'm1.huge' does not exist on this cloud (available: m1.large, m1.small) "
+                    "(pass --flavor with one of them)")
+    assert not fake.servers
+
+
+def test_up_quota_is_one_line_and_exit_1(fake, capsys, tmp_path):
+    fake.limits.update(maxTotalInstances=3, totalInstancesUsed=1)
+    line = one_line_error(capsys, [*UP, "--cluster", "prod", "--state-dir", str(tmp_path)], 1)
+    assert line.startswith("bakery up: error: quota exceeded: 5 server(s) of flavor m1.small need 5 instances "
+                           "(used 1 of 3)")
+
+
+def test_local_only_flags_are_refused_for_openstack(capsys):
+    assert "are for --provider local" in one_line_error(capsys, [*UP, "--cluster", "p", "--unbaked"], 2)
+
+
+def test_bake_target_openstack_dry_run(fake, capsys):
+    argv = ["bake", "--target", "openstack", "--base-image", "debian-12", "--flavor", "m1.small", "--network",
+            "private", "--dry-run", "--output", "json"]
+    assert cli.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["plan"][0] == "resolve flavor 'm1.small', base image 'debian-12', network 'private'"
+    assert fake.m.request_history == []
+
+
+def test_bake_target_openstack_refuses_local_flags(capsys):
+    argv = ["bake", "--target", "openstack", "--plain", "--base-image", "b", "--flavor", "f", "--network", "n"]
+    assert "are for --target local" in one_line_error(capsys, argv, 2)
+
+
+def test_down_without_anything_tagged(fake, capsys):
+    assert cli.main(["down", "--provider", "openstack", "--cluster", "ghost"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "cluster ghost removed\n" and "nothing to delete" in captured.err
+
+
+@pytest.mark.engine
+def test_up_waits_for_ready_through_tls_then_nodes_then_down(fake, tls_engine, capsys, tmp_path):
+    cfg = tmp_path / "cluster.yml"
+    cfg.write_text(f"cluster:\n  name: {tls_engine.cluster}\ndocker:\n  api_port: {tls_engine.port}\n")
+    fake.port_ip = "127.0.0.1"  # the seed's port: where the engine listens
+    common = ["--config", str(cfg), "--state-dir", str(tls_engine.state_dir)]
+    assert cli.main([*UP, *common, "--managers", "1", "--workers", "0", "--output", "json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["docker_host"] == f"tcp://127.0.0.1:{tls_engine.port}"
+    assert out["swarm"] == [{"hostname": "tlstest-seed", "role": "manager", "state": "ready", "manager": "Leader"}]
+    assert [n["name"] for n in out["nodes"]] == ["tlstest-seed"]
+    assert "1/1 nodes Ready: tlstest-seed" in captured.err
+    assert cli.main(["nodes", "--provider", "openstack", *common, "--output", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["nodes"]
+    assert rows == [{"name": "tlstest-seed", "role": "seed", "address": "127.0.0.1", "status": "ACTIVE",
+                     "swarm": "ready", "manager": "Leader"}]
+    assert cli.main(["down", "--provider", "openstack", *common]) == 0
+    assert not fake.neutron["ports"] and not fake.neutron["security-groups"] and not fake.server_groups
+    assert all(s.get("_deleted") for s in fake.servers.values())
