@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         kind = "baked" if image.baked else "plain"
         print(f"{kind} node image: {image.root}")
         images = image.marker.get("images")
-        for ref in images if isinstance(images, list) else []:
+        for entry in images if isinstance(images, list) else []:
+            ref = f"{entry['ref']} ({entry['id']})" if isinstance(entry, dict) else entry
             print(f"  preloaded: {ref}")
         if image.baked:
             print("`bakery up --provider local` boots this image.", file=sys.stderr)

@@ -108,6 +108,12 @@ _TLS_HINTS = (
     ),
     ("UNKNOWN_CA", "it does not know the CA of the client certificate: use the cluster's client certificate"),
     (
+        # Go's TLS server may just hang up on a certificate it does not trust, without an alert.
+        "EOF occurred in violation of protocol",
+        "it closed the TLS connection, most likely refusing the client certificate: "
+        "use one issued by the cluster's CA (`bakery certs` for this cluster)",
+    ),
+    (
         "CERTIFICATE_VERIFY_FAILED",
         "its certificate is not signed by the given CA, or not issued for this host name: "
         "check --tlscacert (or the cluster given) and the address",

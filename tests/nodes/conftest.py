@@ -8,7 +8,11 @@ run builds it (about 1 minute here), later runs reuse it. Everything else
 (state, overlays, records) lives under pytest's tmp_path.
 
   BAKERY_REQUIRE_NODES=1 pytest -m nodes tests/nodes                      # CI tier
-  BAKERY_REQUIRE_NODES=1 BAKERY_NODES_FULL=1 pytest -m nodes tests/nodes  # + fault scenarios
+  BAKERY_REQUIRE_NODES=1 BAKERY_NODES_FULL=1 pytest -m nodes tests/nodes  # + faults, bake user-data boot
+
+The CI tier also deploys tests/nodes/stacks/pinned-web (compose v2) from the
+host over mutual TLS and probes the join service and token hygiene inside
+the nodes (node_scripts/token_probe.py).
 """
 
 from __future__ import annotations

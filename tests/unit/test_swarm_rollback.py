@@ -45,6 +45,7 @@ def test_run_of_a_restored_spec(spec, want):
         ("SSLError(1, '[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate')", "refused the client"),
         ("[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required", "asks for a client"),
         ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed", "not signed by the given CA"),
+        ("SSLEOFError(8, 'EOF occurred in violation of protocol (_ssl.c:2427)')", "refusing the client"),
         ("Connection refused", "Connection refused"),
     ],
 )
