@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on any warning")
     parser.add_argument("--env-file", type=Path, action="append", default=[], metavar="F",
                         help="variables for interpolation (replaces the .env beside the file; repeatable)")
+    parser.add_argument("--publish-mode", choices=("ingress", "host"), default="ingress",
+                        help="ingress: swarm's routing mesh (default); host: publish every port on the node "
+                             "running the task (needs no IPVS; one task per node per port)")
     parser.add_argument("--image-prefix", metavar="P",
                         help="for services with build but no image: use P/SERVICE as the image")
     parser.add_argument("--nodes", type=Path, metavar="F", help="node inventory (YAML list, see above)")
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"-o {args.out} is a directory", fix="give a file name such as stack.yml")
     nodes = load_nodes(args.nodes) if args.nodes else None
     result = convert_files([args.file, *args.more], env_files=args.env_file, strict=False,
-                           image_prefix=args.image_prefix, nodes=nodes)
+                           image_prefix=args.image_prefix, nodes=nodes, publish_mode=args.publish_mode)
     report = result.report
     failed = args.strict and bool(report.warnings)
     services = len(result.stack.get("services", {}))

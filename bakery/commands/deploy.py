@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--name", help="stack name (default: the first file's directory name)")
     parser.add_argument("--env-file", action="append", default=[], metavar="FILE", help="variables for ${VAR}")
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on conversion warnings")
+    parser.add_argument("--publish-mode", choices=("ingress", "host"), default="ingress",
+                        help="for compose v1/v2 input: publish ports through the routing mesh (default) or "
+                             "in host mode")
     parser.add_argument("--image-prefix", help="registry prefix for images (passed to the converter)")
     parser.add_argument(
         "--prune",
@@ -117,6 +120,7 @@ def load(
         strict=args.strict,
         image_prefix=args.image_prefix,
         nodes=infos or None,
+        publish_mode=getattr(args, "publish_mode", "ingress"),
     )
     legacy = str(result.source_version).split(".")[0] in ("1", "2")
     return result.stack, result.report, legacy, _nearest(Path(args.files[0]))

@@ -72,13 +72,15 @@ def convert_files(
     strict: bool = False,
     image_prefix: str | None = None,
     nodes: list[NodeInfo] | None = None,
+    publish_mode: str = "ingress",
 ) -> ConvertResult:
     """Load, merge and convert compose files. Raises ComposeError for bad input."""
     paths = [Path(p) for p in paths]
     report = Report()
     with _gc_paused():
         project = load_project(paths, _environ(paths, [Path(p) for p in env_files or []], environ), report)
-        stack, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix)
+        stack, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix,
+                                          publish_mode=publish_mode)
     result = ConvertResult(stack=stack, report=report, version=version, source_version=project.version)
     if strict and report.warnings:
         raise StrictWarnings(result)

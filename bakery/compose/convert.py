@@ -48,7 +48,7 @@ def _version_key(v: str) -> tuple[int, int]:
 
 
 def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInfo] | None = None,
-                    image_prefix: str | None = None) -> tuple[dict[str, Any], str]:
+                    image_prefix: str | None = None, publish_mode: str = "ingress") -> tuple[dict[str, Any], str]:
     """Return the v3 stack (plain data, ordered as emitted) and the version chosen."""
     needs: set[str] = {"3.0"}
     services: dict[str, Any] = {}
@@ -56,7 +56,8 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
     extra_networks: set[str] = set()
     extra_volumes: set[str] = set()
     for name in sorted(project.services):
-        out, ctx = convert_service(project.services[name], project, report, nodes, image_prefix)
+        out, ctx = convert_service(project.services[name], project, report, nodes, image_prefix,
+                                   publish_mode)
         services[name] = out
         needs |= ctx.needs
         extra_networks |= ctx.extra_networks

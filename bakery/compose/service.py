@@ -39,6 +39,7 @@ class Ctx:
     report: Report
     nodes: Sequence[NodeInfo] | None
     image_prefix: str | None
+    publish_mode: str = "ingress"  # "host": every published port in host mode (long syntax, 3.2)
     out: dict[str, Any] = field(default_factory=dict)
     deploy: dict[str, Any] = field(default_factory=dict)
     needs: set[str] = field(default_factory=lambda: {"3.0"})
@@ -167,8 +168,25 @@ def _ports(c: Ctx, value: list[Any]) -> None:
         if not parsed.published:
             c.warn("ports", f"{entry!r} publishes container port {parsed.target} on a random port",
                    "compose.ports.random", f"write PUBLISHED:{parsed.target} to choose it", i)
-        out.append(parsed.short())
+        long_form = _host_mode(c, parsed, entry, i)
+        if long_form:
+            out.append(long_form)
+            c.needs.add("3.2")
+        else:
+            out.append(parsed.short())
     c.out["ports"] = sorted(out, key=lambda p: (isinstance(p, dict), str(p)))
+
+
+def _host_mode(c: Ctx, parsed: values.Port, entry: Any, i: int) -> dict[str, Any] | None:
+    """--publish-mode host: the long syntax with mode host, where one can say it."""
+    if c.publish_mode != "host" or not parsed.published:
+        return None
+    if "-" in parsed.target or "-" in parsed.published:
+        c.warn("ports", f"{entry!r} is a port range: kept in ingress mode (the long syntax has no ranges)",
+               "compose.ports.range_ingress", "list the ports one by one to publish them in host mode", i)
+        return None
+    return {"target": int(parsed.target), "published": int(parsed.published),
+            "protocol": parsed.proto or "tcp", "mode": "host"}
 
 
 def _depends_on(c: Ctx, value: dict[str, dict[str, str]]) -> None:
@@ -285,8 +303,8 @@ _LATE = ("deploy",)
 
 
 def convert_service(svc: Service, project: Project, report: Report, nodes: Sequence[NodeInfo] | None,
-                    image_prefix: str | None) -> tuple[dict[str, Any], Ctx]:
-    c = Ctx(svc, project, report, nodes, image_prefix)
+                    image_prefix: str | None, publish_mode: str = "ingress") -> tuple[dict[str, Any], Ctx]:
+    c = Ctx(svc, project, report, nodes, image_prefix, publish_mode)
     kept: list[str] = []
     keys = sorted(svc.data, key=lambda k: (k in _LATE, k))
     for key in keys:
