@@ -89,6 +89,22 @@ def unmount_under(root: Path) -> None:
         subprocess.run(["umount", point], capture_output=True, check=False, timeout=30)
 
 
+def free_udp_port() -> int:
+    """A free UDP port in swarm's allowed data path range (1024-49151), below the ephemeral ones."""
+    import random
+    import socket
+
+    start = random.randrange(20000, 30000)
+    for port in range(start, start + 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))  # noqa: S104 (only probing; VXLAN binds all addresses)
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free UDP port for the VXLAN data path")
+
+
 def _free_port() -> int:
     import socket
 
@@ -130,9 +146,11 @@ def engine() -> Iterator[Engine]:
     try:
         _wait_socket(sock, proc, log)
         eng = Engine(f"unix://{sock}", sock)
-        # A free port, not 2377: another engine on this machine (a developer's) may hold it.
+        # Free ports, not 2377 and 4789, and a private address pool: other engines on this
+        # machine (a developer's, another test's) may hold them, and overlays would collide.
         port = _free_port()
-        eng.docker("swarm", "init", "--advertise-addr", f"127.0.0.1:{port}", "--listen-addr", f"127.0.0.1:{port}")
+        eng.docker("swarm", "init", "--advertise-addr", f"127.0.0.1:{port}", "--listen-addr", f"127.0.0.1:{port}",
+                   "--data-path-port", str(free_udp_port()), "--default-addr-pool", "10.240.0.0/16")
         yield eng
     finally:
         proc.send_signal(signal.SIGTERM)

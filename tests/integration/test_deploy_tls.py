@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, _free_port, _wait_socket, require_or_skip
+from tests.conftest import REPO, _free_port, _wait_socket, free_udp_port, require_or_skip
 
 from .conftest import busybox_rootfs, import_image
 
@@ -111,7 +111,7 @@ def tls_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsEngine]:
         # Both swarms live in this network namespace: a VXLAN port and address pool of its own keep
         # its overlay networks from colliding with the other engine's ("vxlan interface: file exists").
         init = ["swarm", "init", "--advertise-addr", addr, "--listen-addr", addr]
-        init += ["--data-path-port", str(_free_udp_port()), "--default-addr-pool", "10.241.0.0/16"]
+        init += ["--data-path-port", str(free_udp_port()), "--default-addr-pool", "10.241.0.0/16"]
         subprocess.run([cli, "-H", f"unix://{sock}", *init], check=True, capture_output=True)
         import_image(f"unix://{sock}", busybox_rootfs(work / "rootfs"), ["local/busybox:1"], ["sh"])
         yield TlsEngine(f"tcp://127.0.0.1:{port}", f"unix://{sock}", state)
@@ -124,22 +124,6 @@ def tls_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsEngine]:
             proc.wait()
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(run, ignore_errors=True)
-
-
-def _free_udp_port() -> int:
-    """A free UDP port in swarm's allowed data path range (1024-49151), below the ephemeral ones."""
-    import random
-    import socket
-
-    start = random.randrange(20000, 30000)
-    for port in range(start, start + 200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("0.0.0.0", port))  # noqa: S104 (only probing; VXLAN binds all addresses)
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free UDP port for the VXLAN data path")
 
 
 def _running(local: str, stack: str) -> str:
