@@ -48,9 +48,10 @@ class Engine:
 
     def docker(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         cli = shutil.which("docker", path="/usr/local/bin") or shutil.which("docker") or "docker"
-        return subprocess.run(
-            [cli, "-H", self.host, *args], capture_output=True, text=True, check=check, timeout=timeout
-        )
+        res = subprocess.run([cli, "-H", self.host, *args], capture_output=True, text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} exited {res.returncode}: {res.stderr.strip()}")
+        return res
 
     def client(self):  # type: ignore[no-untyped-def]
         import docker
@@ -129,11 +130,18 @@ def engine() -> Iterator[Engine]:
     run = Path(tempfile.mkdtemp(prefix="bakery-engine-", dir="/run" if os.access("/run", os.W_OK) else None))
     sock = str(run / "docker.sock")
     log = base / "dockerd.log"
+    # Our own bridge, never docker0: a dockerd started with --bridge=none (other tests
+    # start such engines) deletes docker0 of every engine in the namespace.
+    bridge, octet = f"bkte{os.getpid() % 100000}", os.getpid() % 250 + 1
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, capture_output=True)
+    subprocess.run(["ip", "addr", "add", f"10.239.{octet}.1/24", "dev", bridge], check=True, capture_output=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True, capture_output=True)
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
                 dockerd,
                 "--storage-driver=vfs",
+                "--bridge", bridge,
                 "-H", f"unix://{sock}",
                 "--data-root", str(base / "data"),
                 "--exec-root", str(run / "exec"),
@@ -160,6 +168,7 @@ def engine() -> Iterator[Engine]:
             proc.kill()
             proc.wait()
         unmount_under(run)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(run, ignore_errors=True)
 
