@@ -18,7 +18,8 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,52 +115,44 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
-    given = os.environ.get("BAKERY_TEST_DOCKER_HOST")
-    if given:
-        yield Engine(given, given.removeprefix("unix://"))
-        return
+@dataclass
+class Dockerd:
+    """A dockerd of our own: private socket, data root, exec root and pid file."""
+
+    socket: str
+    base: Path  # data root and log live here
+    run: Path  # socket, exec root and pid file
+    proc: subprocess.Popen[bytes]
+
+
+def find_dockerd(switch: str = "BAKERY_REQUIRE_ENGINE") -> str:
     dockerd = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/usr/bin")
     if dockerd is None:
-        require_or_skip("BAKERY_REQUIRE_ENGINE", "no dockerd here (apt-get install docker.io)")
+        require_or_skip(switch, "no dockerd here (apt-get install docker.io)")
     if os.geteuid() != 0:
-        require_or_skip("BAKERY_REQUIRE_ENGINE", "starting a private dockerd needs root")
+        require_or_skip(switch, "starting a private dockerd needs root")
     assert dockerd is not None
-    base = Path(tempfile.mkdtemp(prefix="bakery-engine-", dir="/var/tmp"))
-    run = Path(tempfile.mkdtemp(prefix="bakery-engine-", dir="/run" if os.access("/run", os.W_OK) else None))
-    sock = str(run / "docker.sock")
-    log = base / "dockerd.log"
-    # Our own bridge, never docker0: a dockerd started with --bridge=none (other tests
-    # start such engines) deletes docker0 of every engine in the namespace.
-    bridge, octet = f"bkte{os.getpid() % 100000}", os.getpid() % 250 + 1
-    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, capture_output=True)
-    subprocess.run(["ip", "addr", "add", f"10.239.{octet}.1/24", "dev", bridge], check=True, capture_output=True)
-    subprocess.run(["ip", "link", "set", bridge, "up"], check=True, capture_output=True)
+    return dockerd
+
+
+@contextmanager
+def private_dockerd(*flags: str, prefix: str = "bakery-engine-", wrapper: Sequence[str] = (),
+                    data_root: Path | None = None) -> Iterator[Dockerd]:
+    """Start a dockerd with `flags`, wait for its socket; stop it (by its own process) and remove
+    only what it made. `wrapper` prefixes the command (e.g. unshare for a hostname of its own)."""
+    dockerd = find_dockerd()
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    run = Path(tempfile.mkdtemp(prefix=prefix, dir="/run" if os.access("/run", os.W_OK) else None))
+    sock, log = str(run / "docker.sock"), base / "dockerd.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [
-                dockerd,
-                "--storage-driver=vfs",
-                "--bridge", bridge,
-                "-H", f"unix://{sock}",
-                "--data-root", str(base / "data"),
-                "--exec-root", str(run / "exec"),
-                "--pidfile", str(run / "docker.pid"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+            [*wrapper, dockerd, "--storage-driver=vfs", *flags, "-H", f"unix://{sock}",
+             "--data-root", str(data_root or base / "data"), "--exec-root", str(run / "exec"),
+             "--pidfile", str(run / "docker.pid")],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_socket(sock, proc, log)
-        eng = Engine(f"unix://{sock}", sock)
-        # Free ports, not 2377 and 4789, and a private address pool: other engines on this
-        # machine (a developer's, another test's) may hold them, and overlays would collide.
-        port = _free_port()
-        eng.docker("swarm", "init", "--advertise-addr", f"127.0.0.1:{port}", "--listen-addr", f"127.0.0.1:{port}",
-                   "--data-path-port", str(free_udp_port()), "--default-addr-pool", "10.240.0.0/16")
-        yield eng
+        yield Dockerd(sock, base, run, proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -168,9 +161,43 @@ def engine() -> Iterator[Engine]:
             proc.kill()
             proc.wait()
         unmount_under(run)
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(run, ignore_errors=True)
+
+
+@contextmanager
+def own_bridge() -> Iterator[str]:
+    """A bridge for one engine, never docker0: a dockerd started with --bridge=none (other
+    tests start such engines) deletes docker0 of every engine in the namespace."""
+    bridge, octet = f"bkte{os.getpid() % 100000}", os.getpid() % 250 + 1
+    for cmd in (["link", "add", bridge, "type", "bridge"], ["addr", "add", f"10.239.{octet}.1/24", "dev", bridge],
+                ["link", "set", bridge, "up"]):
+        subprocess.run(["ip", *cmd], check=True, capture_output=True)
+    try:
+        yield bridge
+    finally:
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+
+
+def init_swarm(docker: Callable[..., object], pool: str = "10.240.0.0/16") -> None:
+    """Free ports, not 2377 and 4789, and a private address pool: other engines on this machine
+    (a developer's, another test's) may hold them, and overlays would collide."""
+    port = _free_port()
+    docker("swarm", "init", "--advertise-addr", f"127.0.0.1:{port}", "--listen-addr", f"127.0.0.1:{port}",
+           "--data-path-port", str(free_udp_port()), "--default-addr-pool", pool)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    given = os.environ.get("BAKERY_TEST_DOCKER_HOST")
+    if given:
+        yield Engine(given, given.removeprefix("unix://"))
+        return
+    find_dockerd()
+    with own_bridge() as bridge, private_dockerd("--bridge", bridge) as d:
+        eng = Engine(f"unix://{d.socket}", d.socket)
+        init_swarm(eng.docker)
+        yield eng
 
 
 @pytest.fixture(scope="session")

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, _free_port, _wait_socket, free_udp_port, require_or_skip
+from tests.conftest import REPO, _free_port, find_dockerd, init_swarm, private_dockerd
 
 from .conftest import busybox_rootfs, import_image
 
@@ -71,59 +69,22 @@ def _certs(state: Path, server: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tls_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsEngine]:
-    dockerd = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/usr/bin")
-    if dockerd is None:
-        require_or_skip("BAKERY_REQUIRE_ENGINE", "no dockerd here (apt-get install docker.io)")
-    if os.geteuid() != 0:
-        require_or_skip("BAKERY_REQUIRE_ENGINE", "starting a private dockerd needs root")
-    assert dockerd is not None
+    find_dockerd()
     work = tmp_path_factory.mktemp("tls-engine")
     state, server = work / "state", work / "server"
     _certs(state, server)
-    base = Path(tempfile.mkdtemp(prefix="bakery-tls-", dir="/var/tmp"))
-    run = Path(tempfile.mkdtemp(prefix="bakery-tls-", dir="/run" if os.access("/run", os.W_OK) else None))
-    sock, port, log = str(run / "docker.sock"), _free_port(), base / "dockerd.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                dockerd,
-                "--storage-driver=vfs",
-                "--bridge=none",
-                "--iptables=false",
-                "-H", f"unix://{sock}",
-                "-H", f"tcp://127.0.0.1:{port}",
-                "--tlsverify",
-                "--tlscacert", str(server / "ca.pem"),
-                "--tlscert", str(server / "cert.pem"),
-                "--tlskey", str(server / "key.pem"),
-                "--data-root", str(base / "data"),
-                "--exec-root", str(run / "exec"),
-                "--pidfile", str(run / "docker.pid"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        _wait_socket(sock, proc, log)
+    port = _free_port()
+    tls = ["--tlsverify", "--tlscacert", str(server / "ca.pem"), "--tlscert", str(server / "cert.pem"),
+           "--tlskey", str(server / "key.pem"), "-H", f"tcp://127.0.0.1:{port}"]
+    with private_dockerd("--bridge=none", "--iptables=false", *tls, prefix="bakery-tls-") as d:
         cli = shutil.which("docker", path="/usr/local/bin") or "docker"
-        addr = f"127.0.0.1:{_free_port()}"
+        local = f"unix://{d.socket}"
         # Both swarms live in this network namespace: a VXLAN port and address pool of its own keep
         # its overlay networks from colliding with the other engine's ("vxlan interface: file exists").
-        init = ["swarm", "init", "--advertise-addr", addr, "--listen-addr", addr]
-        init += ["--data-path-port", str(free_udp_port()), "--default-addr-pool", "10.241.0.0/16"]
-        subprocess.run([cli, "-H", f"unix://{sock}", *init], check=True, capture_output=True)
-        import_image(f"unix://{sock}", busybox_rootfs(work / "rootfs"), ["local/busybox:1"], ["sh"])
-        yield TlsEngine(f"tcp://127.0.0.1:{port}", f"unix://{sock}", state)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(base, ignore_errors=True)
-        shutil.rmtree(run, ignore_errors=True)
+        init_swarm(lambda *a: subprocess.run([cli, "-H", local, *a], check=True, capture_output=True),
+                   pool="10.241.0.0/16")
+        import_image(local, busybox_rootfs(work / "rootfs"), ["local/busybox:1"], ["sh"])
+        yield TlsEngine(f"tcp://127.0.0.1:{port}", local, state)
 
 
 def _running(local: str, stack: str) -> str:

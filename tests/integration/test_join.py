@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Engine, _wait_socket, require_or_skip
+from tests.conftest import Engine, _wait_socket, find_dockerd, private_dockerd, require_or_skip
 from tests.render_util import cloud_config_parts, render, written_files
 
 pytestmark = pytest.mark.engine
@@ -159,16 +159,8 @@ def test_join_on_a_node_already_in_a_swarm_does_nothing(engine, tmp_path, capsys
 
 # --- 2. a real dockerd with the rendered daemon.json -------------------------------------------
 
-def _dockerd() -> str:
-    path = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/usr/bin")
-    if path is None or os.geteuid() != 0:
-        require_or_skip("BAKERY_REQUIRE_ENGINE", "needs root and dockerd")
-    assert path
-    return path
-
 
 def test_dockerd_with_rendered_daemon_json_enforces_mutual_tls(tmp_path, capsysbinary):
-    dockerd = _dockerd()
     state = tmp_path / "state"
     root = tmp_path / "node"
     materialise(render(["--role", "worker"], state, capsysbinary), root)
@@ -177,18 +169,9 @@ def test_dockerd_with_rendered_daemon_json_enforces_mutual_tls(tmp_path, capsysb
         daemon[key] = str(root / daemon[key].lstrip("/"))
     conf = tmp_path / "daemon.json"
     conf.write_text(json.dumps(daemon))
-    port, run = free_port(), Path(f"/run/bakery-tls-{os.getpid()}")
-    run.mkdir(exist_ok=True)
-    log = tmp_path / "dockerd.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [dockerd, "--config-file", str(conf), "--storage-driver=vfs", "--iptables=false", "--bridge=none",
-             "-H", f"unix://{run}/d.sock", "-H", f"tcp://127.0.0.1:{port}",
-             "--data-root", str(tmp_path / "data"), "--exec-root", str(run / "exec"),
-             "--pidfile", str(run / "d.pid")],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_socket(f"{run}/d.sock", proc, log)
+    port = free_port()
+    with private_dockerd("--config-file", str(conf), "--iptables=false", "--bridge=none",
+                         "-H", f"tcp://127.0.0.1:{port}", prefix="bakery-tls-") as d:
         cli = shutil.which("docker", path="/usr/local/bin") or "docker"
 
         def version(*tls: str) -> subprocess.CompletedProcess[str]:
@@ -205,13 +188,9 @@ def test_dockerd_with_rendered_daemon_json_enforces_mutual_tls(tmp_path, capsysb
                           f"--tlskey={tls}/{key}")
             assert bad.returncode != 0, f"{cert} must not open the Docker API"
         assert version().returncode != 0  # plain HTTP
-        labels = json.loads(subprocess.run([cli, "-H", f"unix://{run}/d.sock", "info", "--format",
+        labels = json.loads(subprocess.run([cli, "-H", f"unix://{d.socket}", "info", "--format",
                                             "{{json .Labels}}"], capture_output=True, text=True).stdout)
         assert "bakery.role=worker" in labels
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        shutil.rmtree(run, ignore_errors=True)
 
 
 # --- 3. two engines, two network namespaces, the agent as it runs at boot ---------------------
@@ -273,7 +252,7 @@ class Netns:
 
 
 def test_seed_inits_and_worker_joins_through_the_join_service(tmp_path, capsysbinary):
-    dockerd = _dockerd()
+    dockerd = find_dockerd()
     for tool in ("ip", "nsenter", "iptables"):
         if shutil.which(tool) is None:
             require_or_skip("BAKERY_REQUIRE_ENGINE", f"{tool} is missing")

@@ -28,19 +28,12 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def tls_engine() -> Iterator[Any]:
     """A real dockerd in swarm mode behind mutual TLS on 127.0.0.1 (tests/openstack/tls_engine.py)."""
-    import os
-    import shutil
-
+    from tests.conftest import find_dockerd
     from tests.openstack import tls_engine as te
 
-    dockerd = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/usr/bin")
-    if dockerd is None:
-        require_or_skip("BAKERY_REQUIRE_ENGINE", "no dockerd here (apt-get install docker.io)")
-    if os.geteuid() != 0:
-        require_or_skip("BAKERY_REQUIRE_ENGINE", "starting a private dockerd needs root")
-    assert dockerd is not None
+    find_dockerd()
     try:
-        with te.running(dockerd) as eng:
+        with te.running() as eng:
             yield eng
     except te.Unavailable as exc:
         require_or_skip("BAKERY_REQUIRE_ENGINE", f"no TLS engine: {exc}")

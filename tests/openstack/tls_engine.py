@@ -12,7 +12,6 @@ process.
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import REPO, _free_port, _wait_socket, unmount_under
+from tests.conftest import REPO, _free_port, init_swarm, private_dockerd
 
 CLUSTER = "tlstest"
 HOSTNAME = f"{CLUSTER}-seed"  # its own UTS namespace: the swarm sees the name `bakery up` gives the seed
@@ -59,42 +58,21 @@ def _certs(state_dir: Path, cfg: Path) -> Path:
 
 
 @contextmanager
-def running(dockerd: str) -> Iterator[TlsEngine]:
+def running() -> Iterator[TlsEngine]:
     """The engine; its cluster directory has the CA `bakery up` reuses for cluster CLUSTER in state_dir."""
-    base = Path(tempfile.mkdtemp(prefix="bakery-tls-engine-", dir="/var/tmp"))
-    run = Path(tempfile.mkdtemp(prefix="bakery-tls-engine-", dir="/run"))
-    proc = None
-    try:
-        cdir = _certs(base / "state", base / "cluster.yml")
-        port, sock, log = _free_port(), str(run / "docker.sock"), base / "dockerd.log"
-        node = cdir / "nodes" / "engine"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [shutil.which("unshare") or "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', HOSTNAME,
-                 dockerd, "--storage-driver=vfs", "--bridge=none", "--iptables=false",
-                 "--tlsverify", f"--tlscacert={cdir / 'ca' / 'ca.pem'}", f"--tlscert={node / 'server-cert.pem'}",
-                 f"--tlskey={node / 'server-key.pem'}", "-H", f"tcp://127.0.0.1:{port}", "-H", f"unix://{sock}",
-                 "--data-root", str(base / "data"), "--exec-root", str(run / "exec"),
-                 "--pidfile", str(run / "docker.pid")],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    with tempfile.TemporaryDirectory(prefix="bakery-tls-engine-", dir="/var/tmp") as tmp:
+        state = Path(tmp) / "state"
+        cdir = _certs(state, Path(tmp) / "cluster.yml")
+        port, node = _free_port(), cdir / "nodes" / "engine"
+        tls = ["--tlsverify", f"--tlscacert={cdir / 'ca' / 'ca.pem'}", f"--tlscert={node / 'server-cert.pem'}",
+               f"--tlskey={node / 'server-key.pem'}", "-H", f"tcp://127.0.0.1:{port}"]
+        wrapper = [shutil.which("unshare") or "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', HOSTNAME]
         try:
-            _wait_socket(sock, proc, log)
-        except RuntimeError as exc:
+            with private_dockerd("--bridge=none", "--iptables=false", *tls, prefix="bakery-tls-engine-",
+                                 wrapper=wrapper) as d:
+                eng = TlsEngine(port, state, CLUSTER, "", d.socket)
+                init_swarm(eng.docker)
+                hostname = eng.docker("info", "--format", "{{.Name}}").stdout.strip()
+                yield TlsEngine(port, state, CLUSTER, hostname, d.socket)
+        except RuntimeError as exc:  # dockerd never answered
             raise Unavailable(str(exc)) from exc
-        swarm_port = _free_port()
-        eng = TlsEngine(port, base / "state", CLUSTER, "", sock)
-        eng.docker("swarm", "init", "--advertise-addr", f"127.0.0.1:{swarm_port}",
-                   "--listen-addr", f"127.0.0.1:{swarm_port}")
-        hostname = eng.docker("info", "--format", "{{.Name}}").stdout.strip()
-        yield TlsEngine(port, base / "state", CLUSTER, hostname, sock)
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        unmount_under(run)
-        shutil.rmtree(base, ignore_errors=True)
-        shutil.rmtree(run, ignore_errors=True)
