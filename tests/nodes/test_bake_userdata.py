@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import private_dockerd
 
 from .conftest import bakery
 
@@ -145,35 +146,13 @@ def test_the_loaded_image_runs_from_the_builders_docker_dir(built: dict[str, Any
 
 @contextmanager
 def _dockerd(data_root: Path, tmp: Path) -> Iterator[Any]:
-    """A private dockerd (vfs, no networking of its own) on `data_root`, stopped by its own pid."""
-    run = Path(tempfile.mkdtemp(prefix="bakery-bake-", dir="/run"))
-    sock = run / "docker.sock"
-    log = tmp / "dockerd.log"
-    dockerd = shutil.which("dockerd", path="/usr/sbin:/usr/bin") or "dockerd"
+    """A private dockerd (vfs, no networking of its own) on `data_root`, stopped by its own process."""
     cli = shutil.which("docker", path="/usr/local/bin") or "docker"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([dockerd, "--storage-driver=vfs", "--bridge=none", "--iptables=false",
-                                 "--ip-masq=false", "-H", f"unix://{sock}", "--data-root", str(data_root),
-                                 "--exec-root", str(run / "exec"), "--pidfile", str(run / "docker.pid")],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    with private_dockerd("--bridge=none", "--iptables=false", "--ip-masq=false", prefix="bakery-bake-",
+                         data_root=data_root) as d:
 
-    def docker(*args: str) -> str:
-        return subprocess.run([cli, "-H", f"unix://{sock}", *args], capture_output=True, text=True,
-                              check=True, timeout=120).stdout
+        def docker(*args: str) -> str:
+            return subprocess.run([cli, "-H", f"unix://{d.socket}", *args], capture_output=True, text=True,
+                                  check=True, timeout=120).stdout
 
-    try:
-        for _ in range(120):
-            if proc.poll() is not None:
-                pytest.fail(f"dockerd exited:\n{log.read_text()[-2000:]}")
-            if subprocess.run([cli, "-H", f"unix://{sock}", "version"], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.5)
         yield docker
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(run, ignore_errors=True)
