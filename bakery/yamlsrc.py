@@ -203,7 +203,8 @@ def loads(text: str, source: str = "<string>", cls: type[UserError] = UserError)
     return Document(data, source, builder.positions, builder.key_positions)
 
 
-def load(path: str | Path, cls: type[UserError] = UserError) -> Document:
+def read_text(path: str | Path, cls: type[UserError] = UserError) -> str:
+    """A user's file as UTF-8 text, or one clear error."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -212,7 +213,10 @@ def load(path: str | Path, cls: type[UserError] = UserError) -> Document:
     except OSError as exc:
         raise cls(f"{p}: cannot read: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise cls(f"not UTF-8 text (byte {exc.start})", source=str(p), fix="save the file as UTF-8") from None
-    return loads(text, str(p), cls)
+
+
+def load(path: str | Path, cls: type[UserError] = UserError) -> Document:
+    return loads(read_text(path, cls), str(path), cls)

@@ -16,20 +16,13 @@ cluster's tag, and nothing else.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..errors import EXIT_FAILED, EXIT_OK
+from .up import add_cluster_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", choices=("local", "openstack"), default="local", help="local (default) or openstack")
-    p.add_argument("--cluster", metavar="NAME", help="cluster name (default: the config's, else 'local')")
-    p.add_argument("--config", "-c", metavar="FILE", help="cluster definition (for its name)")
-    p.add_argument("--state-dir", type=Path, metavar="DIR",
-                   help="bakery's state (default: $BAKERY_STATE_DIR or ~/.local/state/bakery)")
-    from ..providers.openstack.commands import add_cloud_arguments
-
-    add_cloud_arguments(p)
+    add_cluster_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -51,6 +51,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_up_arguments(p)
 
 
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """The options `down` and `nodes` share: which cluster, where its records are."""
+    p.add_argument("--provider", choices=("local", "openstack"), default="local", help="local (default) or openstack")
+    p.add_argument("--cluster", metavar="NAME", help="cluster name (default: the config's, else 'local')")
+    p.add_argument("--config", "-c", metavar="FILE", help="cluster definition (for its name)")
+    p.add_argument("--state-dir", type=Path, metavar="DIR",
+                   help="bakery's state (default: $BAKERY_STATE_DIR or ~/.local/state/bakery)")
+    from ..providers.openstack.commands import add_cloud_arguments
+
+    add_cloud_arguments(p)
+
+
 def cluster_name(explicit: str | None, config: str | None) -> str:
     if explicit:
         return explicit

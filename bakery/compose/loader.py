@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ComposeError, PathPart
 from ..report import Report
-from ..yamlsrc import Document
+from ..yamlsrc import Document, read_text
 from . import source, validate
 from .interpolate import interpolate
 from .keys import V2, V3
@@ -106,14 +106,4 @@ def load_file(path: Path, environ: Mapping[str, str], report: Report) -> LoadedF
 
 
 def _read(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ComposeError(f"{path}: no such file", fix="check the path") from None
-    except OSError as exc:
-        raise ComposeError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ComposeError(f"not UTF-8 text (byte {exc.start})", source=str(path),
-                           fix="save the file as UTF-8") from None
+    return read_text(path, ComposeError)
