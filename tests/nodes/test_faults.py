@@ -47,10 +47,18 @@ def manager_docker(cluster: LocalCluster, *args: str) -> str:
 
 
 def eventually(what: str, check: Callable[[], bool], timeout: float = 180) -> None:
+    """Poll `check`. A manager that cannot answer yet (a raft election after the leader
+    died: "the swarm does not have a leader") is "not yet", not a failure."""
     deadline = time.monotonic() + timeout
-    while not check():
+    last = ""
+    while True:
+        try:
+            if check():
+                return
+        except AssertionError as exc:
+            last = f" (last: {exc})"
         if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not reached within {timeout:.0f}s")
+            pytest.fail(f"{what}: not reached within {timeout:.0f}s{last}")
         time.sleep(2)
 
 
