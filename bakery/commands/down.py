@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import EXIT_FAILED, EXIT_OK
+from ..output import teardown_result
 from .up import add_cluster_arguments
 
 
@@ -26,7 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
     from ..providers.local import cluster
     from ..providers.local.host import require_host, stderr_progress
@@ -39,10 +38,5 @@ def run(args: argparse.Namespace) -> int:
         return commands.run_down(args, commands.cluster_name(args.cluster, args.config))
     require_host(["ip", "iptables"], "bakery down --provider local")
     name = cluster_name(args.cluster, args.config)
-    problems = cluster.down(args.state_dir or default_root(), name, stderr_progress("bakery down"))
-    if problems:
-        for problem in problems:
-            print(f"bakery down: could not remove: {problem}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"cluster {name} removed")
-    return EXIT_OK
+    return teardown_result("down", name, cluster.down(args.state_dir or default_root(), name,
+                                                      stderr_progress("bakery down")))

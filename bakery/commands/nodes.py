@@ -14,6 +14,7 @@ import argparse
 import json
 
 from ..errors import EXIT_OK
+from ..output import print_table
 from .up import add_cluster_arguments
 
 
@@ -38,9 +39,5 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps({"cluster": rec.cluster, "nodes": rows}, indent=2))
         return EXIT_OK
-    cols = ("name", "role", "address", "running", "swarm", "manager")
-    table = [cols] + [tuple(str(r[c]) for c in cols) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-    for row in table:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    print_table(rows, ("name", "role", "address", "running", "swarm", "manager"))
     return EXIT_OK

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...errors import EXIT_FAILED, EXIT_OK, UserError
+from ...errors import EXIT_OK, UserError
+from ...output import print_table, teardown_result
 
 READY_POLL = 5.0
 
@@ -134,13 +135,7 @@ def run_down(args: argparse.Namespace, cluster: str) -> int:
     from .cloud import connect
     from .up import down
 
-    problems = down(connect(args.os_cloud), cluster, stderr_progress("bakery down"))
-    if problems:
-        for problem in problems:
-            print(f"bakery down: could not delete {problem}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"cluster {cluster} removed")
-    return EXIT_OK
+    return teardown_result("down", cluster, down(connect(args.os_cloud), cluster, stderr_progress("bakery down")))
 
 
 def node_rows(conn: Any, cluster: str, state_dir: Path | None, api_port: int) -> tuple[list[dict[str, Any]], str]:
@@ -182,9 +177,5 @@ def run_nodes(args: argparse.Namespace, cluster: str) -> int:
     if args.output == "json":
         print(json.dumps({"cluster": cluster, "nodes": rows}, indent=2))
         return EXIT_OK
-    cols = ("name", "role", "address", "status", "swarm", "manager")
-    table = [cols] + [tuple(str(r[c]) for c in cols) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-    for row in table:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    print_table(rows, ("name", "role", "address", "status", "swarm", "manager"))
     return EXIT_OK
