@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import socket
@@ -43,19 +44,31 @@ def deployer(engine: Any, busybox_image: str, capsys: pytest.CaptureFixture[str]
     return Deployer(engine.host, capsys)
 
 
+# Stacks stay on the session's engine, so every copied case gets its own subnet octet: an
+# octet derived from the port collided now and then (two 10.231.N.0/24 pools overlap).
+_NET_OCTETS = itertools.count(1)
+
+
+def case_net(case: Path) -> int:
+    """The @NET@ octet `case_dir` gave this copy."""
+    return int((case / ".net").read_text())
+
+
 @pytest.fixture
 def case_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Copy a case under tmp_path, with @PORT@ replaced by a free port (and @NET@, an octet
-    derived from it, so that stacks deployed side by side get distinct subnets); returns (dir, port)."""
+    """Copy a case under tmp_path, with @PORT@ replaced by a free port and @NET@ by an octet
+    unique in this session (stacks deployed side by side get distinct subnets; see case_net);
+    returns (dir, port)."""
 
     def make(name: str) -> tuple[Path, int]:
-        port = free_port()
+        port, net = free_port(), next(_NET_OCTETS) % 250
         dest = tmp_path / name
         shutil.copytree(CASES / name, dest)
         for f in dest.iterdir():
             if f.suffix in (".yml", ".yaml"):
-                text = f.read_text().replace("@PORT@", str(port)).replace("@NET@", str(port % 250))
+                text = f.read_text().replace("@PORT@", str(port)).replace("@NET@", str(net))
                 f.write_text(text)
+        (dest / ".net").write_text(str(net))
         return dest, port
 
     return make

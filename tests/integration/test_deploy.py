@@ -8,6 +8,8 @@ import urllib.request
 import pytest
 import yaml
 
+from .conftest import case_net
+
 pytestmark = pytest.mark.engine
 
 
@@ -55,7 +57,7 @@ def test_deploy_then_noop_then_change(engine, deployer, case_dir):
     by_name = {n["Name"]: n for n in nets}
     assert by_name["basic_front"]["Attachable"] is True
     assert by_name["basic_front"]["Labels"] == {"com.docker.stack.namespace": "basic", "tier": "front"}
-    assert by_name["basic_front"]["IPAM"]["Config"][0]["Subnet"] == f"10.231.{port % 250}.0/24"
+    assert by_name["basic_front"]["IPAM"]["Config"][0]["Subnet"] == f"10.231.{case_net(d)}.0/24"
     attached = {n["Target"] for n in worker["Spec"]["TaskTemplate"]["Networks"]}
     assert attached == {by_name["basic_front"]["Id"], by_name["basic_back"]["Id"]}
     assert "hello from bakery" in _get(f"http://127.0.0.1:{port}/")
@@ -91,7 +93,8 @@ def _edit(path, fn):
 def test_broken_image_rolls_back(engine, deployer, case_dir):
     d, _ = case_dir("basic")
     stack_file = d / "stack.yml"
-    assert deployer(str(stack_file), "--name", "rb")[0] == 0
+    code, out = deployer(str(stack_file), "--name", "rb")
+    assert code == 0, out
     before = _services(engine, "rb")
 
     def break_it(data):
@@ -134,7 +137,8 @@ def test_ctrl_c_while_applying_rolls_back_and_exits_130(engine, deployer, case_d
 
     d, _ = case_dir("basic")
     stack_file = d / "stack.yml"
-    assert deployer(str(stack_file), "--name", "intr")[0] == 0
+    code, out = deployer(str(stack_file), "--name", "intr")
+    assert code == 0, out
     before = _services(engine, "intr")
 
     def grow(data):
@@ -173,7 +177,8 @@ def test_prune_removes_only_what_left_the_file(engine, deployer, case_dir):
     code, out = deployer(str(stack_file), "--name", "pr")
     assert code == 0, out
     other = case_dir("legacy")[0]  # another stack on the same swarm must survive
-    assert deployer(str(other / "docker-compose.yml"), "--name", "bystander")[0] == 0
+    code, out = deployer(str(other / "docker-compose.yml"), "--name", "bystander")
+    assert code == 0, out
     api = engine.client().api
 
     def shrink(data):
