@@ -16,8 +16,14 @@ goes to stderr. Needs root and debootstrap/systemd-nspawn.
 --target openstack boots a builder server with the bake user-data, waits for
 it to power off, snapshots it into Glance with bakery's properties and tags,
 and deletes the builder; on failure or Ctrl-C it deletes everything it made
-(`--cleanup BAKEID` for a crashed run, `--dry-run` for the plan,
-`--from-local FILE` to upload a diskimage-builder image instead).
+(`--cleanup BAKEID` for a crashed run, `--dry-run` for the plan).
+
+  bakery bake --target openstack --from-local --layout kernel-boot --pre-pull-archive app.tar
+
+--from-local builds the image on this machine with diskimage-builder instead
+of a builder server (root, `pip install diskimage-builder`, qemu-utils) and
+uploads it with the same properties and tags; `--from-local FILE` uploads an
+image file made elsewhere.
 """
 
 from __future__ import annotations
@@ -50,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
         from ..errors import UserError
         from ..providers.openstack import bake
 
-        if args.pre_pull_archive or args.plain or args.cache_dir:
-            raise UserError("--pre-pull-archive, --plain and --cache-dir are for --target local",
-                            fix="for OpenStack, use --archive-url and --pull")
+        if args.plain or args.cache_dir:
+            raise UserError("--plain and --cache-dir are for --target local")
+        if args.pre_pull_archive and args.from_local != bake.BUILD_HERE:
+            raise UserError("--pre-pull-archive needs --target local, or --from-local (a build on this machine)",
+                            fix="for a builder server, use --archive-url and --pull")
         return bake.run(args)
     from ..providers.local import rootfs
     from ..providers.local.host import require_host, stderr_progress

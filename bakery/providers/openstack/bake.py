@@ -268,12 +268,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the new image's visibility (default private)")
     g.add_argument("--build-timeout", type=float, default=3600, metavar="S",
                    help="seconds to wait for the builder to power off (default 3600)")
-    g.add_argument("--from-local", type=Path, metavar="FILE",
-                   help="upload this image file (qcow2/raw, e.g. from diskimage-builder) instead of a builder")
-    g.add_argument("--disk-format", choices=("qcow2", "raw"), default="qcow2", help="format of --from-local")
+    g.add_argument("--from-local", type=Path, nargs="?", const=BUILD_HERE, metavar="FILE",
+                   help="no builder server: build the image on this machine with diskimage-builder (as root) "
+                        "and upload it; with FILE, upload that image file (qcow2/raw) instead")
+    g.add_argument("--disk-format", choices=("qcow2", "raw"), default="qcow2", help="format of --from-local FILE")
+    g.add_argument("--layout", choices=diskimage_layouts(), default="whole-disk",
+                   help="--from-local build: whole-disk (partitioned, GRUB; needs device-mapper) or kernel-boot "
+                        "(a filesystem image, booted by Nova with its kernel and ramdisk images; default whole-disk)")
+    g.add_argument("--keep-image", type=Path, metavar="DIR",
+                   help="--from-local build: write the image files into DIR and keep them (default: a temporary "
+                        "directory, removed after the upload)")
+    g.add_argument("--no-upload", action="store_true", help="--from-local build: build only (needs --keep-image)")
     g.add_argument("--cleanup", metavar="BAKEID", help="delete what a crashed bake left, then exit")
     g.add_argument("--dry-run", action="store_true", help="print the plan without touching the cloud")
     g.add_argument("--bake-config", metavar="FILE", help="cluster definition (docker.install, apt_proxy, ...)")
+
+
+class _BuildHere:
+    def __repr__(self) -> str:
+        return "<build here>"
+
+
+BUILD_HERE = _BuildHere()  # --from-local without FILE; not a str, which argparse would pass through type=
+
+
+def diskimage_layouts() -> tuple[str, ...]:
+    from .diskimage import LAYOUTS
+
+    return LAYOUTS
 
 
 def _archive(value: str) -> Archive:
@@ -307,6 +329,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED if problems else EXIT_OK
     bake_id = new_bake_id()
     opts = _options(args, bake_id)
+    if args.from_local == BUILD_HERE:
+        return _build_here(args, opts, progress, as_json)
     if args.from_local:
         return _from_local(args, opts, progress, as_json)
     cfg = config.load(config.find_config(args.bake_config))
@@ -339,9 +363,106 @@ def _from_local(args: argparse.Namespace, opts: BakeOptions, progress: Progress,
     return EXIT_OK
 
 
-def _print_result(opts: BakeOptions, image_id: str, props: dict[str, str], as_json: bool) -> None:
+def _build_here(args: argparse.Namespace, opts: BakeOptions, progress: Progress, as_json: bool) -> int:
+    """--from-local without FILE: diskimage-builder on this machine, then the upload."""
+    import shutil
+    import tempfile
+
+    from ... import bakedata, config
+    from . import diskimage
+    from .cloud import connect
+
+    if args.no_upload and not args.keep_image:
+        raise UserError("--no-upload needs --keep-image DIR", fix="say where the built image should stay")
+    cfg = config.load(config.find_config(args.bake_config))
+    spec = bakedata.spec_from_config(cfg, opts.bake_id, tuple(args.pull), tuple(_archive(a) for a in args.archive_url))
+    archives = diskimage.check_archives(args.pre_pull_archive)
+    name = opts.image_name
+    if args.dry_run:
+        steps = [f"build {name} with diskimage-builder (Debian {diskimage.RELEASE}, layout {args.layout}, "
+                 f"{len(archives)} archive(s), {len(spec.pulls)} pull(s))"]
+        steps.append(f"keep the files in {args.keep_image}" if args.keep_image
+                     else "build in a temporary directory, removed after the upload")
+        if not args.no_upload:
+            parts = "with its kernel and ramdisk images, " if args.layout == "kernel-boot" else ""
+            steps.append(f"upload as image {name!r} ({parts}tags {glance.BAKERY_TAG}, {glance.bake_tag(opts.bake_id)})")
+        print(json.dumps({"bake_id": opts.bake_id, "plan": steps}, indent=2) if as_json else "\n".join(steps))
+        return EXIT_OK
+    diskimage.check_host(args.layout)
+    conn = None if args.no_upload else connect(args.os_cloud)  # a cloud problem shows before a long build
+    out_dir = args.keep_image or Path(tempfile.mkdtemp(prefix=f"bakery-bake-{opts.bake_id}-", dir="/var/tmp"))
+    try:
+        image = diskimage.build(spec, archives, args.layout, out_dir, name, progress, args.build_timeout)
+        props = glance.image_properties(opts.bake_id, image.marker, opts.os_distro or "debian", opts.requested)
+        if conn is None:
+            _print_built(opts, image, props, as_json)
+            return EXIT_OK
+        ids = upload_built(conn, image, opts, props, progress)
+    finally:
+        if not args.keep_image:
+            shutil.rmtree(out_dir, ignore_errors=True)
+    _print_result(opts, ids["image"], props, as_json, ids)
+    return EXIT_OK
+
+
+def upload_built(conn: Any, image: Any, opts: BakeOptions, props: dict[str, str], progress: Progress) -> dict[str, str]:
+    """Upload a diskimage.DiskImage: for kernel-boot, the kernel and ramdisk first and the root image pointing
+    at them. Each is tagged with the bake; all are marked complete only when all are up, and on any
+    failure (Ctrl-C too) the ones already uploaded are deleted."""
+    tags = (glance.BAKERY_TAG, glance.bake_tag(opts.bake_id))
+    base = {"bakery_bake_id": opts.bake_id, "bakery_version": props.get("bakery_version", ""),
+            glance.STATE_PROPERTY: "uploading"}
+    ids: dict[str, str] = {}
+    try:
+        root_props = dict(props, **{glance.STATE_PROPERTY: "uploading"})
+        for part, path, fmt in (("kernel", image.kernel, "aki"), ("ramdisk", image.ramdisk, "ari")):
+            if path is None:
+                continue
+            progress(f"uploading the {part} {path.name}")
+            ids[part] = glance.upload(conn, path, f"{opts.image_name}-{part}", fmt, dict(base, bakery_part=part), tags,
+                                      opts.visibility, container_format=fmt)
+        if ids:
+            root_props.update(kernel_id=ids["kernel"], ramdisk_id=ids["ramdisk"], os_command_line=image.command_line)
+        progress(f"uploading {image.root.name} ({image.root.stat().st_size // (1 << 20)} MiB) as {opts.image_name}")
+        ids["image"] = glance.upload(conn, image.root, opts.image_name, "qcow2", root_props, tags, opts.visibility)
+        for image_id in ids.values():
+            glance.set_properties(conn, image_id, {glance.STATE_PROPERTY: "complete"})
+    except BaseException:
+        progress(f"upload of bake {opts.bake_id} failed; deleting the {len(ids)} image(s) it uploaded")
+        for image_id in ids.values():
+            try:
+                glance.delete(conn, image_id)
+            except CloudError as exc:
+                progress(f"could not delete image {image_id}: {exc}")
+        raise
+    props.update({k: v for k, v in root_props.items() if k in ("kernel_id", "ramdisk_id", "os_command_line")})
+    props[glance.STATE_PROPERTY] = "complete"
+    return ids
+
+
+def _print_built(opts: BakeOptions, image: Any, props: dict[str, str], as_json: bool) -> None:
+    files = {"image": str(image.root)}
+    if image.kernel is not None:
+        files.update(kernel=str(image.kernel), ramdisk=str(image.ramdisk), command_line=image.command_line)
     if as_json:
-        print(json.dumps({"bake_id": opts.bake_id, "image_id": image_id, "image_name": opts.image_name,
-                          "properties": props}, indent=2, sort_keys=True))
+        print(json.dumps({"bake_id": opts.bake_id, "layout": image.layout, "files": files, "properties": props},
+                         indent=2, sort_keys=True))
+        return
+    print(f"built {image.root} (layout {image.layout}); bake id {opts.bake_id}")
+    for key, value in files.items():
+        if key != "image":
+            print(f"  {key}: {value}")
+
+
+def _print_result(opts: BakeOptions, image_id: str, props: dict[str, str], as_json: bool,
+                  ids: dict[str, str] | None = None) -> None:
+    if as_json:
+        out: dict[str, Any] = {"bake_id": opts.bake_id, "image_id": image_id, "image_name": opts.image_name,
+                               "properties": props}
+        if ids and len(ids) > 1:
+            out["kernel_id"], out["ramdisk_id"] = ids["kernel"], ids["ramdisk"]
+        print(json.dumps(out, indent=2, sort_keys=True))
     else:
         print(f"image {opts.image_name} ({image_id}) is active; bake id {opts.bake_id}")
+        if ids and len(ids) > 1:
+            print(f"  boots with kernel {ids['kernel']} and ramdisk {ids['ramdisk']}")

@@ -66,13 +66,13 @@ def add_tags(conn: Any, image_id: str, tags: tuple[str, ...]) -> None:
 
 
 def upload(conn: Any, path: Path, name: str, disk_format: str, props: Mapping[str, str],
-           tags: tuple[str, ...], visibility: str = "private") -> str:
+           tags: tuple[str, ...], visibility: str = "private", container_format: str = "bare") -> str:
     """Create an image record, then PUT its data; on any failure the record is deleted."""
     from openstack.image.v2.image import Image
 
     try:
-        image = Image.new(name=name, disk_format=disk_format, container_format="bare", visibility=visibility,
-                          tags=list(tags), **props).create(conn.image)
+        image = Image.new(name=name, disk_format=disk_format, container_format=container_format,
+                          visibility=visibility, tags=list(tags), **props).create(conn.image)
     except Exception as exc:
         raise cloud_error(exc, f"creating image {name}") from exc
     try:
