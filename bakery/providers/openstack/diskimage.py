@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ... import __version__
-from ...bakedata import PACKAGES, BakeSpec, parse_console
+from ...bakedata import PACKAGES, Archive, BakeSpec, parse_console
 from ...errors import BakeryError, EnvironmentMissing, UserError
 from ...render import fill, templates_dir
 
@@ -52,6 +52,11 @@ BASE_ELEMENTS = ("debian-minimal", ELEMENT)
 ELEMENT_DEPS = ("cloud-init", "cloud-init-datasources", "openssh-server")
 LAYOUT_ELEMENTS = {"whole-disk": ("vm", "block-device-mbr"), "kernel-boot": ("baremetal",)}
 DATASOURCES = "ConfigDrive, OpenStack, NoCloud"
+# What debian-minimal lacks and a cloud node needs. No network manager: cloud-init would render for
+# systemd-networkd, which is not enabled, and the node would boot without a network; with ifupdown
+# cloud-init renders /etc/network/interfaces.d/50-cloud-init for the NIC it finds (ens3, not DIB's
+# eth0 stubs). cloud-guest-utils: growpart, with which cloud-init grows a whole-disk root partition.
+IMAGE_PACKAGES = ("ifupdown", "isc-dhcp-client", "cloud-guest-utils")
 ROOT_LABEL = "cloudimg-rootfs"  # DIB's default root filesystem label
 COMMAND_LINE = f"root=LABEL={ROOT_LABEL} ro console=tty0 console=ttyS0"
 DM_CONTROL = Path("/dev/mapper/control")
@@ -134,9 +139,11 @@ def write_element(where: Path, spec: BakeSpec, archives: tuple[Path, ...]) -> tu
     for d in (element / "install.d", element / "post-root.d", element / "finalise.d", run):
         d.mkdir(parents=True, exist_ok=True)
     (element / "element-deps").write_text("".join(f"{d}\n" for d in ELEMENT_DEPS))
+    (element / "package-installs.yaml").write_text("".join(f"{p}:\n" for p in IMAGE_PACKAGES))
     (element / "README.rst").write_text(f"bakery bake {spec.bake_id}: written by bakery {__version__}\n")
     values = {"bake_id": spec.bake_id}
-    all_archives = (*spec.archives, *(_local(i) for i in range(1, len(archives) + 1)))
+    # The local archives appear inside the build under ARCHIVE_DIR, bind-mounted by the post-root.d hook.
+    all_archives = (*spec.archives, *(Archive(f"{ARCHIVE_DIR}/{i}.tar") for i in range(1, len(archives) + 1)))
     hooks = {
         element / "install.d" / "50-bakery-docker": fill(
             "dib/install.sh.j2", install=spec.install, version=spec.version, packages=PACKAGES,
@@ -156,12 +163,6 @@ def write_element(where: Path, spec: BakeSpec, archives: tuple[Path, ...]) -> tu
     return element.parent, run
 
 
-def _local(index: int) -> object:
-    from ...bakedata import Archive
-
-    return Archive(f"{ARCHIVE_DIR}/{index}.tar")
-
-
 def command(dib: str, elements_path: Path, layout: str, out: Path) -> list[str]:
     return [dib, "-a", "amd64", "-t", "qcow2", "-o", str(out), "--no-tmpfs",
             *BASE_ELEMENTS, *LAYOUT_ELEMENTS[layout]]
@@ -175,6 +176,7 @@ def environment(elements_path: Path, mirror: str, security_mirror: str | None) -
         "DIB_DISTRIBUTION_MIRROR": mirror,
         "DIB_CLOUD_INIT_DATASOURCES": DATASOURCES,
         "DEBIAN_FRONTEND": "noninteractive",  # debconf must never wait for an answer
+        "DIB_APT_MINIMAL_CREATE_INTERFACES": "0",  # no eth0/eth1 stubs: cloud-init writes the network
         # DIB puts its sbin helpers first; its scripts call sudo, which is a no-op for root.
         "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
     })
@@ -297,9 +299,9 @@ def _progress_line(line: str, progress: Progress, phase: str) -> str:
         if found.group(1) != phase:
             progress(f"diskimage-builder: {found.group(1)}")
         return found.group(1)
-    at = line.find("bakery-bake: ")
-    if at >= 0:
-        progress(line[at:].strip())
+    text = line.split(" | ", 1)[-1].strip()  # DIB stamps each line "date time | "
+    if text.startswith("bakery-bake: "):  # what bakery's hooks say (log() in the templates)
+        progress(text)
     return phase
 
 
