@@ -195,3 +195,41 @@ def test_a_refused_root_image_leaves_no_kernel_or_ramdisk(conn, tmp_path):
         upload_built(conn, _built(tmp_path, b"not a qcow2 at all" * 100), opts, {}, said.append)
     assert list(conn.image.images()) == []
     assert any("deleting the 2 image(s)" in s for s in said)
+
+
+def test_what_an_interrupted_build_leaves_is_released(tmp_path):
+    """release_under (run after every build, Ctrl-C included) unmounts nested mounts deepest first and
+    detaches loop devices backed by files under the build directory, and touches nothing else."""
+    import os
+
+    from tests.conftest import require_or_skip
+
+    if os.geteuid() != 0:
+        require_or_skip("BAKERY_REQUIRE_DIB", "mounting needs root")
+    build = tmp_path / "dib tmp"  # a space: mountinfo escapes it
+    outside = tmp_path / "outside"
+    for d in (build / "mnt", outside):
+        d.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(build / "mnt")], check=True)
+    (build / "mnt" / "proc").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(build / "mnt" / "proc")], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(outside)], check=True)
+    image = build / "image.raw"
+    with image.open("wb") as f:
+        f.truncate(8 << 20)
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=True)
+    device = loop.stdout.strip()
+    try:
+        released = diskimage.release_under(build)
+        mounts = open("/proc/self/mountinfo").read()
+        assert released[:2] == [str(build / "mnt" / "proc"), str(build / "mnt")]
+        assert device in released
+        assert "dib\\040tmp" not in mounts
+        assert str(outside) in mounts  # not under the build: left alone
+        assert str(image) not in subprocess.run(["losetup", "-l", "-n"], capture_output=True, text=True).stdout
+        assert os.path.exists(image)
+    finally:
+        subprocess.run(["umount", str(outside)], check=False)
+        subprocess.run(["losetup", "-d", device], capture_output=True, check=False)
+        for point in (build / "mnt" / "proc", build / "mnt"):
+            subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
