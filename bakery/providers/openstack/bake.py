@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...bakedata import Archive, parse_console
 from ...errors import EXIT_FAILED, EXIT_OK, BakeryError, CloudError, UserError
@@ -28,6 +28,9 @@ from . import glance
 from .cloud import Clock, find_flavor, find_image, find_network
 from .errors import cloud_error, server_fault
 from .ledger import Ledger, delete_all, quiet
+
+if TYPE_CHECKING:
+    from .diskimage import DiskImage
 
 Progress = Callable[[str], None]
 META_KEY = "bakery.bake"  # Nova server metadata
@@ -405,7 +408,8 @@ def _build_here(args: argparse.Namespace, opts: BakeOptions, progress: Progress,
     return EXIT_OK
 
 
-def upload_built(conn: Any, image: Any, opts: BakeOptions, props: dict[str, str], progress: Progress) -> dict[str, str]:
+def upload_built(conn: Any, image: DiskImage, opts: BakeOptions, props: dict[str, str],
+                 progress: Progress) -> dict[str, str]:
     """Upload a diskimage.DiskImage: for kernel-boot, the kernel and ramdisk first and the root image pointing
     at them. Each is tagged with the bake; all are marked complete only when all are up, and on any
     failure (Ctrl-C too) the ones already uploaded are deleted."""
@@ -413,16 +417,17 @@ def upload_built(conn: Any, image: Any, opts: BakeOptions, props: dict[str, str]
     base = {"bakery_bake_id": opts.bake_id, "bakery_version": props.get("bakery_version", ""),
             glance.STATE_PROPERTY: "uploading"}
     ids: dict[str, str] = {}
+    links: dict[str, str] = {}  # what the root image needs to boot with its kernel and ramdisk
     try:
-        root_props = dict(props, **{glance.STATE_PROPERTY: "uploading"})
         for part, path, fmt in (("kernel", image.kernel, "aki"), ("ramdisk", image.ramdisk, "ari")):
             if path is None:
                 continue
             progress(f"uploading the {part} {path.name}")
             ids[part] = glance.upload(conn, path, f"{opts.image_name}-{part}", fmt, dict(base, bakery_part=part), tags,
                                       opts.visibility, container_format=fmt)
-        if ids:
-            root_props.update(kernel_id=ids["kernel"], ramdisk_id=ids["ramdisk"], os_command_line=image.command_line)
+        if image.command_line is not None:
+            links = {"kernel_id": ids["kernel"], "ramdisk_id": ids["ramdisk"], "os_command_line": image.command_line}
+        root_props = {**props, **links, glance.STATE_PROPERTY: "uploading"}
         progress(f"uploading {image.root.name} ({image.root.stat().st_size // (1 << 20)} MiB) as {opts.image_name}")
         ids["image"] = glance.upload(conn, image.root, opts.image_name, "qcow2", root_props, tags, opts.visibility)
         for image_id in ids.values():
@@ -435,14 +440,14 @@ def upload_built(conn: Any, image: Any, opts: BakeOptions, props: dict[str, str]
             except CloudError as exc:
                 progress(f"could not delete image {image_id}: {exc}")
         raise
-    props.update({k: v for k, v in root_props.items() if k in ("kernel_id", "ramdisk_id", "os_command_line")})
+    props.update(links)
     props[glance.STATE_PROPERTY] = "complete"
     return ids
 
 
-def _print_built(opts: BakeOptions, image: Any, props: dict[str, str], as_json: bool) -> None:
+def _print_built(opts: BakeOptions, image: DiskImage, props: dict[str, str], as_json: bool) -> None:
     files = {"image": str(image.root)}
-    if image.kernel is not None:
+    if image.command_line is not None:
         files.update(kernel=str(image.kernel), ramdisk=str(image.ramdisk), command_line=image.command_line)
     if as_json:
         print(json.dumps({"bake_id": opts.bake_id, "layout": image.layout, "files": files, "properties": props},

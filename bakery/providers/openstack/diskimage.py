@@ -163,7 +163,7 @@ def write_element(where: Path, spec: BakeSpec, archives: tuple[Path, ...]) -> tu
     return element.parent, run
 
 
-def command(dib: str, elements_path: Path, layout: str, out: Path) -> list[str]:
+def command(dib: str, layout: str, out: Path) -> list[str]:
     return [dib, "-a", "amd64", "-t", "qcow2", "-o", str(out), "--no-tmpfs",
             *BASE_ELEMENTS, *LAYOUT_ELEMENTS[layout]]
 
@@ -204,7 +204,7 @@ def build(spec: BakeSpec, archives: Sequence[Path], layout: str, out_dir: Path, 
     scratch = work / "tmp"  # DIB's TMP_DIR: its build and image directories, and nothing else, live here
     scratch.mkdir()
     log = out_dir / f"{name}.log"
-    cmd = command(dib, elements_path, layout, out_dir / name)
+    cmd = command(dib, layout, out_dir / name)
     env = environment(elements_path, mirror, security_mirror)
     env["TMP_DIR"] = str(scratch)
     progress(f"diskimage-builder: Debian {RELEASE} from {mirror}, layout {layout} (log: {log})")
@@ -215,7 +215,7 @@ def build(spec: BakeSpec, archives: Sequence[Path], layout: str, out_dir: Path, 
         if left:
             progress(f"released what diskimage-builder left mounted or attached: {', '.join(left)}")
         shutil.rmtree(work, ignore_errors=True)
-    state, marker = parse_console(log.read_text(errors="replace"))
+    _, marker = parse_console(log.read_text(errors="replace"))
     root = out_dir / f"{name}.qcow2"
     if marker is None or not root.exists():
         raise BakeryError(f"diskimage-builder finished but the image has no bakery marker; log: {log}\n"
