@@ -65,11 +65,15 @@ class UserData:
 
 
 def templates_dir() -> Path:
+    """The installed package's templates (bakery/templates in the wheel), or the checkout's
+    templates/ beside bakery/ for an editable install, which maps no package there."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "templates", here.parent / "templates"):
         if (candidate / "systemd").is_dir():
             return candidate
-    raise FileNotFoundError("bakery's templates are missing from this installation")
+    from .errors import EnvironmentMissing
+
+    raise EnvironmentMissing(f"bakery's templates are missing from this installation ({here}); reinstall bakery")
 
 
 def _bytecode_cache() -> Any:

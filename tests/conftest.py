@@ -1,6 +1,6 @@
 """Shared fixtures: a private real dockerd in swarm mode, and tool switches.
 
-The engine recipe is ../shared/ENGINE.md §1: a private socket, data root and
+The engine recipe is docs/ENGINES.md: a private socket, data root and
 pid file, vfs storage, swarm init on 127.0.0.1. Only the dockerd started here
 is ever stopped (by its own pid file). Set BAKERY_TEST_DOCKER_HOST to use an
 engine you already run instead.
@@ -14,177 +14,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def require_or_skip(switch: str, reason: str) -> None:
-    if os.environ.get(switch) == "1":
-        pytest.fail(f"{reason} ({switch}=1 makes this a failure)")
-    pytest.skip(reason)
+from testkit import REPO, require_or_skip
+from testkit.engine import Engine, find_dockerd, init_swarm, own_bridge, private_dockerd
 
 
-def need_tool(name: str, switch: str = "BAKERY_REQUIRE_VALIDATORS") -> str:
-    path = shutil.which(name)
-    if path is None:
-        require_or_skip(switch, f"{name} is not installed")
-    assert path is not None
-    return path
+def pytest_configure(config: pytest.Config) -> None:
+    """Under tox and CI (BAKERY_TEST_INSTALLED=1) the tests must run the installed package."""
+    import bakery
 
-
-@dataclass
-class Engine:
-    host: str  # unix:///... usable as DOCKER_HOST
-    socket: str
-
-    def docker(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        cli = shutil.which("docker", path="/usr/local/bin") or shutil.which("docker") or "docker"
-        res = subprocess.run([cli, "-H", self.host, *args], capture_output=True, text=True, timeout=timeout)
-        if check and res.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} exited {res.returncode}: {res.stderr.strip()}")
-        return res
-
-    def client(self):  # type: ignore[no-untyped-def]
-        import docker
-
-        return docker.DockerClient(base_url=self.host, timeout=120)
-
-
-def _wait_socket(sock: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    import http.client
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"dockerd exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(sock)
-            conn = http.client.HTTPConnection("localhost")
-            conn.sock = s
-            conn.request("GET", "/_ping")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"dockerd did not answer on {sock}:\n{log.read_text()[-3000:]}")
-
-
-def unmount_under(root: Path) -> None:
-    """dockerd leaves the swarm's ingress namespace (nsfs) mounted in its exec root; only ours is touched."""
-    prefix = str(root) + "/"
-    with open("/proc/self/mounts") as mounts:
-        points = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
-    for point in sorted(points, reverse=True):
-        subprocess.run(["umount", point], capture_output=True, check=False, timeout=30)
-
-
-def free_udp_port() -> int:
-    """A free UDP port in swarm's allowed data path range (1024-49151), below the ephemeral ones."""
-    import random
-    import socket
-
-    start = random.randrange(20000, 30000)
-    for port in range(start, start + 200):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("0.0.0.0", port))  # noqa: S104 (only probing; VXLAN binds all addresses)
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free UDP port for the VXLAN data path")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Dockerd:
-    """A dockerd of our own: private socket, data root, exec root and pid file."""
-
-    socket: str
-    base: Path  # data root and log live here
-    run: Path  # socket, exec root and pid file
-    proc: subprocess.Popen[bytes]
-
-
-def find_dockerd(switch: str = "BAKERY_REQUIRE_ENGINE") -> str:
-    dockerd = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/usr/bin")
-    if dockerd is None:
-        require_or_skip(switch, "no dockerd here (apt-get install docker.io)")
-    if os.geteuid() != 0:
-        require_or_skip(switch, "starting a private dockerd needs root")
-    assert dockerd is not None
-    return dockerd
-
-
-@contextmanager
-def private_dockerd(*flags: str, prefix: str = "bakery-engine-", wrapper: Sequence[str] = (),
-                    data_root: Path | None = None) -> Iterator[Dockerd]:
-    """Start a dockerd with `flags`, wait for its socket; stop it (by its own process) and remove
-    only what it made. `wrapper` prefixes the command (e.g. unshare for a hostname of its own)."""
-    dockerd = find_dockerd()
-    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
-    run = Path(tempfile.mkdtemp(prefix=prefix, dir="/run" if os.access("/run", os.W_OK) else None))
-    sock, log = str(run / "docker.sock"), base / "dockerd.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [*wrapper, dockerd, "--storage-driver=vfs", *flags, "-H", f"unix://{sock}",
-             "--data-root", str(data_root or base / "data"), "--exec-root", str(run / "exec"),
-             "--pidfile", str(run / "docker.pid")],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_socket(sock, proc, log)
-        yield Dockerd(sock, base, run, proc)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        unmount_under(run)
-        shutil.rmtree(base, ignore_errors=True)
-        shutil.rmtree(run, ignore_errors=True)
-
-
-@contextmanager
-def own_bridge() -> Iterator[str]:
-    """A bridge for one engine, never docker0: a dockerd started with --bridge=none (other
-    tests start such engines) deletes docker0 of every engine in the namespace."""
-    bridge, octet = f"bkte{os.getpid() % 100000}", os.getpid() % 250 + 1
-    for cmd in (["link", "add", bridge, "type", "bridge"], ["addr", "add", f"10.239.{octet}.1/24", "dev", bridge],
-                ["link", "set", bridge, "up"]):
-        subprocess.run(["ip", *cmd], check=True, capture_output=True)
-    try:
-        yield bridge
-    finally:
-        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-
-
-def init_swarm(docker: Callable[..., object], pool: str = "10.240.0.0/16") -> None:
-    """Free ports, not 2377 and 4789, and a private address pool: other engines on this machine
-    (a developer's, another test's) may hold them, and overlays would collide."""
-    port = _free_port()
-    docker("swarm", "init", "--advertise-addr", f"127.0.0.1:{port}", "--listen-addr", f"127.0.0.1:{port}",
-           "--data-path-port", str(free_udp_port()), "--default-addr-pool", pool)
+    where = Path(bakery.__file__).resolve()
+    if os.environ.get("BAKERY_TEST_INSTALLED") == "1" and where.is_relative_to(REPO / "bakery"):
+        raise pytest.UsageError(f"bakery was imported from the checkout ({where}), not the installed package")
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import need_tool
+from testkit import need_tool
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

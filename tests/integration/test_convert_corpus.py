@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testkit import need_tool
 
 from bakery.compose import convert_files, dumps
 from bakery.compose.keys import ALL_VERSIONS, NETWORK_KEYS, VOLUME_KEYS, service_keys_for
 from bakery.compose.nodes import load_nodes
-from tests.conftest import need_tool
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CORPUS = REPO / "tests" / "corpus" / "compose"

@@ -18,11 +18,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from testkit import need_tool
 
 from bakery.compose import convert_files, dumps
 from bakery.compose.nodes import load_nodes
 from bakery.errors import ComposeError
-from tests.conftest import need_tool
 
 CASES = Path(__file__).resolve().parent.parent / "cases" / "convert"
 NAMES = sorted(p.name for p in CASES.iterdir() if p.is_dir())

@@ -7,8 +7,7 @@ import urllib.request
 
 import pytest
 import yaml
-
-from .conftest import case_net
+from testkit.deploy import case_net
 
 pytestmark = pytest.mark.engine
 

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .conftest import STACKS
+from testkit.deploy import STACKS
 
 pytestmark = pytest.mark.engine
 

@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import REPO, _free_port, find_dockerd, init_swarm, private_dockerd
-
-from .conftest import busybox_rootfs, import_image
+from testkit.deploy import busybox_rootfs, import_image
+from testkit.engine import _free_port, find_dockerd, init_swarm, private_dockerd
 
 pytestmark = pytest.mark.engine
 STACK = """\
@@ -45,12 +43,12 @@ class TlsEngine:
 
 def _bakery(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real CLI in a child process: what an operator runs, environment included."""
-    full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    full = {**os.environ, **(env or {})}
     for key in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
         if env is None or key not in env:
             full.pop(key, None)
     return subprocess.run(
-        [sys.executable, "-m", "bakery", *args], capture_output=True, text=True, env=full, timeout=180, cwd=REPO
+        [sys.executable, "-m", "bakery", *args], capture_output=True, text=True, env=full, timeout=180, cwd="/"
     )
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.conftest import Engine, _wait_socket, find_dockerd, private_dockerd, require_or_skip
-from tests.render_util import cloud_config_parts, render, written_files
+from testkit import require_or_skip
+from testkit.engine import Engine, _wait_socket, find_dockerd, private_dockerd
+from testkit.render_util import cloud_config_parts, render, written_files
 
 pytestmark = pytest.mark.engine
 

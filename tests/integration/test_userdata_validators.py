@@ -18,10 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from tests.conftest import need_tool
-from tests.render_util import cloud_config_parts, render, written_files
-from tests.unit.test_render_golden import CASES, case_args
+from testkit import need_tool
+from testkit.render_util import CASES, case_args, cloud_config_parts, render, written_files
 
 pytestmark = pytest.mark.validators
 

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .conftest import bakery
+from testkit.nodes import bakery
 
 pytestmark = pytest.mark.nodes
 

@@ -26,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.conftest import private_dockerd
-
-from .conftest import bakery
+from testkit.engine import private_dockerd
+from testkit.nodes import bakery
 
 pytestmark = [
     pytest.mark.nodes,

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from .conftest import LocalCluster, bakery, boot_cluster
+from testkit.nodes import LocalCluster, bakery, boot_cluster
 
 pytestmark = pytest.mark.nodes
 

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .conftest import LocalCluster, boot_cluster
+from testkit.nodes import LocalCluster, boot_cluster
 
 pytestmark = [
     pytest.mark.nodes,

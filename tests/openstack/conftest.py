@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 import requests_mock
-
-from tests.conftest import require_or_skip
-from tests.openstack.fakecloud import FakeCloud
+from testkit import require_or_skip
+from testkit.fakecloud import FakeCloud
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,8 +27,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def tls_engine() -> Iterator[Any]:
     """A real dockerd in swarm mode behind mutual TLS on 127.0.0.1 (tests/openstack/tls_engine.py)."""
-    from tests.conftest import find_dockerd
-    from tests.openstack import tls_engine as te
+    from testkit import tls_engine as te
+    from testkit.engine import find_dockerd
 
     find_dockerd()
     try:
@@ -72,7 +71,7 @@ def clock() -> Any:
 
 @pytest.fixture(scope="session")
 def glance_endpoint() -> Iterator[str]:
-    from tests.openstack import glance_server
+    from testkit import glance_server
 
     run = Path(tempfile.mkdtemp(prefix="bakery-glance-"))
     try:

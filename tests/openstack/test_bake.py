@@ -6,10 +6,10 @@ import base64
 import json
 
 import pytest
+from testkit.fakecloud import connect
 
 from bakery.errors import BakeryError, CloudError, UserError
 from bakery.providers.openstack import bake as ob
-from tests.openstack.fakecloud import connect
 
 MARKER = {"bakery_version": "0.1.0", "docker_version": "20.10.24", "built_at": "2024-05-01T10:00:00Z",
           "images": [{"ref": "nginx:1.27", "id": "sha256:" + "a" * 64}]}

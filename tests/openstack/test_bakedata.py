@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 import yaml
+from testkit import need_tool
 
 from bakery import bakedata, config
 from bakery.errors import UserError
-from tests.conftest import need_tool
 
 ARCHIVE = bakedata.Archive("https://files.example.com/app.tar", "c" * 64)
 

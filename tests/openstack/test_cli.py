@@ -12,10 +12,9 @@ import subprocess
 import sys
 
 import pytest
+from testkit import fakecloud
 
 from bakery import cli
-from tests.conftest import REPO
-from tests.openstack import fakecloud
 
 UP = ["up", "--provider", "openstack", "--flavor", "m1.small", "--image", "debian-12", "--network", "private",
       "--operator-cidr", "198.51.100.0/24"]
@@ -42,7 +41,7 @@ def fake(cloud, monkeypatch):
 @pytest.mark.parametrize("argv", [["up", "--help"], ["down", "--help"], ["nodes", "--help"], ["bake", "--help"]])
 def test_help_imports_neither_openstacksdk_nor_docker(argv):
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "bakery", *argv], capture_output=True,
-                          text=True, cwd=REPO, check=True)
+                          text=True, cwd="/", check=True)
     loaded = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert not {m for m in loaded if m.split(".")[0] in ("openstack", "docker", "keystoneauth1")}
     assert "--provider openstack" in done.stdout or "--target openstack" in done.stdout

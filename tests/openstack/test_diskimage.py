@@ -11,12 +11,12 @@ import stat
 import subprocess
 
 import pytest
+from testkit import need_tool
 
 from bakery import cli
 from bakery.bakedata import Archive, BakeSpec
 from bakery.errors import CloudError
 from bakery.providers.openstack import diskimage, glance
-from tests.conftest import need_tool
 
 SPEC = BakeSpec(bake_id="b0d1", install="distro", version=None, apt_proxy=None, storage_driver="overlay2")
 
@@ -149,7 +149,7 @@ def conn(glance_endpoint):
 
 
 def _built(tmp_path, root_bytes):
-    from tests.openstack.test_glance_real import qcow2
+    from testkit.glance_server import qcow2
 
     root = qcow2(tmp_path)
     if root_bytes is not None:
@@ -202,7 +202,7 @@ def test_what_an_interrupted_build_leaves_is_released(tmp_path):
     detaches loop devices backed by files under the build directory, and touches nothing else."""
     import os
 
-    from tests.conftest import require_or_skip
+    from testkit import require_or_skip
 
     if os.geteuid() != 0:
         require_or_skip("BAKERY_REQUIRE_DIB", "mounting needs root")

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 import pytest
+from testkit import require_or_skip
 
 from bakery.providers.openstack import diskimage, glance
-from tests.conftest import require_or_skip
 
 pytestmark = [pytest.mark.glance, pytest.mark.dib]
 SWITCH = "BAKERY_REQUIRE_DIB"

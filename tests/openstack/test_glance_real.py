@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import struct
-
 import pytest
+from testkit.glance_server import qcow2
 
 from bakery.errors import CloudError
 from bakery.providers.openstack import glance
@@ -21,14 +20,6 @@ def conn(glance_endpoint):
     yield c
     for image in list(c.image.images()):  # each test starts from an empty Glance
         c.image.delete_image(image.id, ignore_missing=True)
-
-
-def qcow2(tmp_path, size=1 << 20):
-    """A real qcow2 v2 header (Glance checks the data matches disk_format)."""
-    header = b"QFI\xfb" + struct.pack(">IQIIQ", 2, 0, 0, 16, size) + struct.pack(">IIQQIIQ", 0, 0, 0, 0, 0, 0, 0)
-    path = tmp_path / "node.qcow2"
-    path.write_bytes(header + b"\0" * (512 - len(header)))
-    return path
 
 
 def test_upload_with_properties_and_tags(conn, tmp_path):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from testkit.tls_engine import TlsEngine
 
 from bakery import state
 from bakery.errors import BakeryError, EnvironmentMissing
 from bakery.providers.openstack import ready
-from tests.openstack.tls_engine import TlsEngine
 
 pytestmark = pytest.mark.engine
 
@@ -61,7 +61,7 @@ def test_a_client_certificate_from_another_ca_is_refused(tls_engine, tmp_path, c
 
 
 def test_nothing_listening_is_retried_until_the_deadline(tmp_path, tls_engine, clock):
-    from tests.conftest import _free_port
+    from testkit.engine import _free_port
 
     msgs = []
     with pytest.raises(BakeryError, match="not Ready after 10s: n1; the seed's Docker API: ConnectionError"):

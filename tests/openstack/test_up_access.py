@@ -7,12 +7,12 @@ import dataclasses
 import gzip
 
 import pytest
+from testkit.fakecloud import connect
 
 from bakery import config
 from bakery.errors import CloudError, UserError
 from bakery.providers.openstack import access
 from bakery.providers.openstack import up as ou
-from tests.openstack.fakecloud import connect
 
 OPTS = ou.UpOptions(cluster="prod", flavor="m1.small", image="debian-12", network="private",
                     operator_cidr="198.51.100.0/24", managers=1, workers=1, poll=1)

@@ -6,21 +6,9 @@ BAKERY_UPDATE_GOLDEN=1 rewrites the expected files; review them with git diff.
 """
 
 import os
-import shlex
-from pathlib import Path
 
 import pytest
-
-from tests.render_util import mask, render
-
-CASES = Path(__file__).resolve().parent.parent / "cases" / "render"
-
-
-def case_args(case: Path) -> list[str]:
-    args = shlex.split((case / "args").read_text().replace("PARTS/", f"{case}/PARTS/"))
-    if (case / "bakery.yml").exists():
-        args += ["--config", str(case / "bakery.yml")]
-    return args
+from testkit.render_util import CASES, case_args, mask, render
 
 
 @pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))

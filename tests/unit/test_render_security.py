@@ -11,9 +11,9 @@ import sys
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from testkit.render_util import cloud_config_parts, render, written_files
 
 from bakery.cli import main
-from tests.render_util import cloud_config_parts, render, written_files
 
 ROLES = ["seed", "manager", "worker", "consul"]
 

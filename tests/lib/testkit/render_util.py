@@ -12,10 +12,20 @@ from typing import Any
 import yaml
 
 from bakery.cli import main
+from testkit import REPO
 
 PEM = re.compile(r"(-----BEGIN [A-Z ]+-----\n)(?:([ ]*)[A-Za-z0-9+/=]+\n)+([ ]*-----END [A-Z ]+-----)")
 GOSSIP = re.compile(r'"encrypt": "[A-Za-z0-9+/=]+"')
 BOUNDARY = re.compile(r"==bakery-[0-9a-f]+==")
+
+CASES = REPO / "tests" / "cases" / "render"
+
+
+def case_args(case: Path) -> list[str]:
+    args = shlex.split((case / "args").read_text().replace("PARTS/", f"{case}/PARTS/"))
+    if (case / "bakery.yml").exists():
+        args += ["--config", str(case / "bakery.yml")]
+    return args
 
 
 def render(args: str | list[str], state: Path, capsys: Any, cwd: Path | None = None) -> bytes:

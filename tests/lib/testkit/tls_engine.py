@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import REPO, _free_port, init_swarm, private_dockerd
+from testkit.engine import _free_port, init_swarm, private_dockerd
 
 CLUSTER = "tlstest"
 HOSTNAME = f"{CLUSTER}-seed"  # its own UTS namespace: the swarm sees the name `bakery up` gives the seed
@@ -49,7 +49,7 @@ def _certs(state_dir: Path, cfg: Path) -> Path:
 
     cfg.write_text(f"cluster:\n  name: {CLUSTER}\n")
     done = subprocess.run([sys.executable, "-m", "bakery", "certs", "--config", str(cfg), "--state-dir",
-                           str(state_dir)], capture_output=True, text=True, cwd=REPO, timeout=120)
+                           str(state_dir)], capture_output=True, text=True, cwd="/", timeout=120)
     if done.returncode != 0:
         raise Unavailable(f"bakery certs failed: {done.stderr}")
     cdir = state.cluster_dir(CLUSTER, state_dir)

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -161,3 +162,11 @@ def start(run: Path) -> Glance:
             time.sleep(0.2)
     glance.stop()
     raise GlanceUnavailable(f"glance did not answer on {glance.endpoint}: {(run / 'gunicorn.log').read_text()[-1500:]}")
+
+
+def qcow2(tmp_path, size=1 << 20):
+    """A real qcow2 v2 header (Glance checks the data matches disk_format)."""
+    header = b"QFI\xfb" + struct.pack(">IQIIQ", 2, 0, 0, 16, size) + struct.pack(">IIQQIIQ", 0, 0, 0, 0, 0, 0, 0)
+    path = tmp_path / "node.qcow2"
+    path.write_bytes(header + b"\0" * (512 - len(header)))
+    return path
