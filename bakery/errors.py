@@ -68,9 +68,13 @@ class UserError(BakeryError):
         column: int | None = None,
         path: Sequence[PathPart] = (),
         fix: str | None = None,
+        problems: Sequence[UserError] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
+        # Several mistakes in one input, in file order: `message` is the summary line and each
+        # problem is printed on a line of its own (and listed in JSON errors).
+        self.problems = tuple(problems)
         self.source = source
         self.line = line
         self.column = column
@@ -85,7 +89,13 @@ class UserError(BakeryError):
         text = f"{loc}: {self.message}" if loc else self.message
         if self.fix:
             text += f" ({self.fix})"
-        return text
+        return "\n".join([text, *(f"  {p}" for p in self.problems)])
+
+    def as_dict(self) -> dict[str, object]:
+        """The error as data, for `--output json`."""
+        return {"message": self.message, "source": self.source, "line": self.line, "column": self.column,
+                "path": format_path(self.path) or None, "fix": self.fix,
+                "problems": [p.as_dict() for p in self.problems]}
 
 
 class ConfigError(UserError):
