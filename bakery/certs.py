@@ -115,8 +115,15 @@ def _issue(
     server: bool,
     sans: list[str],
 ) -> tuple[bytes, bytes]:
+    key_path = ca_dir / "ca-key.pem"
+    if not key_path.exists():
+        from .errors import EnvironmentMissing
+
+        raise EnvironmentMissing(
+            f"issuing {cn}'s certificate needs the CA key {key_path}, which is not there (kept offline?); put it "
+            "back for this render and remove it again after (nodes whose certificates exist render without it)")
     x509, hashes, serialization, _, EKU, _ = _crypto()
-    ca_key = serialization.load_pem_private_key((ca_dir / "ca-key.pem").read_bytes(), None)
+    ca_key = serialization.load_pem_private_key(key_path.read_bytes(), None)
     ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
     key = _new_key()
     now = dt.datetime.now(dt.UTC)

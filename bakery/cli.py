@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, BakeryError
+from .errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, BakeryError, UserError
 
 # name -> one-line summary. Order is the order shown in --help.
 COMMANDS: dict[str, str] = {
@@ -27,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "up": "boot a cluster (local systemd-nspawn nodes or OpenStack servers)",
     "down": "remove what `bakery up` created, from its own records",
     "nodes": "list a cluster's nodes, roles and states",
+    "completion": "print a bash or zsh completion script",
 }
 
 EPILOG = """\
@@ -41,7 +43,8 @@ def _available() -> dict[str, str]:
     return {n: s for n, s in COMMANDS.items() if os.path.exists(os.path.join(here, f"{n}.py"))}
 
 
-def build_parser(selected: str | None) -> argparse.ArgumentParser:
+def build_parser(selected: str | None, every: bool = False) -> argparse.ArgumentParser:
+    """The parser, with the arguments of the `selected` command only (or of `every` one, for completion)."""
     parser = argparse.ArgumentParser(
         prog="bakery",
         description="Docker Swarm-mode clusters on OpenStack: user-data, images, stacks, clusters.",
@@ -52,7 +55,7 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, summary in _available().items():
         p = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
-        if name == selected:
+        if name == selected or every:
             module = importlib.import_module(f"bakery.commands.{name}")
             if module.__doc__:
                 p.description = module.__doc__.strip()
@@ -69,10 +72,36 @@ def _selected(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            found: argparse.ArgumentParser = action.choices[name]
+            return found
+    return parser
+
+
+def _report(args: argparse.Namespace, exc: BakeryError | OSError, code: int) -> int:
+    """One line on stderr; with --output json, the error as JSON on stdout as well."""
+    text = str(exc) if isinstance(exc, BakeryError) else _os_error_text(exc)
+    print(f"bakery {args.command}: error: {text}", file=sys.stderr)
+    if getattr(args, "output", None) == "json":
+        error = exc.as_dict() if isinstance(exc, UserError) else {"message": text}
+        print(json.dumps({"ok": False, "exit_code": code, "error": error}, indent=2))
+    return code
+
+
+def _os_error_text(exc: OSError) -> str:
+    where = f" {exc.filename}" if exc.filename else ""
+    return f"cannot use{where}: {exc.strerror or exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_selected(args_list))
-    args = parser.parse_args(args_list)
+    selected = _selected(args_list)
+    parser = build_parser(selected)
+    args, extra = parser.parse_known_args(args_list)
+    if extra:  # the subcommand's usage, not the top level's
+        _subparser(parser, selected).error(f"unrecognized arguments: {' '.join(extra)}")
     run = getattr(args, "_run", None)
     if run is None:
         parser.print_help()
@@ -81,8 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = run(args)
         return code
     except BakeryError as exc:
-        print(f"bakery {args.command}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _report(args, exc, exc.exit_code)
     except KeyboardInterrupt:
         print(f"bakery {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -91,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # A path the user named (or the machine) refused: one line, never a traceback. Bugs that
+        # raise OSError land here too, so the message names the file and the errno's text.
+        return _report(args, exc, EXIT_ENVIRONMENT)
 
 
 if __name__ == "__main__":  # pragma: no cover

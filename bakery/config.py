@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,24 @@ def build(data: dict[str, Any], source: str = "<defaults>", doc: Document | None
         block_metadata=merged["security"]["block_metadata"],
         source=source,
     )
+
+
+# One DNS label (RFC 1123): a node's name is its hostname, its certificate's CN and SAN, and a directory.
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z", re.ASCII)
+
+
+def check_node_name(name: str, flag: str) -> None:
+    """Node names follow DNS label rules; a non-ASCII name is refused with its IDNA (punycode) form."""
+    if _LABEL.match(name):
+        return
+    fix = "letters, digits and '-' (not first or last), at most 63 characters"
+    if not name.isascii():
+        try:
+            fix = f"use its IDNA form {name.encode('idna').decode('ascii')!r}, or {fix}"
+        except UnicodeError:
+            pass
+    shown = name if len(name) <= 40 else name[:37] + "..."
+    raise ConfigError(f"{flag} {shown!r} is not a valid node name (a DNS label)", fix=fix)
 
 
 def load(path: str | Path | None) -> ClusterConfig:

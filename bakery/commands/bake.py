@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK
+from .common import CONFIG_HELP, add_config, add_output
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="build the plain image instead (no Docker: nodes install it at boot)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
                    help="where images are cached (default: $BAKERY_CACHE_DIR/local or /var/cache/bakery/local)")
-    p.add_argument("--output", choices=("text", "json"), default="text", help="text (default) or json")
+    add_config(p, help="cluster definition: docker.install, apt_proxy, ... (" + CONFIG_HELP.split("(", 1)[1])
+    add_output(p)
     from ..providers.openstack.bake import add_arguments as add_openstack
 
     add_openstack(p)

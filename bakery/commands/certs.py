@@ -10,27 +10,29 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+import sys
 
 from .. import certs, state
-from .. import config as config_mod
 from ..errors import EXIT_OK
+from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, load_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", metavar="FILE", help="cluster definition (default: as for render)")
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help="state directory (default: as for render)")
-    p.add_argument("--output", choices=("text", "json"), default="text")
+    add_config(p)
+    add_cluster(p)
+    add_state_dir(p)
+    add_output(p, text="text: the export line on stdout, notes on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_mod.load(config_mod.find_config(args.config))
-    cdir = state.cluster_dir(cfg.name, args.state_dir)
-    created = certs.ensure_cluster(cdir, cfg.name)
-    client = state.client_cert_dir(cfg.name, args.state_dir)
+    cfg = load_config(args)
+    name = cluster_name(args)
+    cdir = state.cluster_dir(name, args.state_dir)
+    created = certs.ensure_cluster(cdir, name)
+    client = state.client_cert_dir(name, args.state_dir)
     host = cfg.swarm.seed if ":" not in cfg.swarm.seed else f"[{cfg.swarm.seed}]"
     info = {
-        "cluster": cfg.name,
+        "cluster": name,
         "created": created,
         "state_dir": str(cdir),
         "cluster_ca": str(cdir / "ca" / "ca.pem"),
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(info, indent=2))
         return EXIT_OK
-    print(f"{'created' if created else 'using'} the certificates of cluster {cfg.name!r} in {cdir}")
-    print("point the Docker CLI at the seed's mutual-TLS API with:")
-    print(f"  export DOCKER_HOST={info['docker_host']} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={client}")
+    print(f"bakery certs: {'created' if created else 'using'} the certificates of cluster {name!r} in {cdir}; "
+          "point the Docker CLI at the seed's mutual-TLS API with the line below, or: eval \"$(bakery certs)\"",
+          file=sys.stderr)
+    print(f"export DOCKER_HOST={info['docker_host']} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={client}")
     return EXIT_OK

@@ -27,14 +27,15 @@ from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_STRICT, UserError
 from ..report import Report
+from .common import add_out_file, add_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="compose file (docker-compose.yml)")
     parser.add_argument("-f", "--file", dest="more", type=Path, action="append", default=[],
                         metavar="FILE", help="another compose file merged over the first (repeatable)")
-    parser.add_argument("-o", "--out", type=Path, help="write the stack here instead of stdout")
-    parser.add_argument("--output", choices=("text", "json"), default="text", help="report format")
+    add_out_file(parser, "the stack")
+    add_output(parser, text="text: the stack on stdout, the report on stderr")
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on any warning")
     parser.add_argument("--env-file", type=Path, action="append", default=[], metavar="F",
                         help="variables for interpolation (replaces the .env beside the file; repeatable)")

@@ -28,6 +28,7 @@ from typing import Any
 from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StrictError, UserError
 from ..report import Report
 from ..swarm.model import Plan, Progress, Result
+from .common import add_config, add_output, add_state_dir
 
 Locate = Callable[[tuple[str | int, ...]], tuple[int | None, int | None]]
 
@@ -76,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="failed or rejected tasks of one service before the deploy fails (default 3)",
     )
-    parser.add_argument("--output", choices=("text", "json"), default="text", help="stdout format")
+    add_output(parser, text="text: progress and the result")
     conn = parser.add_argument_group("connection")
     conn.add_argument("-H", "--host", help="engine address (default $DOCKER_HOST or the local socket)")
     conn.add_argument("--tlsverify", action="store_true", help="use mutual TLS and verify the engine")
@@ -84,7 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conn.add_argument("--tlscert", metavar="FILE", help="client certificate")
     conn.add_argument("--tlskey", metavar="FILE", help="client key")
     conn.add_argument("--cluster", metavar="NAME", help="use the client certificates bakery issued for NAME")
-    conn.add_argument("--state-dir", type=Path, metavar="DIR", help="bakery's state directory (for --cluster)")
+    add_config(conn)
+    add_state_dir(conn)
 
 
 def _stack_name(args: argparse.Namespace) -> str:

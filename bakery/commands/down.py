@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 
 from ..output import teardown_result
+from .common import cluster_name
 from .up import add_cluster_arguments
 
 
@@ -30,13 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from ..providers.local import cluster
     from ..providers.local.host import require_host, stderr_progress
     from ..state import default_root
-    from .up import cluster_name
 
     if args.provider == "openstack":
         from ..providers.openstack import commands
 
-        return commands.run_down(args, commands.cluster_name(args.cluster, args.config))
+        return commands.run_down(args, commands.tagged_name(cluster_name(args)))
     require_host(["ip", "iptables"], "bakery down --provider local")
-    name = cluster_name(args.cluster, args.config)
+    name = cluster_name(args)
     return teardown_result("down", name, cluster.down(args.state_dir or default_root(), name,
                                                       stderr_progress("bakery down")))

@@ -30,8 +30,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return EXIT_OK
     path = Path(args.path)
+    if path.is_dir():
+        raise UserError(f"{path} is a directory", fix=f"give a file name, e.g. {path / 'bakery.yml'}")
     if path.exists() and not args.force:
         raise UserError(f"{path} already exists", fix="use --force to overwrite it, or give another path")
-    path.write_text(text, encoding="utf-8")
+    if not path.parent.is_dir():
+        raise UserError(f"cannot write {path}: the directory {path.parent} does not exist",
+                        fix=f"create it first (mkdir -p {path.parent}) or give another path")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}", fix="give a path you can write") from None
     print(f"bakery init: wrote {path}; render with: bakery render --role seed --config {path}", file=sys.stderr)
     return EXIT_OK

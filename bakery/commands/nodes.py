@@ -15,26 +15,25 @@ import json
 
 from ..errors import EXIT_OK
 from ..output import print_table
+from .common import cluster_name
 from .up import add_cluster_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_cluster_arguments(p)
-    p.add_argument("--output", choices=("table", "json"), default="table", help="table (default) or json")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..providers.local import cluster
     from ..providers.local.host import require_host
     from ..state import default_root
-    from .up import cluster_name
 
     if args.provider == "openstack":
         from ..providers.openstack import commands
 
-        return commands.run_nodes(args, commands.cluster_name(args.cluster, args.config))
+        return commands.run_nodes(args, commands.tagged_name(cluster_name(args)))
     require_host(["nsenter"], "bakery nodes --provider local")
-    rec = cluster.load(args.state_dir or default_root(), cluster_name(args.cluster, args.config))
+    rec = cluster.load(args.state_dir or default_root(), cluster_name(args))
     rows = cluster.status(rec)
     if args.output == "json":
         print(json.dumps({"cluster": rec.cluster, "nodes": rows}, indent=2))

@@ -16,10 +16,11 @@ import json
 import sys
 from pathlib import Path
 
-from .. import config as config_mod
-from ..config import ROLES
+from ..config import ROLES, check_node_name
 from ..errors import EXIT_OK, UserError
 from ..render import NOVA_BASE64_LIMIT, InsecureTcp, Node, build_userdata
+from ..state import write_output_file
+from .common import add_config, add_out_file, add_output, add_state_dir, load_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,19 +28,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="node name for its certificate (default: the role's name)")
     p.add_argument("--address", action="append", default=[], metavar="IP",
                    help="an address the node's certificate must cover (repeatable)")
-    p.add_argument("--config", "-c", metavar="FILE",
-                   help="cluster definition (default: $BAKERY_CONFIG, ./bakery.yml, or built-in defaults)")
-    p.add_argument("--state-dir", type=Path, metavar="DIR",
-                   help="where CAs and certificates live (default: $BAKERY_STATE_DIR or ~/.local/state/bakery)")
+    add_config(p)
+    add_state_dir(p)
     p.add_argument("--gzip", choices=("auto", "always", "never"), default="auto",
                    help="gzip the user-data: auto = only when needed to fit Nova's limit (default)")
     p.add_argument("--part", action="append", default=[], type=Path, metavar="FILE",
                    help="append your own cloud-config or script as a MIME part (repeatable)")
     p.add_argument("--insecure-tcp", metavar="ADDR:PORT",
                    help="DANGEROUS: serve the Docker API as plain TCP without TLS on ADDR:PORT")
-    p.add_argument("--output", choices=("userdata", "json"), default="userdata",
-                   help="userdata (default) or a JSON summary: sizes, budget, files")
-    p.add_argument("-o", "--out", type=Path, metavar="FILE", help="write to FILE instead of stdout")
+    add_output(p, aliases={"userdata": "text"}, text="text: the user-data; json: a summary (sizes, budget, files)")
+    add_out_file(p, "the user-data (0600: it holds the node's keys)")
 
 
 def _insecure(value: str | None) -> InsecureTcp | None:
@@ -56,10 +54,9 @@ def _insecure(value: str | None) -> InsecureTcp | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_mod.load(config_mod.find_config(args.config))
+    cfg = load_config(args)
     name = args.name or args.role
-    if not all(c.isalnum() or c in "-." for c in name):
-        raise UserError(f"--name {name!r} is not a valid node name", fix="letters, digits, '-' and '.'")
+    check_node_name(name, "--name")
     node = Node(args.role, name, tuple(args.address))
     userdata, created = build_userdata(cfg, node, args.state_dir, gzip_mode=args.gzip,
                                        parts=tuple(args.part), insecure=_insecure(args.insecure_tcp))
@@ -83,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("the user-data is gzipped (binary); not writing it to a terminal",
                             fix="pipe it (| openstack server create --user-data /dev/stdin) or use -o FILE")
     if args.out:
-        args.out.write_bytes(data)
+        write_output_file(args.out, data)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

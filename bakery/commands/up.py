@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from ..errors import EXIT_OK, UserError
+from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, config_path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,13 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--consul", action="store_true", help="also boot a consul node")
     p.add_argument("--unbaked", action="store_true",
                    help="boot the plain image: nodes install Docker at boot through an apt proxy on the bridge")
-    p.add_argument("--config", "-c", metavar="FILE", help="cluster definition to start from")
-    p.add_argument("--cluster", metavar="NAME", help="cluster name (default: the config's, else 'local')")
-    p.add_argument("--state-dir", type=Path, metavar="DIR",
-                   help="bakery's state (default: $BAKERY_STATE_DIR or ~/.local/state/bakery)")
+    add_config(p)
+    add_cluster(p)
+    add_state_dir(p)
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for Ready (default 600)")
-    p.add_argument("--output", choices=("text", "json"), default="text", help="text (default) or json")
+    add_output(p)
     from ..providers.openstack.commands import add_up_arguments
 
     add_up_arguments(p)
@@ -54,24 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     """The options `down` and `nodes` share: which cluster, where its records are."""
     p.add_argument("--provider", choices=("local", "openstack"), default="local", help="local (default) or openstack")
-    p.add_argument("--cluster", metavar="NAME", help="cluster name (default: the config's, else 'local')")
-    p.add_argument("--config", "-c", metavar="FILE", help="cluster definition (for its name)")
-    p.add_argument("--state-dir", type=Path, metavar="DIR",
-                   help="bakery's state (default: $BAKERY_STATE_DIR or ~/.local/state/bakery)")
+    add_cluster(p)
+    add_config(p)
+    add_state_dir(p)
+    add_output(p)
     from ..providers.openstack.commands import add_cloud_arguments
 
     add_cloud_arguments(p)
-
-
-def cluster_name(explicit: str | None, config: str | None) -> str:
-    if explicit:
-        return explicit
-    if config:
-        from ..config import load
-
-        name = load(config).name
-        return "local" if name == "default" else name
-    return "local"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,12 +76,12 @@ def run(args: argparse.Namespace) -> int:
     if args.provider == "openstack":
         from ..providers.openstack import commands
 
-        return commands.run_up(args, commands.cluster_name(args.cluster, args.config))
+        return commands.run_up(args, commands.tagged_name(cluster_name(args)))
     cluster.require_local()
     state_dir = args.state_dir or default_root()
     opts = cluster.UpOptions(
-        cluster=cluster_name(args.cluster, args.config), managers=args.managers, workers=args.workers,
-        consul=args.consul, baked=not args.unbaked, user_config=args.config, state_dir=state_dir,
+        cluster=cluster_name(args), managers=args.managers, workers=args.workers,
+        consul=args.consul, baked=not args.unbaked, user_config=config_path(args), state_dir=state_dir,
         cache_dir=args.cache_dir or rootfs.default_cache_dir(), timeout=args.timeout,
     )
     start = time.monotonic()

@@ -284,7 +284,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-upload", action="store_true", help="--from-local build: build only (needs --keep-image)")
     g.add_argument("--cleanup", metavar="BAKEID", help="delete what a crashed bake left, then exit")
     g.add_argument("--dry-run", action="store_true", help="print the plan without touching the cloud")
-    g.add_argument("--bake-config", metavar="FILE", help="cluster definition (docker.install, apt_proxy, ...)")
 
 
 class _BuildHere:
@@ -319,7 +318,8 @@ def _options(args: argparse.Namespace, bake_id: str) -> BakeOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ... import bakedata, config
+    from ... import bakedata
+    from ...commands.common import load_config
     from ..local.host import stderr_progress
     from .cloud import connect
 
@@ -336,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
         return _build_here(args, opts, progress, as_json)
     if args.from_local:
         return _from_local(args, opts, progress, as_json)
-    cfg = config.load(config.find_config(args.bake_config))
+    cfg = load_config(args)
     spec = bakedata.spec_from_config(cfg, bake_id, tuple(args.pull), tuple(_archive(a) for a in args.archive_url))
     userdata = bakedata.build(spec)
     if args.dry_run:
@@ -371,13 +371,14 @@ def _build_here(args: argparse.Namespace, opts: BakeOptions, progress: Progress,
     import shutil
     import tempfile
 
-    from ... import bakedata, config
+    from ... import bakedata
+    from ...commands.common import load_config
     from . import diskimage
     from .cloud import connect
 
     if args.no_upload and not args.keep_image:
         raise UserError("--no-upload needs --keep-image DIR", fix="say where the built image should stay")
-    cfg = config.load(config.find_config(args.bake_config))
+    cfg = load_config(args)
     spec = bakedata.spec_from_config(cfg, opts.bake_id, tuple(args.pull), tuple(_archive(a) for a in args.archive_url))
     archives = diskimage.check_archives(args.pre_pull_archive)
     name = opts.image_name

@@ -80,11 +80,8 @@ def _check_cidr(value: str) -> None:
                         fix="name your own address or network, e.g. 198.51.100.7/32")
 
 
-def cluster_name(explicit: str | None, config: str | None) -> str:
-    """Cloud resources are tagged with it, so it is never guessed: --cluster, else the config's name."""
-    from ... import config as config_mod
-
-    name = explicit or config_mod.load(config_mod.find_config(config)).name
+def tagged_name(name: str) -> str:
+    """Cloud resources are tagged with the cluster's name, so it is never the implicit 'default'."""
     if name == "default":
         raise UserError("--provider openstack needs a cluster name: its resources are tagged with it",
                         fix="pass --cluster NAME or set cluster.name in the config")
@@ -92,7 +89,7 @@ def cluster_name(explicit: str | None, config: str | None) -> str:
 
 
 def run_up(args: argparse.Namespace, cluster: str) -> int:
-    from ... import config
+    from ...commands.common import load_config
     from ...state import client_cert_dir, default_root
     from ..local.host import stderr_progress
     from . import ready
@@ -100,7 +97,7 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
     from .up import up
 
     opts = up_options(args, cluster)
-    cfg = config.load(config.find_config(args.config))
+    cfg = load_config(args)
     state_dir = args.state_dir or default_root()
     progress = stderr_progress("bakery up")
     start = time.monotonic()
@@ -167,10 +164,10 @@ def _address(server: Any) -> str:
 
 
 def run_nodes(args: argparse.Namespace, cluster: str) -> int:
-    from ... import config
+    from ...commands.common import load_config
     from .cloud import connect
 
-    cfg = config.load(config.find_config(args.config))
+    cfg = load_config(args)
     rows, note = node_rows(connect(args.os_cloud), cluster, args.state_dir, cfg.docker.api_port)
     if note:
         print(f"bakery nodes: {note}", file=sys.stderr)
