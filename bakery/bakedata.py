@@ -31,8 +31,8 @@ FAILED_LINE = "bakery-bake: FAILED"
 # Packages every baked image carries: nodes skip package installs when the marker exists.
 PACKAGES = ("ca-certificates", "curl", "nfs-common", "python3")
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*\Z")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-_PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@+-]*$")
+_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@+-]*\Z")  # \Z: a trailing newline is never plain
 _RESOLVER = Resolver()
 _NON_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 

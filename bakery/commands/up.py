@@ -57,7 +57,7 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     add_cluster(p)
     add_config(p)
     add_state_dir(p)
-    add_output(p)
+    add_output(p, aliases={"table": "text"})
     from ..providers.openstack.commands import add_cloud_arguments
 
     add_cloud_arguments(p)

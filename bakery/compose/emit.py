@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 TOP_ORDER = ("version", "services", "networks", "volumes", "secrets", "configs", "x-bakery")
-_PLAIN = re.compile(r"^[A-Za-z0-9_./$(][A-Za-z0-9_./@:=!+,$()\-]*$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_./$(][A-Za-z0-9_./@:=!+,$()\-]*\Z")
 _STR_TAG = "tag:yaml.org,2002:str"
 # Characters YAML does not allow raw, or reads as line breaks (json.dumps already escapes < 0x20).
 _NON_PRINTABLE = re.compile(r"[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")

@@ -24,8 +24,8 @@ _PATTERN = re.compile(
     r"(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|(?P<invalid>))",
     re.IGNORECASE,
 )
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_ANY_KEY = re.compile(r"^[^\s=]+$")  # env_file entries reach the container as written
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\Z")
+_ANY_KEY = re.compile(r"^[^\s=]+\Z")  # env_file entries reach the container as written
 SECTIONS = ("services", "networks", "volumes", "secrets", "configs")
 
 

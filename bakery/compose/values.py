@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SIZE = re.compile(r"^(\d+(\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-_PORT_NUM = re.compile(r"^\d+(-\d+)?$")
+_SIZE = re.compile(r"^(\d+(\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?\Z")
+_PORT_NUM = re.compile(r"^\d+(-\d+)?\Z")
 
 
 def size(value: object) -> str | None:

@@ -26,7 +26,7 @@ from .model import HASH_LABEL, IMAGE_LABEL, NAMESPACE_LABEL, Desired, ServiceRun
 from .parts import Invalid
 from .units import duration_ns, nano_cpus, size_bytes
 
-_STACK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_STACK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
 
 # Keys swarm services cannot honour; `docker stack deploy` ignores them too.
 IGNORED = frozenset(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import CloudError, UserError
-from .cloud import find_network
+from .cloud import find_network, find_or_none
 from .errors import cloud_error
 
 KEYPAIR_TAG = "bakery.keypair="
@@ -37,7 +37,7 @@ def read_public_key(path: Path) -> str:
 def ensure_keypair(conn: Any, name: str, public_key: str, nodes_sg_id: str) -> bool:
     """Import `public_key` as `name` unless it exists; True if bakery owns it (imported now or before)."""
     try:
-        existing = conn.compute.find_keypair(name, ignore_missing=True)
+        existing = find_or_none(conn.compute.find_keypair, name)
         sg = conn.network.get_security_group(nodes_sg_id)
     except Exception as exc:
         raise cloud_error(exc, f"looking up keypair {name}") from exc

@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ambiguous, cloud_error, missing
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\Z")
 
 
 @dataclass
@@ -55,6 +55,16 @@ def _pick(kind: str, wanted: str, found: list[Any], names: list[str], flag: str)
     return by_name[0]
 
 
+def find_or_none(finder: Any, name_or_id: str) -> Any:
+    """`find_*` without the deprecated ignore_missing=True (docs/FACTS.md §6)."""
+    from openstack import exceptions
+
+    try:
+        return finder(name_or_id, ignore_missing=False)
+    except exceptions.NotFoundException:
+        return None
+
+
 def find_flavor(conn: Any, wanted: str) -> Any:
     try:
         flavors = list(conn.compute.flavors(details=False))
@@ -67,7 +77,7 @@ def find_image(conn: Any, wanted: str, flag: str = "--base-image") -> Any:
     try:
         found = list(conn.image.images(name=wanted))
         if not found and _UUID.match(wanted):
-            found = [i for i in [conn.image.find_image(wanted, ignore_missing=True)] if i is not None]
+            found = [i for i in [find_or_none(conn.image.find_image, wanted)] if i is not None]
         if found:
             return _pick("image", wanted, found, [], flag)
         names = [i.name for i in itertools.islice(conn.image.images(status="active"), 50)]
