@@ -1,9 +1,9 @@
 """Glance: bakery's image properties and tags, upload, lookups, cleanup.
 
 Lookups by property are done client-side: openstacksdk silently drops query
-filters it does not know and would return every image (FACTS). Properties are
+filters it does not know and would return every image (docs/FACTS.md §6). Properties are
 set through the image id, never an Image object: update_image(object) also
-PATCHes away server-managed properties and Glance answers 409 (FACTS).
+PATCHes away server-managed properties and Glance answers 409 (docs/FACTS.md §6).
 Every property value stays under 255 characters, the limit many clouds apply.
 """
 
@@ -52,7 +52,7 @@ def set_properties(conn: Any, image_id: str, props: Mapping[str, str], visibilit
     if visibility:
         attrs["visibility"] = visibility
     try:
-        conn.image.update_image(image_id, **attrs)  # the id, not the object (FACTS)
+        conn.image.update_image(image_id, **attrs)  # the id, not the object (docs/FACTS.md §6)
     except Exception as exc:
         raise cloud_error(exc, f"setting properties of image {image_id}") from exc
 
@@ -80,7 +80,7 @@ def upload(conn: Any, path: Path, name: str, disk_format: str, props: Mapping[st
             image.data = data
             resp = image.upload(conn.image)
         if resp is not None and getattr(resp, "status_code", 200) >= 400:
-            # Image.upload returns the response instead of raising (FACTS).
+            # Image.upload returns the response instead of raising (docs/FACTS.md §6).
             raise CloudError(f"uploading {path} to image {image.id}: HTTP {resp.status_code}: {resp.text[:300]}")
     except BaseException:
         delete(conn, image.id)

@@ -1,6 +1,6 @@
 """`bakery up --provider openstack` and `bakery down`: a swarm on Nova servers, found again by its tags.
 
-Security groups carry exactly the swarm's ports (FACTS: Magnum's joins failed
+Security groups carry exactly the swarm's ports (docs/FACTS.md §2: Magnum's joins failed
 for months without 2377): 2377/tcp between managers, 7946/tcp+udp and
 4789/udp between nodes, 2378/tcp (bakery's join service) from nodes to
 managers, 2376/tcp (the TLS Docker API) from the operator's CIDR only, and

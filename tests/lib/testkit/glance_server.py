@@ -1,4 +1,4 @@
-"""A real Glance on loopback (../shared/ENGINE.md §6): sqlite, file store, no Keystone.
+"""A real Glance on loopback (docs/ENGINES.md §5): sqlite, file store, no Keystone.
 
 Glance runs in its own interpreter: the main environment's when it can import
 glance, else a venv under the cache dir ($BAKERY_CACHE_DIR or
