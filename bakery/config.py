@@ -148,6 +148,12 @@ def _check(doc: Document | None, data: dict[str, Any]) -> None:
             raise _err(doc, ("nfs", i, "path"), f"{path} is already the mount path of nfs[{seen[path]}]",
                        "give each share its own path")
         seen[path] = i
+    ports = {2377: "swarm's manager port", 7946: "swarm's gossip port", 4789: "swarm's VXLAN port"}
+    for path, port in ((("docker", "api_port"), data["docker"]["api_port"]), (("swarm", "join_port"),
+                                                                               data["swarm"]["join_port"])):
+        if port in ports:
+            raise _err(doc, path, f"port {port} is already {ports[port]}", "pick a free port (defaults: 2376, 2378)")
+        ports[port] = ".".join(path)
     version = data["docker"]["version"]
     if version and data["docker"]["install"] in ("distro", "none"):
         raise _err(doc, ("docker", "version"),
@@ -231,6 +237,21 @@ def check_node_name(name: str, flag: str) -> None:
             pass
     shown = name if len(name) <= 40 else name[:37] + "..."
     raise ConfigError(f"{flag} {shown!r} is not a valid node name (a DNS label)", fix=fix)
+
+
+def check_address(value: str, flag: str) -> None:
+    """An address a certificate must cover: an IP address or a DNS name (labels joined by dots)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+        return
+    except ValueError:
+        pass
+    if 0 < len(value) <= 253 and all(_LABEL.match(label) for label in value.split(".")):
+        return
+    raise ConfigError(f"{flag} {value!r} is neither an IP address nor a DNS name",
+                      fix="e.g. --address 10.0.0.5 or --address node1.example.org")
 
 
 def load(path: str | Path | None) -> ClusterConfig:

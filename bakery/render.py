@@ -64,6 +64,15 @@ class UserData:
         return (len(self.payload) + 2) // 3 * 4
 
 
+def unit_value(value: object) -> str:
+    """A value for a systemd unit line: never a newline (a second directive), `%` doubled
+    (systemd's specifier). The schema refuses such values first; this is the last guard."""
+    text = str(value)
+    if any(c in text for c in "\n\r\x00"):
+        raise ValueError(f"refusing a unit value with a line break: {text!r}")
+    return text.replace("%", "%%")
+
+
 def templates_dir() -> Path:
     """The installed package's templates (bakery/templates in the wheel), or the checkout's
     templates/ beside bakery/ for an editable install, which maps no package there."""
@@ -107,6 +116,7 @@ def _env() -> Any:
         autoescape=False,  # noqa: S701 - output is YAML/shell/unit text, quoted by filters
     )
     env.filters["sh"] = lambda v: shlex.quote("" if v is None else str(v))
+    env.filters["unit"] = unit_value
     return env
 
 

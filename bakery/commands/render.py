@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import ROLES, check_node_name
+from ..config import ROLES, check_address, check_node_name
 from ..errors import EXIT_OK, UserError
 from ..render import NOVA_BASE64_LIMIT, InsecureTcp, Node, build_userdata
 from ..state import write_output_file
@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     name = args.name or args.role
     check_node_name(name, "--name")
+    for address in args.address:
+        check_address(address, "--address")
     node = Node(args.role, name, tuple(args.address))
     userdata, created = build_userdata(cfg, node, args.state_dir, gzip_mode=args.gzip,
                                        parts=tuple(args.part), insecure=_insecure(args.insecure_tcp))

@@ -1,0 +1,63 @@
+"""Values that reach a systemd unit, a shell line or a `docker run` argument are validated by what
+they are (an image reference, a path, a DNS name, a port), and a trailing newline never passes."""
+
+from __future__ import annotations
+
+import pytest
+
+from bakery.cli import main
+from bakery.render import unit_value
+
+BAD = [
+    ('consul: {image: "hashicorp/consul:1.19\\nExecStartPre=/bin/touch /tmp/pwned"}', "consul.image"),
+    ('consul: {image: "--privileged -v /:/host alpine"}', "consul.image"),
+    ('consul: {image: "alpine sh -c id"}', "consul.image"),
+    ('nfs: [{server: nfs1, export: "/e\\n[Install]", path: /mnt/a}]', "nfs[0].export"),
+    ('nfs: [{server: nfs1, export: "/e", path: "/mnt/a\\nOptions=rw"}]', "nfs[0].path"),
+    ("nfs: [{server: nfs1, export: /e, path: '/mnt/a%b'}]", "nfs[0].path"),
+    ("nfs: [{server: nfs1, export: /e, path: /mnt/../etc}]", "nfs[0].path"),
+    ('nfs: [{server: "nfs1\\n", export: /e, path: /mnt/a}]', "nfs[0].server"),
+    ('swarm: {seed: "seed\\n"}', "swarm.seed"),
+    ('cluster: {name: "prod\\n"}', "cluster.name"),
+    ("swarm: {join_port: 2377}", "swarm.join_port"),
+    ("docker: {api_port: 4789}", "docker.api_port"),
+    ("swarm: {join_port: 2376}", "swarm.join_port"),
+    ('docker: {daemon: {insecure_registries: ["reg:5000 --x"]}}', "docker.daemon.insecure_registries[0]"),
+]
+
+
+@pytest.mark.parametrize(("yml", "where"), BAD)
+def test_bad_values_are_refused_where_they_are(yml, where, tmp_path, capsys):
+    cfg = tmp_path / "bakery.yml"
+    cfg.write_text(yml + "\n")
+    code = main(["render", "--role", "worker", "--config", str(cfg), "--state-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{cfg}:1:" in err and where in err
+
+
+GOOD = [
+    "consul: {image: hashicorp/consul:1.19}",
+    "consul: {image: 'registry.example:5000/team/consul:1.19@sha256:" + "a" * 64 + "'}",
+    "nfs: [{server: 10.0.0.9, export: /srv/share, path: /mnt/docker-nfs}]",
+    "docker: {daemon: {insecure_registries: ['10.0.0.0/8', 'reg.example:5000']}}",
+]
+
+
+@pytest.mark.parametrize("yml", GOOD)
+def test_good_values_render(yml, tmp_path, capsys):
+    cfg = tmp_path / "bakery.yml"
+    cfg.write_text(yml + "\n")
+    assert main(["render", "--role", "consul", "--config", str(cfg), "--state-dir", str(tmp_path / "s")]) == 0
+
+
+@pytest.mark.parametrize("address", ["x y", "", "a..b", "-lead", "host\n"])
+def test_address_flags_are_ip_or_dns(address, tmp_path, capsys):
+    code = main(["render", "--role", "worker", f"--address={address}", "--state-dir", str(tmp_path / "s")])
+    assert code == 2 and "neither an IP address nor a DNS name" in capsys.readouterr().err
+
+
+def test_unit_filter_doubles_percent_and_refuses_line_breaks():
+    assert unit_value("/mnt/a%b") == "/mnt/a%%b"
+    with pytest.raises(ValueError):
+        unit_value("a\nExecStartPre=x")
