@@ -17,7 +17,7 @@ def test_positions_are_recorded():
     [
         ("a: 1\na: 2\n", 2, "duplicate key 'a'"),
         ("a:\n\tb: 1\n", 2, "invalid YAML"),
-        ("a: [1, 2\n", 2, "invalid YAML"),
+        ("a: [1, 2\n", 1, "invalid YAML in the [ ] list that starts here"),
         ("a: 1\n---\nb: 2\n", 3, "more than one YAML document"),
     ],
 )
