@@ -91,7 +91,8 @@ def _wrap_v1(doc: Document) -> Document:
     """Put a version 1 file's services under `services:` (positions too)."""
     positions = {("services", *p): v for p, v in doc.positions.items()}
     keys = {("services", *p): v for p, v in doc.key_positions.items()}
-    return V1Document({"version": "1", "services": doc.data}, doc.source, positions, keys)
+    plain = {("services", *p): v for p, v in doc.plain.items()}
+    return V1Document({"version": "1", "services": doc.data}, doc.source, positions, keys, plain)
 
 
 def load_file(path: Path, environ: Mapping[str, str], report: Report) -> LoadedFile:
