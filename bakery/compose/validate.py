@@ -123,4 +123,3 @@ def problems(doc: Document, version: str) -> list[ComposeError]:
         # still the user's file is refused with a message rather than accepted.
         found.append(ComposeError(f"does not match the compose {version} schema", source=doc.source))
     return found
-
