@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, gather
 from .yamlsrc import Document
 
 ROLES = ("seed", "manager", "worker", "consul")
@@ -136,29 +136,32 @@ def _pairs(mapping: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), _label_value(v)) for k, v in mapping.items()))
 
 
-def _check(doc: Document | None, data: dict[str, Any]) -> None:
-    """Rules the schema cannot say."""
+def _check(doc: Document | None, data: dict[str, Any]) -> list[ConfigError]:
+    """Rules the schema cannot say: every one broken, for the caller to report together."""
+    found: list[ConfigError] = []
     seen: dict[str, int] = {}
     for i, share in enumerate(data["nfs"]):
         path = os.path.normpath(share["path"])
         if path == "/" or path.startswith("/proc") or path.startswith("/sys"):
-            raise _err(doc, ("nfs", i, "path"), f"cannot mount an NFS share on {path}",
-                       "pick a directory like /mnt/nfs")
-        if path in seen:
-            raise _err(doc, ("nfs", i, "path"), f"{path} is already the mount path of nfs[{seen[path]}]",
-                       "give each share its own path")
-        seen[path] = i
+            found.append(_err(doc, ("nfs", i, "path"), f"cannot mount an NFS share on {path}",
+                              "pick a directory like /mnt/nfs"))
+        elif path in seen:
+            found.append(_err(doc, ("nfs", i, "path"), f"{path} is already the mount path of nfs[{seen[path]}]",
+                              "give each share its own path"))
+        seen.setdefault(path, i)
     ports = {2377: "swarm's manager port", 7946: "swarm's gossip port", 4789: "swarm's VXLAN port"}
-    for path, port in ((("docker", "api_port"), data["docker"]["api_port"]), (("swarm", "join_port"),
-                                                                               data["swarm"]["join_port"])):
+    for where, port in ((("docker", "api_port"), data["docker"]["api_port"]),
+                        (("swarm", "join_port"), data["swarm"]["join_port"])):
         if port in ports:
-            raise _err(doc, path, f"port {port} is already {ports[port]}", "pick a free port (defaults: 2376, 2378)")
-        ports[port] = ".".join(path)
+            found.append(_err(doc, where, f"port {port} is already {ports[port]}",
+                              "pick a free port (defaults: 2376, 2378)"))
+        ports.setdefault(port, ".".join(where))
     version = data["docker"]["version"]
     if version and data["docker"]["install"] in ("distro", "none"):
-        raise _err(doc, ("docker", "version"),
-                   f"docker.version pins nothing with install: {data['docker']['install']}",
-                   "use install: apt-repo or convenience-script to pin a version, or remove version")
+        found.append(_err(doc, ("docker", "version"),
+                          f"docker.version pins nothing with install: {data['docker']['install']}",
+                          "use install: apt-repo or convenience-script to pin a version, or remove version"))
+    return found
 
 
 def _err(doc: Document | None, path: tuple[Any, ...], message: str, fix: str) -> ConfigError:
@@ -171,7 +174,9 @@ def _err(doc: Document | None, path: tuple[Any, ...], message: str, fix: str) ->
 
 def build(data: dict[str, Any], source: str = "<defaults>", doc: Document | None = None) -> ClusterConfig:
     merged = _merge(DEFAULTS, data or {})
-    _check(doc, merged)
+    found = _check(doc, merged)
+    if found:
+        raise gather(found, ConfigError, None if doc is None else source)
     d, s, c = merged["docker"], merged["swarm"], merged["consul"]
     daemon = d["daemon"]
     return ClusterConfig(

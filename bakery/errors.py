@@ -98,6 +98,34 @@ class UserError(BakeryError):
                 "problems": [p.as_dict() for p in self.problems]}
 
 
+MAX_LISTED = 20  # a file with more mistakes than this is not worth reading further
+
+
+def gather(problems: Sequence[UserError], cls: type[UserError] = UserError, source: str | None = None,
+           limit: int = MAX_LISTED) -> UserError:
+    """One error for several problems of one file: in file order, repeats dropped, at most `limit` listed.
+
+    A single problem is returned as it is, so one mistake still reads as one line.
+    """
+    seen: set[tuple[object, ...]] = set()
+    unique: list[UserError] = []
+    for p in problems:
+        ident = (p.line, p.column, p.path, p.message)
+        if ident not in seen:
+            seen.add(ident)
+            unique.append(p)
+    if not unique:
+        raise ValueError("gather() needs at least one problem")
+    # sorted() is stable: problems without a position keep their order, first.
+    unique = sorted(unique, key=lambda p: (p.line or 0, p.column or 0))
+    if len(unique) == 1:
+        return unique[0]
+    summary = f"{len(unique)} problems"
+    if len(unique) > limit:
+        summary += f" (the first {limit} are listed; {len(unique) - limit} more)"
+    return cls(summary, source=source, problems=unique[:limit])
+
+
 class ConfigError(UserError):
     """The cluster definition (bakery.yml) is wrong."""
 

@@ -42,6 +42,7 @@ class Interpolator:
         self.doc = doc
         self.environ = environ
         self.unset: dict[str, _Unset] = {}
+        self.problems: list[ComposeError] = []
 
     def text(self, value: str, path: Path_) -> str:
         if "$" not in value:
@@ -76,22 +77,30 @@ class Interpolator:
             return ""
         return current
 
+    def collect(self, value: str, path: Path_) -> str:
+        """`text`, keeping a bad value's problem (reported with the others) instead of stopping."""
+        try:
+            return self.text(value, path)
+        except ComposeError as exc:
+            self.problems.append(exc)
+            return value
+
     def walk(self, value: Any, path: Path_) -> Any:
         """Interpolate every string in `value`, in place where it is a container (most hold no `$`)."""
         if isinstance(value, str):
-            return self.text(value, path)
+            return self.collect(value, path)
         if isinstance(value, dict):
             for k, v in value.items():
                 if isinstance(v, str):
                     if "$" in v:
-                        value[k] = self.text(v, (*path, k))
+                        value[k] = self.collect(v, (*path, k))
                 elif isinstance(v, dict | list):
                     self.walk(v, (*path, k))
         elif isinstance(value, list):
             for i, v in enumerate(value):
                 if isinstance(v, str):
                     if "$" in v:
-                        value[i] = self.text(v, (*path, i))
+                        value[i] = self.collect(v, (*path, i))
                 elif isinstance(v, dict | list):
                     self.walk(v, (*path, i))
         return value
@@ -106,10 +115,15 @@ class Interpolator:
                         path=seen.path, fix=f"set {name} in the environment, the .env file or --env-file")
 
 
-def interpolate(doc: Document, environ: Mapping[str, str], report: Report, *, v1: bool = False) -> None:
-    """Interpolate `doc.data` in place (its positions stay valid: only scalars change)."""
+def interpolate(doc: Document, environ: Mapping[str, str], report: Report, *, v1: bool = False
+                ) -> list[ComposeError]:
+    """Interpolate `doc.data` in place (its positions stay valid: only scalars change).
+
+    Returns the problems (bad `$` formats, required variables without a value), for the
+    loader to report together with the schema's; the values they are in are left as written.
+    """
     if not isinstance(doc.data, dict):
-        return
+        return []
     interp = Interpolator(doc, environ)
     if v1:
         doc.data = interp.walk(doc.data, ())
@@ -118,6 +132,7 @@ def interpolate(doc: Document, environ: Mapping[str, str], report: Report, *, v1
             if section in doc.data:
                 doc.data[section] = interp.walk(doc.data[section], (section,))
     interp.report_unset(report)
+    return interp.problems
 
 
 def parse_env_file(path: Path, *, names_only: bool = True) -> dict[str, str | None]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ComposeError, PathPart
+from ..errors import ComposeError, PathPart, gather
 from ..report import Report
 from ..yamlsrc import Document, read_text
 from . import source, validate
@@ -91,15 +91,20 @@ def _wrap_v1(doc: Document) -> Document:
     """Put a version 1 file's services under `services:` (positions too)."""
     positions = {("services", *p): v for p, v in doc.positions.items()}
     keys = {("services", *p): v for p, v in doc.key_positions.items()}
-    return V1Document({"version": "1", "services": doc.data}, doc.source, positions, keys)
+    plain = {("services", *p): v for p, v in doc.plain.items()}
+    return V1Document({"version": "1", "services": doc.data}, doc.source, positions, keys, plain)
 
 
 def load_file(path: Path, environ: Mapping[str, str], report: Report) -> LoadedFile:
     text = _read(path)
     doc = source.loads(text, str(path))
     version = detect_version(doc, text, report)
-    interpolate(doc, environ, report, v1=version == "1")
-    validate.check(doc, version)
+    found = interpolate(doc, environ, report, v1=version == "1")
+    # A value whose interpolation failed is left as written; the schema's word on it would be noise.
+    failed = {e.path for e in found}
+    found += [e for e in validate.problems(doc, version) if e.path not in failed]
+    if found:
+        raise gather(found, ComposeError, doc.source)
     if version == "1":
         doc = _wrap_v1(doc)
     return LoadedFile(path, version, doc, path.resolve())

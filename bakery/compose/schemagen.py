@@ -147,12 +147,19 @@ def _named(item: Schema) -> Schema:
     return {"type": "object", "patternProperties": {NAME_PATTERN: item}, "additionalProperties": False}
 
 
+def _docs(version: str) -> str:
+    """Where a user finds the keys of `version` (unknown-key errors point there)."""
+    page = "version-3.md" if version.startswith("3") else "version-2.md"
+    return f"the Compose file reference, https://github.com/docker/compose/blob/v1/docs/{page}"
+
+
 def schema_for(version: str) -> Schema:
     service = _section(SERVICE_KEYS, version, extensions=_at_least(version, "2.4", "3.7"))
     if version == "1":
         body = _named(service)
         body["$schema"] = "http://json-schema.org/draft-07/schema#"
         body["title"] = "docker-compose file, version 1 (bakery)"
+        body["x-docs"] = _docs(version)
         return body
     network = _section(NETWORK_KEYS, version, extensions=False)
     volume = _section(VOLUME_KEYS, version, extensions=False)
@@ -172,6 +179,7 @@ def schema_for(version: str) -> Schema:
         "properties": props,
         "required": ["version"],
         "additionalProperties": False,
+        "x-docs": _docs(version),
     }
     if _at_least(version, "2.1", "3.4"):
         out["patternProperties"] = {"^x-": {}}

@@ -4,7 +4,7 @@ jsonschema is thorough but costs about as much as the rest of a conversion
 on a large file. The schemas use a small subset of JSON Schema (see
 schemagen), which this module evaluates directly. Only when the document is
 invalid do we hand it to bakery.schema.validate (jsonschema) for the
-positioned, explained error. tests/unit/test_compose_validate.py checks the
+positioned, explained errors. tests/unit/test_compose_validate.py checks the
 two agree.
 """
 
@@ -74,12 +74,13 @@ def is_valid(schema: dict[str, Any], value: Any) -> bool:  # noqa: C901 - one br
     return True
 
 
-def _version_mismatch(doc: Document, version: str) -> None:
+def _version_mismatch(doc: Document, version: str) -> list[ComposeError]:
     """A known key in the wrong version reads better as "needs 2.2" than as "unknown key"."""
     services = doc.data if version == "1" else doc.data.get("services")
     if not isinstance(services, dict):
-        return
+        return []
     prefix: tuple[str, ...] = () if version == "1" else ("services",)
+    found: list[ComposeError] = []
     for name, svc in services.items():
         for key in svc if isinstance(svc, dict) else ():
             spec = SERVICE_KEYS.get(key)
@@ -93,8 +94,11 @@ def _version_mismatch(doc: Document, version: str) -> None:
                 fix = f"in 3.x files use {_V3_INSTEAD[key]}, or keep the file at version 2.x"
             else:
                 fix = "remove it, or use a version of the format that has it"
-            raise doc.error((*prefix, name, key), f"{key} is not part of compose {version}", fix, key=True,
+            err = doc.error((*prefix, name, key), f"{key} is not part of compose {version}", fix, key=True,
                             cls=ComposeError)
+            assert isinstance(err, ComposeError)
+            found.append(err)
+    return found
 
 
 _V3_INSTEAD = {"mem_limit": "deploy.resources.limits.memory", "mem_reservation": "deploy.resources.reservations.memory",
@@ -102,13 +106,20 @@ _V3_INSTEAD = {"mem_limit": "deploy.resources.limits.memory", "mem_reservation":
                "pids_limit": "deploy.resources.limits.pids"}
 
 
-def check(doc: Document, version: str) -> None:
-    """Raise ComposeError (file:line:col, path, rule, fix) if `doc` breaks the schema of `version`."""
+def problems(doc: Document, version: str) -> list[ComposeError]:
+    """Every way `doc` breaks the schema of `version` (file:line:col, path, rule, fix); [] if none."""
     schema = schema_mod.load_schema(schema_name(version))
     if is_valid(schema, doc.data):
-        return
-    _version_mismatch(doc, version)
-    schema_mod.validate(doc, schema, ComposeError)
-    # jsonschema found nothing the fast check did: a bug in validate.py, but
-    # still the user's file is refused with a message rather than accepted.
-    raise ComposeError(f"does not match the compose {version} schema", source=doc.source)
+        return []
+    found = _version_mismatch(doc, version)
+    # jsonschema sees those keys as unknown too; the version message is the one to keep.
+    misplaced = {e.path for e in found}
+    for err in schema_mod.problems(doc, schema, ComposeError):
+        if err.path not in misplaced:
+            assert isinstance(err, ComposeError)
+            found.append(err)
+    if not found:
+        # jsonschema found nothing the fast check did: a bug in validate.py, but
+        # still the user's file is refused with a message rather than accepted.
+        found.append(ComposeError(f"does not match the compose {version} schema", source=doc.source))
+    return found

@@ -73,6 +73,18 @@ def test_error_is_one_line_with_location(tmp_path, capsys):
                    "(use 512m, 2g or a number of bytes)")
 
 
+def test_several_mistakes_are_a_line_each(tmp_path, capsys):
+    path = write(tmp_path, 'version: "2.4"\nservices:\n  web:\n    imag: nginx\n    restart: no\n    ports: 80\n')
+    assert main(["convert", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"bakery convert: error: {path}: 3 problems",
+        f"  {path}:4:5 services.web.imag: unknown key 'imag' (did you mean 'image'?)",
+        f"  {path}:5:14 services.web.restart: unquoted no is the boolean false in YAML, and text is wanted here "
+        '(quote it: restart: "no")',
+        f"  {path}:6:12 services.web.ports: 80 is not of type 'array' (give a list)",
+    ]
+
+
 def test_several_files_env_file_and_nodes(tmp_path, capsys):
     base = write(tmp_path, 'version: "2"\nservices:\n  web:\n    image: "a:${TAG}"\n', "a.yml")
     over = write(tmp_path, 'version: "2"\nservices:\n  web:\n    environment: ["constraint:node==web*"]\n', "b.yml")

@@ -64,7 +64,8 @@ def test_unquoted_version_warns(tmp_path):
         ('version: "2"\nservices:\n  "we b": {image: a}\n', 3, 3, "unknown key 'we b'"),
         ('version: "2"\nservices:\n  web: {image: a}\n---\nx: 1\n', 5, None, "more than one YAML document"),
         ('version: "2"\nservices:\n  web:\n    image: ${X:?X is needed}\n', 4, 12, "required variable X"),
-        ('version: "2"\nservices:\n  web:\n    image: 2020-01-01\n', 4, 12, "is not of type 'string'"),
+        ('version: "2"\nservices:\n  web:\n    image: 2020-01-01\n', 4, 12,
+         'unquoted 2020-01-01 is a date in YAML, and text is wanted here (quote it: image: "2020-01-01")'),
         ('version: "2"\nfoo: 1\nservices: {}\n', 2, 1, "unknown key 'foo'"),
         ('version: "2"\nservices:\n  web: &a\n    image: x\n    labels: *a\n', 3, None, "recursive alias"),
     ],
@@ -79,6 +80,63 @@ def test_errors_point_at_the_place(tmp_path, text, line, column, needle):
         assert exc.value.column == column
     if line is not None:
         assert str(exc.value).startswith(f"{path}:{line}")
+
+
+@pytest.mark.parametrize(
+    "text, line, message, fix",
+    [
+        ('version: "2.4"\nservices:\n  web:\n    image: a\n    restart: no\n', 5,
+         "services.web.restart: unquoted no is the boolean false in YAML, and text is wanted here",
+         'quote it: restart: "no"'),
+        ('version: "2.4"\nservices:\n  web:\n    image: a\n    user: off\n', 5,
+         "unquoted off is the boolean false", 'quote it: user: "off"'),
+        ('version: "2.4"\nservices:\n  web:\n    image: a\n    dns: [a, 1.10]\n', 5,
+         "services.web.dns[1]: unquoted 1.10 is the number 1.1", 'quote it: - "1.10"'),
+        ('version: "2.4"\nservices:\n  web:\n    imag: a\n', 4, "unknown key 'imag'", "did you mean 'image'?"),
+        ('version: "3.7"\nservices:\n  web:\n    image: a\n    enviroment: {A: 1}\n', 5,
+         "unknown key 'enviroment'", "did you mean 'environment'?"),
+        ('version: "3.7"\nservices:\n  web:\n    image: a\n    qqqq: 1\n', 5, "unknown key 'qqqq'",
+         "they are listed in the Compose file reference, https://github.com/docker/compose/blob/v1/docs/version-3.md"),
+        ('version: "2.4"\nservices: {}\nnetwork: {}\n', 3, "unknown key 'network'", "did you mean 'networks'?"),
+        ('version: "2.4"\nservices: {}\nqqqq: {}\n', 3, "unknown key 'qqqq'",
+         "allowed keys: networks, services, version, volumes or an extension key starting with x-"),
+        ('version: "2"\nservices:\n  web: {image: a}\n  "we b": {image: a}\n', 4, "unknown key 'we b'",
+         "a key here must match ^[a-zA-Z0-9._-]+$"),
+    ],
+)
+def test_fixes_name_the_likely_mistake(tmp_path, text, line, message, fix):
+    with pytest.raises(ComposeError) as exc:
+        load_file(write(tmp_path, text), {}, Report())
+    assert exc.value.line == line, str(exc.value)
+    assert message in str(exc.value)
+    assert exc.value.fix is not None and fix in exc.value.fix
+
+
+def test_every_mistake_is_reported_in_file_order(tmp_path):
+    text = ('version: "2.1"\nservices:\n  web:\n    imag: nginx\n    restart: no\n    scale: 2\n'
+            "  db:\n    image: ${DB:?set DB}\n    ports: 80\n    volumes: [\"$-\"]\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ComposeError) as exc:
+        load_file(path, {}, Report())
+    err = exc.value
+    assert str(err).splitlines()[0] == f"{path}: 6 problems"
+    assert [(p.line, p.message.split(":")[0]) for p in err.problems] == [
+        (4, "unknown key 'imag'"),
+        (5, "unquoted no is the boolean false in YAML, and text is wanted here"),
+        (6, "scale is not part of compose 2.1"),  # said once, not also as an unknown key
+        (8, "required variable DB is missing a value"),
+        (9, "80 is not of type 'array'"),
+        (10, "invalid interpolation format in '$-'"),
+    ]
+    assert all(isinstance(p, ComposeError) and p.fix for p in err.problems)
+
+
+def test_many_mistakes_are_capped(tmp_path):
+    services = "".join(f"  s{i}:\n    imag: x\n" for i in range(25))
+    with pytest.raises(ComposeError) as exc:
+        load_file(write(tmp_path, f'version: "2"\nservices:\n{services}'), {}, Report())
+    assert exc.value.message == "25 problems (the first 20 are listed; 5 more)"
+    assert [p.line for p in exc.value.problems] == list(range(4, 44, 2))
 
 
 def test_anchors_and_merge_keys(tmp_path):

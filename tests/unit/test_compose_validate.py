@@ -1,4 +1,4 @@
-"""The fast schema check agrees with jsonschema on the compose schemas."""
+"""The fast schema check agrees with jsonschema on the compose schemas; problems are located."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from importlib import resources
 
 import jsonschema
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bakery.compose.keys import ALL_VERSIONS, SERVICE_KEYS
 from bakery.compose.schemagen import schema_name
-from bakery.compose.validate import is_valid
+from bakery.compose.validate import is_valid, problems
+from bakery.yamlsrc import loads
 
 
 def schema(version):
@@ -43,3 +45,31 @@ def test_agrees_with_jsonschema(version, svcs, extra):
 @pytest.mark.parametrize("version", ALL_VERSIONS)
 def test_schemas_are_valid_json_schema(version):
     jsonschema.Draft7Validator.check_schema(schema(version))
+
+
+@pytest.mark.parametrize("version", ["1", "2.1", "3.2", "3.9"])
+@settings(max_examples=60, deadline=None, database=None)
+@given(svcs=services)
+def test_every_invalid_document_gets_located_problems(version, svcs):
+    data = svcs if version == "1" else {"version": version, "services": svcs}
+    doc = loads(yaml.safe_dump(data), "f.yml")
+    found = problems(doc, version)
+    assert bool(found) is not is_valid(schema(version), doc.data)
+    assert all(p.line is not None and p.fix for p in found), [str(p) for p in found]
+
+
+@pytest.mark.parametrize(
+    "text, version, expected",
+    [
+        ('version: "2.4"\nservices:\n  web: {image: a}\n', "2.4", []),
+        ('version: "2.0"\nservices:\n  web:\n    image: a\n    scale: 2\n    cpus: 1\n', "2.0",
+         [(5, "scale is not part of compose 2.0"), (6, "cpus is not part of compose 2.0")]),
+        ('version: "3.4"\nservices:\n  web:\n    imag: a\n    mem_limit: 1g\n', "3.4",
+         [(4, "unknown key 'imag'"), (5, "mem_limit is not part of compose 3.4")]),
+        ("web:\n  image: a\n  imag: b\ndb:\n  restart: no\n", "1",
+         [(3, "unknown key 'imag'"), (5, "unquoted no is the boolean false in YAML, and text is wanted here")]),
+    ],
+)
+def test_problems(text, version, expected):
+    found = problems(loads(text, "f.yml"), version)
+    assert sorted((p.line, p.message) for p in found) == expected
