@@ -109,6 +109,10 @@ def _explain(doc: Document, validator: Any, error: Any, docs: str | None, cls: t
     quoted = _quoting(doc, validator, error)
     if quoted:
         yield doc.error(path, quoted[0], quoted[1], cls=cls)
+    elif error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("x-fix"):
+        # The x-fix says in words what the rule wants; the regex itself helps nobody.
+        shown = repr(error.instance) if len(repr(error.instance)) <= 80 else repr(error.instance)[:77] + "..."
+        yield doc.error(path, f"{shown} is not allowed here", _fix_for(error), cls=cls)
     else:
         yield doc.error(path, error.message, _fix_for(error), cls=cls)
 

@@ -34,7 +34,7 @@ def test_file_overrides_deeply(tmp_path):
         ("docker:\n  install: snap\n", 2, "docker.install", "'snap' is not one of"),
         ("docker:\n  api_port: 99999\n", 2, "docker.api_port", "99999"),
         ("swarm:\n  seeds: 10.0.0.1\n", 2, "swarm.seeds", "unknown key 'seeds'"),
-        ("cluster:\n  name: Prod_1\n", 2, "cluster.name", "does not match"),
+        ("cluster:\n  name: Prod_1\n", 2, "cluster.name", "is not allowed here"),
         ("nfs:\n  - server: a\n    export: /x\n", 2, "nfs[0]", "'path' is a required property"),
         ("nfs:\n  - {server: a, export: /x, path: /a}\n  - {server: b, export: /y, path: /a/}\n",
          3, "nfs[1].path", "already the mount path of nfs[0]"),
