@@ -345,15 +345,28 @@ def loads(text: str, source: str = "<string>", cls: type[UserError] = UserError)
     return Document(data, source, builder.positions, builder.key_positions, builder.plain)
 
 
-def read_text(path: str | Path, cls: type[UserError] = UserError) -> str:
-    """A user's file as UTF-8 text, or one clear error."""
+# A compose file, bakery.yml, an env file or a node list: far below this. /dev/zero is not one.
+MAX_INPUT_BYTES = 8 << 20
+
+
+def read_text(path: str | Path, cls: type[UserError] = UserError, what: str = "file") -> str:
+    """A user's file as UTF-8 text, or one clear error: regular files only, at most MAX_INPUT_BYTES."""
+    import os
+    import stat
+
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise cls(f"{p}: not a regular file", fix=f"give the path of the {what}")
+            raw = f.read(MAX_INPUT_BYTES + 1)
     except FileNotFoundError:
-        raise cls(f"{p}: no such file", fix="check the path") from None
+        raise cls(f"{p}: no such {what}", fix="check the path") from None
     except OSError as exc:
-        raise cls(f"{p}: cannot read: {exc.strerror}") from None
+        raise cls(f"{p}: cannot read the {what}: {exc.strerror}") from None
+    if len(raw) > MAX_INPUT_BYTES:
+        raise cls(f"{p}: larger than {MAX_INPUT_BYTES >> 20} MiB, too large for the {what}", fix="check the path")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ComposeError
 from ..report import Report
-from ..yamlsrc import Document, Path_
+from ..yamlsrc import Document, Path_, read_text
 
 _PATTERN = re.compile(
     r"\$(?:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)|\{(?P<braced>[_a-z][_a-z0-9]*)"
@@ -142,12 +142,7 @@ def parse_env_file(path: Path, *, names_only: bool = True) -> dict[str, str | No
     `names_only=False` (a service's env_file) also takes keys such as the
     classic-Swarm hint `constraint:node`.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ComposeError(f"{path}: no such env file", fix="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ComposeError(f"{path}: cannot read env file: {exc}") from None
+    text = read_text(path, ComposeError, "env file")
     out: dict[str, str | None] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()

@@ -23,6 +23,7 @@ _MAPPINGS = {"environment", "labels", "extra_hosts", "sysctls", "depends_on", "n
 _UNIONS = {"ports", "expose", "external_links", "cap_add", "cap_drop", "dns", "dns_search", "dns_opt",
            "env_file", "tmpfs", "security_opt", "group_add", "links", "volumes_from", "devices",
            "device_cgroup_rules", "secrets", "configs"}
+MAX_EXTENDS = 32  # compose has no limit; a chain this deep is a mistake (or a hostile file)
 _NOT_INHERITED = ("links", "volumes_from", "depends_on", "extends")
 _RENAMED = {"net": "network_mode", "log_driver": "logging", "log_opt": "logging", "dockerfile": "build"}
 
@@ -72,8 +73,9 @@ def _refs(doc_ref: Ref, raw: dict[str, Any]) -> dict[str, Ref]:
 class Resolver:
     """Resolves services of files (with extends), loading extended files once."""
 
-    def __init__(self, project_dir: Path, loader: Callable[[Path], LoadedFile]) -> None:
+    def __init__(self, project_dir: Path, loader: Callable[[Path], LoadedFile], report: Report | None = None) -> None:
         self.project_dir = project_dir
+        self.report = report
         self.loader = loader
         self.files: dict[Path, LoadedFile] = {}
 
@@ -89,6 +91,8 @@ class Resolver:
         if here in chain:
             cycle = " -> ".join(f"{p.name}:{s}" for p, s in (*chain, here))
             raise ref.error(f"extends cycle: {cycle}", "break the cycle of extends")
+        if len(chain) >= MAX_EXTENDS:
+            raise ref.error(f"extends chain deeper than {MAX_EXTENDS} services", "flatten the chain of extends")
         raw = lf.doc.data["services"][name] or {}
         data = normalize.service(raw, lf.path.parent, self.project_dir)
         refs = _refs(ref, raw)
@@ -97,7 +101,16 @@ class Resolver:
             return Service(name, data, refs, ref)
         base_lf = lf
         if "file" in ext:
-            base_lf = self.file(lf.path.parent / ext["file"])
+            target = lf.path.parent / ext["file"]
+            if self.report is not None and not target.resolve().is_relative_to(self.project_dir):
+                ref.add(self.report, "warning", f"service {name}: extends reads {target.resolve()}, outside the "
+                        f"project folder {self.project_dir}", "compose.path.outside", None, "extends")
+            try:
+                base_lf = self.file(target)
+            except ComposeError as exc:
+                if exc.line is not None:
+                    raise
+                raise ref.error(f"extends: {exc.message}", exc.fix or "check the path", "extends") from None
             if (base_lf.version == "1") != (lf.version == "1"):
                 raise ref.error(f"cannot extend a version {base_lf.version} file from a version {lf.version} file",
                                 "convert both files to the same version", "extends")
@@ -131,7 +144,7 @@ def load_project(paths: list[Path], environ: Mapping[str, str], report: Report) 
     if not paths:
         raise ComposeError("no compose file given", fix="bakery convert docker-compose.yml")
     project_dir = paths[0].resolve().parent
-    resolver = Resolver(project_dir, lambda p: load_file(p, environ, report))
+    resolver = Resolver(project_dir, lambda p: load_file(p, environ, report), report)
     files = [resolver.file(p) for p in paths]
     version = _check_versions(files)
     services: dict[str, Service] = {}
@@ -155,4 +168,4 @@ def load_project(paths: list[Path], environ: Mapping[str, str], report: Report) 
                                      "already applied)", "compose.extension.dropped")
     if not services:
         raise ComposeError("no services defined", source=str(paths[0]), fix="define at least one service")
-    return Project(version, services, networks, volumes, {k: v for k, v in extras.items() if v})
+    return Project(version, services, networks, volumes, {k: v for k, v in extras.items() if v}, project_dir)

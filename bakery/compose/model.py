@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import ComposeError, PathPart
@@ -55,6 +56,7 @@ class Project:
     networks: dict[str, tuple[dict[str, Any], Ref]]
     volumes: dict[str, tuple[dict[str, Any], Ref]]
     extras: dict[str, Any] = field(default_factory=dict)  # secrets, configs (3.x inputs)
+    directory: Path | None = None  # the first file's folder: paths outside it are reported
 
 
 @dataclass(frozen=True)

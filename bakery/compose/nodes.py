@@ -15,15 +15,13 @@ from pathlib import Path
 
 from .. import schema as schema_mod
 from ..errors import ComposeError
+from ..yamlsrc import read_text
 from . import source
 from .model import NodeInfo
 
 
 def load_nodes(path: Path) -> list[NodeInfo]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ComposeError(f"{path}: cannot read the node inventory: {exc}", fix="check the path") from None
+    text = read_text(path, ComposeError, "node inventory")
     doc = source.loads(text, str(path))
     schema_mod.validate(doc, schema_mod.load_schema("compose-nodes.json"), ComposeError)
     nodes = [NodeInfo(str(n["hostname"]), {k: str(v) for k, v in (n.get("labels") or {}).items()},

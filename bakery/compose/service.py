@@ -76,6 +76,10 @@ def _environment(c: Ctx, value: dict[str, str | None]) -> None:
 def _env_file(c: Ctx, value: list[str]) -> None:
     merged: dict[str, str | None] = {}
     for path in value:
+        where = c.project.directory
+        if where is not None and not Path(path).resolve().is_relative_to(where):
+            c.warn("env_file", f"env_file reads {Path(path).resolve()}, outside the project folder {where}; its "
+                   "values go into the stack", "compose.path.outside", "keep env files beside the compose file")
         try:
             merged.update(parse_env_file(Path(path), names_only=False))
         except ComposeError as exc:
