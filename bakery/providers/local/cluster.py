@@ -161,7 +161,7 @@ def add_node(rec: ClusterRecord, state_dir: Path, name: str, role: str, progress
     rec.nodes.append(node)
     save()
     user_data = render(rec, state_dir, name, role)
-    nodes.prepare(node, Path(rec.image), user_data, baked=rec.baked)
+    nodes.prepare(node, Path(rec.image), user_data)
     progress(f"booting {name} ({role}, {address_for(name, role)})")
     nodes.boot(node, Path(rec.image), rec.bridge)
     save()
