@@ -219,7 +219,7 @@ def wait_ready(rec: ClusterRecord, timeout: float, progress: Progress) -> None:
 
 
 def start_apt_proxy(rec: ClusterRecord, save: Callable[[], None]) -> None:
-    """The only way out for nodes that install packages at boot: GETs to the image's mirror (ENGINE.md §5)."""
+    """The only way out for nodes that install packages at boot: GETs to the image's mirror (docs/local-nodes.md)."""
     from urllib.parse import urlparse
 
     from .state import Proc

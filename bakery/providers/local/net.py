@@ -1,7 +1,7 @@
 """The local cluster's tenant network: a private bridge, one FORWARD rule, dnsmasq for DHCP and DNS.
 
 Nodes get addresses from dnsmasq like VMs on a tenant network, and find each
-other by name in the `cluster.test` domain (../shared/ENGINE.md §3). Every
+other by name in the `cluster.test` domain (docs/local-nodes.md). Every
 piece is recorded in the ClusterRecord the moment it exists, and removed
 from that record only; nothing is ever found or removed by name pattern.
 The subnet is fixed (10.213.0.0/24): `up` refuses to start if any interface

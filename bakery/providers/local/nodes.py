@@ -1,4 +1,4 @@
-"""Boot, run commands in, and stop systemd-nspawn nodes (../shared/ENGINE.md §3).
+"""Boot, run commands in, and stop systemd-nspawn nodes (docs/local-nodes.md).
 
 Each node boots the shared image read-only under its own overlay, with its
 own /var/lib/docker (seeded from the image's when it has one, so baked images
@@ -40,10 +40,10 @@ def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, seed_in_ove
     (seed / "meta-data").write_text(meta)
     # No resolved in the image: point the resolver at dnsmasq on the bridge, as a tenant DHCP would.
     (d / "upper/etc/resolv.conf").write_text(f"nameserver {HOST_ADDRESS}\nsearch {DOMAIN}\n")
-    # The node's /var/lib/docker is a bind mount over the image's: copy what the image has there
-    # into it (FACTS: images vanish when a fresh volume is mounted over /var/lib/docker). An image
-    # need not have one: dockerd creates it at first start, and neither a bake without archives
-    # (nothing loaded, dockerd never ran) nor the plain image (no Docker) started it.
+    # The node's /var/lib/docker is a bind mount over the image's, which would hide preloaded
+    # images: copy what the image has there into it (docs/local-nodes.md). An image need not have
+    # one: dockerd creates it at first start, and neither a bake without archives (nothing loaded,
+    # dockerd never ran) nor the plain image (no Docker) started it.
     if (image_root / "var/lib/docker").is_dir():
         run(["cp", "-a", "--reflink=auto", f"{image_root}/var/lib/docker/.", str(d / "docker")], d / "prepare.log")
 
