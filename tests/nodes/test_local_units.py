@@ -139,3 +139,12 @@ def test_teardown_result_text_and_json(capsys: pytest.CaptureFixture[str]) -> No
     captured = capsys.readouterr()
     assert json.loads(captured.out)["result"] == "incomplete"
     assert captured.err == "bakery down: could not remove: bridge bkr-c: busy\n"
+
+
+def test_archives_need_the_baked_image(tmp_path: Path) -> None:
+    archive = tmp_path / "app.tar"
+    archive.write_bytes(b"")
+    recipe = rootfs.Recipe(baked=False, mirror="http://deb.debian.org/debian", archives=(archive,))
+    with pytest.raises(UserError, match="the plain image has none"):
+        rootfs.ensure(recipe, tmp_path / "cache", lambda m: None)
+    assert not (tmp_path / "cache").exists()
