@@ -311,8 +311,8 @@ def status(rec: ClusterRecord) -> tuple[list[dict[str, Any]], str | None]:
     """One row per recorded node, with what the swarm says of it, and the manager that said it.
 
     The swarm's view comes from `docker node ls` on the engine inside a running manager (ask_swarm),
-    as an operator on that manager would see it. Row keys: name, role, address, running (its
-    systemd-nspawn runs), status (Ready/Down/Unknown/Disconnected; Unknown too when no manager
+    as an operator on that manager would see it. Row keys: name, role, address, running (the node's
+    systemd runs), status (Ready/Down/Unknown/Disconnected; Unknown too when no manager
     answered or the swarm does not list the node), availability (Active/Pause/Drain, "" when
     unknown), manager_status (Leader/Reachable/Unreachable; "" for workers and when unknown).
     A node that is not a swarm member by design (consul) has "" for all three. The manager is None
