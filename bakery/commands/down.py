@@ -6,11 +6,18 @@ Stops the cluster's nodes (by their recorded process ids), removes their
 overlays and docker directories, stops dnsmasq and the apt proxy, deletes the
 FORWARD rule and the bridge. The cluster's CAs and certificates stay in the
 state directory: a later `up` reuses them. If something cannot be removed it
-is listed, the record is kept, and running `down` again retries.
+is listed, the record is kept, and running `down` again retries (exit 1).
+With nothing to remove (no record: a second `down`, or a cluster that never
+was) it says so in one line on stderr and exits 0.
 
 --provider openstack deletes the servers, floating IPs, load balancer, seed
 port, server group, imported keypair and security groups that carry the
-cluster's tag, and nothing else.
+cluster's tag, and nothing else; nothing tagged is nothing to remove (exit 0).
+
+--output json prints {"cluster", "result", "removed", "problems"} instead:
+result is "removed", "nothing-to-remove" or "incomplete" (exit 1), removed
+lists what was there and is gone ("node seed", "bridge bkr-local", "server
+ID"), problems what could not be removed.
 """
 
 from __future__ import annotations
@@ -27,16 +34,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from ..providers.local import cluster
-    from ..providers.local.host import require_host, stderr_progress
+    from ..providers.local.host import stderr_progress
     from ..state import default_root
 
+    output = args.output
     if args.provider == "openstack":
         from ..providers.openstack import commands
 
-        return commands.run_down(args, commands.tagged_name(cluster_name(args)))
-    require_host(["ip", "iptables"], "bakery down --provider local")
+        return commands.run_down(args, commands.tagged_name(cluster_name(args)), output)
     name = cluster_name(args)
-    return teardown_result("down", name, cluster.down(args.state_dir or default_root(), name,
-                                                      stderr_progress("bakery down")))
+    state_dir = args.state_dir or default_root()
+    done = cluster.down(state_dir, name, stderr_progress("bakery down"))
+    return teardown_result("down", name, done.removed, done.problems, looked=f"no record of it in {state_dir}",
+                           output=output)

@@ -1,17 +1,34 @@
-"""List a cluster's nodes, their roles and states.
+"""List a cluster's nodes: role, address, whether it runs, and what the swarm says of it.
 
   bakery nodes [--cluster local] [--output json]
 
-For each node `bakery up` booted: its role, address, whether it runs, and
-its state in the swarm as a running manager reports it (Ready/Down, Leader/
-Reachable). --provider openstack lists the cluster's servers (Nova status,
-addresses) with their swarm state through the seed's mutual-TLS API.
+For each node `bakery up` booted, as `docker node ls` on a running manager
+(asked through its engine, inside the node) reports it: STATUS
+(Ready/Down/Unknown), AVAILABILITY (Active/Pause/Drain) and MANAGER STATUS
+(Leader/Reachable/Unreachable, empty for workers). A node that is down is
+still listed: RUNNING no, and Down once the managers have noticed (until then
+they still say Ready). When no manager answers, every STATUS is Unknown, a
+line on stderr says so, and the exit code is still 0.
+
+--output json: {"cluster", "answered_by", "nodes"}: answered_by is the
+manager whose engine listed the swarm (null if none answered); each node has
+name, role (seed/manager/worker/consul), address, running (true/false),
+status ("Ready", "Down", "Unknown", "Disconnected"; "Unknown" too when the
+swarm does not list it), availability ("Active", "Pause", "Drain"; "" when
+unknown) and manager_status ("Leader", "Reachable", "Unreachable"; "" for a
+worker or when unknown). A consul node, which is not in the swarm, has ""
+for the last three.
+
+--provider openstack lists the cluster's servers: name, role, address,
+status (Nova's, e.g. ACTIVE), swarm (ready/down/unknown through the seed's
+mutual-TLS API, "-" when it does not answer) and manager.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..errors import EXIT_OK
 from ..output import print_table
@@ -34,9 +51,12 @@ def run(args: argparse.Namespace) -> int:
         return commands.run_nodes(args, commands.tagged_name(cluster_name(args)))
     require_host(["nsenter"], "bakery nodes --provider local")
     rec = cluster.load(args.state_dir or default_root(), cluster_name(args))
-    rows = cluster.status(rec)
+    rows, answered_by = cluster.status(rec)
+    if answered_by is None:
+        print(f"bakery nodes: no running manager of cluster {rec.cluster} answered `docker node ls`: "
+              "swarm states are Unknown", file=sys.stderr)
     if args.output == "json":
-        print(json.dumps({"cluster": rec.cluster, "nodes": rows}, indent=2))
+        print(json.dumps({"cluster": rec.cluster, "answered_by": answered_by, "nodes": rows}, indent=2))
         return EXIT_OK
-    print_table(rows, ("name", "role", "address", "running", "swarm", "manager"))
+    print_table(rows, ("name", "role", "address", "running", "status", "availability", "manager_status"))
     return EXIT_OK

@@ -34,9 +34,10 @@ def cluster(baked_image: dict[str, Any], cache_dir: Path,
 def test_every_node_is_ready_with_its_role(cluster: LocalCluster) -> None:
     nodes = cluster.nodes()
     assert set(nodes) == {"seed", "manager-1", "manager-2", "worker-1"}
-    assert all(n["running"] and n["swarm"] == "Ready" for n in nodes.values()), nodes
-    assert nodes["worker-1"]["manager"] == "-"
-    assert sorted(n["manager"] for name, n in nodes.items() if name != "worker-1") == [
+    assert all(n["running"] and n["status"] == "Ready" and n["availability"] == "Active"
+               for n in nodes.values()), nodes
+    assert nodes["worker-1"]["manager_status"] == ""
+    assert sorted(n["manager_status"] for name, n in nodes.items() if name != "worker-1") == [
         "Leader", "Reachable", "Reachable"]
     # The same, seen through the operator's TLS client as `up` told us to reach it.
     listed = cluster.docker("node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.ManagerStatus}}").stdout

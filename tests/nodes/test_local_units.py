@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 from pathlib import Path
 
@@ -85,3 +87,62 @@ def test_a_reused_pid_is_not_ours() -> None:
     assert me.alive()
     assert not Proc(os.getpid(), me.starttime + 1).alive()
     assert proc_starttime(2**22 + 12345) is None
+
+
+def down_args(state_dir: Path, *extra: str) -> argparse.Namespace:
+    from bakery import cli
+
+    return cli.build_parser("down").parse_args(["down", "--cluster", "gone", "--state-dir", str(state_dir), *extra])
+
+
+def test_down_with_no_record_is_nothing_to_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Idempotent teardown: no record (a second `down`, a cluster that never was) is exit 0, and needs no root."""
+    from bakery import cli
+
+    assert cli.main(["down", "--cluster", "gone", "--state-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"bakery down: cluster gone: nothing to remove (no record of it in {tmp_path})"]
+    assert cli.main(["down", "--cluster", "gone", "--state-dir", str(tmp_path), "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"cluster": "gone", "result": "nothing-to-remove",
+                                                   "removed": [], "problems": []}
+    assert not (tmp_path / "gone").exists()  # looking created nothing
+
+
+def test_status_lists_nodes_that_are_gone_as_unknown(tmp_path: Path) -> None:
+    """No manager runs: every recorded node is still listed, not running, its swarm state Unknown."""
+    dead = Proc(os.getpid(), Proc.of(os.getpid()).starttime + 1)  # a pid that is not this process any more
+    rec = ClusterRecord(cluster="c", workdir=str(tmp_path), nodes=[
+        NodeRecord("seed", "seed", str(tmp_path), dead, dead),
+        NodeRecord("worker-1", "worker", str(tmp_path), dead, dead, stopped=True),
+        NodeRecord("consul", "consul", str(tmp_path), dead, dead)])
+    rows, answered_by = cluster.status(rec)
+    assert answered_by is None
+    assert rows == [
+        {"name": "seed", "role": "seed", "address": "10.213.0.10", "running": False, "status": "Unknown",
+         "availability": "", "manager_status": ""},
+        {"name": "worker-1", "role": "worker", "address": "10.213.0.31", "running": False, "status": "Unknown",
+         "availability": "", "manager_status": ""},
+        {"name": "consul", "role": "consul", "address": "10.213.0.90", "running": False, "status": "",
+         "availability": "", "manager_status": ""}]
+
+
+def test_teardown_result_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from bakery.output import teardown_result
+
+    assert teardown_result("down", "c", ["node seed", "bridge bkr-c"], [], looked="-") == 0
+    assert capsys.readouterr().out == "cluster c removed\n"
+    assert teardown_result("down", "c", ["node seed"], ["bridge bkr-c: busy"], looked="-", output="json") == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["result"] == "incomplete"
+    assert captured.err == "bakery down: could not remove: bridge bkr-c: busy\n"
+
+
+def test_archives_need_the_baked_image(tmp_path: Path) -> None:
+    archive = tmp_path / "app.tar"
+    archive.write_bytes(b"")
+    recipe = rootfs.Recipe(baked=False, mirror="http://deb.debian.org/debian", archives=(archive,))
+    with pytest.raises(UserError, match="the plain image has none"):
+        rootfs.ensure(recipe, tmp_path / "cache", lambda m: None)
+    assert not (tmp_path / "cache").exists()

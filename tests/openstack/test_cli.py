@@ -105,10 +105,40 @@ def test_bake_target_openstack_refuses_local_flags(capsys):
     assert "are for --target local" in one_line_error(capsys, argv, 2)
 
 
-def test_down_without_anything_tagged(fake, capsys):
+def test_down_without_anything_tagged_is_nothing_to_remove(fake, capsys):
     assert cli.main(["down", "--provider", "openstack", "--cluster", "ghost"]) == 0
     captured = capsys.readouterr()
-    assert captured.out == "cluster ghost removed\n" and "nothing to delete" in captured.err
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "bakery down: cluster ghost: nothing to remove (nothing on this cloud carries the tag bakery.cluster=ghost)"]
+
+
+def down_json(cluster):
+    """`bakery down --output json`."""
+    return cli.main(["down", "--provider", "openstack", "--cluster", cluster, "--output", "json"])
+
+
+def test_down_twice_json_removed_then_nothing(fake, clock, capsys, tmp_path):
+    from bakery import config
+    from bakery.providers.openstack import up as ou
+
+    opts = ou.UpOptions(cluster="prod", flavor="m1.small", image="debian-12", network="private",
+                        operator_cidr="198.51.100.0/24", managers=1, workers=1, poll=1)
+    ou.up(fakecloud.connect(), opts, config.build({}), tmp_path / "state", lambda m: None, clock)
+    servers = sorted(fake.servers)
+    capsys.readouterr()
+    assert down_json("prod") == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["cluster"] == "prod" and first["result"] == "removed" and first["problems"] == []
+    kinds = [r.rsplit(" ", 1) for r in first["removed"]]  # "KIND ID", newest first
+    assert sorted(ident for kind, ident in kinds if kind == "server") == servers
+    assert {kind for kind, _ in kinds} == {"server", "port", "server group", "security group"}
+    assert down_json("prod") == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"cluster": "prod", "result": "nothing-to-remove", "removed": [],
+                                        "problems": []}
+    assert [line for line in captured.err.splitlines() if "nothing to remove" in line] == [
+        "bakery down: cluster prod: nothing to remove (nothing on this cloud carries the tag bakery.cluster=prod)"]
 
 
 @pytest.mark.engine

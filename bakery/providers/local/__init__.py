@@ -1,1 +1,1 @@
-"""The local provider: systemd-nspawn nodes on this machine (../shared/ENGINE.md §3, §5)."""
+"""The local provider: systemd-nspawn nodes on this machine (docs/local-nodes.md)."""

@@ -1,4 +1,4 @@
-"""A minimal apt proxy on the bridge address, for nodes that install Docker at boot (ENGINE.md §5).
+"""A minimal apt proxy on the bridge address, for nodes that install Docker at boot (docs/local-nodes.md).
 
 Nodes have no route out and must not get one. apt sends absolute-URI GETs to
 its proxy; this forwards GET and HEAD to the allowed mirror hosts only (the

@@ -59,7 +59,7 @@ def boot(state_dir: Path, name: str, cache_dir: Path, user_data: bytes, progress
     node = NodeRecord(name=NAME, role="builder", dir=str(workdir / "nodes" / NAME))
     rec.nodes.append(node)
     save()
-    nodes.prepare(node, image.root, user_data, baked=False, seed_in_overlay=True)
+    nodes.prepare(node, image.root, user_data, seed_in_overlay=True)
     progress(f"booting {NAME} from the plain image {image.root.parent.name}")
     nodes.boot(node, image.root, rec.bridge, binds, console="passive")  # a VM's console log
     save()

@@ -20,7 +20,7 @@ import yaml
 from ...errors import BakeryError, EnvironmentMissing, UserError
 from . import net, nodes, rootfs
 from .host import Progress
-from .state import ClusterRecord, NodeRecord, record_path
+from .state import ClusterRecord, NodeRecord, Teardown, record_path
 
 APT_PROXY_PORT = 3142
 MAX_INDEX = 19  # manager-1..19 and worker-1..19 have fixed addresses
@@ -161,7 +161,7 @@ def add_node(rec: ClusterRecord, state_dir: Path, name: str, role: str, progress
     rec.nodes.append(node)
     save()
     user_data = render(rec, state_dir, name, role)
-    nodes.prepare(node, Path(rec.image), user_data, baked=rec.baked)
+    nodes.prepare(node, Path(rec.image), user_data)
     progress(f"booting {name} ({role}, {address_for(name, role)})")
     nodes.boot(node, Path(rec.image), rec.bridge)
     save()
@@ -170,16 +170,30 @@ def add_node(rec: ClusterRecord, state_dir: Path, name: str, role: str, progress
     return node
 
 
-def swarm_nodes(rec: ClusterRecord) -> list[SwarmNode] | None:
-    """`docker node ls` as seen by the first running manager that answers; None if none does."""
+def ask_swarm(rec: ClusterRecord) -> tuple[NodeRecord, list[SwarmNode]] | None:
+    """`docker node ls` from the engine inside the first running manager that answers (the seed first),
+    with that manager; None if none does.
+
+    A manager that stopped meanwhile, hangs, or has no quorum ("the swarm does not have a leader")
+    is skipped for the next one.
+    """
     fmt = "{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}"
     for node in rec.nodes:
         if node.role not in ("seed", "manager") or node.stopped or not nodes.running(node):
             continue
-        done = nodes.exec_in(node, ["docker", "node", "ls", "--format", fmt], timeout=30)
+        try:
+            done = nodes.exec_in(node, ["docker", "node", "ls", "--format", fmt], timeout=30)
+        except (BakeryError, subprocess.TimeoutExpired):
+            continue
         if done.returncode == 0:
-            return [SwarmNode(*line.split("|", 3)) for line in done.stdout.splitlines() if line.count("|") == 3]
+            return node, [SwarmNode(*line.split("|", 3)) for line in done.stdout.splitlines() if line.count("|") == 3]
     return None
+
+
+def swarm_nodes(rec: ClusterRecord) -> list[SwarmNode] | None:
+    """`docker node ls` as seen by the first running manager that answers; None if none does."""
+    asked = ask_swarm(rec)
+    return asked[1] if asked else None
 
 
 def readiness(rec: ClusterRecord, listed: list[SwarmNode] | None) -> dict[str, bool]:
@@ -219,7 +233,7 @@ def wait_ready(rec: ClusterRecord, timeout: float, progress: Progress) -> None:
 
 
 def start_apt_proxy(rec: ClusterRecord, save: Callable[[], None]) -> None:
-    """The only way out for nodes that install packages at boot: GETs to the image's mirror (ENGINE.md §5)."""
+    """The only way out for nodes that install packages at boot: GETs to the image's mirror (docs/local-nodes.md)."""
     from urllib.parse import urlparse
 
     from .state import Proc
@@ -242,16 +256,26 @@ def load(state_dir: Path, cluster: str) -> ClusterRecord:
     return ClusterRecord.load(path)
 
 
-def down(state_dir: Path, cluster: str, progress: Progress) -> list[str]:
-    """Remove what the record lists; returns what could not be removed (and keeps the record then)."""
+def down(state_dir: Path, cluster: str, progress: Progress) -> Teardown:
+    """Remove what the record lists; what could not be removed is returned too (and the record kept).
+
+    No record (a cluster that never was, or a second `down`): nothing to remove, an empty
+    Teardown, and no root needed.
+    """
     import shutil
 
+    from .host import require_host
+
     path = record_path(state_dir, cluster)
-    rec = load(state_dir, cluster)
+    if not path.exists():
+        return Teardown()
+    require_host(["ip", "iptables"], "bakery down --provider local")
+    rec = ClusterRecord.load(path)
 
     def save() -> None:
         rec.save(path)
 
+    done = Teardown()
     live = [n for n in rec.nodes if not nodes.is_gone(n)]
     progress(f"stopping {len(live)} node(s)")
     for node in live:  # all at once: each gets its orderly poweroff in parallel
@@ -260,16 +284,19 @@ def down(state_dir: Path, cluster: str, progress: Progress) -> list[str]:
     for node in live:
         nodes.stop(node, grace=15, signalled=True)
     save()
-    problems = [f"node {n.name} is still running" for n in rec.nodes if not nodes.is_gone(n)]
-    problems += net.teardown(rec, save)
-    if problems:
-        return problems
+    done.removed += [f"node {n.name}" for n in live if nodes.is_gone(n)]
+    done.problems += [f"node {n.name} is still running" for n in rec.nodes if not nodes.is_gone(n)]
+    done.add(net.teardown(rec, save))
+    if done.problems:
+        return done
     workdir = Path(rec.workdir)
     if workdir == path.parent / "local" and workdir.exists():
         progress(f"removing {workdir}")
         shutil.rmtree(workdir)
+        done.removed.append(f"directory {workdir}")
     path.unlink()
-    return []
+    done.removed.append(f"record {path}")
+    return done
 
 
 def require_local() -> None:
@@ -280,22 +307,40 @@ def require_local() -> None:
         raise EnvironmentMissing("this kernel has no PID namespaces; systemd-nspawn cannot boot nodes")
 
 
-def status(rec: ClusterRecord) -> list[dict[str, Any]]:
-    """One row per recorded node: role, address, running, and its swarm state."""
-    listed = swarm_nodes(rec) or []
+def status(rec: ClusterRecord) -> tuple[list[dict[str, Any]], str | None]:
+    """One row per recorded node, with what the swarm says of it, and the manager that said it.
+
+    The swarm's view comes from `docker node ls` on the engine inside a running manager (ask_swarm),
+    as an operator on that manager would see it. Row keys: name, role, address, running (the node's
+    systemd runs), status (Ready/Down/Unknown/Disconnected; Unknown too when no manager
+    answered or the swarm does not list the node), availability (Active/Pause/Drain, "" when
+    unknown), manager_status (Leader/Reachable/Unreachable; "" for workers and when unknown).
+    A node that is not a swarm member by design (consul) has "" for all three. The manager is None
+    when none answered (every manager stopped, or none has quorum).
+    """
+    asked = ask_swarm(rec)
+    listed = asked[1] if asked else []
     rows = []
     for node in rec.nodes:
         mine = [s for s in listed if s.hostname == node.name]
+        # A node that left and joined again is listed twice: the Ready entry is the live one.
         best = next((s for s in mine if s.status == "Ready"), mine[0] if mine else None)
+        if node.role == "consul" and best is None:
+            seen = ("", "", "")
+        elif best is None:
+            seen = ("Unknown", "", "")
+        else:
+            seen = (best.status, best.availability, best.manager_status)
         rows.append({
             "name": node.name,
             "role": node.role,
             "address": address_for(node.name, node.role),
             "running": nodes.running(node),
-            "swarm": best.status if best else "-",
-            "manager": (best.manager_status or "-") if best else "-",
+            "status": seen[0],
+            "availability": seen[1],
+            "manager_status": seen[2],
         })
-    return rows
+    return rows, asked[0].name if asked else None
 
 
 def grow(state_dir: Path, cluster: str, name: str, role: str, progress: Progress) -> NodeRecord:

@@ -1,7 +1,7 @@
 """The local cluster's tenant network: a private bridge, one FORWARD rule, dnsmasq for DHCP and DNS.
 
 Nodes get addresses from dnsmasq like VMs on a tenant network, and find each
-other by name in the `cluster.test` domain (../shared/ENGINE.md §3). Every
+other by name in the `cluster.test` domain (docs/local-nodes.md). Every
 piece is recorded in the ClusterRecord the moment it exists, and removed
 from that record only; nothing is ever found or removed by name pattern.
 The subnet is fixed (10.213.0.0/24): `up` refuses to start if any interface
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ...errors import BakeryError, EnvironmentMissing
 from .host import run, which
-from .state import ClusterRecord, Proc
+from .state import ClusterRecord, Proc, Teardown
 
 SUBNET = ipaddress.ip_network("10.213.0.0/24")
 HOST_ADDRESS = "10.213.0.1"
@@ -130,29 +130,32 @@ def leases(rec: ClusterRecord) -> dict[str, Lease]:
     return found
 
 
-def teardown(rec: ClusterRecord, save: Callable[[], None]) -> list[str]:
-    """Undo what the record says this module did; returns what could not be undone."""
-    problems: list[str] = []
+def teardown(rec: ClusterRecord, save: Callable[[], None]) -> Teardown:
+    """Undo what the record says this module did: what was removed, and what could not be."""
+    done = Teardown()
     for name, proc in list(rec.services.items()):
         proc.stop(grace=5)
         if proc.alive():
-            problems.append(f"{name} (pid {proc.pid}) would not stop")
+            done.problems.append(f"{name} (pid {proc.pid}) would not stop")
         else:
             del rec.services[name]
             save()
+            done.removed.append(f"{name} (pid {proc.pid})")
     for rule in list(rec.iptables):
-        done = subprocess.run(["iptables", "-D", *rule], capture_output=True, check=False)
-        if done.returncode == 0 or b"does a matching rule exist" in done.stderr or b"Bad rule" in done.stderr:
+        gone = subprocess.run(["iptables", "-D", *rule], capture_output=True, check=False)
+        if gone.returncode == 0 or b"does a matching rule exist" in gone.stderr or b"Bad rule" in gone.stderr:
             rec.iptables.remove(rule)
             save()
+            done.removed.append(f"iptables rule {' '.join(rule)}")
         else:
-            problems.append(f"iptables -D {' '.join(rule)}: {done.stderr.decode(errors='replace').strip()}")
+            done.problems.append(f"iptables -D {' '.join(rule)}: {gone.stderr.decode(errors='replace').strip()}")
     if rec.bridge and rec.bridge_created:
         if _link_exists(rec.bridge):
             gone = subprocess.run(["ip", "link", "del", rec.bridge], capture_output=True, check=False)
             if gone.returncode != 0:
-                problems.append(f"ip link del {rec.bridge}: {gone.stderr.decode(errors='replace').strip()}")
-                return problems
+                done.problems.append(f"ip link del {rec.bridge}: {gone.stderr.decode(errors='replace').strip()}")
+                return done
+        done.removed.append(f"bridge {rec.bridge}")
         rec.bridge, rec.bridge_created, rec.address = "", False, ""
         save()
-    return problems
+    return done

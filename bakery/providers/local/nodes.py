@@ -1,8 +1,8 @@
-"""Boot, run commands in, and stop systemd-nspawn nodes (../shared/ENGINE.md §3).
+"""Boot, run commands in, and stop systemd-nspawn nodes (docs/local-nodes.md).
 
 Each node boots the shared image read-only under its own overlay, with its
-own /var/lib/docker (seeded from the image's, so baked images are there)
-and a NoCloud seed holding its user-data and meta-data, so the real
+own /var/lib/docker (seeded from the image's when it has one, so baked images
+are there) and a NoCloud seed holding its user-data and meta-data, so the real
 cloud-init runs on exactly what `bakery render` printed.
 """
 
@@ -23,8 +23,7 @@ from .state import NodeRecord, Proc, proc_starttime
 SEED_MOUNT = "/var/lib/cloud/seed/nocloud"
 
 
-def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, baked: bool,
-            seed_in_overlay: bool = False) -> None:
+def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, seed_in_overlay: bool = False) -> None:
     """The node's directory: overlay upper, docker dir, NoCloud seed.
 
     The seed is a read-only bind mount, unless `seed_in_overlay`: then it is a
@@ -41,9 +40,11 @@ def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, baked: bool
     (seed / "meta-data").write_text(meta)
     # No resolved in the image: point the resolver at dnsmasq on the bridge, as a tenant DHCP would.
     (d / "upper/etc/resolv.conf").write_text(f"nameserver {HOST_ADDRESS}\nsearch {DOMAIN}\n")
-    if baked:
-        # The node's /var/lib/docker is a bind mount; copy the baked images into it (FACTS:
-        # images vanish when a fresh volume is mounted over /var/lib/docker).
+    # The node's /var/lib/docker is a bind mount over the image's, which would hide preloaded
+    # images: copy what the image has there into it (docs/local-nodes.md). An image need not have
+    # one: dockerd creates it at first start, and neither a bake without archives (nothing loaded,
+    # dockerd never ran) nor the plain image (no Docker) started it.
+    if (image_root / "var/lib/docker").is_dir():
         run(["cp", "-a", "--reflink=auto", f"{image_root}/var/lib/docker/.", str(d / "docker")], d / "prepare.log")
 
 

@@ -1,13 +1,18 @@
 """The node image for local clusters: a Debian root filesystem, built once and cached.
 
-Recipe (../shared/ENGINE.md §3): debootstrap minbase with systemd, then a
+Recipe (docs/local-nodes.md): debootstrap minbase with systemd, then a
 second apt step inside the image (debootstrap alone cannot resolve
-cloud-init's virtual python3-cffi-backend-api-* dependency). Two flavours share
-one debootstrap stage:
+cloud-init's virtual python3-cffi-backend-api-* dependency). Stages:
 
-- plain: systemd, cloud-init, NFS client. The user-data installs Docker at boot.
-- baked: plain + docker.io + images loaded from `docker save` archives +
-  /etc/bakery/baked. The user-data sees the marker and skips the install.
+    base (debootstrap) ─┬─ plain: systemd, cloud-init, NFS client; the user-data installs Docker at boot
+                        └─ baked: plain's packages + docker.io + /etc/bakery/baked (no images)
+                              └─ baked with archives: a copy of that, the `docker save` archives loaded
+
+The user-data sees the marker and skips the install. A bake with archives
+starts from the bake without them, so both share the Docker install (one apt
+step) and `bakery bake --target local` with no archive costs nothing more
+once an archive bake was made. An image need not have /var/lib/docker: only
+loading archives creates it.
 
 Docker's storage driver is not baked in: the user-data's daemon.json sets it,
 exactly as on OpenStack. Each stage lives in `<cache>/<stage>-<key>` where key
@@ -23,7 +28,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ... import __version__
@@ -136,6 +141,9 @@ def image_key(recipe: Recipe) -> str:
 
 def ensure(recipe: Recipe, cache: Path, progress: Progress) -> Image:
     """The cached image for `recipe`, built (with progress) only if it is not there yet."""
+    if recipe.archives and not recipe.baked:
+        raise UserError("image archives need Docker in the image, and the plain image has none",
+                        fix="drop --plain, or drop --pre-pull-archive")
     for archive in recipe.archives:
         if not archive.is_file():
             raise UserError(f"{archive}: no such image archive (make one with `docker save -o FILE IMAGE`)")
@@ -146,11 +154,18 @@ def ensure(recipe: Recipe, cache: Path, progress: Progress) -> Image:
     if (final / "rootfs").is_dir():
         progress(f"node image {final.name} is cached ({final})")
         return _image(final, key, recipe.baked)
-    base = _ensure_base(recipe, cache, progress)
+    if recipe.archives:
+        lower = ensure(replace(recipe, archives=()), cache, progress).root.parent
+        what = f"the baked image without archives ({lower.name})"
+    else:
+        lower, what = _ensure_base(recipe, cache, progress), "the base system"
     with _scratch(cache, final.name) as work:
-        progress(f"copying the base system into a new {final.name}")
-        run(["cp", "-a", "--reflink=auto", str(base / "rootfs"), str(work / "rootfs")], work / "build.log")
-        _configure(work / "rootfs", recipe, work / "build.log", progress)
+        progress(f"copying {what} into a new {final.name}")
+        run(["cp", "-a", "--reflink=auto", str(lower / "rootfs"), str(work / "rootfs")], work / "build.log")
+        if recipe.archives:
+            _add_archives(work / "rootfs", recipe, work / "build.log", progress)
+        else:
+            _configure(work / "rootfs", recipe, work / "build.log", progress)
         work.rename(final)
     progress(f"node image ready: {final}")
     return _image(final, key, recipe.baked)
@@ -234,10 +249,16 @@ def _configure(root: Path, recipe: Recipe, log: Path, progress: Progress) -> Non
         # Docker starts when the user-data has configured it (daemon.json, TLS socket), not
         # at first boot with settings the image does not have.
         _nspawn(root, log, "systemctl", "disable", "docker.service", "docker.socket")
-        _load_images(root, recipe.archives, log, progress)
         _write_marker(root, recipe)
     _nspawn_cgroups_unit(root, log)
     policy.unlink()
+    _hygiene(root, log)
+
+
+def _add_archives(root: Path, recipe: Recipe, log: Path, progress: Progress) -> None:
+    """On a copy of the baked image without archives: load them, list them in the marker, seal again."""
+    _load_images(root, recipe.archives, log, progress)
+    _write_marker(root, recipe)
     _hygiene(root, log)
 
 
@@ -273,7 +294,7 @@ def _load_images(root: Path, archives: tuple[Path, ...], log: Path, progress: Pr
     """`docker load` each archive with the image's own dockerd, inside the image, on a private network.
 
     vfs, because that is the storage driver the user-data configures: images
-    loaded under another driver would be invisible at boot (FACTS: images vanish
+    loaded under another driver would be invisible at boot (docs/local-nodes.md: images vanish
     when the storage driver changes).
     """
     if not archives:
@@ -324,7 +345,7 @@ def _package_version(status: str, name: str) -> str:
 
 
 def _hygiene(root: Path, log: Path) -> None:
-    """What every image must shed before it is cloned (FACTS: images, cloud-init clean)."""
+    """What every image must shed before it is cloned (docs/local-nodes.md)."""
     _nspawn(root, log, "cloud-init", "clean", "--logs", "--seed", net=False)
     _nspawn(root, log, "apt-get", "clean", net=False)
     (root / "etc/machine-id").write_text("")

@@ -116,5 +116,20 @@ class ClusterRecord:
         return cls(**data)
 
 
+@dataclass
+class Teardown:
+    """What `down` removed, in order, and what it could not (then the record is kept: `down` again retries).
+
+    Both empty: there was nothing to remove.
+    """
+
+    removed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, other: Teardown) -> None:
+        self.removed += other.removed
+        self.problems += other.problems
+
+
 def record_path(state_dir: Path, cluster: str) -> Path:
     return state_dir / cluster / RECORD

@@ -127,12 +127,26 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
     return EXIT_OK
 
 
-def run_down(args: argparse.Namespace, cluster: str) -> int:
+def run_down(args: argparse.Namespace, cluster: str, output: str = "text") -> int:
     from ..local.host import stderr_progress
     from .cloud import connect
     from .up import down
 
-    return teardown_result("down", cluster, down(connect(args.os_cloud), cluster, stderr_progress("bakery down")))
+    report = stderr_progress("bakery down")
+    deleted: list[str] = []
+
+    def progress(message: str) -> None:
+        # up.down reports each deletion as "deleted KIND ID" (ledger.delete_all): what was removed.
+        # Its "nothing to delete" line is said once, by teardown_result.
+        if message.startswith("deleted "):
+            deleted.append(message.removeprefix("deleted "))
+        elif message.endswith(": nothing to delete"):
+            return
+        report(message)
+
+    problems = down(connect(args.os_cloud), cluster, progress)
+    return teardown_result("down", cluster, deleted, problems,
+                           looked=f"nothing on this cloud carries the tag bakery.cluster={cluster}", output=output)
 
 
 def node_rows(conn: Any, cluster: str, state_dir: Path | None, api_port: int) -> tuple[list[dict[str, Any]], str]:
