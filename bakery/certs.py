@@ -303,6 +303,16 @@ def ensure_gossip_key(cluster_dir: Path) -> str:
         return read_private(path).decode("ascii").strip()
 
 
+def check_keys(cluster_dir: Path) -> None:
+    """Refuse the state dir if any key file in it (CA, client, node, gossip) is readable by others."""
+    paths = [cluster_dir / sub / "ca-key.pem" for sub in CA_DIRS]
+    paths += [cluster_dir / "client" / "key.pem", cluster_dir / "consul" / "gossip.key"]
+    paths += [cluster_dir / "nodes" / n / f"{kind}-key.pem" for n in node_names(cluster_dir)
+              for kind in ("server", "join")]
+    for path in paths:
+        check_private(path)
+
+
 @dataclass(frozen=True)
 class CertInfo:
     """One certificate in the state dir, read for its expiry (public data only)."""
