@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shlex
 import sys
 from typing import Any
 
@@ -139,5 +140,5 @@ def run(args: argparse.Namespace) -> int:
                  "(see bakery certs --help)" if nodes else ""), file=err)
     print("bakery certs: point the Docker CLI at the seed's mutual-TLS API with the line below, or: "
           "eval \"$(bakery certs)\"", file=err)
-    print(" ".join(["export", *(f"{k}={v}" for k, v in env.items())]))
+    print(" ".join(["export", *(f"{k}={shlex.quote(v)}" for k, v in env.items())]))  # eval-able for any path
     return EXIT_OK
