@@ -18,7 +18,9 @@ running node, so rolling the node is yours:
   bakery certs --renew --nodes worker-1     # new key pair and certificate, same SANs and class
   bakery render --role worker --name worker-1 ... -o worker-1.userdata   # the flags it had before
 then either replace the server with that user-data (docker node update
---availability drain worker-1 first, docker node rm after), or copy
+--availability drain worker-1 first, and demote a manager; docker node rm the
+old one after; a replaced seed rejoins only through a running manager listed in
+swarm.managers, else it initialises a new swarm), or copy
 nodes/worker-1/{server,join}-{cert,key}.pem from the state directory to
 /etc/bakery/tls/ on the node and run `systemctl restart docker` (and
 `bakery-join-server` on managers). Later rebuilds of the server must use the
