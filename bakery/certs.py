@@ -13,8 +13,13 @@ could do everything; we do not):
   cannot obtain the manager token, and its certificate opens no Docker API.
 
 The CA keys never leave the state directory. cryptography is imported only
-when something has to be created; rendering with existing material only
-reads PEM files.
+when something has to be created or a certificate is read for its dates
+(`inventory`); rendering with existing material only reads PEM files.
+
+Everything that creates or issues holds the cluster's lock (state.locked), so
+parallel renders on a fresh state dir make one pair of CAs and sign with it. A
+CA appears whole (built in a temporary directory and renamed into place) and is
+never replaced; key files found with a looser mode than 0600 are refused.
 """
 
 from __future__ import annotations
@@ -22,14 +27,22 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .state import private_dir, write_private, write_public
+from .config import check_node_name
+from .errors import EnvironmentMissing, UserError
+from .state import check_private, locked, read_private, write_private, write_public
 
 CA_DAYS = 3650
-LEAF_DAYS = 825
+LEAF_DAYS = 825  # never past the CA's own end: a leaf is capped at its CA's not_after
+EXPIRY_WARN_DAYS = 30
+CA_DIRS = {"ca": "cluster CA", "join-ca": "join CA"}
 
 
 @dataclass(frozen=True)
@@ -81,9 +94,18 @@ def _name(cn: str, ou: str | None = None) -> Any:
     return x509.Name(attrs)
 
 
-def ensure_ca(directory: Path, common_name: str) -> None:
-    if (directory / "ca.pem").exists() and (directory / "ca-key.pem").exists():
-        return
+def _create_ca(directory: Path, common_name: str) -> bool:
+    """Create the CA in `directory` unless its ca.pem exists (its key may be kept offline). Under the lock.
+
+    The pair is built in a temporary directory and renamed into place, so a CA is never seen half
+    made and an existing one (or a stray key without its certificate) is never replaced.
+    """
+    if (directory / "ca.pem").exists():
+        return False
+    if directory.exists() and any(directory.iterdir()):
+        held = ", ".join(sorted(p.name for p in directory.iterdir()))
+        raise UserError(f"{directory} holds {held} but no ca.pem; bakery never replaces a CA's files",
+                        fix=f"restore {directory / 'ca.pem'}, or remove {directory} if no node was issued from it")
     x509, hashes, serialization, _, _, _ = _crypto()
     key = _new_key()
     now = dt.datetime.now(dt.UTC)
@@ -102,9 +124,15 @@ def ensure_ca(directory: Path, common_name: str) -> None:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    private_dir(directory)
-    write_private(directory / "ca-key.pem", _key_pem(key))
-    write_public(directory / "ca.pem", cert.public_bytes(serialization.Encoding.PEM))
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))  # 0700
+    try:
+        write_private(tmp / "ca-key.pem", _key_pem(key))
+        write_public(tmp / "ca.pem", cert.public_bytes(serialization.Encoding.PEM))
+        os.rename(tmp, directory)  # replaces at most an empty directory, atomically
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return True
 
 
 def _issue(
@@ -117,16 +145,18 @@ def _issue(
 ) -> tuple[bytes, bytes]:
     key_path = ca_dir / "ca-key.pem"
     if not key_path.exists():
-        from .errors import EnvironmentMissing
-
         raise EnvironmentMissing(
             f"issuing {cn}'s certificate needs the CA key {key_path}, which is not there (kept offline?); put it "
             "back for this render and remove it again after (nodes whose certificates exist render without it)")
     x509, hashes, serialization, _, EKU, _ = _crypto()
-    ca_key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    ca_key = serialization.load_pem_private_key(read_private(key_path), None)
     ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
     key = _new_key()
     now = dt.datetime.now(dt.UTC)
+    ca_end = ca_cert.not_valid_after_utc
+    if ca_end <= now + dt.timedelta(days=1):
+        raise UserError(f"the {CA_DIRS.get(ca_dir.name, 'CA')} in {ca_dir} expires {ca_end:%Y-%m-%d}: it cannot "
+                        f"issue {cn}'s certificate", fix="rotate the CAs (see bakery certs --help)")
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn, ou))
@@ -134,7 +164,7 @@ def _issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=LEAF_DAYS))
+        .not_valid_after(min(now + dt.timedelta(days=LEAF_DAYS), ca_end))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True
@@ -162,63 +192,174 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="ascii")
 
 
+def _issue_client(cluster_dir: Path) -> None:
+    ca, client = cluster_dir / "ca", cluster_dir / "client"
+    cert, key = _issue(ca, "bakery-operator", ou="operator", server=False, sans=[])
+    write_private(client / "key.pem", key)
+    write_public(client / "cert.pem", cert)
+    write_public(client / "ca.pem", (ca / "ca.pem").read_bytes())
+
+
+def _issue_node(cluster_dir: Path, name: str, join_class: str | None, sans: list[str]) -> None:
+    """A new key pair and certificate for the node's server (and its join client, if it joins)."""
+    node_dir = cluster_dir / "nodes" / name
+    cert, key = _issue(cluster_dir / "ca", name, ou=None, server=True, sans=sans)
+    write_private(node_dir / "server-key.pem", key)
+    write_public(node_dir / "server-cert.pem", cert)
+    if join_class:
+        cert, key = _issue(cluster_dir / "join-ca", name, ou=join_class, server=False, sans=[])
+        write_private(node_dir / "join-key.pem", key)
+        write_public(node_dir / "join-cert.pem", cert)
+
+
 def ensure_cluster(cluster_dir: Path, cluster: str) -> bool:
     """Create the two CAs and the operator's client certificate if missing.
 
     Returns True when anything was created (the CLI says so on stderr).
     """
     created = False
-    private_dir(cluster_dir)
-    ca, join_ca, client = cluster_dir / "ca", cluster_dir / "join-ca", cluster_dir / "client"
-    for directory, cn in ((ca, f"bakery {cluster} cluster CA"), (join_ca, f"bakery {cluster} join CA")):
-        if not (directory / "ca.pem").exists():
-            ensure_ca(directory, cn)
+    with locked(cluster_dir):
+        for sub in (*CA_DIRS, "client"):
+            check_private(cluster_dir / sub / ("key.pem" if sub == "client" else "ca-key.pem"))
+        for sub, what in CA_DIRS.items():
+            created |= _create_ca(cluster_dir / sub, f"bakery {cluster} {what}")
+        if not (cluster_dir / "client" / "cert.pem").exists():
+            _issue_client(cluster_dir)
             created = True
-    if not (client / "cert.pem").exists():
-        cert, key = _issue(ca, "bakery-operator", ou="operator", server=False, sans=[])
-        write_private(client / "key.pem", key)
-        write_public(client / "cert.pem", cert)
-        write_public(client / "ca.pem", (ca / "ca.pem").read_bytes())
-        created = True
     return created
+
+
+def _meta(node_dir: Path) -> dict[str, Any] | None:
+    path = node_dir / "meta.json"
+    if not path.exists():
+        return None
+    meta: dict[str, Any] = json.loads(path.read_text())
+    return meta
 
 
 def ensure_node(
     cluster_dir: Path, name: str, join_class: str | None, sans: list[str]
 ) -> NodeMaterial:
     """The node's material, issued once; reissued only when its SANs or class change."""
+    check_node_name(name, "node name")  # a DNS label: never '..', never a path out of nodes/
     node_dir = cluster_dir / "nodes" / name
-    meta_path = node_dir / "meta.json"
-    want_sans = sorted(set(sans))
-    want: dict[str, Any] = {"join_class": join_class, "sans": want_sans}
-    have: dict[str, Any] | None = None
-    if meta_path.exists():
-        have = json.loads(meta_path.read_text())
+    want: dict[str, Any] = {"join_class": join_class, "sans": sorted(set(sans))}
     ca, join_ca = cluster_dir / "ca", cluster_dir / "join-ca"
-    if have != want:
-        cert, key = _issue(ca, name, ou=None, server=True, sans=want_sans)
-        write_private(node_dir / "server-key.pem", key)
-        write_public(node_dir / "server-cert.pem", cert)
-        if join_class:
-            cert, key = _issue(join_ca, name, ou=join_class, server=False, sans=[])
-            write_private(node_dir / "join-key.pem", key)
-            write_public(node_dir / "join-cert.pem", cert)
-        write_public(meta_path, (json.dumps(want, sort_keys=True) + "\n").encode())
-    return NodeMaterial(
-        ca_pem=_read(ca / "ca.pem"),
-        server_cert=_read(node_dir / "server-cert.pem"),
-        server_key=_read(node_dir / "server-key.pem"),
-        join_cert=_read(node_dir / "join-cert.pem") if join_class else None,
-        join_key=_read(node_dir / "join-key.pem") if join_class else None,
-        join_ca_pem=_read(join_ca / "ca.pem") if join_class == "manager" else None,
-    )
+    with locked(cluster_dir):
+        if _meta(node_dir) != want:
+            _issue_node(cluster_dir, name, join_class, want["sans"])
+            write_public(node_dir / "meta.json", (json.dumps(want, sort_keys=True) + "\n").encode())
+        return NodeMaterial(
+            ca_pem=_read(ca / "ca.pem"),
+            server_cert=_read(node_dir / "server-cert.pem"),
+            server_key=read_private(node_dir / "server-key.pem").decode("ascii"),
+            join_cert=_read(node_dir / "join-cert.pem") if join_class else None,
+            join_key=read_private(node_dir / "join-key.pem").decode("ascii") if join_class else None,
+            join_ca_pem=_read(join_ca / "ca.pem") if join_class == "manager" else None,
+        )
+
+
+def node_names(cluster_dir: Path) -> list[str]:
+    """The nodes that have material in the state dir, sorted."""
+    nodes = cluster_dir / "nodes"
+    if not nodes.is_dir():
+        return []
+    return sorted(d.name for d in nodes.iterdir() if (d / "meta.json").is_file())
+
+
+def renew(cluster_dir: Path, nodes: Sequence[str] | None = None) -> list[str]:
+    """Re-issue from the existing CAs, keeping SANs and class: the named nodes, or every node and the client.
+
+    New key pairs too. Returns what was renewed ("client", node names). The nodes still run the old
+    certificates until they are re-rendered and rolled; bakery does not reach into running nodes.
+    """
+    for name in nodes or ():
+        check_node_name(name, "--nodes")
+    renewed = []
+    with locked(cluster_dir):
+        known = node_names(cluster_dir)
+        missing = [n for n in nodes or () if n not in known]
+        if missing:
+            raise UserError(f"no node {', '.join(map(repr, missing))} in {cluster_dir / 'nodes'}",
+                            fix=f"known nodes: {', '.join(known)}" if known else "render a node first")
+        if nodes is None and (cluster_dir / "client" / "cert.pem").exists():
+            _issue_client(cluster_dir)
+            renewed.append("client")
+        for name in known if nodes is None else sorted(set(nodes)):
+            meta = _meta(cluster_dir / "nodes" / name) or {}
+            _issue_node(cluster_dir, name, meta.get("join_class"), list(meta.get("sans", [])))
+            renewed.append(name)
+    return renewed
 
 
 def ensure_gossip_key(cluster_dir: Path) -> str:
     path = cluster_dir / "consul" / "gossip.key"
-    if not path.exists():
-        import base64
-        import secrets
+    with locked(cluster_dir):
+        if not path.exists():
+            import base64
+            import secrets
 
-        write_private(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
-    return path.read_text().strip()
+            write_private(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
+        return read_private(path).decode("ascii").strip()
+
+
+def check_keys(cluster_dir: Path) -> None:
+    """Refuse the state dir if any key file in it (CA, client, node, gossip) is readable by others."""
+    paths = [cluster_dir / sub / "ca-key.pem" for sub in CA_DIRS]
+    paths += [cluster_dir / "client" / "key.pem", cluster_dir / "consul" / "gossip.key"]
+    paths += [cluster_dir / "nodes" / n / f"{kind}-key.pem" for n in node_names(cluster_dir)
+              for kind in ("server", "join")]
+    for path in paths:
+        check_private(path)
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """One certificate in the state dir, read for its expiry (public data only)."""
+
+    what: str  # "cluster CA", "join CA", "client", "NODE server", "NODE join"
+    node: str | None
+    path: Path
+    subject: str  # CN
+    cert_class: str | None  # OU: operator, manager, worker
+    sans: tuple[str, ...]
+    not_after: dt.datetime
+
+    def days_left(self, now: dt.datetime) -> int:
+        return (self.not_after - now) // dt.timedelta(days=1)
+
+    def status(self, now: dt.datetime) -> str:
+        if self.not_after <= now:
+            return "expired"
+        if self.not_after - now <= dt.timedelta(days=EXPIRY_WARN_DAYS):
+            return "expiring"
+        return "ok"
+
+
+def _cert_info(what: str, node: str | None, path: Path) -> CertInfo:
+    x509, _, _, _, _, NameOID = _crypto()
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+
+    def attr(oid: Any) -> str | None:
+        found = cert.subject.get_attributes_for_oid(oid)
+        return str(found[0].value) if found else None
+
+    try:
+        san_ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = tuple(str(v) for v in (*san_ext.get_values_for_type(x509.DNSName),
+                                      *san_ext.get_values_for_type(x509.IPAddress)))
+    except x509.ExtensionNotFound:
+        sans = ()
+    return CertInfo(what, node, path, attr(NameOID.COMMON_NAME) or "", attr(NameOID.ORGANIZATIONAL_UNIT_NAME),
+                    sans, cert.not_valid_after_utc)
+
+
+def inventory(cluster_dir: Path) -> list[CertInfo]:
+    """Every certificate of the cluster: the CAs, the client, each node's server and join certificates."""
+    found: list[tuple[str, str | None, Path]] = [(what, None, cluster_dir / sub / "ca.pem")
+                                                 for sub, what in CA_DIRS.items()]
+    found.append(("client", None, cluster_dir / "client" / "cert.pem"))
+    for name in node_names(cluster_dir):
+        for kind in ("server", "join"):
+            found.append((f"{name} {kind}", name, cluster_dir / "nodes" / name / f"{kind}-cert.pem"))
+    return [_cert_info(what, node, path) for what, node, path in found if path.exists()]

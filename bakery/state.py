@@ -6,14 +6,22 @@ Layout of `<root>/<cluster>/`:
     client/ca.pem, cert.pem, key.pem      the operator's Docker client (a DOCKER_CERT_PATH)
     nodes/<name>/...                      per-node material, reused on every render
     consul/gossip.key                     consul's gossip encryption key
+    .lock                                 flock'ed while material is created or issued
 
-Directories are 0700 and key files 0600; nothing here is ever world-readable.
+Directories are 0700 and key files 0600; nothing here is ever world-readable,
+and a key file found with a looser mode is refused, not used. Every file
+appears whole (written beside and renamed), and creating or issuing happens
+under the cluster's lock, so parallel renders never see half a CA or sign
+with a key another process is replacing.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UserError
@@ -70,19 +78,64 @@ def write_output_file(path: Path, data: bytes) -> None:
         raise UserError(f"cannot write {path}: {exc.strerror}") from None
 
 
+@contextmanager
+def locked(cluster_dir: Path) -> Iterator[None]:
+    """Hold the cluster's lock (an exclusive flock on `.lock`); released when the process dies, too.
+
+    Not reentrant: a second `locked` on the same cluster in one process waits for itself.
+    """
+    private_dir(cluster_dir)
+    fd = os.open(cluster_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _loose(path: Path, mode: int) -> UserError:
+    return UserError(f"{path} is mode {mode & 0o777:04o}: a key file must be readable by its owner only, "
+                     "so bakery will not use it", fix=f"chmod 600 {path}")
+
+
+def check_private(path: Path) -> None:
+    """Refuse an existing key file that group or others may read (a missing one is fine)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        raise _loose(path, mode)
+
+
+def read_private(path: Path) -> bytes:
+    """A key file's bytes, refused if group or others may read it."""
+    with open(path, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode  # the file read is the file checked
+        if mode & 0o077:
+            raise _loose(path, mode)
+        return f.read()
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Write beside `path` (a unique name, created 0600) and rename: readers see the old or the new file whole."""
+    private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            if mode != 0o600:
+                os.fchmod(out.fileno(), mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write a file 0600 from the start (never briefly world-readable)."""
-    private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.replace(tmp, path)
+    _write_new(path, data, 0o600)
 
 
 def write_public(path: Path, data: bytes) -> None:
-    private_dir(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    _write_new(path, data, 0o644)

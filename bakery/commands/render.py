@@ -7,6 +7,14 @@ With no --config (and no ./bakery.yml) the embedded defaults are used. The
 cluster's CAs and the node's certificates are created on first use in the
 state directory and reused afterwards, so the same inputs give the same bytes.
 No join token is ever in the output: nodes fetch theirs at boot over mutual TLS.
+
+Give every node its own --name: the name is its certificates' identity. Without
+one a node is named after its role, so all workers rendered without --name are
+node `worker` and share one server and join key pair (and all managers share
+`manager`'s, whose certificate covers every swarm.managers address). One leaked
+node then leaks them all, and none can be renewed or told apart alone; render
+says so on stderr. There is no unique default: rendering is deterministic, and
+two renders with the same inputs must give the same bytes.
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ from .common import add_config, add_out_file, add_output, add_state_dir, load_co
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role", required=True, choices=ROLES, help="the node's role")
-    p.add_argument("--name", help="node name for its certificate (default: the role's name)")
+    p.add_argument("--name", help="node name for its certificate (default: the role's name, which every node "
+                                  "rendered without --name shares, key pair included)")
     p.add_argument("--address", action="append", default=[], metavar="IP",
                    help="an address the node's certificate must cover (repeatable)")
     add_config(p)
@@ -86,4 +95,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+    if args.name is None and args.role != "seed":  # the seed is one node; the other roles are many
+        print(f"bakery render: WARNING: no --name: this {args.role} is node {name!r}, and every {args.role} "
+              f"rendered without --name shares its key pair; give each its own: --name {args.role}-1, "
+              f"--name {args.role}-2, ...", file=sys.stderr)
     return EXIT_OK

@@ -1,0 +1,272 @@
+"""bakery certs: the export line, every certificate's expiry, renewal; and what certs.py refuses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bakery import certs
+from bakery.cli import main
+from bakery.errors import UserError
+
+NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("BAKERY_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("BAKERY_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "state" / "default"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def render(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, str]:
+    code, out, err = run(capsys, "render", *argv)
+    assert code == 0, err
+    return {f["path"]: f["content"] for f in yaml.safe_load(out)["write_files"]}
+
+
+def a_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    render(capsys, "--role", "worker", "--name", "w1")
+    render(capsys, "--role", "manager", "--name", "m1", "--address", "10.0.0.5")
+    render(capsys, "--role", "consul", "--name", "c1")
+
+
+def pem_of(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def test_stdout_is_only_the_export_line_and_evaluates(state, capsys, monkeypatch):
+    a_cluster(capsys)
+    code, out, err = run(capsys, "certs")
+    assert code == 0
+    assert out.count("\n") == 1
+    odd = state.parent.parent / "my state's dir"  # eval "$(bakery certs)" must survive any path
+    state.parent.rename(odd)
+    monkeypatch.setenv("BAKERY_STATE_DIR", str(odd))
+    _, quoted, _ = run(capsys, "certs")
+    for line, where in ((out, state), (quoted, odd / "default")):
+        shown = subprocess.run(["sh", "-c", 'eval "$1"; echo "$DOCKER_HOST|$DOCKER_TLS_VERIFY|$DOCKER_CERT_PATH"',
+                                "sh", line], capture_output=True, text=True, check=True).stdout
+        assert shown == f"tcp://seed:2376|1|{where / 'client'}\n"
+    rows = [line.split()[:2] for line in err.splitlines() if line.startswith("  ")]
+    assert rows[0] == ["certificate", "subject"]
+    assert [" ".join(r) for r in rows[1:]] == ["cluster CA", "join CA", "client bakery-operator", "c1 server",
+                                              "m1 server", "m1 join", "w1 server", "w1 join"]
+    assert "WARNING" not in err
+
+
+def test_json_lists_every_certificate_and_the_exports(state, capsys):
+    a_cluster(capsys)
+    code, out, _ = run(capsys, "certs", "--output", "json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["env"] == {"DOCKER_HOST": "tcp://seed:2376", "DOCKER_TLS_VERIFY": "1",
+                           "DOCKER_CERT_PATH": str(state / "client")}
+    _, text_out, _ = run(capsys, "certs")
+    assert text_out == " ".join(["export", *(f"{k}={v}" for k, v in info["env"].items())]) + "\n"
+    got = {c["what"]: (c["subject"], c["class"], c["sans"], c["status"]) for c in info["certificates"]}
+    assert got == {
+        "cluster CA": ("bakery default cluster CA", None, [], "ok"),
+        "join CA": ("bakery default join CA", None, [], "ok"),
+        "client": ("bakery-operator", "operator", [], "ok"),
+        "c1 server": ("c1", None, ["c1", "localhost", "127.0.0.1", "::1"], "ok"),
+        "m1 server": ("m1", None, ["localhost", "m1", "10.0.0.5", "127.0.0.1", "::1"], "ok"),
+        "m1 join": ("m1", "manager", [], "ok"),
+        "w1 server": ("w1", None, ["localhost", "w1", "127.0.0.1", "::1"], "ok"),
+        "w1 join": ("w1", "worker", [], "ok"),
+    }
+    days = {c["what"]: c["days_left"] for c in info["certificates"]}
+    assert days["cluster CA"] in (certs.CA_DAYS - 1, certs.CA_DAYS) and days["w1 join"] in (824, 825)
+    for c in info["certificates"]:
+        assert pem_of(Path(c["path"])).not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ") == c["not_after"]
+    assert info["warnings"] == [] and info["renewed"] == []
+
+
+@pytest.mark.parametrize(("left", "status", "days"), [
+    (dt.timedelta(days=3650), "ok", 3650),
+    (dt.timedelta(days=30, seconds=1), "ok", 30),
+    (dt.timedelta(days=30), "expiring", 30),
+    (dt.timedelta(hours=23), "expiring", 0),
+    (dt.timedelta(0), "expired", 0),
+    (-dt.timedelta(days=2), "expired", -2),
+])
+def test_expiry_status(left, status, days):
+    info = certs.CertInfo("w1 server", "w1", Path("x"), "w1", None, (), NOW + left)
+    assert (info.status(NOW), info.days_left(NOW)) == (status, days)
+
+
+def test_expiring_and_expired_certificates_are_warned_and_exit_0(state, capsys, monkeypatch):
+    monkeypatch.setattr(certs, "LEAF_DAYS", 10)
+    a_cluster(capsys)
+    # w1's join certificate, re-signed by the join CA so that it expired yesterday
+    join_ca_key = serialization.load_pem_private_key((state / "join-ca" / "ca-key.pem").read_bytes(), None)
+    old = pem_of(state / "nodes" / "w1" / "join-cert.pem")
+    now = dt.datetime.now(dt.UTC)
+    expired = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(old.issuer)
+               .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(days=30)).not_valid_after(now - dt.timedelta(days=1))
+               .sign(join_ca_key, hashes.SHA256()))
+    (state / "nodes" / "w1" / "join-cert.pem").write_bytes(expired.public_bytes(serialization.Encoding.PEM))
+    code, out, err = run(capsys, "certs")
+    assert code == 0 and out.startswith("export DOCKER_HOST=")
+    warnings = [line for line in err.splitlines() if "WARNING" in line]
+    assert "bakery certs: WARNING: the w1 server certificate expires in 9 days" in warnings[-2]
+    assert warnings[-2].endswith("bakery certs --renew --nodes w1, then re-render and roll w1")
+    assert "the w1 join certificate expired on" in warnings[-1]
+    assert any("the client certificate expires in 9 days" in w and w.endswith("bakery certs --renew")
+               for w in warnings)
+    code, out, _ = run(capsys, "certs", "--output", "json")
+    info = json.loads(out)
+    status = {c["what"]: c["status"] for c in info["certificates"]}
+    assert code == 0 and status["w1 join"] == "expired" and status["w1 server"] == "expiring"
+    assert status["cluster CA"] == "ok" and len(info["warnings"]) == 6  # client, c1, m1 x2, w1 x2
+
+
+def test_a_ca_near_its_end_is_warned_and_caps_what_it_issues(state, capsys, monkeypatch):
+    monkeypatch.setattr(certs, "CA_DAYS", 20)
+    render(capsys, "--role", "worker", "--name", "w1")
+    ca_end = pem_of(state / "ca" / "ca.pem").not_valid_after_utc
+    for leaf in ("client/cert.pem", "nodes/w1/server-cert.pem"):
+        assert pem_of(state / leaf).not_valid_after_utc <= ca_end, leaf
+    code, _, err = run(capsys, "certs")
+    assert code == 0
+    assert "WARNING: the cluster CA certificate expires in 19 days" in err
+    assert "rotate the CAs, every node with them (see bakery certs --help)" in err
+
+
+def node_files(state: Path, name: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((state / "nodes" / name).iterdir())}
+
+
+def test_renew_named_nodes_keeps_sans_and_class_and_a_new_render_carries_them(state, capsys):
+    first = render(capsys, "--role", "worker", "--name", "w1", "--address", "10.0.0.9")
+    render(capsys, "--role", "manager", "--name", "m1")
+    before_w1, before_m1 = node_files(state, "w1"), node_files(state, "m1")
+    client = (state / "client" / "cert.pem").read_bytes()
+    code, out, err = run(capsys, "certs", "--renew", "--nodes", "w1")
+    assert code == 0 and out.startswith("export ")
+    assert "bakery certs: renewed node w1; re-render it with the flags it had before and roll it" in err
+    after = node_files(state, "w1")
+    assert after["meta.json"] == before_w1["meta.json"]
+    for name in ("server-cert.pem", "server-key.pem", "join-cert.pem", "join-key.pem"):
+        assert after[name] != before_w1[name], name
+    old, new = (x509.load_pem_x509_certificate(d["server-cert.pem"]) for d in (before_w1, after))
+    assert new.subject == old.subject and new.serial_number != old.serial_number
+    san = x509.SubjectAlternativeName
+    assert new.extensions.get_extension_for_class(san) == old.extensions.get_extension_for_class(san)
+    old_join, new_join = (x509.load_pem_x509_certificate(d["join-cert.pem"]) for d in (before_w1, after))
+    assert new_join.subject == old_join.subject  # OU: the class, worker
+    new_join.verify_directly_issued_by(pem_of(state / "join-ca" / "ca.pem"))
+    assert node_files(state, "m1") == before_m1 and (state / "client" / "cert.pem").read_bytes() == client
+    again = render(capsys, "--role", "worker", "--name", "w1", "--address", "10.0.0.9")
+    assert again["/etc/bakery/tls/server-cert.pem"] == after["server-cert.pem"].decode()
+    assert again["/etc/bakery/tls/join-key.pem"] == after["join-key.pem"].decode()
+    assert again["/etc/bakery/tls/server-cert.pem"] != first["/etc/bakery/tls/server-cert.pem"]
+
+
+def test_renew_without_nodes_renews_every_node_and_the_client(state, capsys):
+    a_cluster(capsys)
+    before = {n: node_files(state, n) for n in ("c1", "m1", "w1")}
+    client = (state / "client" / "cert.pem").read_bytes()
+    code, out, _ = run(capsys, "certs", "--renew", "--output", "json")
+    assert code == 0 and json.loads(out)["renewed"] == ["client", "c1", "m1", "w1"]
+    assert all(node_files(state, n)["server-cert.pem"] != before[n]["server-cert.pem"] for n in before)
+    assert "join-cert.pem" not in node_files(state, "c1")  # consul nodes never join: still none
+    assert (state / "client" / "cert.pem").read_bytes() != client
+
+
+@pytest.mark.parametrize(("argv", "code", "says"), [
+    (["--renew", "--nodes", "w9"], 2, "no node 'w9' in"),
+    (["--renew", "--nodes", "../ca"], 2, "is not a valid node name"),
+    (["--nodes", "w1"], 2, "--nodes only goes with --renew"),
+])
+def test_renew_mistakes_are_one_line(argv, code, says, state, capsys):
+    render(capsys, "--role", "worker", "--name", "w1")
+    got, _, err = run(capsys, "certs", *argv)
+    assert got == code and says in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_renew_needs_the_ca_key(state, capsys):
+    render(capsys, "--role", "worker", "--name", "w1")
+    (state / "ca" / "ca-key.pem").rename(state / "offline-key.pem")
+    got, _, err = run(capsys, "certs", "--renew", "--nodes", "w1")
+    assert got == 4 and "kept offline?" in err
+
+
+@pytest.mark.parametrize(("key", "render_argv"), [
+    ("ca/ca-key.pem", ["--role", "worker", "--name", "w1"]),
+    ("join-ca/ca-key.pem", ["--role", "worker", "--name", "w1"]),
+    ("client/key.pem", ["--role", "worker", "--name", "w1"]),
+    ("nodes/w1/server-key.pem", ["--role", "worker", "--name", "w1"]),
+    ("nodes/w1/join-key.pem", ["--role", "worker", "--name", "w1"]),
+    ("consul/gossip.key", ["--role", "consul", "--name", "c1"]),
+])
+@pytest.mark.parametrize("loose", [0o644, 0o640])
+def test_a_loose_key_file_is_refused_with_the_fix(key, render_argv, loose, state, capsys):
+    a_cluster(capsys)
+    (state / key).chmod(loose)
+    for argv in (["render", *render_argv], ["certs"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2, (argv, err)
+        assert err.strip().splitlines() == [
+            f"bakery {argv[0]}: error: {state / key} is mode {loose:04o}: a key file must be readable by its owner "
+            f"only, so bakery will not use it (chmod 600 {state / key})"]
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../escape", "nodes/../../x", "a/b", "", "-x", "x" * 64, "w\n1"])
+def test_ensure_node_refuses_names_that_are_not_dns_labels(name, tmp_path):
+    cdir = tmp_path / "state" / "default"
+    certs.ensure_cluster(cdir, "default")
+    with pytest.raises(UserError, match="is not a valid node name"):
+        certs.ensure_node(cdir, name, "worker", ["localhost"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]
+    assert sorted(p.name for p in cdir.iterdir()) == [".lock", "ca", "client", "join-ca"]
+
+
+def test_an_existing_ca_key_is_never_replaced(state, capsys):
+    (state / "ca").mkdir(parents=True)
+    (state / "ca" / "ca-key.pem").write_bytes(b"a key whose certificate was lost")
+    (state / "ca" / "ca-key.pem").chmod(0o600)
+    code, _, err = run(capsys, "render", "--role", "worker", "--name", "w1")
+    assert code == 2 and "holds ca-key.pem but no ca.pem; bakery never replaces a CA's files" in err
+    assert (state / "ca" / "ca-key.pem").read_bytes() == b"a key whose certificate was lost"
+
+
+@pytest.mark.parametrize(("argv", "warns"), [
+    (["--role", "worker"], "this worker is node 'worker', and every worker rendered without --name shares its key"),
+    (["--role", "manager"], "this manager is node 'manager'"),
+    (["--role", "consul"], "this consul is node 'consul'"),
+    (["--role", "worker", "--name", "worker-1"], None),
+    (["--role", "seed"], None),
+])
+def test_a_node_without_name_is_told_it_shares_a_key_pair(argv, warns, state, capsys):
+    code, _, err = run(capsys, "render", *argv)
+    assert code == 0
+    if warns:
+        assert f"bakery render: WARNING: no --name: {warns}" in err and "--name " in err.split("give each")[1]
+    else:
+        assert "WARNING" not in err
+
+
+def test_unnamed_workers_do_share_one_key_pair(state, capsys):
+    first, second = render(capsys, "--role", "worker"), render(capsys, "--role", "worker")
+    assert first["/etc/bakery/tls/server-key.pem"] == second["/etc/bakery/tls/server-key.pem"]
+    assert render(capsys, "--role", "worker", "--name", "worker-2")["/etc/bakery/tls/server-key.pem"] != \
+        first["/etc/bakery/tls/server-key.pem"]
