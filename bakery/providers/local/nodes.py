@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ...errors import BakeryError
+from ...state import write_private
 from .host import run, which
 from .net import DOMAIN, HOST_ADDRESS
 from .state import NodeRecord, Proc, proc_starttime
@@ -34,7 +35,7 @@ def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, seed_in_ove
     seed = d / "upper" / SEED_MOUNT.lstrip("/") if seed_in_overlay else d / "seed"
     for sub in (d / "upper/etc", d / "docker", seed):
         sub.mkdir(parents=True, exist_ok=True)
-    (seed / "user-data").write_bytes(user_data)
+    write_private(seed / "user-data", user_data)  # it holds the node's keys
     # A fresh instance-id per boot: cloud-init treats the node as a new instance, as a new VM would be.
     meta = f"instance-id: {node.name}-{uuid.uuid4().hex[:12]}\nlocal-hostname: {node.name}\n"
     (seed / "meta-data").write_text(meta)
