@@ -80,7 +80,7 @@ def tls_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsEngine]:
         # Both swarms live in this network namespace: a VXLAN port and address pool of its own keep
         # its overlay networks from colliding with the other engine's ("vxlan interface: file exists").
         init_swarm(lambda *a: subprocess.run([cli, "-H", local, *a], check=True, capture_output=True),
-                   pool="10.241.0.0/16")
+                   pool="10.241.0.0/16", gateway=d.gateway)
         import_image(local, busybox_rootfs(work / "rootfs"), ["local/busybox:1"], ["sh"])
         yield TlsEngine(f"tcp://127.0.0.1:{port}", local, state)
 
