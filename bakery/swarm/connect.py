@@ -42,12 +42,10 @@ class Endpoint:
     key: Path | None = None
     origin: str = ""  # why this engine: `from -H`, `from $DOCKER_HOST`, `from cluster prod of bakery.yml`, ...
 
-    def describe(self) -> str:
-        return self.host + (" (mutual TLS)" if self.tls_verify else "")
-
     def where(self) -> str:
         """The address and where it came from, for messages."""
-        return f"{self.describe()} ({self.origin})" if self.origin else self.describe()
+        notes = [n for n in (self.origin, "mutual TLS" if self.tls_verify else "") if n]
+        return f"{self.host} ({', '.join(notes)})" if notes else self.host
 
 
 @dataclass(frozen=True)

@@ -180,7 +180,7 @@ def test_a_found_cluster_definition_chooses_the_engine(here, capsys, monkeypatch
     capsys.readouterr()
     code, out, err = deploy(capsys, "stack.yml", "--dry-run")
     assert code == 0, err
-    assert "tcp://127.0.0.1:1 (mutual TLS) (from cluster lab of bakery.yml)" in err
+    assert "tcp://127.0.0.1:1 (from cluster lab of bakery.yml, mutual TLS)" in err
     code, _, err = deploy(capsys, "stack.yml", "--dry-run", "--cluster", "lab")
     assert code == 0 and "from --cluster lab: the seed in bakery.yml" in err, err
 
@@ -189,3 +189,13 @@ def test_cluster_without_an_address_is_exit_2(here, capsys, monkeypatch):
     monkeypatch.delenv("DOCKER_HOST")
     code, _, err = deploy(capsys, "stack.yml", "--cluster", "prod")
     assert code == 2 and "--cluster prod: no address" in err, err
+
+
+def test_ctrl_c_before_applying_is_a_json_error_too(here, capsys, monkeypatch):
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("bakery.swarm.build", interrupted)
+    code, out, err = deploy(capsys, "stack.yml", "--output", "json")
+    assert code == 130
+    assert json.loads(out)["exit_code"] == 130 and "interrupted before anything was changed" in err

@@ -69,7 +69,7 @@ def test_the_endpoint_rule(certs, kw, env, config, host, certs_of, origin):
 def test_cluster_certs_mean_mutual_tls(certs):
     ep = endpoint(host="tcp://m1:2376", cluster="prod", state_dir=certs, environ={})
     assert ep.tls_verify and ep.key == certs / "prod" / "client" / "key.pem"
-    assert "key" not in ep.describe()
+    assert ep.where() == "tcp://m1:2376 (from -H, mutual TLS)"  # no key path in messages
 
 
 def test_cluster_certificates_beat_docker_cert_path(certs):
