@@ -27,10 +27,11 @@ An engine that cannot be reached is exit 4, one line naming the address,
 where it came from and what to do.
 
 --dry-run prints the plan. With a reachable engine it is the diff against
-the swarm; with none (nothing listens, no socket, TLS refused), it is the
-plan for an empty swarm, every object a `create`, with a note on stderr,
-and exit 0: placement constraints and external objects are then not
-checked. A classic-Swarm hint with a pattern (`constraint:node==web*`) is
+the swarm; with none (nothing listens, no socket, TLS refused, not a
+manager), it is the plan for an empty swarm, every object a `create`, with
+a note on stderr, and exit 0: placement constraints and external objects
+are then not checked. A wrong engine setting (--cluster without its
+certificates, a TLS file missing) stays exit 2. A classic-Swarm hint with a pattern (`constraint:node==web*`) is
 expanded against the live nodes, so it needs the engine even then: without
 one it is exit 4, located at the hint.
 
