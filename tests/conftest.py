@@ -41,7 +41,7 @@ def engine() -> Iterator[Engine]:
     find_dockerd()
     with own_bridge() as bridge, private_dockerd("--bridge", bridge) as d:
         eng = Engine(f"unix://{d.socket}", d.socket)
-        init_swarm(eng.docker)
+        init_swarm(eng.docker, gateway=d.gateway)
         yield eng
 
 

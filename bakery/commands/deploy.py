@@ -1,17 +1,42 @@
 """Deploy a compose or stack file onto a swarm over the Docker API.
 
 Compose v1/v2 files go through the converter, v3 stack files are taken as
-they are. Networks, volumes, secrets and configs are created first, then the
-services in `depends_on` order (independent ones together), and bakery waits
-until every service has converged. If one does not (image missing, task
-rejected, health never reached), every service this deploy touched is rolled
-back and the ones it created are removed; volumes are never removed; then
-bakery waits for the restored services to run again. Ctrl-C rolls back the
-same way and exits 130. --detach submits everything and returns without
-waiting. A second deploy of the same file changes nothing.
+they are. The files are read, converted and checked before bakery connects:
+a mistake in them is exit 2 with its file:line, whatever the engine. Then
+networks, volumes, secrets and configs are created, then the services in
+`depends_on` order (independent ones together), and bakery waits until
+every service has converged. If one does not (image missing, task rejected,
+health never reached), every service this deploy touched is rolled back and
+the ones it created are removed; volumes are never removed; then bakery
+waits for the restored services to run again. Ctrl-C rolls back the same
+way and exits 130. --detach submits everything and returns without waiting.
+A second deploy of the same file changes nothing.
 
-Connection: --host/--tls* flags, or --cluster NAME (the client certificates
-`bakery certs` issued), or DOCKER_HOST/DOCKER_TLS_VERIFY/DOCKER_CERT_PATH.
+The engine, first match wins:
+  -H ADDR          that address; mutual TLS with --tls*, --cluster NAME's client
+                   certificates, or DOCKER_TLS_VERIFY/DOCKER_CERT_PATH
+  --cluster NAME   NAME's client certificates (`bakery certs`), at the seed's API
+                   of the cluster definition if the one found is NAME's, else at
+                   $DOCKER_HOST (neither: exit 2)
+  $DOCKER_HOST     with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH
+  a cluster definition that is actually found (--config, $BAKERY_CONFIG,
+                   ./bakery.yml): its seed's API (tcp://SEED:API_PORT, as `bakery
+                   certs` prints) with that cluster's client certificates
+  the local socket unix:///var/run/docker.sock
+An engine that cannot be reached is exit 4, one line naming the address,
+where it came from and what to do.
+
+--dry-run prints the plan. With a reachable engine it is the diff against
+the swarm; with none (nothing listens, no socket, TLS refused, not a
+manager), it is the plan for an empty swarm, every object a `create`, with
+a note on stderr, and exit 0: placement constraints and external objects
+are then not checked. A wrong engine setting (--cluster without its
+certificates, a TLS file missing) stays exit 2. A classic-Swarm hint with a pattern (`constraint:node==web*`) is
+expanded against the live nodes, so it needs the engine even then: without
+one it is exit 4, located at the hint.
+
+With --output json, stdout is one JSON document whatever happens: the plan
+(and the result) with "ok" and "exit_code", or the error (see `bakery --help`).
 """
 
 from __future__ import annotations
@@ -21,14 +46,27 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast, overload
 
-from ..errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, StrictError, UserError
+from ..errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BakeryError,
+    EnvironmentMissing,
+    StrictError,
+    UserError,
+)
 from ..report import Report
 from ..swarm.model import Plan, Progress, Result
-from .common import add_config, add_output, add_state_dir
+from .common import add_config, add_output, add_state_dir, cluster_name, config_path, load_config
+
+if TYPE_CHECKING:
+    from ..compose import NodeInfo
+    from ..swarm import ClusterAddress, Endpoint, Engine
 
 Locate = Callable[[tuple[str | int, ...]], tuple[int | None, int | None]]
 
@@ -79,13 +117,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_output(parser, text="text: progress and the result")
     conn = parser.add_argument_group("connection")
-    conn.add_argument("-H", "--host", help="engine address (default $DOCKER_HOST or the local socket)")
+    conn.add_argument("-H", "--host", help="engine address (default: --cluster, $DOCKER_HOST, the cluster "
+                      "definition found, the local socket; see above)")
     conn.add_argument("--tlsverify", action="store_true", help="use mutual TLS and verify the engine")
     conn.add_argument("--tlscacert", metavar="FILE", help="CA certificate (default $DOCKER_CERT_PATH/ca.pem)")
     conn.add_argument("--tlscert", metavar="FILE", help="client certificate")
     conn.add_argument("--tlskey", metavar="FILE", help="client key")
     conn.add_argument("--cluster", metavar="NAME", help="use the client certificates bakery issued for NAME")
-    add_config(conn)
+    add_config(conn, help="cluster definition: its seed and client certificates are the engine when no -H, "
+               "--cluster or $DOCKER_HOST says (default: $BAKERY_CONFIG, else ./bakery.yml if there is one)")
     add_state_dir(conn)
 
 
@@ -96,34 +136,149 @@ def _stack_name(args: argparse.Namespace) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]", "", directory).lstrip("_.-").lower() or "stack"
 
 
-def load(
-    args: argparse.Namespace, nodes: list[dict[str, Any]] | None = None
-) -> tuple[dict[str, Any], Report, bool, Locate | None]:
+class NeedsEngine(UserError):
+    """A located problem in the file that only a reachable engine resolves (a glob hint, no engine)."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class Interrupted(BakeryError):
+    """Ctrl-C before anything was changed: an error like the others, so --output json reports it."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class Target:
+    """The engine: chosen by the rule above and reached once, when something first needs it.
+    With --dry-run an engine that cannot be reached is not an error: `engine()` is None and
+    `problem` says why."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.endpoint: Endpoint | None = None
+        self.problem: str | None = None
+        self._engine: Engine | None = None
+        self._tried = False
+
+    def engine(self) -> Engine | None:
+        if self._tried:
+            return self._engine
+        from .. import swarm
+
+        args = self.args
+        self._tried = True
+        self.endpoint = swarm.endpoint(
+            host=args.host,
+            tls_verify=args.tlsverify,
+            ca=args.tlscacert,
+            cert=args.tlscert,
+            key=args.tlskey,
+            cluster=cluster_name(args) if args.cluster else None,
+            state_dir=args.state_dir,
+            config=lambda: _cluster_address(args),
+        )
+        try:
+            self._engine = swarm.connect(self.endpoint)
+        except EnvironmentMissing as exc:
+            if not args.dry_run:
+                raise
+            self.problem = str(exc)
+        return self._engine
+
+    def to_json(self) -> dict[str, Any]:
+        ep = self.endpoint
+        return {"host": ep.host if ep else None, "origin": ep.origin if ep else None,
+                "reachable": self._engine is not None, "problem": self.problem}
+
+
+def _cluster_address(args: argparse.Namespace) -> ClusterAddress | None:
+    """The seed's API of the cluster definition, when one is actually found (not the defaults)."""
+    from ..swarm import ClusterAddress
+
+    path = config_path(args)
+    if path is None:
+        return None
+    cfg = load_config(args)
+    seed = f"[{cfg.swarm.seed}]" if ":" in cfg.swarm.seed else cfg.swarm.seed
+    return ClusterAddress(cfg.name, f"tcp://{seed}:{cfg.docker.api_port}", path)
+
+
+class _NoEngine(Exception):
+    """The live nodes were asked for and no engine is reachable (only with --dry-run)."""
+
+
+class LiveNodes(Sequence["NodeInfo"]):
+    """The swarm's nodes as classic-Swarm hints see them, fetched when a hint first looks at them:
+    only a pattern (`constraint:node==web*`) does, after the files have been read and validated."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self._nodes: list[NodeInfo] | None = None
+
+    def _load(self) -> list[NodeInfo]:
+        if self._nodes is None:
+            from ..compose import NodeInfo
+
+            engine = self.target.engine()
+            if engine is None:
+                raise _NoEngine
+            self._nodes = [
+                NodeInfo(
+                    hostname=(n.get("Description") or {}).get("Hostname", ""),
+                    labels=dict((n.get("Spec") or {}).get("Labels") or {}),
+                    engine_labels=dict(((n.get("Description") or {}).get("Engine") or {}).get("Labels") or {}),
+                )
+                for n in engine.nodes()
+            ]
+        return self._nodes
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    @overload
+    def __getitem__(self, index: int) -> NodeInfo: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[NodeInfo]: ...
+    def __getitem__(self, index: int | slice) -> NodeInfo | Sequence[NodeInfo]:
+        return self._load()[index]
+
+    def __iter__(self) -> Iterator[NodeInfo]:
+        return iter(self._load())
+
+
+def load(args: argparse.Namespace, target: Target) -> tuple[dict[str, Any], Report, bool, Locate | None]:
     """The v3 stack as data, the converter's report, whether bakery's v2 update defaults apply,
     and a way to find a YAML path's line and column (when the file was read directly)."""
     try:
         from ..compose import convert_files
     except ImportError:
         return _load_v3(args)
-    from ..compose import NodeInfo
 
-    # Classic-Swarm hints (`constraint:node==web*`) are resolved against the live nodes.
-    infos = [
-        NodeInfo(
-            hostname=(n.get("Description") or {}).get("Hostname", ""),
-            labels=dict((n.get("Spec") or {}).get("Labels") or {}),
-            engine_labels=dict(((n.get("Description") or {}).get("Engine") or {}).get("Labels") or {}),
+    def convert(nodes: Sequence[NodeInfo] | None) -> Any:
+        # convert_files says list; what it hands the nodes to (compose.convert, hints) takes any Sequence.
+        return convert_files(
+            [Path(f) for f in args.files],
+            env_files=[Path(f) for f in args.env_file],
+            strict=args.strict,
+            image_prefix=args.image_prefix,
+            nodes=cast("list[NodeInfo] | None", nodes),
+            publish_mode=getattr(args, "publish_mode", "ingress"),
         )
-        for n in nodes or []
-    ]
-    result = convert_files(
-        [Path(f) for f in args.files],
-        env_files=[Path(f) for f in args.env_file],
-        strict=args.strict,
-        image_prefix=args.image_prefix,
-        nodes=infos or None,
-        publish_mode=getattr(args, "publish_mode", "ingress"),
-    )
+
+    try:
+        result = convert(LiveNodes(target))
+    except _NoEngine:
+        # Converting without nodes stops at that same hint, and says where it is.
+        try:
+            convert(None)
+        except UserError as exc:
+            where = target.endpoint.where() if target.endpoint else "the engine"
+            raise NeedsEngine(
+                f"{exc.message}; bakery deploy expands it against the live nodes, and {where} is not reachable",
+                source=exc.source, line=exc.line, column=exc.column, path=exc.path,
+                fix="dry-run against a reachable manager (-H, --cluster, DOCKER_HOST), or write the exact value",
+            ) from None
+        raise EnvironmentMissing(target.problem or "no engine reachable") from None
     legacy = str(result.source_version).split(".")[0] in ("1", "2")
     return result.stack, result.report, legacy, _nearest(Path(args.files[0]))
 
@@ -195,44 +350,30 @@ def _print_findings(report: Report) -> None:
         print(str(finding), file=sys.stderr)
 
 
-def run(args: argparse.Namespace) -> int:
-    from .. import swarm
-
-    stack = _stack_name(args)
-    ep = swarm.endpoint(
-        host=args.host,
-        tls_verify=args.tlsverify,
-        ca=args.tlscacert,
-        cert=args.tlscert,
-        key=args.tlskey,
-        cluster=args.cluster,
-        state_dir=args.state_dir,
-    )
-    engine = swarm.connect(ep)
-    data, report, legacy, locate = load(args, engine.nodes())
-    plan, found = swarm.plan(
-        engine,
-        stack,
-        data,
-        prune=args.prune,
-        base_dir=Path(args.files[0]).resolve().parent,
-        update_defaults=legacy,
-        source=args.files[0],
-        locate=locate,
-    )
-    report.extend(found)
+def _strict(args: argparse.Namespace, report: Report) -> None:
     if args.strict and report.warnings:
         _print_findings(report)
         raise StrictError(f"{len(report.warnings)} warning(s) and --strict")
-    out: dict[str, Any] = {"stack": stack, "plan": plan.to_json()["changes"], "findings": report.to_json()}
-    if args.output == "text":
-        _print_findings(report)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        target, plan, out = _plan(args)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before anything was changed") from None
+    engine = target.engine()
     if args.dry_run:
+        if engine is None:
+            print(f"bakery deploy: no engine reachable, so the plan assumes an empty swarm: {target.problem}",
+                  file=sys.stderr)
         if args.output == "json":
             print(json.dumps(out, indent=2, sort_keys=True))
         else:
             print("\n".join(plan.lines()))
         return EXIT_OK
+    assert engine is not None  # without --dry-run, Target raised instead
+    from .. import swarm
+
     progress = ProgressView()  # stderr, so `--output json` stays parseable
     result = swarm.apply(
         engine,
@@ -244,14 +385,41 @@ def run(args: argparse.Namespace) -> int:
         max_failures=args.max_failures,
         detach=args.detach,
     )
-    out["result"] = result.to_json()
+    code = EXIT_INTERRUPTED if result.interrupted else EXIT_OK if result.ok else EXIT_FAILED
+    out.update(ok=result.ok, exit_code=code, result=result.to_json())
     if args.output == "json":
         print(json.dumps(out, indent=2, sort_keys=True))
     else:
-        _summary(stack, plan, result)
-    if result.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.ok else EXIT_FAILED
+        _summary(out["stack"], plan, result)
+    return code
+
+
+def _plan(args: argparse.Namespace) -> tuple[Target, Plan, dict[str, Any]]:
+    """Read and check the files, then reach the engine (or not, with --dry-run) and diff.
+    Nothing is printed on stdout before the one document at the end."""
+    from .. import swarm
+
+    stack = _stack_name(args)
+    target = Target(args)
+    data, report, legacy, locate = load(args, target)
+    wanted, built = swarm.build(
+        stack,
+        data,
+        base_dir=Path(args.files[0]).resolve().parent,
+        update_defaults=legacy,
+        source=args.files[0],
+        locate=locate,
+    )
+    report.extend(built)
+    _strict(args, report)
+    plan, found = swarm.plan(target.engine(), wanted, prune=args.prune, source=args.files[0], locate=locate)
+    report.extend(found)
+    _strict(args, report)
+    if args.output == "text":
+        _print_findings(report)
+    out: dict[str, Any] = {"ok": True, "exit_code": EXIT_OK, "stack": stack, "engine": target.to_json(),
+                           "plan": plan.to_json()["changes"], "findings": report.to_json()}
+    return target, plan, out
 
 
 def _summary(stack: str, plan: Plan, result: Result) -> None:

@@ -1,16 +1,28 @@
-"""Reach the engine the way Docker users expect.
+"""Reach the engine the way Docker users expect, and say where it was looked for.
 
-Precedence: flags (`--host`, `--tlsverify`, `--tlscacert/--tlscert/--tlskey`),
-then the certificates `bakery certs` issued for `--cluster NAME`
-(`<state>/<NAME>/client/`), then DOCKER_HOST, DOCKER_TLS_VERIFY and
-DOCKER_CERT_PATH, then the local socket. docker is imported only here, when
-a deploy actually connects.
+Which engine, first match wins:
+
+1. `--host ADDR`: that address. Mutual TLS with the --tls* files, else with
+   the client certificates of `--cluster NAME`, else as DOCKER_TLS_VERIFY and
+   DOCKER_CERT_PATH say (as the Docker CLI does), else plain.
+2. `--cluster NAME`: NAME's client certificates (`<state>/<NAME>/client/`,
+   what `bakery certs` issued) at the seed's API of the cluster definition
+   when the one found is NAME's, else at $DOCKER_HOST; with neither, an error.
+3. `$DOCKER_HOST`, with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+4. a cluster definition that was actually found (`--config`, $BAKERY_CONFIG,
+   ./bakery.yml): its seed's API, `tcp://SEED:API_PORT` as `bakery certs`
+   prints it, with its cluster's client certificates.
+5. the local socket.
+
+docker is imported only in `connect`, when a deploy actually connects.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +40,21 @@ class Endpoint:
     ca: Path | None = None
     cert: Path | None = None
     key: Path | None = None
+    origin: str = ""  # why this engine: `from -H`, `from $DOCKER_HOST`, `from cluster prod of bakery.yml`, ...
 
-    def describe(self) -> str:
-        return self.host + (" (mutual TLS)" if self.tls_verify else "")
+    def where(self) -> str:
+        """The address and where it came from, for messages."""
+        notes = [n for n in (self.origin, "mutual TLS" if self.tls_verify else "") if n]
+        return f"{self.host} ({', '.join(notes)})" if notes else self.host
+
+
+@dataclass(frozen=True)
+class ClusterAddress:
+    """A cluster definition's name and its seed's Docker API, and the file that says so."""
+
+    name: str
+    host: str  # tcp://SEED:API_PORT
+    source: str
 
 
 def _truthy(value: str | None) -> bool:
@@ -44,6 +68,35 @@ def cluster_cert_dir(cluster: str, state_dir: Path | None, environ: Mapping[str,
     return client_cert_dir(cluster, state_dir or default_root(environ))
 
 
+def _address(
+    host: str | None,
+    cluster: str | None,
+    env: Mapping[str, str],
+    config: Callable[[], ClusterAddress | None] | None,
+) -> tuple[str, str, str | None]:
+    """(address, where it came from, the cluster whose certificates to use): rules 1-5 above.
+    The cluster definition is read only when the rule gets to it."""
+    if host:
+        return host, "from -H", cluster
+    if cluster:
+        found = config() if config else None
+        if found and found.name == cluster:
+            return found.host, f"from --cluster {cluster}: the seed in {found.source}", cluster
+        if env.get("DOCKER_HOST"):
+            return env["DOCKER_HOST"], f"from $DOCKER_HOST, with --cluster {cluster}", cluster
+        raise UserError(
+            f"--cluster {cluster}: no address for its engine (no -H, no $DOCKER_HOST, and no cluster "
+            f"definition for {cluster!r} found)",
+            fix=f"pass -H tcp://MANAGER:2376, or --config with the definition of cluster {cluster}",
+        )
+    if env.get("DOCKER_HOST"):
+        return env["DOCKER_HOST"], "from $DOCKER_HOST", None
+    found = config() if config else None
+    if found:
+        return found.host, f"from cluster {found.name} of {found.source}", found.name
+    return DEFAULT_HOST, "the default: no -H, --cluster, $DOCKER_HOST or bakery.yml", None
+
+
 def endpoint(
     *,
     host: str | None = None,
@@ -54,26 +107,28 @@ def endpoint(
     cluster: str | None = None,
     state_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    config: Callable[[], ClusterAddress | None] | None = None,
 ) -> Endpoint:
+    """Where the engine is and how to talk to it; `config` finds the cluster definition, if any."""
     env = os.environ if environ is None else environ
-    chosen_host = host or env.get("DOCKER_HOST") or DEFAULT_HOST
+    chosen_host, origin, cluster = _address(host, cluster, env, config)
     cert_dir: Path | None = None
     if cluster:
         cert_dir = cluster_cert_dir(cluster, state_dir, env)
         if not cert_dir.is_dir():
             raise UserError(
-                f"no client certificates for cluster {cluster!r} in {cert_dir}",
-                fix=f"run `bakery certs` for {cluster}, or pass --state-dir",
+                f"no client certificates for cluster {cluster!r} in {cert_dir} ({chosen_host}, {origin})",
+                fix=f"run `bakery certs` for {cluster}, pass --state-dir, or -H for another engine",
             )
         tls_verify = True
     elif env.get("DOCKER_CERT_PATH"):
         cert_dir = Path(env["DOCKER_CERT_PATH"])
     tls_verify = tls_verify or _truthy(env.get("DOCKER_TLS_VERIFY")) or bool(ca or cert or key)
     if not tls_verify:
-        return Endpoint(chosen_host)
+        return Endpoint(chosen_host, origin=origin)
     if chosen_host.startswith("unix://"):
         raise UserError(
-            f"TLS asked for, but the host {chosen_host} is a local socket",
+            f"TLS asked for, but the host {chosen_host} ({origin}) is a local socket",
             fix="give --host tcp://MANAGER:2376 (or DOCKER_HOST)",
         )
     base = cert_dir or Path(os.path.expanduser("~/.docker"))
@@ -88,7 +143,7 @@ def endpoint(
                 f"TLS {what} file {path} does not exist",
                 fix="pass --tlscacert/--tlscert/--tlskey, --cluster, or set DOCKER_CERT_PATH",
             )
-    return Endpoint(chosen_host, True, files["ca"], files["cert"], files["key"])
+    return Endpoint(chosen_host, True, files["ca"], files["cert"], files["key"], origin)
 
 
 # What the TLS layer says, and what the user should do about it.
@@ -118,15 +173,50 @@ _TLS_HINTS = (
         "its certificate is not signed by the given CA, or not issued for this host name: "
         "check --tlscacert (or the cluster given) and the address",
     ),
+    (
+        "WRONG_VERSION_NUMBER",
+        "it does not speak TLS at that port: drop --tlsverify/--cluster and DOCKER_TLS_VERIFY, "
+        "or use the engine's TLS port (2376)",
+    ),
 )
+_ELSEWHERE = "or choose the engine with -H ADDR, --cluster NAME or DOCKER_HOST"
 
 
-def _why(exc: Exception) -> str:
-    text = str(exc)
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps (causes, urllib3's `reason`, requests' args), outermost first."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        inner = (getattr(e, "reason", None), *getattr(e, "args", ()), e.__cause__, e.__context__)
+        todo += [x for x in inner if isinstance(x, BaseException)]
+
+
+def _why(exc: BaseException, ep: Endpoint) -> str:
+    """What went wrong and what to do, in words: never the SDK's or urllib3's text."""
+    chain = list(_chain(exc))
+    text = " ".join(str(e) for e in chain)
     for needle, hint in _TLS_HINTS:
         if needle in text:
             return hint
-    return text
+    path = ep.host.removeprefix("unix://")
+    for e in reversed(chain):  # innermost first: the operating system's word is the precise one
+        if isinstance(e, socket.gaierror):
+            return f"its host name does not resolve (check the address, {_ELSEWHERE})"
+        if isinstance(e, ConnectionRefusedError):
+            return f"connection refused, nothing listens there (start dockerd there, {_ELSEWHERE})"
+        if isinstance(e, FileNotFoundError):
+            return f"no socket {path}, dockerd does not run here (start it, {_ELSEWHERE})"
+        if isinstance(e, PermissionError):
+            return f"permission denied on {path} (run as root or as a member of the docker group)"
+        if isinstance(e, TimeoutError) or type(e).__name__ in ("ConnectTimeoutError", "ReadTimeoutError"):
+            return f"no answer in time (check the address and that a firewall lets the port through, {_ELSEWHERE})"
+        if isinstance(e, ConnectionResetError | ssl.SSLError):
+            return f"it closed the connection ({e.__class__.__name__}): is that the Docker API port? ({_ELSEWHERE})"
+    return f"{chain[-1]} ({_ELSEWHERE})"
 
 
 def connect(ep: Endpoint, *, timeout: int = 60) -> Engine:
@@ -154,10 +244,10 @@ def connect(ep: Endpoint, *, timeout: int = 60) -> Engine:
         api = Client(base_url=host, tls=tls, version="auto", timeout=timeout, max_pool_size=16)
         info = api.info()
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
-        raise EnvironmentMissing(f"cannot reach the Docker engine at {ep.describe()}: {_why(exc)}") from None
+        raise EnvironmentMissing(f"cannot reach the Docker engine at {ep.where()}: {_why(exc, ep)}") from None
     swarm = info.get("Swarm") or {}
     if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
         raise EnvironmentMissing(
-            f"the engine at {ep.describe()} is not a swarm manager (run `docker swarm init` or use a manager)"
+            f"the engine at {ep.where()} is not a swarm manager (run `docker swarm init` there, or use a manager)"
         )
     return Engine(api)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
@@ -168,37 +167,37 @@ def _order(runs: tuple[ServiceRun, ...]) -> list[str]:
 
 
 def plan(
-    engine: Engine,
-    stack: str,
-    data: Mapping[str, Any],
+    engine: Engine | None,
+    wanted: specs.StackSpecs,
     *,
     prune: bool = False,
-    base_dir: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    update_defaults: bool = False,
     source: str | None = None,
     locate: specs.Locate | None = None,
 ) -> tuple[Plan, Report]:
-    wanted, report = specs.build(
-        stack,
-        data,
-        base_dir=base_dir,
-        environ=environ,
-        update_defaults=update_defaults,
-        source=source,
-        locate=locate,
-    )
-    live = engine.stack_objects(stack)
+    """The changes that make the swarm run `wanted` (from `specs.build`), and what the diff found.
+
+    With no engine (`None`) the plan is for an empty swarm: every object is a `create`, and
+    placement constraints and external objects are not checked (there is nothing to check them
+    against); a finding says so."""
+    report = Report()
+    stack = wanted.stack
+    if engine is None:
+        live: dict[Kind, list[dict[str, Any]]] = {kind: [] for kind in KIND_ORDER}
+        counts: dict[str, int] = {}
+        report.info("planned against an empty swarm: placement constraints and external objects were not checked")
+    else:
+        live = engine.stack_objects(stack)
     refs = _refs(live)
-    for kind, name in wanted.external:
-        if f"{kind}:{name}" not in refs and kind != "volume":
-            raise UserError(f"external {kind} {name} does not exist", fix=f"create it first (docker {kind} create)")
-    counts = _check_placement(wanted, engine.nodes(), source, locate)
+    if engine is not None:
+        for kind, name in wanted.external:
+            if f"{kind}:{name}" not in refs and kind != "volume":
+                raise UserError(f"external {kind} {name} does not exist", fix=f"create it first (docker {kind} create)")
+        counts = _check_placement(wanted, engine.nodes(), source, locate)
     runs = tuple(
         ServiceRun(
             r.key,
             r.depends_on,
-            counts[r.key] if r.global_mode else r.expected_tasks,
+            counts.get(r.key, r.expected_tasks) if r.global_mode else r.expected_tasks,
             r.job,
             r.global_mode,
             r.restarts,

@@ -228,6 +228,35 @@ def test_dry_run_prints_the_plan_and_changes_nothing(engine, busybox_image, case
     assert _services(engine, "dry") == {}
 
 
+def test_dry_run_diffs_against_the_live_swarm(engine, deployer, case_dir):
+    d, _ = case_dir("basic")
+    stack_file = d / "stack.yml"
+    code, out = deployer(str(stack_file), "--name", "drydiff")
+    assert code == 0, out
+    versions = {n: s["Version"]["Index"] for n, s in _services(engine, "drydiff").items()}
+    _edit(stack_file, lambda data: data["services"]["worker"]["environment"].update(MODE="two"))
+    code, out = deployer(str(stack_file), "--name", "drydiff", "--dry-run")
+    assert code == 0, out
+    assert out["engine"]["reachable"] is True and "empty swarm" not in out["_stderr"]
+    actions = {c["name"]: c["action"] for c in out["plan"] if c["kind"] == "service"}
+    assert actions == {"drydiff_web": "unchanged", "drydiff_worker": "update"}
+    assert {c["action"] for c in out["plan"] if c["kind"] != "service"} == {"unchanged"}
+    assert {n: s["Version"]["Index"] for n, s in _services(engine, "drydiff").items()} == versions
+
+
+def test_a_glob_hint_is_expanded_against_the_live_nodes(engine, deployer, tmp_path):
+    """The node list is fetched (lazily, after the file was read) because a hint has a pattern."""
+    hostname = engine.client().api.nodes()[0]["Description"]["Hostname"]
+    compose = tmp_path / "docker-compose.yml"
+    service = {"image": "local/busybox:1", "command": ["sleep", "3600"],
+               "environment": [f"constraint:node=={hostname[:1]}*"]}
+    compose.write_text(yaml.safe_dump({"version": "2", "services": {"app": service}}))
+    code, out = deployer(str(compose), "--name", "globbed", "--dry-run")
+    assert code == 0, out
+    assert [c["action"] for c in out["plan"] if c["kind"] == "service"] == ["create"]
+    assert any(f["code"] == "compose.hint.expanded" for f in out["findings"]), out["findings"]
+
+
 def test_legacy_compose_file_is_converted_and_ordered(engine, deployer, case_dir):
     d, _ = case_dir("legacy")
     code, out = deployer(str(d / "docker-compose.yml"), "--name", "legacy")

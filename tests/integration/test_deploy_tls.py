@@ -80,7 +80,7 @@ def tls_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsEngine]:
         # Both swarms live in this network namespace: a VXLAN port and address pool of its own keep
         # its overlay networks from colliding with the other engine's ("vxlan interface: file exists").
         init_swarm(lambda *a: subprocess.run([cli, "-H", local, *a], check=True, capture_output=True),
-                   pool="10.241.0.0/16")
+                   pool="10.241.0.0/16", gateway=d.gateway)
         import_image(local, busybox_rootfs(work / "rootfs"), ["local/busybox:1"], ["sh"])
         yield TlsEngine(f"tcp://127.0.0.1:{port}", local, state)
 
@@ -147,3 +147,10 @@ def test_without_the_client_certificate_exits_4(tls_engine, tmp_path):
     assert foreign.returncode == 4, foreign.stderr
     assert "refus" in foreign.stderr and "client certificate" in foreign.stderr, foreign.stderr
     assert "nocert" not in _running(tls_engine.local, "nocert")
+
+
+def test_dry_run_without_the_client_certificate_plans_for_an_empty_swarm(tls_engine, tmp_path):
+    done = _bakery("deploy", "--host", tls_engine.url, "--name", "drytls", "--dry-run", _stack_file(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "no engine reachable" in done.stderr and "only speaks mutual TLS" in done.stderr
+    assert done.stdout.splitlines() == ["create    network drytls_default", "create    service drytls_app"]

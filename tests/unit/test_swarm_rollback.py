@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bakery.swarm.connect import _why
 from bakery.swarm.model import ServiceRun
 from bakery.swarm.rollback import run_of
 
@@ -36,18 +35,3 @@ DRAINED = {**NODE, "ID": "n2", "Spec": {"Role": "worker", "Availability": "drain
 )
 def test_run_of_a_restored_spec(spec, want):
     assert run_of("s", spec, [NODE, DRAINED]) == want
-
-
-@pytest.mark.parametrize(
-    ("error", "hint"),
-    [
-        ('400 Client Error: Bad Request ("Client sent an HTTP request to an HTTPS server.")', "only speaks mutual TLS"),
-        ("SSLError(1, '[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate')", "refused the client"),
-        ("[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required", "asks for a client"),
-        ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed", "not signed by the given CA"),
-        ("SSLEOFError(8, 'EOF occurred in violation of protocol (_ssl.c:2427)')", "refusing the client"),
-        ("Connection refused", "Connection refused"),
-    ],
-)
-def test_tls_failures_say_what_to_do(error, hint):
-    assert hint in _why(RuntimeError(error))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -97,6 +98,10 @@ class Dockerd:
     base: Path  # data root and log live here
     run: Path  # socket, exec root and pid file
     proc: subprocess.Popen[bytes]
+    gateway: str  # the Linux bridge of its docker_gwbridge network (see init_swarm)
+
+
+_GATEWAYS = itertools.count()
 
 
 def find_dockerd(switch: str = "BAKERY_REQUIRE_ENGINE") -> str:
@@ -124,9 +129,10 @@ def private_dockerd(*flags: str, prefix: str = "bakery-engine-", wrapper: Sequen
              "--data-root", str(data_root or base / "data"), "--exec-root", str(run / "exec"),
              "--pidfile", str(run / "docker.pid")],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    gateway = f"bkgw{os.getpid() % 100000}n{next(_GATEWAYS)}"
     try:
         _wait_socket(sock, proc, log)
-        yield Dockerd(sock, base, run, proc)
+        yield Dockerd(sock, base, run, proc, gateway)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -135,6 +141,7 @@ def private_dockerd(*flags: str, prefix: str = "bakery-engine-", wrapper: Sequen
             proc.kill()
             proc.wait()
         unmount_under(run)
+        subprocess.run(["ip", "link", "del", gateway], capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(run, ignore_errors=True)
 
@@ -153,9 +160,33 @@ def own_bridge() -> Iterator[str]:
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
 
 
-def init_swarm(docker: Callable[..., object], pool: str = "10.240.0.0/16") -> None:
+def _free_subnet() -> str:
+    """A /24 in 10.238.0.0/16 that no route of this namespace covers yet."""
+    import random
+
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, check=True).stdout
+    start = random.randrange(250)
+    for i in range(250):
+        subnet = f"10.238.{(start + i) % 250 + 1}.0/24"
+        if subnet not in routes:
+            return subnet
+    raise RuntimeError("no free /24 in 10.238.0.0/16 for a gateway bridge")
+
+
+def init_swarm(docker: Callable[..., object], pool: str = "10.240.0.0/16", gateway: str | None = None) -> None:
     """Free ports, not 2377 and 4789, and a private address pool: other engines on this machine
-    (a developer's, another test's) may hold them, and overlays would collide."""
+    (a developer's, another test's) may hold them, and overlays would collide.
+
+    `gateway` names the Linux bridge of this engine's docker_gwbridge network (created before
+    `swarm init`, as Docker documents for customising it). Otherwise every swarm engine in the
+    namespace shares one bridge called docker_gwbridge, and when another engine creates its
+    gateway network it re-addresses that bridge: this engine's host-mode published ports then
+    stop answering while its tasks stay healthy (seen here; the cause of a flaky "never answered")."""
+    if gateway:
+        docker("network", "create", "--driver", "bridge", "--subnet", _free_subnet(),
+               "--opt", f"com.docker.network.bridge.name={gateway}",
+               "--opt", "com.docker.network.bridge.enable_icc=false",
+               "--opt", "com.docker.network.bridge.enable_ip_masquerade=true", "docker_gwbridge")
     port = free_port()
     docker("swarm", "init", "--advertise-addr", f"127.0.0.1:{port}", "--listen-addr", f"127.0.0.1:{port}",
            "--data-path-port", str(free_udp_port()), "--default-addr-pool", pool)

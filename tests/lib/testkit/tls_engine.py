@@ -71,7 +71,7 @@ def running() -> Iterator[TlsEngine]:
             with private_dockerd("--bridge=none", "--iptables=false", *tls, prefix="bakery-tls-engine-",
                                  wrapper=wrapper) as d:
                 eng = TlsEngine(port, state, CLUSTER, "", d.socket)
-                init_swarm(eng.docker)
+                init_swarm(eng.docker, gateway=d.gateway)
                 hostname = eng.docker("info", "--format", "{{.Name}}").stdout.strip()
                 yield TlsEngine(port, state, CLUSTER, hostname, d.socket)
         except RuntimeError as exc:  # dockerd never answered
