@@ -113,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args, exc, exc.exit_code)
     except KeyboardInterrupt:
         print(f"bakery {args.command}: interrupted", file=sys.stderr)
+        if getattr(args, "output", None) == "json":
+            print(json.dumps({"ok": False, "exit_code": EXIT_INTERRUPTED, "error": {"message": "interrupted"}}))
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `bakery render | head` is fine; don't print a traceback.

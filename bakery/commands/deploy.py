@@ -48,7 +48,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import (
     EXIT_ENVIRONMENT,
@@ -249,19 +249,15 @@ class LiveNodes(Sequence["NodeInfo"]):
 def load(args: argparse.Namespace, target: Target) -> tuple[dict[str, Any], Report, bool, Locate | None]:
     """The v3 stack as data, the converter's report, whether bakery's v2 update defaults apply,
     and a way to find a YAML path's line and column (when the file was read directly)."""
-    try:
-        from ..compose import convert_files
-    except ImportError:
-        return _load_v3(args)
+    from ..compose import convert_files
 
     def convert(nodes: Sequence[NodeInfo] | None) -> Any:
-        # convert_files says list; what it hands the nodes to (compose.convert, hints) takes any Sequence.
         return convert_files(
             [Path(f) for f in args.files],
             env_files=[Path(f) for f in args.env_file],
             strict=args.strict,
             image_prefix=args.image_prefix,
-            nodes=cast("list[NodeInfo] | None", nodes),
+            nodes=nodes,
             publish_mode=getattr(args, "publish_mode", "ingress"),
         )
 
@@ -298,27 +294,6 @@ def _nearest(path: Path) -> Locate:
         return None, None
 
     return locate
-
-
-def _load_v3(args: argparse.Namespace) -> tuple[dict[str, Any], Report, bool, Locate | None]:
-    """Until the converter is in this checkout: one v3 stack file, read as it is."""
-    from ..yamlsrc import load as load_yaml
-
-    if len(args.files) != 1:
-        raise UserError("several files need the compose converter, which this checkout lacks", fix="give one v3 file")
-    doc = load_yaml(args.files[0])
-    if not isinstance(doc.data, dict) or not str(doc.data.get("version", "3")).startswith("3"):
-        raise doc.error(
-            ("version",),
-            "only v3 stack files can be deployed without the compose converter",
-            "convert the file first (bakery convert)",
-        )
-
-    def locate(path: tuple[str | int, ...]) -> tuple[int | None, int | None]:
-        pos = doc.where(path)
-        return (pos.line, pos.column) if pos else (None, None)
-
-    return doc.data, Report(), False, locate
 
 
 class ProgressView:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,7 +71,7 @@ def convert_files(
     environ: Mapping[str, str] | None = None,
     strict: bool = False,
     image_prefix: str | None = None,
-    nodes: list[NodeInfo] | None = None,
+    nodes: Sequence[NodeInfo] | None = None,
     publish_mode: str = "ingress",
 ) -> ConvertResult:
     """Load, merge and convert compose files. Raises ComposeError for bad input."""
