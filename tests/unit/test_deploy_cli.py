@@ -79,7 +79,7 @@ def test_a_missing_file_is_exit_2_before_connecting(here, no_connect, capsys, ou
 @pytest.mark.parametrize(
     ("text", "where"),
     [
-        ('version: "3.8"\nservices:\n  web:\n    image: x\n    ports: [ "80:80"\n', "bad.yml:6:1"),
+        ('version: "3.8"\nservices:\n  web:\n    image: x\n    ports: [ "80:80"\n', "bad.yml:5:12"),
         ('version: "3.8"\nservices:\n  web:\n    image: x\n    mem_limit: 12x\n', "bad.yml:5"),
         ('version: "3.8"\nservices:\n  web:\n    image: x\n    secrets: [nope]\n', "bad.yml"),
     ],
