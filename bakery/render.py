@@ -76,6 +76,13 @@ def templates_dir() -> Path:
     raise EnvironmentMissing(f"bakery's templates are missing from this installation ({here}); reinstall bakery")
 
 
+@cache
+def agent_source() -> str:
+    """The join agent's text (bakery/agent/join.py), written to the node as LIB_DIR/bakery-join.
+    Read, never imported: it runs on the node's python3, not here."""
+    return (Path(__file__).resolve().parent / "agent" / "join.py").read_text()
+
+
 def _bytecode_cache() -> Any:
     """Compiled templates cached per bakery version; rendering works without it."""
     import os
@@ -213,7 +220,7 @@ def _files(
         if m.join_ca_pem:
             f.add(f"{TLS_DIR}/join-ca.pem", m.join_ca_pem)
         f.add("/etc/bakery/join.json", _join_json(cfg, node))
-        f.add(f"{LIB_DIR}/bakery-join", (templates_dir() / "cloud-init" / "bakery-join.py").read_text(), "0755")
+        f.add(f"{LIB_DIR}/bakery-join", agent_source(), "0755")
     f.add("/etc/docker/daemon.json", _daemon_json(cfg, role, tls))
 
     listen = f"{insecure.host}:{insecure.port}" if insecure else str(cfg.docker.api_port)
