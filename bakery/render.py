@@ -177,6 +177,8 @@ def _join_json(cfg: ClusterConfig, node: Node) -> str:
         "timeout": cfg.swarm.join_timeout,
         "tls": tls,
     }
+    if node.role == "seed":
+        data["form"] = cfg.swarm.form  # the one node that may init a swarm, and only when rendered to
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 

@@ -37,13 +37,17 @@ CONNECT_TIMEOUT, FETCH_TIMEOUT = 5.0, 15.0  # client: TCP connect; every later s
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # client backoff bounds, seconds
 HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT = 10.0, 5.0, 10.0  # service, per session
 MAX_SESSIONS, BACKLOG, HEAD_LIMIT = 1024, 4096, 8192  # the kernel caps BACKLOG at net.core.somaxconn
-LOOPS, WORKERS = 2, 8  # selector loops (handshakes, reads); threads that answer
+LOOPS, WORKERS = 2, 4  # selector loops (handshakes, request reads); threads that write answers
 # Control characters (C0, DEL, C1) and the backslash escaped: a log line is one line, unambiguous.
 _ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {92: "\\\\"}
+NOT_FORMING = 'not initialising a swarm: this seed was rendered to join a running one ("form" is false in join.json)'
+_LOG = threading.Lock()  # one line per write: threads never interleave their lines
 
 
 def log(msg: str) -> None:
-    print("bakery-join: " + msg.translate(_ESCAPES), file=sys.stderr, flush=True)
+    with _LOG:
+        sys.stderr.write("bakery-join: " + msg.translate(_ESCAPES) + "\n")
+        sys.stderr.flush()
 
 
 class Docker(http.client.HTTPConnection):
@@ -203,21 +207,18 @@ def join(cfg: Config) -> int:
         if not answered:  # the first formation: no manager of this cluster runs a swarm
             return init(cfg, failures)
     elif seed and not known:
-        raise SystemExit("bakery-join: this seed may not form a new swarm (join.json has no \"form\": it was "
-                         "rendered for an existing swarm) and knows no other manager to join (swarm.managers)")
+        raise SystemExit(f"bakery-join: {NOT_FORMING} and knows no other manager to join (swarm.managers)")
     attempt = 0
     while True:
         joined, _, failures = try_managers(cfg, known, ctx)
         if joined:
             return 0
-        if seed:
-            log("not initialising a swarm: this seed was rendered to join the existing one (no \"form\" in "
-                "join.json); no manager handed out a token yet")
+        why = "; ".join(failures)
         left = deadline - time.monotonic()
         if left <= 0:
-            raise SystemExit(f"bakery-join: gave up joining after {cfg['timeout']} s ({'; '.join(failures)})")
+            raise SystemExit(f"bakery-join: gave up joining after {cfg['timeout']} s ({why})")
         pause = min(backoff(attempt), left)
-        log(f"no token yet ({'; '.join(failures)}); retrying in {pause:.0f} s")
+        log(f"{NOT_FORMING + ': ' if seed else ''}no token yet ({why}); retrying in {pause:.0f} s")
         time.sleep(pause)
         attempt += 1
 
@@ -229,7 +230,7 @@ def init(cfg: Config, failures: list[str]) -> int:
     if status != 200:
         raise SystemExit(f"bakery-join: swarm init failed: {body}")
     why = "; ".join(failures) or "no other manager configured"
-    log(f'forming a new swarm (join.json has "form"; no manager handed out a token: {why})')
+    log(f'forming a new swarm ("form" is true in join.json; no manager handed out a token: {why})')
     log(f"initialised the swarm, advertising {addr}")
     return 0
 
@@ -332,40 +333,33 @@ class _Session:
         self.events = selectors.EVENT_READ
 
 
-class _Flight:
-    """One engine query; the requests that arrive while it runs wait for its answer."""
-
-    def __init__(self) -> None:
-        self.done, self.ok = threading.Event(), False
-        self.result: tuple[dict[str, str], list[str]] | None = None
-
-
 class Service:
     """LOOPS threads, each a selector loop that accepts and runs handshakes and request reads
     without blocking, with a deadline per phase; at most MAX_SESSIONS at once, the rest wait in
-    the kernel's backlog. A complete request goes to a pool of WORKERS threads, which ask the engine
-    (one query in flight, shared) and answer."""
+    the kernel's backlog. Complete requests queue for one engine thread, which asks the engine once
+    for all those waiting (each answer is as fresh as a query begun after its request); a pool of
+    WORKERS threads writes the answers."""
 
     def __init__(self, cfg: Config, listener: socket.socket) -> None:
         self.cfg, self.ctx, self.listener = cfg, server_context(cfg), listener
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="answer")
-        self.lock = threading.Lock()
+        self.lock, self.ready = threading.Lock(), threading.Condition()
         self.sessions = 0
-        self.flight: _Flight | None = None
+        self.waiting: list[_Session] = []
 
     def run(self) -> None:
-        for _ in range(LOOPS - 1):
-            threading.Thread(target=self.loop, daemon=True).start()
-        self.loop()
+        for target in [self.loop] * (LOOPS - 1) + [self.answering]:
+            threading.Thread(target=self.guard, args=(target,), daemon=True).start()
+        self.guard(self.loop)
 
-    def loop(self) -> None:
+    def guard(self, target: Any) -> None:
         try:
-            self._loop()
-        except BaseException as exc:  # a dead loop must not go unnoticed: systemd restarts the service
+            target()
+        except BaseException as exc:  # a dead thread must not go unnoticed: systemd restarts the service
             log(f"join service failed: {exc!r}")
             os._exit(1)
 
-    def _loop(self) -> None:
+    def loop(self) -> None:
         sel = selectors.DefaultSelector()
         listening, resume, pause, scan = False, 0.0, 0.05, 0.0
         while True:
@@ -431,7 +425,9 @@ class Service:
                 s.head += chunk
                 if b"\r\n\r\n" in s.head:
                     sel.unregister(s.tls)
-                    self.pool.submit(self.reply, s)
+                    with self.ready:
+                        self.waiting.append(s)
+                        self.ready.notify()
                     return
                 if len(s.head) > HEAD_LIMIT:
                     raise ValueError(f"a request head over {HEAD_LIMIT} bytes")
@@ -456,26 +452,22 @@ class Service:
         if why:
             log(f"{s.who}: {why}")
 
-    def reply(self, s: _Session) -> None:
-        """On a pool thread: ask the engine (if the certificate may have the token), answer, close."""
-        why = ""
-        try:
-            line = s.head.split(b"\r\n", 1)[0].decode("latin-1")
-            cert = s.tls.getpeercert() or {}
-            status, payload = self.answer(cert, line)
-            body = json.dumps(payload).encode()
-            s.tls.settimeout(REQUEST_TIMEOUT)
-            s.tls.sendall(b"HTTP/1.0 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                          b"Connection: close\r\n\r\n%s" % (status, http.client.responses[status].encode(),
-                                                               len(body), body))
-            s.tls.shutdown(socket.SHUT_WR)
-            log(f'{s.who} {(_subject(cert, "commonName") or ["-"])[0]} "{line[:200]}" {status}')
-        except OSError as exc:
-            why = f"closed while answering: {exc}"
-        finally:
-            self.close(None, s, why)
+    def answering(self) -> None:
+        """The engine thread: one engine query for every request waiting, asked only when one of them
+        may have a token; the answers go to the pool."""
+        while True:
+            with self.ready:
+                while not self.waiting:
+                    self.ready.wait()
+                batch, self.waiting = self.waiting, []
+            found: list[tuple[bool, Any]] = []
+            for s in batch:
+                line = s.head.split(b"\r\n", 1)[0].decode("latin-1")
+                cert = s.tls.getpeercert() or {}
+                status, payload = self.answer(cert, line, found)
+                self.pool.submit(self.reply, s, line, (_subject(cert, "commonName") or ["-"])[0], status, payload)
 
-    def answer(self, cert: Any, line: str) -> tuple[int, dict[str, Any]]:
+    def answer(self, cert: Any, line: str, found: list[tuple[bool, Any]]) -> tuple[int, dict[str, Any]]:
         parts = line.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
             return 400, {"error": "bad request"}
@@ -485,32 +477,34 @@ class Service:
             return 404, {"error": "unknown path"}
         if wanted not in _subject(cert, "organizationalUnitName"):
             return 403, {"error": f"this certificate may not obtain the {wanted} token"}
-        flight = self.engine()
-        if not flight.ok:
+        if not found:  # the first request of this batch that may have a token
+            try:
+                found.append((True, swarm_tokens(self.cfg)))
+            except (OSError, ValueError, KeyError, AttributeError, TypeError):
+                found.append((False, None))
+        ok, result = found[0]
+        if not ok:
             return 503, {"error": "local engine unavailable"}
-        if flight.result is None:
+        if result is None:
             return 503, {"error": "this node is not a swarm manager yet"}
-        tokens, managers = flight.result
+        tokens, managers = result
         return 200, {"token": tokens["Manager" if wanted == "manager" else "Worker"], "managers": managers}
 
-    def engine(self) -> _Flight:
-        """One engine query in flight at a time; requests that arrive meanwhile share its answer,
-        which is as fresh as if each had asked (a rotated token is seen by the next query)."""
-        with self.lock:
-            flight, lead = self.flight or _Flight(), self.flight is None
-            self.flight = flight
-        if lead:
-            try:
-                flight.result, flight.ok = swarm_tokens(self.cfg), True
-            except (OSError, ValueError, KeyError, AttributeError, TypeError):
-                pass
-            finally:
-                with self.lock:
-                    self.flight = None
-                flight.done.set()
-        else:
-            flight.done.wait(60)
-        return flight
+    def reply(self, s: _Session, line: str, who: str, status: int, payload: dict[str, Any]) -> None:
+        """On a pool thread: write the answer (a client that does not read gets REQUEST_TIMEOUT), close."""
+        why = ""
+        try:
+            body = json.dumps(payload).encode()
+            s.tls.settimeout(REQUEST_TIMEOUT)
+            s.tls.sendall(b"HTTP/1.0 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                          b"Connection: close\r\n\r\n%s" % (status, http.client.responses[status].encode(),
+                                                               len(body), body))
+            s.tls.shutdown(socket.SHUT_WR)
+            log(f'{s.who} {who} "{line[:200]}" {status}')
+        except OSError as exc:
+            why = f"closed while answering: {exc}"
+        finally:
+            self.close(None, s, why)
 
 
 def _subject(cert: Any, key: str) -> list[str]:
