@@ -254,7 +254,8 @@ def _files(
               fill("systemd/bakery-consul.service.j2", mode=consul_mode, image=cfg.consul.image))
         units.append("bakery-consul.service")
     if join_class:
-        action = "initialise or join the swarm" if role == "seed" else f"join the swarm as a {join_class}"
+        forms = role == "seed" and cfg.swarm.form
+        action = "form the swarm or join a running one" if forms else f"join the swarm as a {join_class}"
         f.add(f"{UNIT_DIR}/bakery-join.service",
               fill("systemd/bakery-join.service.j2", action=action, timeout=cfg.swarm.join_timeout + 60))
         units.append("bakery-join.service")
