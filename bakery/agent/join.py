@@ -37,7 +37,7 @@ CONNECT_TIMEOUT, FETCH_TIMEOUT = 5.0, 15.0  # client: TCP connect; every later s
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # client backoff bounds, seconds
 HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT = 10.0, 5.0, 10.0  # service, per session
 MAX_SESSIONS, BACKLOG, HEAD_LIMIT = 1024, 4096, 8192  # the kernel caps BACKLOG at net.core.somaxconn
-LOOPS, WORKERS = 2, 4  # selector loops (handshakes, request reads); threads that write answers
+LOOPS, WORKERS = 2, 4  # selector loops (handshakes, request reads); threads for answers slow to write
 # Control characters (C0, DEL, C1) and the backslash escaped: a log line is one line, unambiguous.
 _ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {92: "\\\\"}
 NOT_FORMING = 'not initialising a swarm: this seed was rendered to join a running one ("form" is false in join.json)'
@@ -456,7 +456,8 @@ class Service:
 
     def answering(self) -> None:
         """The engine thread: one engine query for every request waiting, asked only when one of them
-        may have a token; the answers go to the pool."""
+        may have a token. A fresh connection's send buffer takes the answer at once; a client whose
+        buffer is full (it does not read) is left to the pool, REQUEST_TIMEOUT at most."""
         while True:
             with self.ready:
                 while not self.waiting:
@@ -467,7 +468,20 @@ class Service:
                 line = s.head.split(b"\r\n", 1)[0].decode("latin-1")
                 cert = s.tls.getpeercert() or {}
                 status, payload = self.answer(cert, line, found)
-                self.pool.submit(self.reply, s, line, (_subject(cert, "commonName") or ["-"])[0], status, payload)
+                body = json.dumps(payload).encode()
+                reason = http.client.responses[status].encode()
+                data = (b"HTTP/1.0 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                        b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body))
+                done = f'{s.who} {(_subject(cert, "commonName") or ["-"])[0]} "{line[:200]}" {status}'
+                try:
+                    s.tls.send(data)
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    self.pool.submit(self.reply, s, data, done)
+                    continue
+                except OSError as exc:
+                    self.close(None, s, f"closed while answering: {exc}")
+                    continue
+                self.finish(s, done)
 
     def answer(self, cert: Any, line: str, found: list[tuple[bool, Any]]) -> tuple[int, dict[str, Any]]:
         parts = line.split(" ")
@@ -492,21 +506,23 @@ class Service:
         tokens, managers = result
         return 200, {"token": tokens["Manager" if wanted == "manager" else "Worker"], "managers": managers}
 
-    def reply(self, s: _Session, line: str, who: str, status: int, payload: dict[str, Any]) -> None:
-        """On a pool thread: write the answer (a client that does not read gets REQUEST_TIMEOUT), close."""
-        why = ""
+    def reply(self, s: _Session, data: bytes, done: str) -> None:
+        """On a pool thread: write an answer the client is slow to take."""
         try:
-            body = json.dumps(payload).encode()
             s.tls.settimeout(REQUEST_TIMEOUT)
-            s.tls.sendall(b"HTTP/1.0 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                          b"Connection: close\r\n\r\n%s" % (status, http.client.responses[status].encode(),
-                                                               len(body), body))
-            s.tls.shutdown(socket.SHUT_WR)
-            log(f'{s.who} {who} "{line[:200]}" {status}')
+            s.tls.sendall(data)
         except OSError as exc:
-            why = f"closed while answering: {exc}"
-        finally:
-            self.close(None, s, why)
+            self.close(None, s, f"closed while answering: {exc}")
+            return
+        self.finish(s, done)
+
+    def finish(self, s: _Session, done: str) -> None:
+        try:
+            s.tls.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        log(done)
+        self.close(None, s, "")
 
 
 def _subject(cert: Any, key: str) -> list[str]:
