@@ -311,6 +311,9 @@ def test_seed_inits_and_worker_joins_through_the_join_service(tmp_path, capsysbi
         assert tokens and tokens not in logs
     finally:
         net.down()
+        for role in ("seed", "worker"):  # the engines' exec roots: only ours, unmounted first
+            unmount_under(Path(f"/run/bkj-{os.getpid()}-{role}"))
+            shutil.rmtree(f"/run/bkj-{os.getpid()}-{role}", ignore_errors=True)
 
 
 # --- 4. no second swarm: a rebuilt seed waits for the managers it cannot reach, then joins them -----
