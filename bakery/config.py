@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
         "advertise_interface": None,
         "join_port": 2378,
         "join_timeout": 1800,
+        "form": False,
     },
     "docker": {
         "install": "distro",
@@ -92,6 +93,7 @@ class SwarmSettings:
     advertise_interface: str | None
     join_port: int
     join_timeout: int
+    form: bool = False  # the seed may init a new swarm: only for the first formation (docs/ARCHITECTURE.md)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ def build(data: dict[str, Any], source: str = "<defaults>", doc: Document | None
             advertise_interface=s["advertise_interface"],
             join_port=s["join_port"],
             join_timeout=s["join_timeout"],
+            form=s["form"],
         ),
         docker=DockerSettings(
             install=d["install"],

@@ -85,6 +85,13 @@ def templates_dir() -> Path:
     raise EnvironmentMissing(f"bakery's templates are missing from this installation ({here}); reinstall bakery")
 
 
+@cache
+def agent_source() -> str:
+    """The join agent's text (bakery/agent/join.py), written to the node as LIB_DIR/bakery-join.
+    Read, never imported: it runs on the node's python3, not here."""
+    return (Path(__file__).resolve().parent / "agent" / "join.py").read_text()
+
+
 def _bytecode_cache() -> Any:
     """Compiled templates cached per bakery version; rendering works without it."""
     import os
@@ -180,6 +187,8 @@ def _join_json(cfg: ClusterConfig, node: Node) -> str:
         "timeout": cfg.swarm.join_timeout,
         "tls": tls,
     }
+    if node.role == "seed":
+        data["form"] = cfg.swarm.form  # the one node that may init a swarm, and only when rendered to
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
@@ -223,7 +232,7 @@ def _files(
         if m.join_ca_pem:
             f.add(f"{TLS_DIR}/join-ca.pem", m.join_ca_pem)
         f.add("/etc/bakery/join.json", _join_json(cfg, node))
-        f.add(f"{LIB_DIR}/bakery-join", (templates_dir() / "cloud-init" / "bakery-join.py").read_text(), "0755")
+        f.add(f"{LIB_DIR}/bakery-join", agent_source(), "0755")
     f.add("/etc/docker/daemon.json", _daemon_json(cfg, role, tls))
 
     listen = f"{insecure.host}:{insecure.port}" if insecure else str(cfg.docker.api_port)
@@ -255,7 +264,8 @@ def _files(
               fill("systemd/bakery-consul.service.j2", mode=consul_mode, image=cfg.consul.image))
         units.append("bakery-consul.service")
     if join_class:
-        action = "initialise or join the swarm" if role == "seed" else f"join the swarm as a {join_class}"
+        forms = role == "seed" and cfg.swarm.form
+        action = "form the swarm or join a running one" if forms else f"join the swarm as a {join_class}"
         f.add(f"{UNIT_DIR}/bakery-join.service",
               fill("systemd/bakery-join.service.j2", action=action, timeout=cfg.swarm.join_timeout + 60))
         units.append("bakery-join.service")

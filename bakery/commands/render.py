@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="append your own cloud-config or script as a MIME part (repeatable)")
     p.add_argument("--insecure-tcp", metavar="ADDR:PORT",
                    help="DANGEROUS: serve the Docker API as plain TCP without TLS on ADDR:PORT")
+    p.add_argument("--form", action="store_true",
+                   help="seed only: this seed may init a new swarm (the first formation; same as swarm.form: true). "
+                        "Without it a seed only joins the swarm its managers run: a rebuilt seed never forms a second")
     add_output(p, aliases={"userdata": "text"}, text="text: the user-data; json: a summary (sizes, budget, files)")
     add_out_file(p, "the user-data (0600: it holds the node's keys)")
 
@@ -64,6 +67,12 @@ def _insecure(value: str | None) -> InsecureTcp | None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
+    if args.form:
+        if args.role != "seed":
+            raise UserError("--form is for --role seed: only the seed may init a swarm")
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, swarm=dataclasses.replace(cfg.swarm, form=True))
     name = args.name or args.role
     check_node_name(name, "--name")
     for address in args.address:

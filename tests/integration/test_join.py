@@ -6,102 +6,69 @@
 2. A real dockerd started with the rendered daemon.json serves the API with
    mutual TLS: the operator's certificate works, a node's join or server
    certificate and plain TCP do not.
-3. Two engines in their own network namespaces (../shared/ENGINE.md §2): the
-   agent inits the swarm on the seed and joins a worker through the seed's
-   join service, exactly as it runs at boot.
-"""
+3. Two engines in their own network namespaces (docs/JOIN.md, "Testing"): the
+   agent inits the swarm on a seed rendered to form it and joins a worker
+   through the seed's join service, exactly as it runs at boot.
+4. No second swarm: three managers formed, the seed rebuilt (engine state
+   wiped, user-data rendered for the running swarm) while they are unreachable
+   from it: it keeps asking, never inits, and joins their swarm when they are back."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import os
+import resource
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from testkit import require_or_skip
-from testkit.engine import Engine, _wait_socket, find_dockerd, private_dockerd
-from testkit.render_util import cloud_config_parts, render, written_files
+from testkit.engine import Engine, _wait_socket, find_dockerd, private_dockerd, unmount_under
+from testkit.join import AGENT_PATH, Netns, agent_file, free_port, load_agent, materialise, wait_port, write_cfg
+from testkit.render_util import render
 
 pytestmark = pytest.mark.engine
 
-AGENT_PATH = "/usr/local/lib/bakery/bakery-join"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def materialise(payload: bytes, root: Path) -> dict[str, Any]:
-    """Write a node's files under `root`; return join.json rewritten to point there."""
-    files = written_files(cloud_config_parts(payload)[0])
-    for path, entry in files.items():
-        dest = root / path.lstrip("/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(entry["content"])
-        os.chmod(dest, int(entry["permissions"], 8))
-    cfg = json.loads(files["/etc/bakery/join.json"]["content"]) if "/etc/bakery/join.json" in files else {}
-    for key, value in cfg.get("tls", {}).items():
-        cfg["tls"][key] = str(root / value.lstrip("/"))
-    return cfg
-
-
-def load_agent(root: Path) -> Any:
-    path = str(root / AGENT_PATH.lstrip("/"))
-    loader = importlib.machinery.SourceFileLoader("bakery_join_agent", path)
-    spec = importlib.util.spec_from_loader("bakery_join_agent", loader)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def write_cfg(root: Path, cfg: dict[str, Any]) -> Path:
-    path = root / "join.json"
-    path.write_text(json.dumps(cfg))
-    return path
-
-
-def wait_port(host: str, port: int, proc: subprocess.Popen[Any], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "join service exited early"
-        try:
-            socket.create_connection((host, port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {host}:{port}")
-
-
-@pytest.fixture()
-def token_service(engine: Engine, tmp_path: Path, capsysbinary):  # type: ignore[no-untyped-def]
+@contextmanager
+def running_service(engine: Engine, tmp_path: Path, capsysbinary: Any, nofile: int | None = None) -> Iterator[dict]:
+    """The rendered seed's join service on the engine fixture's swarm, on a free loopback port;
+    `nofile` caps its file descriptors (soft and hard), as a starved host would."""
     state = tmp_path / "state"
     seed = materialise(render(["--role", "seed"], state, capsysbinary), tmp_path / "seed")
     port = free_port()
     seed.update(docker_socket=engine.socket, join_port=port, serve_address="127.0.0.1")
     log = tmp_path / "serve.log"
     env = dict(os.environ, BAKERY_JOIN_CONFIG=str(write_cfg(tmp_path / "seed", seed)))
+
+    def limit() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, str(tmp_path / "seed" / AGENT_PATH.lstrip("/")), "serve"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+                                env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=limit)
     try:
         wait_port("127.0.0.1", port, proc)
-        yield {"state": state, "port": port, "log": log, "tmp": tmp_path}
+        yield {"state": state, "port": port, "log": log, "tmp": tmp_path, "proc": proc}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def token_service(engine: Engine, tmp_path: Path, capsysbinary):  # type: ignore[no-untyped-def]
+    with running_service(engine, tmp_path, capsysbinary) as svc:
+        yield svc
 
 
 def node_cfg(svc: dict[str, Any], role: str, capsysbinary: Any, name: str | None = None) -> tuple[Any, dict]:
@@ -157,6 +124,90 @@ def test_join_on_a_node_already_in_a_swarm_does_nothing(engine, tmp_path, capsys
     assert "already part of a swarm (active)" in res.stderr
 
 
+# --- 1b. clients that misbehave, while a well-behaved one is served --------------------------
+
+
+def _fetch_ok(svc: dict[str, Any], capsysbinary: Any, engine: Engine, times: int = 3) -> None:
+    agent, cfg = node_cfg(svc, "worker", capsysbinary)
+    want = engine.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+    ctx = agent.client_context(cfg)
+    for _ in range(times):
+        assert agent.fetch_token(cfg, "127.0.0.1", ctx)[0] == want
+
+
+def _closed_by_server(conn: socket.socket) -> bool:
+    """True once the service has closed `conn` (EOF or reset); waits at most 60 s for it."""
+    conn.settimeout(60)
+    try:
+        while conn.recv(4096):
+            pass
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    return True
+
+
+@pytest.mark.parametrize("how", ["idle", "half TLS record", "garbage"])
+def test_a_misbehaving_connection_does_not_stop_valid_fetches(how, engine, token_service, capsysbinary):
+    conn = socket.create_connection(("127.0.0.1", token_service["port"]))
+    try:
+        if how == "half TLS record":
+            conn.sendall(b"\x16\x03\x01\x02\x00")  # a handshake record's header, then nothing
+        elif how == "garbage":
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n" + bytes(range(256)) * 4)
+        _fetch_ok(token_service, capsysbinary, engine)
+        assert _closed_by_server(conn)  # garbage at once; the others at the handshake deadline
+    finally:
+        conn.close()
+    assert "closed" in token_service["log"].read_text()
+
+
+def test_150_stalled_sessions_of_a_valid_worker_do_not_stop_a_fetch(engine, token_service, capsysbinary):
+    agent, cfg = node_cfg(token_service, "worker", capsysbinary, name="stalled")
+    ctx = agent.client_context(cfg)
+    stalled = []
+    try:
+        for _ in range(150):  # connected, handshaken, never a request
+            tcp = socket.create_connection(("127.0.0.1", token_service["port"]))
+            stalled.append(ctx.wrap_socket(tcp, server_hostname="127.0.0.1"))
+        _fetch_ok(token_service, capsysbinary, engine)
+        assert _closed_by_server(stalled[0])  # the idle deadline
+    finally:
+        for conn in stalled:
+            conn.close()
+    assert "no idle within the time allowed" in token_service["log"].read_text()
+
+
+def test_log_lines_escape_control_characters(token_service, capsysbinary):
+    agent, cfg = node_cfg(token_service, "worker", capsysbinary)
+    tcp = socket.create_connection(("127.0.0.1", token_service["port"]))
+    with agent.client_context(cfg).wrap_socket(tcp, server_hostname="127.0.0.1") as tls:
+        tls.sendall(b"GET /v1/token/\x1b[2J\x07\nbakery-join: FORGED 200 HTTP/1.1\r\n\r\n")
+        assert tls.recv(4096).startswith(b"HTTP/1.0 400")
+    escaped = "/v1/token/\\x1b[2J\\x07\\x0abakery-join: FORGED"
+    _eventually("the request logged", lambda: escaped in token_service["log"].read_text(), 30)
+    log = token_service["log"].read_text()
+    assert "\x1b" not in log and "\x07" not in log
+    assert not any(line.startswith("bakery-join: FORGED") for line in log.splitlines())
+
+
+def test_accept_pauses_when_out_of_file_descriptors(engine, tmp_path, capsysbinary):
+    """EMFILE leaves the connection queued: a service that retried at once would spin and log without end."""
+    with running_service(engine, tmp_path, capsysbinary, nofile=40) as svc:
+        idle = []
+        try:
+            for _ in range(60):  # more than 40 descriptors allow
+                idle.append(socket.create_connection(("127.0.0.1", svc["port"])))
+            _eventually("an accept out of descriptors", lambda: "accept failed" in svc["log"].read_text(), 30)
+            time.sleep(4)
+            pauses = svc["log"].read_text().count("accept failed")
+            assert 1 <= pauses <= 20, pauses  # a pause doubling up to 2 s, not a busy loop
+            assert svc["proc"].poll() is None
+        finally:
+            for conn in idle:
+                conn.close()
+        _fetch_ok(svc, capsysbinary, engine)  # descriptors back: accepting again
+
+
 # --- 2. a real dockerd with the rendered daemon.json -------------------------------------------
 
 
@@ -198,68 +249,15 @@ def test_dockerd_with_rendered_daemon_json_enforces_mutual_tls(tmp_path, capsysb
 NET = "10.213.77"
 
 
-class Netns:
-    """A bridge and namespaces this test creates, and removes, itself."""
-
-    def __init__(self, tag: str) -> None:
-        self.bridge = f"bkj{tag}"
-        self.names: list[str] = []
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
-
-    def sh(self, *cmd: str) -> None:
-        subprocess.run(cmd, check=True, capture_output=True)
-
-    def up(self) -> None:
-        self.sh("ip", "link", "add", self.bridge, "type", "bridge")
-        self.sh("ip", "addr", "add", f"{NET}.1/24", "dev", self.bridge)
-        self.sh("ip", "link", "set", self.bridge, "up")
-        self.sh("iptables", "-I", *self.rule)
-
-    def add(self, name: str, octet: int) -> str:
-        self.sh("ip", "netns", "add", name)
-        self.names.append(name)
-        veth = f"{self.bridge}{octet}"
-        self.sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name)
-        self.sh("ip", "link", "set", veth, "master", self.bridge, "up")
-        self.sh("ip", "-n", name, "addr", "add", f"{NET}.{octet}/24", "dev", "eth0")
-        self.sh("ip", "-n", name, "link", "set", "eth0", "up")
-        self.sh("ip", "-n", name, "link", "set", "lo", "up")
-        self.sh("ip", "-n", name, "route", "add", "default", "via", f"{NET}.1")
-        return f"{NET}.{octet}"
-
-    def run(self, name: str, *cmd: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["nsenter", f"--net=/var/run/netns/{name}", *cmd], capture_output=True,
-                              text=True, **kw)
-
-    def spawn(self, name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        with log.open("wb") as out:
-            self.procs.append(subprocess.Popen(["nsenter", f"--net=/var/run/netns/{name}", *cmd], stdout=out,
-                                               stderr=subprocess.STDOUT, env=env, start_new_session=True))
-
-    def down(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        for name in self.names:
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
-        subprocess.run(["iptables", "-D", *self.rule], capture_output=True)
-        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-
-
 def test_seed_inits_and_worker_joins_through_the_join_service(tmp_path, capsysbinary):
     dockerd = find_dockerd()
     for tool in ("ip", "nsenter", "iptables"):
         if shutil.which(tool) is None:
             require_or_skip("BAKERY_REQUIRE_ENGINE", f"{tool} is missing")
     conf = tmp_path / "bakery.yml"
-    conf.write_text(f"swarm: {{seed: '{NET}.11'}}\n")
+    conf.write_text(f"swarm: {{seed: '{NET}.11', form: true}}\n")  # the first formation
     state = tmp_path / "state"
-    net = Netns(str(os.getpid() % 10000))
+    net = Netns(str(os.getpid() % 10000), NET)
     try:
         net.up()
         nodes: dict[str, tuple[str, Path, Path]] = {}
@@ -313,3 +311,139 @@ def test_seed_inits_and_worker_joins_through_the_join_service(tmp_path, capsysbi
         assert tokens and tokens not in logs
     finally:
         net.down()
+        for role in ("seed", "worker"):  # the engines' exec roots: only ours, unmounted first
+            unmount_under(Path(f"/run/bkj-{os.getpid()}-{role}"))
+            shutil.rmtree(f"/run/bkj-{os.getpid()}-{role}", ignore_errors=True)
+
+
+# --- 4. no second swarm: a rebuilt seed waits for the managers it cannot reach, then joins them -----
+
+NET4 = "10.213.78"
+
+
+@dataclass
+class SimNode:
+    ns: str
+    root: Path
+    env_file: Path
+    engine: subprocess.Popen[bytes] | None = None
+    exec_roots: tuple[str, ...] = ()
+
+    @property
+    def sock(self) -> str:
+        return str(self.root / "docker.sock")
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, BAKERY_JOIN_CONFIG=str(self.env_file))
+
+
+def _docker(node: SimNode, *args: str) -> str:
+    cli = shutil.which("docker", path="/usr/local/bin") or "docker"
+    return subprocess.run([cli, "-H", f"unix://{node.sock}", *args], capture_output=True, text=True,
+                          timeout=60).stdout.strip()
+
+
+def _start_engine(net: Netns, node: SimNode, dockerd: str, generation: int) -> None:
+    exec_root = f"/run/bkj-{os.getpid()}-{node.ns}-{generation}"
+    node.exec_roots += (exec_root,)
+    node.engine = net.spawn(node.ns, [dockerd, "--storage-driver=vfs", "--bridge=none", "--iptables=false",
+                                      "-H", f"unix://{node.sock}", "--data-root", str(node.root / "data"),
+                                      "--exec-root", exec_root, "--pidfile", str(node.root / "d.pid")],
+                            node.root / "dockerd.log")
+    _wait_socket(node.sock, node.engine, node.root / "dockerd.log")
+
+
+def _eventually(what: str, check: Any, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(1)
+
+
+def test_a_rebuilt_seed_waits_for_unreachable_managers_and_joins_their_swarm(tmp_path, capsysbinary):
+    dockerd = find_dockerd()
+    for tool in ("ip", "nsenter", "iptables"):
+        if shutil.which(tool) is None:
+            require_or_skip("BAKERY_REQUIRE_ENGINE", f"{tool} is missing")
+    swarm = f"seed: '{NET4}.11', managers: ['{NET4}.12', '{NET4}.13']"
+    (tmp_path / "form.yml").write_text(f"swarm: {{{swarm}, form: true}}\n")  # the first formation
+    (tmp_path / "join.yml").write_text(f"swarm: {{{swarm}}}\n")  # every later render: join only
+    state, tag = tmp_path / "state", str(os.getpid() % 10000 + 1)
+    net = Netns(tag, NET4)
+    nodes: dict[str, SimNode] = {}
+
+    def render_node(name: str, role: str, conf: str, octet: int) -> dict[str, Any]:
+        args = ["--role", role, "--name", name, "--address", f"{NET4}.{octet}", "--config", str(tmp_path / conf)]
+        cfg = materialise(render(args, state, capsysbinary), tmp_path / name)
+        cfg["docker_socket"] = str(tmp_path / name / "docker.sock")
+        return cfg
+
+    def agent(node: SimNode, verb: str) -> subprocess.CompletedProcess[str]:
+        return net.run(node.ns, sys.executable, str(agent_file(node.root)), verb, env=node.env(), timeout=300)
+
+    def serve(node: SimNode) -> subprocess.Popen[bytes]:
+        return net.spawn(node.ns, [sys.executable, str(agent_file(node.root)), "serve"], node.root / "serve.log",
+                         env=node.env())
+
+    try:
+        net.up()
+        for name, role, octet in (("seed", "seed", 11), ("manager-1", "manager", 12), ("manager-2", "manager", 13)):
+            ns = f"bkj{tag}-{name}"
+            net.add(ns, octet)
+            cfg = render_node(name, role, "form.yml", octet)
+            nodes[name] = SimNode(ns, tmp_path / name, write_cfg(tmp_path / name, cfg))
+            _start_engine(net, nodes[name], dockerd, 0)
+        seed, m1, m2 = nodes["seed"], nodes["manager-1"], nodes["manager-2"]
+        formed = agent(seed, "join")
+        assert formed.returncode == 0 and "initialised the swarm" in formed.stderr, formed.stderr
+        seed_serve = serve(seed)
+        for manager in (m1, m2):
+            joined = agent(manager, "join")
+            assert joined.returncode == 0 and "joined the swarm as manager" in joined.stderr, joined.stderr
+            serve(manager)
+        cluster = _docker(m1, "info", "--format", "{{.Swarm.Cluster.ID}}")
+        assert cluster
+
+        # The seed is rebuilt: its engine state is gone, its user-data rendered for the running swarm.
+        net.stop(seed_serve)
+        assert seed.engine is not None
+        net.stop(seed.engine)
+        shutil.rmtree(seed.root / "data")
+        rebuilt = render_node("seed", "seed", "join.yml", 11)
+        assert rebuilt["form"] is False
+        write_cfg(seed.root, rebuilt)
+        _start_engine(net, seed, dockerd, 1)
+        assert _docker(seed, "info", "--format", "{{.Swarm.LocalNodeState}}") == "inactive"
+
+        # Knowing no other manager, a seed that may not form gives up at once, and inits nothing.
+        write_cfg(seed.root, dict(rebuilt, endpoints=[f"{NET4}.11"]))
+        alone = agent(seed, "join")
+        assert alone.returncode != 0 and "knows no other manager to join" in alone.stderr, alone.stderr
+        assert "not initialising a swarm" in alone.stderr
+        write_cfg(seed.root, rebuilt)
+
+        # The managers are unreachable from the seed for a while (a partition): it keeps asking, says why.
+        block = [[f"{NET4}.12"], [f"{NET4}.13"]]
+        for (addr,) in block:
+            net.sh("nsenter", f"--net=/var/run/netns/{seed.ns}", "iptables", "-I", "OUTPUT", "-d", addr, "-j", "DROP")
+        log = seed.root / "rejoin.log"
+        rejoin = net.spawn(seed.ns, [sys.executable, str(agent_file(seed.root)), "join"], log, env=seed.env())
+        _eventually("two rounds of retries", lambda: log.read_text().count("not initialising a swarm") >= 2)
+        assert rejoin.poll() is None
+        assert _docker(seed, "info", "--format", "{{.Swarm.LocalNodeState}}") == "inactive"
+        for (addr,) in block:
+            net.sh("nsenter", f"--net=/var/run/netns/{seed.ns}", "iptables", "-D", "OUTPUT", "-d", addr, "-j", "DROP")
+        assert rejoin.wait(timeout=300) == 0, log.read_text()
+        text = log.read_text()
+        assert "joined the swarm as manager through" in text and "initialised" not in text, text
+
+        ids = {name: _docker(n, "info", "--format", "{{.Swarm.Cluster.ID}}") for name, n in nodes.items()}
+        assert ids == {name: cluster for name in nodes}, ids  # exactly one swarm
+        _eventually("the rebuilt seed a reachable manager",
+                    lambda: _docker(seed, "info", "--format", "{{.Swarm.ControlAvailable}}") == "true")
+    finally:
+        net.down()
+        for node in nodes.values():
+            for exec_root in node.exec_roots:
+                unmount_under(Path(exec_root))
+                shutil.rmtree(exec_root, ignore_errors=True)

@@ -73,6 +73,26 @@ def test_cluster_config_lays_local_settings_over_the_users(tmp_path: Path) -> No
     assert data["docker"]["daemon"] == {"labels": {"team": "a"}, "storage_driver": "vfs"}
 
 
+
+@pytest.mark.parametrize(("role", "form", "expected"), [("seed", True, True), ("seed", False, False),
+                                                       ("manager", True, None), ("worker", True, None)])
+def test_only_the_seed_up_boots_forms_the_swarm(tmp_path: Path, role: str, form: bool, expected: bool | None) -> None:
+    """`up` renders its seed with form; `grow` (form=False) never does, whatever the user's file says."""
+    import json
+
+    from testkit.render_util import cloud_config_parts, written_files
+
+    user = tmp_path / "bakery.yml"
+    user.write_text("swarm: {form: true}\n")
+    opts = cluster.UpOptions(cluster="local", managers=3, workers=1, consul=False, baked=True,
+                             user_config=str(user), state_dir=tmp_path, cache_dir=tmp_path, timeout=1)
+    rec = ClusterRecord(cluster="local", workdir=str(tmp_path),
+                        config=str(cluster.cluster_config(opts, cluster.node_names(3, 1, False), tmp_path)))
+    name = {"seed": "seed", "manager": "manager-1", "worker": "worker-1"}[role]
+    files = written_files(cloud_config_parts(cluster.render(rec, tmp_path / "state", name, role, form))[0])
+    assert json.loads(files["/etc/bakery/join.json"]["content"]).get("form") is expected
+
+
 def test_record_round_trip(tmp_path: Path) -> None:
     me = Proc.of(os.getpid())
     rec = ClusterRecord(cluster="c", workdir=str(tmp_path), bridge="bkr-c", bridge_created=True,

@@ -176,7 +176,7 @@ def booted(built, tmp_path_factory):
     work = tmp_path_factory.mktemp("dib-boot")
     state = work / "state"
     config = work / "bakery.yml"
-    config.write_text(f"cluster:\n  name: dibboot\nswarm:\n  seed: {GUEST}\n")
+    config.write_text(f"cluster:\n  name: dibboot\nswarm:\n  seed: {GUEST}\n  form: true\n")  # a new swarm
     user_data = _bakery("render", "--role", "seed", "--config", str(config), "--state-dir", str(state),
                         "--address", GUEST, "--address", "127.0.0.1")
     seed = _nocloud(work, user_data)

@@ -111,3 +111,27 @@ def test_down_deletes_only_what_is_tagged(cloud, clock, tmp_path):
     assert deletes == ["servers", "servers", "ports", "os-server-groups",
                        "security-groups", "security-groups", "security-groups"]
     assert ou.down(conn, "prod", lambda m: None, clock) == []
+
+
+def _join_json(server_body: dict) -> dict:
+    import json
+
+    from testkit.render_util import cloud_config_parts, written_files
+
+    files = written_files(cloud_config_parts(base64.b64decode(server_body["user_data"]))[0])
+    return json.loads(files["/etc/bakery/join.json"]["content"])
+
+
+def test_only_the_seed_of_a_new_cluster_forms_the_swarm(cloud, clock, tmp_path):
+    """No second swarm: a seed booted again beside running managers is rendered to join them."""
+    opts = ou.UpOptions(**{**OPTS.__dict__, "managers": 2})
+    run_up(cloud, clock, tmp_path, opts)
+    first = {b["server"]["name"]: _join_json(b["server"]) for b in cloud.bodies("POST", "/v2.1/servers")}
+    assert first["prod-seed"]["form"] is True
+    assert "form" not in first["prod-manager-1"] and "form" not in first["prod-worker-1"]
+    seed = next(s for s in cloud.servers.values() if s["name"] == "prod-seed")
+    seed["_deleted"] = True  # the seed is gone; prod-manager-1 still runs the swarm
+    run_up(cloud, clock, tmp_path, opts)
+    again = cloud.bodies("POST", "/v2.1/servers")[3:]
+    assert [b["server"]["name"] for b in again] == ["prod-seed"]
+    assert _join_json(again[0]["server"])["form"] is False

@@ -128,3 +128,12 @@ def test_help_imports_neither_docker_nor_openstacksdk():
     loaded = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
               if line.startswith("import time:")}
     assert not loaded & {"docker", "openstack", "shtab"}
+
+
+def test_form_is_for_the_seed_and_lands_in_its_join_config(state, capsys):
+    code, out, err = run(capsys, "render", "--role", "worker", "--form")
+    assert code == 2 and "--form is for --role seed" in err
+    for flag, want in (([], b'"form": false'), (["--form"], b'"form": true')):
+        code = main(["render", "--role", "seed", "--gzip", "never", *flag])
+        assert code == 0
+        assert want in capsys.readouterr().out.encode()

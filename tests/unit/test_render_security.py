@@ -169,3 +169,13 @@ def test_render_imports_neither_docker_nor_openstack(tmp_path):
                     if "|" in line}
         assert "docker" not in imported and "openstack" not in imported
         assert "jsonschema" not in imported  # no config file: no validation cost
+
+
+@pytest.mark.parametrize("role, setting, form", [("seed", "", False), ("seed", "form: true", True),
+                                                 ("manager", "form: true", None), ("worker", "form: true", None)])
+def test_only_a_seed_rendered_to_form_may_init_a_swarm(role, setting, form, tmp_path, capsysbinary):
+    """No second swarm: by default a seed only joins; `swarm.form: true` is asked for, and only a seed has it."""
+    cfg = tmp_path / "bakery.yml"
+    cfg.write_text(f"swarm: {{seed: 10.1.2.3, {setting}}}\n")
+    _, files = files_for(role, tmp_path, capsysbinary, "--config", str(cfg))
+    assert json.loads(files["/etc/bakery/join.json"]["content"]).get("form") is form

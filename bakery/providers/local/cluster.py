@@ -106,13 +106,18 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render(rec: ClusterRecord, state_dir: Path, name: str, role: str) -> bytes:
-    cmd = [sys.executable, "-m", "bakery", "render", "--role", role, "--name", name, "--config", rec.config,
-           "--state-dir", str(state_dir), "--address", address_for(name, role)]
-    done = subprocess.run(cmd, capture_output=True, check=False, timeout=120)
-    if done.returncode != 0:
-        raise BakeryError(f"bakery render --role {role} failed: {done.stderr.decode(errors='replace').strip()}")
-    return done.stdout
+def render(rec: ClusterRecord, state_dir: Path, name: str, role: str, form: bool = False) -> bytes:
+    """The node's user-data, as `bakery render` makes it from the cluster's config. `form` is
+    decided here, never taken from the user's file: only the seed of a new cluster may init a swarm."""
+    import dataclasses
+
+    from ...config import load
+    from ...render import Node, build_userdata
+
+    cfg = load(rec.config)
+    cfg = dataclasses.replace(cfg, swarm=dataclasses.replace(cfg.swarm, form=form and role == "seed"))
+    userdata, _ = build_userdata(cfg, Node(role, name, (address_for(name, role),)), state_dir)
+    return userdata.payload
 
 
 def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
@@ -138,8 +143,8 @@ def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
     net.start_dnsmasq(rec, save, reservations())
     if not opts.baked:
         start_apt_proxy(rec, save)
-    for name, role in names:
-        add_node(rec, opts.state_dir, name, role, progress, save)
+    for name, role in names:  # a new cluster (the record did not exist): its seed forms the swarm
+        add_node(rec, opts.state_dir, name, role, progress, save, form=True)
     wait_ready(rec, opts.timeout, progress)
     return rec
 
@@ -154,13 +159,13 @@ def current_baked(cache_dir: Path, progress: Progress) -> rootfs.Image:
 
 
 def add_node(rec: ClusterRecord, state_dir: Path, name: str, role: str, progress: Progress,
-             save: Callable[[], None]) -> NodeRecord:
+             save: Callable[[], None], form: bool = False) -> NodeRecord:
     if any(n.name == name for n in rec.nodes):
         raise UserError(f"cluster {rec.cluster} already has a node {name!r}")
     node = NodeRecord(name=name, role=role, dir=str(Path(rec.workdir) / "nodes" / name))
     rec.nodes.append(node)
     save()
-    user_data = render(rec, state_dir, name, role)
+    user_data = render(rec, state_dir, name, role, form)
     nodes.prepare(node, Path(rec.image), user_data)
     progress(f"booting {name} ({role}, {address_for(name, role)})")
     nodes.boot(node, Path(rec.image), rec.bridge)
@@ -344,7 +349,8 @@ def status(rec: ClusterRecord) -> tuple[list[dict[str, Any]], str | None]:
 
 
 def grow(state_dir: Path, cluster: str, name: str, role: str, progress: Progress) -> NodeRecord:
-    """Boot one more node into a running cluster (a late worker, a replacement manager)."""
+    """Boot one more node into a running cluster (a late worker, a replacement manager or seed):
+    it only joins, a seed too (never a second swarm)."""
     path = record_path(state_dir, cluster)
     rec = load(state_dir, cluster)
     return add_node(rec, state_dir, name, role, progress, lambda: rec.save(path))

@@ -303,12 +303,17 @@ def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None
 
     flavor, image, network, port, group_id = found
     ids: dict[str, str] = {}
+    # The seed forms the swarm only if no manager of the cluster exists (the cloud's tagged servers are
+    # the record): a seed booted again beside running managers must join them, never init a second swarm.
+    formed = any((s.metadata or {}).get("bakery.role") in ("seed", "manager") for s in existing.values())
     for role, name in node_plan(opts):
         if name in existing:
             ids[name] = existing[name].id
             continue
         node = Node(role, name, (cfg.swarm.seed,) if role == "seed" else ())
-        userdata, _ = build_userdata(cfg, node, state_root)
+        form = role == "seed" and not formed
+        userdata, _ = build_userdata(dataclasses.replace(cfg, swarm=dataclasses.replace(cfg.swarm, form=form)),
+                                     node, state_root)
         nets = [{"port": port.id}] if role == "seed" else [{"uuid": network.id}]
         hints = {"group": group_id} if role in ("seed", "manager") else {}
         try:
