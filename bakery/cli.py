@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__
 from .errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, BakeryError, UserError
@@ -43,9 +44,21 @@ def _available() -> dict[str, str]:
     return {n: s for n, s in COMMANDS.items() if os.path.exists(os.path.join(here, f"{n}.py"))}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error under `--output json` is also a JSON error on stdout."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if _Parser.json_errors:
+            print(json.dumps({"ok": False, "exit_code": EXIT_USAGE,
+                              "error": {"message": message, "usage": self.format_usage().strip()}}, indent=2))
+        super().error(message)
+
+
 def build_parser(selected: str | None, every: bool = False) -> argparse.ArgumentParser:
     """The parser, with the arguments of the `selected` command only (or of `every` one, for completion)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bakery",
         description="Docker Swarm-mode clusters on OpenStack: user-data, images, stacks, clusters.",
         epilog=EPILOG,
@@ -98,6 +111,8 @@ def _os_error_text(exc: OSError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     selected = _selected(args_list)
+    _Parser.json_errors = any(a in ("--output=json",) for a in args_list) or any(
+        a == "--output" and b == "json" for a, b in zip(args_list, args_list[1:], strict=False))
     parser = build_parser(selected)
     args, extra = parser.parse_known_args(args_list)
     if extra:  # the subcommand's usage, not the top level's

@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="re-issue node certificates from the existing CAs, keeping SANs and class (without "
                         "--nodes: every node and your client certificate); then re-render and roll those nodes")
     p.add_argument("--nodes", nargs="+", metavar="NAME", help="with --renew: only these nodes")
-    add_output(p, text="text: the export line on stdout, the certificates and notes on stderr")
+    add_output(p, text="the export line on stdout, the certificates and notes on stderr")
 
 
 def _row(c: certs.CertInfo, now: dt.datetime) -> dict[str, Any]:

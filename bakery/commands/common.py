@@ -38,7 +38,8 @@ def add_cluster(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--cluster", metavar="NAME", help="the cluster (default: cluster.name of the config, 'default')")
 
 
-def add_output(p: argparse.ArgumentParser, aliases: dict[str, str] | None = None, text: str = "text") -> None:
+def add_output(p: argparse.ArgumentParser, aliases: dict[str, str] | None = None, text: str = "the result",
+               json: str = "the same as data, for scripts") -> None:
     """`--output text|json`; `aliases` keeps older spellings working (render's userdata, nodes' table)."""
     known = dict(aliases or {})
 
@@ -49,7 +50,7 @@ def add_output(p: argparse.ArgumentParser, aliases: dict[str, str] | None = None
         return value
 
     p.add_argument("--output", type=fmt, default="text", metavar="text|json",
-                   help=f"{text} (default) or json for scripts; with json, errors are JSON too")
+                   help=f"text (default): {text}; json: {json} (errors too)")
 
 
 def _out_file(value: str) -> Path:

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--file", dest="more", type=Path, action="append", default=[],
                         metavar="FILE", help="another compose file merged over the first (repeatable)")
     add_out_file(parser, "the stack")
-    add_output(parser, text="text: the stack on stdout, the report on stderr")
+    add_output(parser, text="the stack on stdout, the report on stderr", json="the report (and the stack unless -o)")
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on any warning")
     parser.add_argument("--env-file", type=Path, action="append", default=[], metavar="F",
                         help="variables for interpolation (replaces the .env beside the file; repeatable)")

@@ -115,7 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="failed or rejected tasks of one service before the deploy fails (default 3)",
     )
-    add_output(parser, text="text: progress and the result")
+    add_output(parser, text="the plan or the result (progress on stderr)")
     conn = parser.add_argument_group("connection")
     conn.add_argument("-H", "--host", help="engine address (default: --cluster, $DOCKER_HOST, the cluster "
                       "definition found, the local socket; see above)")

@@ -1,6 +1,6 @@
 """Remove what `bakery up` created, from its own records (never by name patterns).
 
-  bakery down [--cluster local]
+  bakery down [--cluster NAME]
 
 Stops the cluster's nodes (by their recorded process ids), removes their
 overlays and docker directories, stops dnsmasq and the apt proxy, deletes the
@@ -16,7 +16,7 @@ cluster's tag, and nothing else; nothing tagged is nothing to remove (exit 0).
 
 --output json prints {"cluster", "result", "removed", "problems"} instead:
 result is "removed", "nothing-to-remove" or "incomplete" (exit 1), removed
-lists what was there and is gone ("node seed", "bridge bkr-local", "server
+lists what was there and is gone ("node seed", "bridge bkr-NAME", "server
 ID"), problems what could not be removed.
 """
 

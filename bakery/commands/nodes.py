@@ -1,6 +1,6 @@
 """List a cluster's nodes: role, address, whether it runs, and what the swarm says of it.
 
-  bakery nodes [--cluster local] [--output json]
+  bakery nodes [--cluster NAME] [--output json]
 
 For each node `bakery up` booted, as `docker node ls` on a running manager
 (asked through its engine, inside the node) reports it: STATUS

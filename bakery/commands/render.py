@@ -28,7 +28,7 @@ from ..config import ROLES, check_address, check_node_name
 from ..errors import EXIT_OK, UserError
 from ..render import NOVA_BASE64_LIMIT, InsecureTcp, Node, build_userdata
 from ..state import write_output_file
-from .common import add_config, add_out_file, add_output, add_state_dir, load_config
+from .common import add_cluster, add_config, add_out_file, add_output, add_state_dir, cluster_name, load_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", action="append", default=[], metavar="IP",
                    help="an address the node's certificate must cover (repeatable)")
     add_config(p)
+    add_cluster(p)
     add_state_dir(p)
     p.add_argument("--gzip", choices=("auto", "always", "never"), default="auto",
                    help="gzip the user-data: auto = only when needed to fit Nova's limit (default)")
@@ -48,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--form", action="store_true",
                    help="seed only: this seed may init a new swarm (the first formation; same as swarm.form: true). "
                         "Without it a seed only joins the swarm its managers run: a rebuilt seed never forms a second")
-    add_output(p, aliases={"userdata": "text"}, text="text: the user-data; json: a summary (sizes, budget, files)")
+    add_output(p, aliases={"userdata": "text"}, text="the user-data", json="a summary: sizes, budget, files")
     add_out_file(p, "the user-data (0600: it holds the node's keys)")
 
 
@@ -67,6 +68,10 @@ def _insecure(value: str | None) -> InsecureTcp | None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
+    if args.cluster is not None:  # the node joins cluster NAME: its CAs, its certificates
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, name=cluster_name(args))
     if args.form:
         if args.role != "seed":
             raise UserError("--form is for --role seed: only the seed may init a swarm")

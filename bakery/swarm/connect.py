@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EnvironmentMissing, UserError
+from ..state import default_root
 from .engine import Engine
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -73,6 +74,7 @@ def _address(
     cluster: str | None,
     env: Mapping[str, str],
     config: Callable[[], ClusterAddress | None] | None,
+    recorded: Callable[[str], str | None] | None = None,
 ) -> tuple[str, str, str | None]:
     """(address, where it came from, the cluster whose certificates to use): rules 1-5 above.
     The cluster definition is read only when the rule gets to it."""
@@ -84,6 +86,9 @@ def _address(
             return found.host, f"from --cluster {cluster}: the seed in {found.source}", cluster
         if env.get("DOCKER_HOST"):
             return env["DOCKER_HOST"], f"from $DOCKER_HOST, with --cluster {cluster}", cluster
+        booted = recorded(cluster) if recorded else None
+        if booted:
+            return booted, f"from --cluster {cluster}: the seed `bakery up` recorded", cluster
         raise UserError(
             f"--cluster {cluster}: no address for its engine (no -H, no $DOCKER_HOST, and no cluster "
             f"definition for {cluster!r} found)",
@@ -95,6 +100,23 @@ def _address(
     if found:
         return found.host, f"from cluster {found.name} of {found.source}", found.name
     return DEFAULT_HOST, "the default: no -H, --cluster, $DOCKER_HOST or bakery.yml", None
+
+
+def _recorded_seed(cluster: str, state_dir: Path) -> str | None:
+    """The seed's TLS API of a cluster `bakery up --provider local` booted (its record), if any."""
+    import json
+
+    record = state_dir / cluster / "local.json"
+    try:
+        nodes = json.loads(record.read_text()).get("nodes") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    seed = next((n for n in nodes if isinstance(n, dict) and n.get("role") == "seed"), None)
+    if seed is None:
+        return None
+    from ..providers.local.cluster import address_for
+
+    return f"tcp://{address_for(str(seed.get('name')), 'seed')}:2376"
 
 
 def endpoint(
@@ -111,7 +133,8 @@ def endpoint(
 ) -> Endpoint:
     """Where the engine is and how to talk to it; `config` finds the cluster definition, if any."""
     env = os.environ if environ is None else environ
-    chosen_host, origin, cluster = _address(host, cluster, env, config)
+    chosen_host, origin, cluster = _address(host, cluster, env, config,
+                                            lambda name: _recorded_seed(name, state_dir or default_root(env)))
     cert_dir: Path | None = None
     if cluster:
         cert_dir = cluster_cert_dir(cluster, state_dir, env)

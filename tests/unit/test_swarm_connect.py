@@ -157,3 +157,16 @@ def test_urllib3_reason_is_followed():
 
     exc = _wrapped(RuntimeError(SDK), MaxRetryError(ConnectionRefusedError(111, "Connection refused")))
     assert "connection refused" in _why(exc, TCP)
+
+
+def test_cluster_of_a_local_up_is_reached_at_its_recorded_seed(tmp_path):
+    import json
+
+    from bakery.swarm.connect import endpoint
+
+    (tmp_path / "lab" / "client").mkdir(parents=True)
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / "lab" / "client" / name).write_text("x")
+    (tmp_path / "lab" / "local.json").write_text(json.dumps({"nodes": [{"name": "seed", "role": "seed"}]}))
+    ep = endpoint(cluster="lab", state_dir=tmp_path, environ={})
+    assert ep.host == "tcp://10.213.0.10:2376" and "recorded" in ep.origin

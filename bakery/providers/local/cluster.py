@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ...errors import BakeryError, EnvironmentMissing, UserError
+from ...state import private_dir
 from . import net, nodes, rootfs
 from .host import Progress
 from .state import ClusterRecord, NodeRecord, Teardown, record_path
@@ -125,11 +126,12 @@ def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
     if path.exists():
         raise UserError(f"cluster {opts.cluster!r} is already up (record: {path})",
                         fix=f"run `bakery down --cluster {opts.cluster}` first")
+    net.require_free_subnet()  # before anything is recorded: a refused `up` leaves nothing behind
     image = rootfs.ensure(rootfs.Recipe(baked=opts.baked, mirror=rootfs.host_mirror()), opts.cache_dir, progress) \
         if not opts.baked else current_baked(opts.cache_dir, progress)
     workdir = path.parent / "local"
     rec = ClusterRecord(cluster=opts.cluster, workdir=str(workdir), image=str(image.root), baked=opts.baked)
-    workdir.mkdir(parents=True, exist_ok=True)
+    private_dir(workdir)
 
     def save() -> None:
         rec.save(path)

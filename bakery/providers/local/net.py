@@ -48,7 +48,8 @@ def _link_exists(name: str) -> bool:
     return subprocess.run(["ip", "link", "show", name], capture_output=True, check=False).returncode == 0
 
 
-def create_bridge(rec: ClusterRecord, save: Callable[[], None]) -> None:
+def require_free_subnet() -> None:
+    """Before anything is recorded: the local subnet must be free (one local cluster at a time)."""
     which("ip")
     for ifname, addr in _addresses_in_use():
         if ipaddress.ip_address(addr) in SUBNET:
@@ -56,6 +57,10 @@ def create_bridge(rec: ClusterRecord, save: Callable[[], None]) -> None:
                 f"{SUBNET} is already in use on {ifname} ({addr}); "
                 "take that cluster down first (`bakery down`) or free the subnet"
             )
+
+
+def create_bridge(rec: ClusterRecord, save: Callable[[], None]) -> None:
+    require_free_subnet()
     name = bridge_name(rec.cluster)
     if _link_exists(name):
         raise EnvironmentMissing(f"a network interface named {name} already exists and is not bakery's record")

@@ -40,6 +40,13 @@ def connect(os_cloud: str | None) -> Any:
     try:
         return openstack.connect(cloud=os_cloud) if os_cloud else openstack.connect()
     except Exception as exc:
+        if type(exc).__name__ in ("MissingRequiredOptions", "ConfigException", "OpenStackConfigException"):
+            from ...errors import EnvironmentMissing
+
+            named = f" {os_cloud!r}" if os_cloud else ""
+            raise EnvironmentMissing(
+                f"no usable OpenStack cloud configuration{named} ({type(exc).__name__}): pass --os-cloud NAME "
+                "(an entry of clouds.yaml) or source your openrc (OS_AUTH_URL, ...)") from None
         raise cloud_error(exc, f"reading the cloud configuration{f' {os_cloud!r}' if os_cloud else ''}") from exc
 
 
