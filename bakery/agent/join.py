@@ -53,18 +53,22 @@ def log(msg: str) -> None:
 class Docker(http.client.HTTPConnection):
     """HTTP over the local engine's unix socket."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=60)
+    def __init__(self, path: str, timeout: float = 60) -> None:
+        super().__init__("localhost", timeout=timeout)
         self.socket_path = path
 
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(60)
+        self.sock.settimeout(self.timeout)
         self.sock.connect(self.socket_path)
 
 
-def docker(cfg: Config, method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    conn = Docker(cfg["docker_socket"])
+# The join service's engine queries answer within a client's 15 s step, or it says 503.
+TOKEN_QUERY_TIMEOUT = 5.0
+
+
+def docker(cfg: Config, method: str, url: str, body: Any = None, timeout: float = 60) -> tuple[int, Any]:
+    conn = Docker(cfg["docker_socket"], timeout)
     try:
         data = json.dumps(body).encode() if body is not None else None
         conn.request(method, url, body=data, headers={"Content-Type": "application/json"})
@@ -178,7 +182,8 @@ def try_managers(cfg: Config, known: list[str], ctx: ssl.SSLContext) -> tuple[bo
     for endpoint in known:  # grows while we iterate: learned managers are tried in the same pass
         try:
             token, managers = fetch_token(cfg, endpoint, ctx)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, http.client.HTTPException) as exc:
+            # one bad or broken manager never stops the pass: the next one is asked
             failures.append(f"{endpoint}: {_why(exc)}")
             continue
         answered = True
@@ -282,6 +287,10 @@ def server_context(cfg: Config) -> ssl.SSLContext:
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cfg["tls"]["join_ca"])
     ctx.load_cert_chain(cfg["tls"]["cert"], cfg["tls"]["key"])
+    # No session resumption: every connection is a full handshake, so a certificate that expired
+    # (or a CA that changed) is checked again; a resumed TLS 1.3 session is not re-verified.
+    ctx.options |= ssl.OP_NO_TICKET | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    ctx.num_tickets = 0
     return ctx
 
 
@@ -315,10 +324,10 @@ def keepalive(sock: socket.socket) -> None:
 
 def swarm_tokens(cfg: Config) -> tuple[dict[str, str], list[str]] | None:
     """(join tokens, manager addresses, this one first) from the local engine; None if not a manager."""
-    status, swarm = docker(cfg, "GET", "/swarm")
+    status, swarm = docker(cfg, "GET", "/swarm", timeout=TOKEN_QUERY_TIMEOUT)
     if status != 200:
         return None
-    sw = docker(cfg, "GET", "/info")[1].get("Swarm") or {}
+    sw = docker(cfg, "GET", "/info", timeout=TOKEN_QUERY_TIMEOUT)[1].get("Swarm") or {}
     remotes = sw.get("RemoteManagers") or []
     # This manager first: it is alive (it just answered), the others may not be.
     mine = [m["Addr"] for m in remotes if m.get("NodeID") == sw.get("NodeID")]
@@ -496,8 +505,8 @@ class Service:
         if not found:  # the first request of this batch that may have a token
             try:
                 found.append((True, swarm_tokens(self.cfg)))
-            except (OSError, ValueError, KeyError, AttributeError, TypeError):
-                found.append((False, None))
+            except (OSError, ValueError, KeyError, AttributeError, TypeError, http.client.HTTPException):
+                found.append((False, None))  # a dying or garbled engine is a 503, never the end of the service
         ok, result = found[0]
         if not ok:
             return 503, {"error": "local engine unavailable"}

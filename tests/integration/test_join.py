@@ -40,13 +40,14 @@ pytestmark = pytest.mark.engine
 
 
 @contextmanager
-def running_service(engine: Engine, tmp_path: Path, capsysbinary: Any, nofile: int | None = None) -> Iterator[dict]:
+def running_service(engine: Engine, tmp_path: Path, capsysbinary: Any, nofile: int | None = None,
+                    docker_socket: str | None = None) -> Iterator[dict]:
     """The rendered seed's join service on the engine fixture's swarm, on a free loopback port;
     `nofile` caps its file descriptors (soft and hard), as a starved host would."""
     state = tmp_path / "state"
     seed = materialise(render(["--role", "seed"], state, capsysbinary), tmp_path / "seed")
     port = free_port()
-    seed.update(docker_socket=engine.socket, join_port=port, serve_address="127.0.0.1")
+    seed.update(docker_socket=docker_socket or engine.socket, join_port=port, serve_address="127.0.0.1")
     log = tmp_path / "serve.log"
     env = dict(os.environ, BAKERY_JOIN_CONFIG=str(write_cfg(tmp_path / "seed", seed)))
 
@@ -447,3 +448,51 @@ def test_a_rebuilt_seed_waits_for_unreachable_managers_and_joins_their_swarm(tmp
             for exec_root in node.exec_roots:
                 unmount_under(Path(exec_root))
                 shutil.rmtree(exec_root, ignore_errors=True)
+
+
+def test_a_garbled_engine_answer_is_a_503_and_the_service_lives_on(engine, tmp_path, capsysbinary):
+    """An engine that dies mid-answer (or a proxy that garbles it) must not end the service."""
+    import socket
+    import threading
+
+    sock_path = str(tmp_path / "garbled.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(sock_path)
+    server.listen(16)
+
+    def answer_garbage() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 900\r\n\r\n{\"JoinTok")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    try:
+        with running_service(engine, tmp_path, capsysbinary, docker_socket=sock_path) as svc:
+            agent, cfg = node_cfg(svc, "worker", capsysbinary)
+            for _ in range(2):
+                with pytest.raises(OSError, match="answered 503"):
+                    agent.fetch_token(cfg, "127.0.0.1", agent.client_context(cfg))
+            assert svc["proc"].poll() is None, svc["log"].read_text()
+    finally:
+        server.close()
+
+
+def test_tls_sessions_are_never_resumed(token_service, capsysbinary):
+    """A resumed TLS 1.3 session is not re-verified: an expired certificate would keep its tokens."""
+    import socket
+
+    agent, cfg = node_cfg(token_service, "worker", capsysbinary)
+    ctx = agent.client_context(cfg)
+    session = None
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", token_service["port"]), 10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as tls:
+                tls.sendall(b"GET /v1/token/worker HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert tls.recv(12).startswith(b"HTTP/1.")
+                assert not tls.session_reused
+                session = tls.session
