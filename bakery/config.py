@@ -259,7 +259,7 @@ def check_address(value: str, flag: str) -> None:
     if 0 < len(value) <= 253 and all(_LABEL.match(label) for label in value.split(".")):
         return
     raise ConfigError(f"{flag} {value!r} is neither an IP address nor a DNS name",
-                      fix="e.g. --address 10.0.0.5 or --address node1.example.org")
+                      fix=f"e.g. {flag} 10.0.0.5 or {flag} node1.example.org")
 
 
 def load(path: str | Path | None) -> ClusterConfig:

@@ -36,10 +36,13 @@ def part_type(path: Path, text: str) -> str:
 
 
 def read_part(path: Path) -> tuple[str, str, str]:
+    from .yamlsrc import read_bytes
+
+    if any(c in path.name for c in "\r\n\x00"):
+        raise UserError(f"--part {path.name!r}: a file name with a line break cannot be a MIME part name",
+                        fix="rename the file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror}", fix="check the --part path") from None
+        text = read_bytes(path, UserError, "--part file").decode("utf-8")
     except UnicodeDecodeError:
         raise UserError("not UTF-8 text", source=str(path), fix="save the part as UTF-8") from None
     return path.name, part_type(path, text), text

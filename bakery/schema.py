@@ -111,17 +111,37 @@ def _explain(doc: Document, validator: Any, error: Any, docs: str | None, cls: t
         yield doc.error(path, quoted[0], quoted[1], cls=cls)
     elif error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("x-fix"):
         # The x-fix says in words what the rule wants; the regex itself helps nobody.
-        shown = repr(error.instance) if len(repr(error.instance)) <= 80 else repr(error.instance)[:77] + "..."
-        yield doc.error(path, f"{shown} is not allowed here", _fix_for(error), cls=cls)
+        yield doc.error(path, f"{shown(error.instance)} is not allowed here", _fix_for(error), cls=cls)
     else:
-        yield doc.error(path, error.message, _fix_for(error), cls=cls)
+        message = error.message
+        if not isinstance(error.instance, bool | int | float | type(None)):
+            message = message.replace(repr(error.instance), shown(error.instance))
+        yield doc.error(path, message, _fix_for(error), cls=cls)
+
+
+def _strict_integers(cls: Any) -> Any:
+    """JSON Schema counts 2376.0 as an integer; a port or a timeout that reaches a unit as
+    `2376.0` breaks it, so an integer here is an int (and never a bool)."""
+    import jsonschema
+
+    checker = cls.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(cls, type_checker=checker)
+
+
+def shown(value: Any) -> str:
+    """A value quoted in a message: short, and never a key (a wrong file passed as --config can be one)."""
+    text = repr(value)
+    if "PRIVATE KEY" in text or "BEGIN " in text:
+        return f"a value of {len(text)} characters that looks like a key or certificate (not shown)"
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def problems(doc: Document, schema: dict[str, Any], cls: type[UserError] = UserError) -> list[UserError]:
     """Every schema violation of `doc`, each as `cls` with its place, rule and fix."""
     import jsonschema
 
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    validator = _strict_integers(jsonschema.validators.validator_for(schema))(schema)
     docs = schema.get("x-docs")
     out: list[UserError] = []
     for error in validator.iter_errors(doc.data):

@@ -66,16 +66,34 @@ def private_dir(path: Path) -> Path:
 
 
 def write_output_file(path: Path, data: bytes) -> None:
-    """`-o FILE` for output that holds keys (user-data): 0600 from the moment it exists."""
-    if path.is_dir():
-        raise UserError(f"-o {path} is a directory", fix="give a file name, e.g. -o seed.userdata")
+    """`-o FILE` for output that holds keys (user-data): a new file, 0600 from the moment it exists,
+    renamed over FILE, so no one else's file or open descriptor ever sees the keys; device nodes,
+    FIFOs and directories are refused, never chmod-ed."""
+    import stat
+    import tempfile
+
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC: tighten it
-            out.write(data)
+        st = path.lstat()
+    except FileNotFoundError:
+        st = None
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise UserError(f"-o {path} is a directory", fix="give a file name, e.g. -o seed.userdata")
+    if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        raise UserError(f"-o {path} is not a regular file", fix="give a file name; for stdout, leave -o out")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}", fix="give a path in a directory you can write") \
+            from None
 
 
 @contextmanager

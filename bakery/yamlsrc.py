@@ -349,8 +349,8 @@ def loads(text: str, source: str = "<string>", cls: type[UserError] = UserError)
 MAX_INPUT_BYTES = 8 << 20
 
 
-def read_text(path: str | Path, cls: type[UserError] = UserError, what: str = "file") -> str:
-    """A user's file as UTF-8 text, or one clear error: regular files only, at most MAX_INPUT_BYTES."""
+def read_bytes(path: str | Path, cls: type[UserError] = UserError, what: str = "file") -> bytes:
+    """A user's file, or one clear error: regular files only, at most MAX_INPUT_BYTES."""
     import os
     import stat
 
@@ -367,6 +367,13 @@ def read_text(path: str | Path, cls: type[UserError] = UserError, what: str = "f
         raise cls(f"{p}: cannot read the {what}: {exc.strerror}") from None
     if len(raw) > MAX_INPUT_BYTES:
         raise cls(f"{p}: larger than {MAX_INPUT_BYTES >> 20} MiB, too large for the {what}", fix="check the path")
+    return raw
+
+
+def read_text(path: str | Path, cls: type[UserError] = UserError, what: str = "file") -> str:
+    """A user's file as UTF-8 text (see read_bytes), or one clear error."""
+    p = Path(path)
+    raw = read_bytes(p, cls, what)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

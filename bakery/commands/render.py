@@ -59,7 +59,8 @@ def _insecure(value: str | None) -> InsecureTcp | None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UserError(f"--insecure-tcp {value!r} is not ADDR:PORT", fix="e.g. --insecure-tcp 127.0.0.1:2375")
-    host = host.strip("[]")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    check_address(host, "--insecure-tcp")
     if host not in ("127.0.0.1", "::1", "localhost"):
         print(f"bakery render: WARNING: the Docker API will be plain TCP on {value}: anyone who can reach "
               "it controls the node. Prefer the default mutual TLS on 2376.", file=sys.stderr)

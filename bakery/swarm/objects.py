@@ -112,10 +112,13 @@ def payload(kind: str, key: str, cfg: Mapping[str, Any], base_dir: Path | None, 
         path = Path(str(cfg["file"]))
         if not path.is_absolute():
             path = (base_dir or Path.cwd()) / path
+        from ..errors import UserError
+        from ..yamlsrc import read_bytes
+
         try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise Invalid((f"{kind}s", key, "file"), f"cannot read {path}: {exc.strerror}") from None
+            return read_bytes(path, UserError, f"{kind} file")
+        except UserError as exc:
+            raise Invalid((f"{kind}s", key, "file"), exc.message) from None
     if cfg.get("environment"):
         var = str(cfg["environment"])
         if var not in environ:

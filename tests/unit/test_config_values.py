@@ -61,3 +61,35 @@ def test_unit_filter_doubles_percent_and_refuses_line_breaks():
     assert unit_value("/mnt/a%b") == "/mnt/a%%b"
     with pytest.raises(ValueError):
         unit_value("a\nExecStartPre=x")
+
+
+def test_insecure_tcp_address_cannot_inject_unit_lines(tmp_path, capsys):
+    code = main(["render", "--role", "worker", "--state-dir", str(tmp_path / "s"),
+                 "--insecure-tcp", "0.0.0.0\nExecStartPre=/bin/sh -c id:2375"])
+    assert code == 2 and "neither an IP address nor a DNS name" in capsys.readouterr().err
+
+
+def test_whole_number_floats_are_not_ports(tmp_path, capsys):
+    cfg = tmp_path / "bakery.yml"
+    cfg.write_text("docker: {api_port: 2376.0}\n")
+    assert main(["render", "--role", "worker", "--config", str(cfg), "--state-dir", str(tmp_path / "s")]) == 2
+    assert "is not of type 'integer'" in capsys.readouterr().err
+
+
+def test_a_key_passed_as_config_is_never_echoed(tmp_path, capsys):
+    assert main(["render", "--role", "worker", "--name", "w1", "--state-dir", str(tmp_path / "s")]) == 0
+    key = tmp_path / "s" / "default" / "ca" / "ca-key.pem"
+    capsys.readouterr()
+    assert main(["render", "--role", "worker", "--config", str(key), "--state-dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "PRIVATE KEY" not in err and key.read_text().splitlines()[1][:20] not in err
+
+
+def test_out_and_part_refuse_what_is_not_a_regular_file(tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for extra in (["-o", str(fifo)], ["--part", str(fifo)]):
+        assert main(["render", "--role", "worker", "--state-dir", str(tmp_path / "s"), *extra]) == 2
+        assert "not a regular file" in capsys.readouterr().err

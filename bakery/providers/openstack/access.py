@@ -21,10 +21,9 @@ PUBLIC_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-", "sk-ssh-ed25519@", 
 
 def read_public_key(path: Path) -> str:
     """The one line of an OpenSSH public key file; a private key is refused without being echoed."""
-    try:
-        text = path.read_text(errors="replace").strip()
-    except OSError as exc:
-        raise UserError(f"--public-key {path}: {exc.strerror}", fix="give the path of a .pub file") from exc
+    from ...yamlsrc import read_bytes
+
+    text = read_bytes(path, UserError, "public key (.pub) file").decode(errors="replace").strip()
     if "PRIVATE KEY" in text:
         raise UserError(f"--public-key {path} is a private key; it must never leave this machine",
                         fix=f"pass the public half ({path}.pub)")
