@@ -1,5 +1,5 @@
 """The join agent as a node runs it: rendered files written under a directory, the agent loaded
-from there, and network namespaces with engines of their own (ENGINE.md §2, docs/ARCHITECTURE.md)."""
+from there, and network namespaces with engines of their own (docs/ENGINES.md §2, docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
