@@ -57,6 +57,17 @@ def _wait_socket(sock: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
     raise RuntimeError(f"dockerd did not answer on {sock}:\n{log.read_text()[-3000:]}")
 
 
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 30 s: one process of our own, never another."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def unmount_under(root: Path) -> None:
     """dockerd leaves the swarm's ingress namespace (nsfs) mounted in its exec root; only ours is touched."""
     prefix = str(root) + "/"
@@ -134,12 +145,7 @@ def private_dockerd(*flags: str, prefix: str = "bakery-engine-", wrapper: Sequen
         _wait_socket(sock, proc, log)
         yield Dockerd(sock, base, run, proc, gateway)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         unmount_under(run)
         subprocess.run(["ip", "link", "del", gateway], capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)

@@ -7,13 +7,13 @@ import importlib.machinery
 import importlib.util
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from testkit.engine import stop_process
 from testkit.render_util import cloud_config_parts, written_files
 
 AGENT_PATH = "/usr/local/lib/bakery/bakery-join"
@@ -113,13 +113,7 @@ class Netns:
         return proc
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
 
     def down(self) -> None:
         for proc in reversed(self.procs):
