@@ -37,7 +37,7 @@ from typing import Any
 
 from .config import check_node_name
 from .errors import EnvironmentMissing, UserError
-from .state import check_private, locked, read_private, write_private, write_public
+from .state import check_private, locked, private_dir, read_private, write_private, write_public
 
 CA_DAYS = 3650
 LEAF_DAYS = 825  # never past the CA's own end: a leaf is capped at its CA's not_after
@@ -135,6 +135,35 @@ def _create_ca(directory: Path, common_name: str) -> bool:
     return True
 
 
+def _damaged(path: Path, what: str) -> UserError:
+    """A file of the state dir that does not parse: name it and the way back."""
+    node_dir = path.parent
+    if node_dir.parent.name == "nodes":
+        fix = (f"bakery certs --renew --nodes {node_dir.name} (a new key pair and certificates for that node), "
+               "then render it again")
+    elif node_dir.name == "client":
+        fix = "bakery certs --renew (the operator's client certificate is reissued)"
+    else:
+        fix = f"restore {path} from a backup: every certificate of the cluster hangs on it"
+    return UserError(f"{path} is not a {what} (damaged or not bakery's)", fix=fix)
+
+
+def _load_cert(path: Path) -> Any:
+    x509 = _crypto()[0]
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError:
+        raise _damaged(path, "PEM certificate") from None
+
+
+def _load_key(path: Path) -> Any:
+    serialization = _crypto()[2]
+    try:
+        return serialization.load_pem_private_key(read_private(path), None)
+    except (ValueError, TypeError):
+        raise _damaged(path, "PEM private key without a passphrase") from None
+
+
 def _issue(
     ca_dir: Path,
     cn: str,
@@ -149,8 +178,8 @@ def _issue(
             f"issuing {cn}'s certificate needs the CA key {key_path}, which is not there (kept offline?); put it "
             "back for this render and remove it again after (nodes whose certificates exist render without it)")
     x509, hashes, serialization, _, EKU, _ = _crypto()
-    ca_key = serialization.load_pem_private_key(read_private(key_path), None)
-    ca_cert = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
+    ca_key = _load_key(key_path)
+    ca_cert = _load_cert(ca_dir / "ca.pem")
     key = _new_key()
     now = dt.datetime.now(dt.UTC)
     ca_end = ca_cert.not_valid_after_utc
@@ -189,7 +218,21 @@ def _issue(
 
 
 def _read(path: Path) -> str:
-    return path.read_text(encoding="ascii")
+    """A PEM file as text, its framing checked (cheap: render does not import cryptography for this)."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except UnicodeDecodeError:
+        text = ""
+    if "-----BEGIN " not in text or "-----END " not in text:
+        raise _damaged(path, "PEM file")
+    return text
+
+
+def _read_key(path: Path) -> str:
+    text = read_private(path).decode("ascii", "replace")
+    if "-----BEGIN " not in text or "-----END " not in text:
+        raise _damaged(path, "PEM private key")
+    return text
 
 
 def _issue_client(cluster_dir: Path) -> None:
@@ -201,15 +244,35 @@ def _issue_client(cluster_dir: Path) -> None:
 
 
 def _issue_node(cluster_dir: Path, name: str, join_class: str | None, sans: list[str]) -> None:
-    """A new key pair and certificate for the node's server (and its join client, if it joins)."""
-    node_dir = cluster_dir / "nodes" / name
-    cert, key = _issue(cluster_dir / "ca", name, ou=None, server=True, sans=sans)
-    write_private(node_dir / "server-key.pem", key)
-    write_public(node_dir / "server-cert.pem", cert)
-    if join_class:
-        cert, key = _issue(cluster_dir / "join-ca", name, ou=join_class, server=False, sans=[])
-        write_private(node_dir / "join-key.pem", key)
-        write_public(node_dir / "join-cert.pem", cert)
+    """New key pairs and certificates for the node's server (and its join client, if it joins), and its
+    meta.json, swapped in as one directory: a kill at any point leaves the old set or the new one, never
+    a key beside another key's certificate (at worst no directory, and the next render issues afresh)."""
+    nodes = cluster_dir / "nodes"
+    node_dir = nodes / name
+    server_cert, server_key = _issue(cluster_dir / "ca", name, ou=None, server=True, sans=sans)
+    join = _issue(cluster_dir / "join-ca", name, ou=join_class, server=False, sans=[]) if join_class else None
+    private_dir(nodes)
+    for stale in nodes.glob(f".{name}-*"):  # left by a run killed mid-swap
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=nodes, prefix=f".{name}-new-"))
+    try:
+        write_private(tmp / "server-key.pem", server_key)
+        write_public(tmp / "server-cert.pem", server_cert)
+        if join:
+            write_private(tmp / "join-key.pem", join[1])
+            write_public(tmp / "join-cert.pem", join[0])
+        meta = {"join_class": join_class, "sans": sorted(set(sans))}
+        write_public(tmp / "meta.json", (json.dumps(meta, sort_keys=True) + "\n").encode())
+        old = None
+        if node_dir.exists():
+            old = Path(tempfile.mkdtemp(dir=nodes, prefix=f".{name}-old-"))
+            os.rename(node_dir, old / "x")
+        os.rename(tmp, node_dir)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def ensure_cluster(cluster_dir: Path, cluster: str) -> bool:
@@ -221,7 +284,14 @@ def ensure_cluster(cluster_dir: Path, cluster: str) -> bool:
     with locked(cluster_dir):
         for sub in (*CA_DIRS, "client"):
             check_private(cluster_dir / sub / ("key.pem" if sub == "client" else "ca-key.pem"))
+        issued = node_names(cluster_dir) + (["client"] if (cluster_dir / "client" / "cert.pem").exists() else [])
         for sub, what in CA_DIRS.items():
+            if issued and not (cluster_dir / sub / "ca.pem").exists():
+                raise UserError(
+                    f"the {what} ({cluster_dir / sub / 'ca.pem'}) is missing, but certificates it signed remain "
+                    f"({', '.join(issued[:5])}{', ...' if len(issued) > 5 else ''}): a new CA would not verify them",
+                    fix=f"restore {cluster_dir / sub} from a backup, or remove {cluster_dir} to start the cluster "
+                        "over (every node then needs new user-data)")
             created |= _create_ca(cluster_dir / sub, f"bakery {cluster} {what}")
         if not (cluster_dir / "client" / "cert.pem").exists():
             _issue_client(cluster_dir)
@@ -233,7 +303,13 @@ def _meta(node_dir: Path) -> dict[str, Any] | None:
     path = node_dir / "meta.json"
     if not path.exists():
         return None
-    meta: dict[str, Any] = json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise UserError(f"{path} is not bakery's record of node {node_dir.name} (damaged)",
+                        fix=f"remove {node_dir} and render {node_dir.name} again (it gets a new key pair)")
     return meta
 
 
@@ -248,13 +324,12 @@ def ensure_node(
     with locked(cluster_dir):
         if _meta(node_dir) != want:
             _issue_node(cluster_dir, name, join_class, want["sans"])
-            write_public(node_dir / "meta.json", (json.dumps(want, sort_keys=True) + "\n").encode())
         return NodeMaterial(
             ca_pem=_read(ca / "ca.pem"),
             server_cert=_read(node_dir / "server-cert.pem"),
-            server_key=read_private(node_dir / "server-key.pem").decode("ascii"),
+            server_key=_read_key(node_dir / "server-key.pem"),
             join_cert=_read(node_dir / "join-cert.pem") if join_class else None,
-            join_key=read_private(node_dir / "join-key.pem").decode("ascii") if join_class else None,
+            join_key=_read_key(node_dir / "join-key.pem") if join_class else None,
             join_ca_pem=_read(join_ca / "ca.pem") if join_class == "manager" else None,
         )
 
@@ -264,7 +339,7 @@ def node_names(cluster_dir: Path) -> list[str]:
     nodes = cluster_dir / "nodes"
     if not nodes.is_dir():
         return []
-    return sorted(d.name for d in nodes.iterdir() if (d / "meta.json").is_file())
+    return sorted(d.name for d in nodes.iterdir() if not d.name.startswith(".") and (d / "meta.json").is_file())
 
 
 def renew(cluster_dir: Path, nodes: Sequence[str] | None = None) -> list[str]:
@@ -338,7 +413,7 @@ class CertInfo:
 
 def _cert_info(what: str, node: str | None, path: Path) -> CertInfo:
     x509, _, _, _, _, NameOID = _crypto()
-    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    cert = _load_cert(path)
 
     def attr(oid: Any) -> str | None:
         found = cert.subject.get_attributes_for_oid(oid)

@@ -26,16 +26,28 @@ FORMATS = ("text", "json")
 CLUSTER_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z", re.ASCII)  # as cluster.json says
 
 
+def given(value: str) -> str:
+    """An option's value that must say something: an empty one is a mistake, never "unset"."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty value (leave the option out for its default)")
+    return value
+
+
+def _dir(value: str) -> Path:
+    return Path(given(value))
+
+
 def add_config(p: argparse.ArgumentParser | argparse._ArgumentGroup, help: str = CONFIG_HELP) -> None:
-    p.add_argument("--config", "-c", metavar="FILE", help=help)
+    p.add_argument("--config", "-c", type=given, metavar="FILE", help=help)
 
 
 def add_state_dir(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    p.add_argument("--state-dir", type=Path, metavar="DIR", help=STATE_HELP)
+    p.add_argument("--state-dir", type=_dir, metavar="DIR", help=STATE_HELP)
 
 
 def add_cluster(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    p.add_argument("--cluster", metavar="NAME", help="the cluster (default: cluster.name of the config, 'default')")
+    p.add_argument("--cluster", type=given, metavar="NAME",
+                   help="the cluster (default: cluster.name of the config, 'default')")
 
 
 def add_output(p: argparse.ArgumentParser, aliases: dict[str, str] | None = None, text: str = "the result",

@@ -62,7 +62,7 @@ from ..errors import (
 )
 from ..report import Report
 from ..swarm.model import Plan, Progress, Result
-from .common import add_config, add_output, add_state_dir, cluster_name, config_path, load_config
+from .common import add_config, add_output, add_state_dir, cluster_name, config_path, given, load_config
 
 if TYPE_CHECKING:
     from ..compose import NodeInfo
@@ -73,7 +73,7 @@ Locate = Callable[[tuple[str | int, ...]], tuple[int | None, int | None]]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="compose or stack file(s); later ones override")
-    parser.add_argument("-n", "--name", help="stack name (default: the first file's directory name)")
+    parser.add_argument("-n", "--name", type=given, help="stack name (default: the first file's directory name)")
     parser.add_argument("--env-file", action="append", default=[], metavar="FILE", help="variables for ${VAR}")
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on conversion warnings")
     parser.add_argument("--publish-mode", choices=("ingress", "host"), default="ingress",
@@ -117,13 +117,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_output(parser, text="the plan or the result (progress on stderr)")
     conn = parser.add_argument_group("connection")
-    conn.add_argument("-H", "--host", help="engine address (default: --cluster, $DOCKER_HOST, the cluster "
+    conn.add_argument("-H", "--host", type=given, help="engine address (default: --cluster, $DOCKER_HOST, the cluster "
                       "definition found, the local socket; see above)")
     conn.add_argument("--tlsverify", action="store_true", help="use mutual TLS and verify the engine")
-    conn.add_argument("--tlscacert", metavar="FILE", help="CA certificate (default $DOCKER_CERT_PATH/ca.pem)")
-    conn.add_argument("--tlscert", metavar="FILE", help="client certificate")
-    conn.add_argument("--tlskey", metavar="FILE", help="client key")
-    conn.add_argument("--cluster", metavar="NAME", help="use the client certificates bakery issued for NAME")
+    conn.add_argument("--tlscacert", type=given, metavar="FILE",
+                      help="CA certificate (default $DOCKER_CERT_PATH/ca.pem)")
+    conn.add_argument("--tlscert", type=given, metavar="FILE", help="client certificate")
+    conn.add_argument("--tlskey", type=given, metavar="FILE", help="client key")
+    conn.add_argument("--cluster", type=given, metavar="NAME",
+                      help="use the client certificates bakery issued for NAME")
     add_config(conn, help="cluster definition: its seed and client certificates are the engine when no -H, "
                "--cluster or $DOCKER_HOST says (default: $BAKERY_CONFIG, else ./bakery.yml if there is one)")
     add_state_dir(conn)

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         import dataclasses
 
         cfg = dataclasses.replace(cfg, swarm=dataclasses.replace(cfg.swarm, form=True))
-    name = args.name or args.role
+    name = args.role if args.name is None else args.name
     check_node_name(name, "--name")
     for address in args.address:
         check_address(address, "--address")

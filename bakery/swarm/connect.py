@@ -102,6 +102,34 @@ def _address(
     return DEFAULT_HOST, "the default: no -H, --cluster, $DOCKER_HOST or bakery.yml", None
 
 
+_SCHEMES = ("tcp://", "http://", "https://")
+
+
+def check_host(host: str, origin: str = "from -H") -> None:
+    """Refuse an engine address that is not `unix:///PATH`, `tcp://HOST:PORT` (or `HOST:PORT`),
+    with the form to use: the SDK would otherwise stop on it with a traceback."""
+    fix = "give unix:///var/run/docker.sock, tcp://HOST:2376 or tcp://[IPv6]:2376"
+    if host.startswith("unix://"):
+        if not host.removeprefix("unix://").startswith("/"):
+            raise UserError(f"engine address {host!r} ({origin}): a unix socket needs an absolute path", fix=fix)
+        return
+    if "://" in host and not host.startswith(_SCHEMES):
+        scheme = host.split("://", 1)[0]
+        raise UserError(f"engine address {host!r} ({origin}): scheme {scheme!r} is not supported", fix=fix)
+    rest = host.split("://", 1)[-1]
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit("//" + rest)
+        port = parts.port
+    except ValueError as exc:
+        raise UserError(f"engine address {host!r} ({origin}) is not an address: {exc}", fix=fix) from None
+    if not parts.hostname or any(c.isspace() for c in rest) or parts.path not in ("", "/"):
+        raise UserError(f"engine address {host!r} ({origin}) is not HOST:PORT", fix=fix)
+    if port == 0:
+        raise UserError(f"engine address {host!r} ({origin}): port 0 is not a port", fix=fix)
+
+
 def _recorded_seed(cluster: str, state_dir: Path) -> str | None:
     """The seed's TLS API of a cluster `bakery up --provider local` booted (its record), if any."""
     import json
@@ -135,6 +163,7 @@ def endpoint(
     env = os.environ if environ is None else environ
     chosen_host, origin, cluster = _address(host, cluster, env, config,
                                             lambda name: _recorded_seed(name, state_dir or default_root(env)))
+    check_host(chosen_host, origin)
     cert_dir: Path | None = None
     if cluster:
         cert_dir = cluster_cert_dir(cluster, state_dir, env)

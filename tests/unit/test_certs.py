@@ -270,3 +270,87 @@ def test_unnamed_workers_do_share_one_key_pair(state, capsys):
     assert first["/etc/bakery/tls/server-key.pem"] == second["/etc/bakery/tls/server-key.pem"]
     assert render(capsys, "--role", "worker", "--name", "worker-2")["/etc/bakery/tls/server-key.pem"] != \
         first["/etc/bakery/tls/server-key.pem"]
+
+
+def _break(path: Path, how: str) -> None:
+    if how == "garbage":
+        path.write_text("garbage\n")
+    elif how == "empty":
+        path.write_text("")
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif how == "json":
+        path.write_text("{")
+    elif how == "list":
+        path.write_text("[]")
+
+
+@pytest.mark.parametrize(("file", "how", "command", "says"), [
+    ("ca/ca.pem", "garbage", ["render", "--role", "worker", "--name", "w2"], "ca.pem is not a PEM certificate"),
+    ("ca/ca.pem", "garbage", ["certs"], "restore"),
+    ("ca/ca-key.pem", "empty", ["certs", "--renew"], "ca-key.pem is not a PEM private key"),
+    ("nodes/m1/server-cert.pem", "truncated", ["render", "--role", "manager", "--name", "m1"],
+     "bakery certs --renew --nodes m1"),
+    ("nodes/m1/server-cert.pem", "truncated", ["certs"], "server-cert.pem is not a PEM certificate"),
+    ("nodes/m1/server-key.pem", "garbage", ["render", "--role", "manager", "--name", "m1"], "not a PEM private key"),
+    ("nodes/m1/meta.json", "json", ["render", "--role", "manager", "--name", "m1"], "not bakery's record of node m1"),
+    ("nodes/m1/meta.json", "list", ["certs", "--renew"], "remove"),
+    ("client/cert.pem", "garbage", ["certs"], "bakery certs --renew"),
+])
+def test_a_damaged_state_file_is_named_with_the_way_back(file, how, command, says, state, capsys):
+    render(capsys, "--role", "manager", "--name", "m1")
+    path = state / file
+    mode = path.stat().st_mode & 0o777
+    _break(path, how)
+    path.chmod(mode)
+    code, out, err = run(capsys, *command)
+    assert code == 2, err
+    assert says in err and str(path) in err and "Traceback" not in err
+
+
+def test_a_lost_ca_is_never_silently_replaced_under_what_it_signed(state, capsys):
+    render(capsys, "--role", "manager", "--name", "m1")
+    for f in (state / "ca").iterdir():
+        f.unlink()
+    code, out, err = run(capsys, "render", "--role", "worker", "--name", "w1")
+    assert code == 2 and "is missing, but certificates it signed remain (m1, client)" in err
+    assert not (state / "ca" / "ca.pem").exists()
+
+
+def _pairs_match(node: Path) -> bool:
+    for kind in ("server", "join"):
+        cert = x509.load_pem_x509_certificate((node / f"{kind}-cert.pem").read_bytes())
+        key = serialization.load_pem_private_key((node / f"{kind}-key.pem").read_bytes(), None)
+        if cert.public_key().public_numbers() != key.public_key().public_numbers():
+            return False
+    return True
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: raised from inside the write, it skips every except Exception on the way."""
+
+
+@pytest.mark.parametrize("nth", range(1, 8))
+def test_renew_stopped_at_any_write_never_leaves_a_key_beside_another_keys_certificate(nth, state, capsys,
+                                                                                        monkeypatch):
+    """Stop `certs --renew` at its nth file write: each node keeps its old set or gets the new one whole."""
+    from bakery import state as state_module
+
+    for name in ("m1", "m2"):
+        render(capsys, "--role", "manager", "--name", name)
+    real, calls = state_module._write_new, []
+
+    def write(path: Path, data: bytes, mode: int) -> None:
+        calls.append(path)
+        if len(calls) == nth:
+            raise _Killed
+        real(path, data, mode)
+
+    monkeypatch.setattr(state_module, "_write_new", write)
+    with pytest.raises(_Killed):
+        certs.renew(state, ["m1", "m2"])
+    monkeypatch.setattr(state_module, "_write_new", real)
+    for name in ("m1", "m2"):
+        assert _pairs_match(state / "nodes" / name), (nth, name, calls[-1])
+    render(capsys, "--role", "manager", "--name", "m1")
+    assert not [p for p in (state / "nodes").iterdir() if p.name.startswith(".")]

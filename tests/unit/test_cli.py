@@ -52,6 +52,29 @@ def test_user_mistakes_are_one_line_and_exit_2(argv, code, says, state, tmp_path
     assert len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("argv", [
+    ["render", "--role", "worker", "--name", ""],
+    ["render", "--role", "worker", "--state-dir", ""],
+    ["render", "--role", "worker", "--config", ""],
+    ["render", "--role", "worker", "--cluster", ""],
+    ["certs", "--cluster", " "],
+    ["deploy", "--dry-run", "-H", "", "app.yml"],
+    ["deploy", "--dry-run", "--tlscert", "", "app.yml"],
+    ["deploy", "--dry-run", "-n", "", "app.yml"],
+])
+def test_an_empty_value_is_a_mistake_not_the_default(argv, state, tmp_path, capsys):
+    """`--state-dir ""` was the current directory and `--name ""` the role's name: both wrote keys."""
+    before = sorted(p.name for p in tmp_path.iterdir())
+    try:
+        got, out, err = run(capsys, *argv)
+    except SystemExit as usage:  # argparse's own exit, as the console script sees it
+        got, (out, err) = usage.code, capsys.readouterr()
+    assert got == 2, err
+    assert "an empty value" in err or "is not a valid" in err, err
+    assert "Traceback" not in err and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not state.exists()
+
+
 def test_json_errors_are_json(state, capsys):
     code, out, err = run(capsys, "render", "--role", "worker", "--name", "wörker", "--output", "json")
     assert code == 2

@@ -170,3 +170,34 @@ def test_cluster_of_a_local_up_is_reached_at_its_recorded_seed(tmp_path):
     (tmp_path / "lab" / "local.json").write_text(json.dumps({"nodes": [{"name": "seed", "role": "seed"}]}))
     ep = endpoint(cluster="lab", state_dir=tmp_path, environ={})
     assert ep.host == "tcp://10.213.0.10:2376" and "recorded" in ep.origin
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("::::", "is not an address"),
+        ("tcp://[::1", "is not an address: Invalid IPv6 URL"),
+        ("tcp://manager:99999", "Port out of range"),
+        ("tcp://manager:0", "port 0 is not a port"),
+        ("ssh://manager", "scheme 'ssh' is not supported"),
+        ("unix://relative.sock", "needs an absolute path"),
+        ("tcp://a b:2376", "is not HOST:PORT"),
+        ("tcp://manager:2376/path", "is not HOST:PORT"),
+        ("tcp://:2376", "is not HOST:PORT"),
+    ],
+)
+def test_an_engine_address_that_is_not_one_is_a_user_error(host, message):
+    with pytest.raises(UserError) as caught:
+        endpoint(host=host, environ={})
+    assert message in str(caught.value)
+    assert "tcp://HOST:2376" in caught.value.fix
+
+
+@pytest.mark.parametrize("host", ["tcp://[::1]:2376", "manager:2376", "tcp://10.0.0.5:2376", "unix:///run/d.sock"])
+def test_engine_addresses_docker_takes_pass(host):
+    assert endpoint(host=host, environ={}).host == host
+
+
+def test_a_bad_docker_host_names_where_it_came_from():
+    with pytest.raises(UserError, match=r"from \$DOCKER_HOST"):
+        endpoint(environ={"DOCKER_HOST": "tcp://x:70000"})

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import BakeryError
+from ...errors import BakeryError, UserError
 
 RECORD = "local.json"
 
@@ -105,6 +105,18 @@ class ClusterRecord:
 
     @classmethod
     def load(cls, path: Path) -> ClusterRecord:
+        """The record, or a UserError naming the file: a damaged record is never half-read."""
+        try:
+            return cls._load(path)
+        except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+            raise UserError(
+                f"{path} is not a record of a local cluster bakery can read ({exc.__class__.__name__}: "
+                f"{str(exc)[:120]})",
+                fix="see what still runs with `machinectl list` and `ip link` (bakery-* bridges); stop it by hand, "
+                    "then remove the file") from None
+
+    @classmethod
+    def _load(cls, path: Path) -> ClusterRecord:
         data: dict[str, Any] = json.loads(path.read_text())
         data["services"] = {k: Proc(**v) for k, v in data.get("services", {}).items()}
         nodes = []
