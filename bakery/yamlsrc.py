@@ -296,19 +296,55 @@ def _python_error(text: str) -> yaml.YAMLError | None:
     return None
 
 
-def _too_deep(text: str, source: str, cls: type[UserError]) -> UserError:
-    """Where `text` first nests deeper than we read, found without recursion."""
+def _too_deep(text: str, source: str, cls: type[UserError]) -> UserError | None:
+    """Where `text` first nests deeper than we read, found without recursion (None: it does not, up to the
+    first syntax error)."""
     depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > _MAX_DEPTH:
+                    mark: Any = event.start_mark
+                    return cls(f"nested more than {_MAX_DEPTH} levels deep", source=source, line=mark.line + 1,
+                               column=mark.column + 1, fix=_FLATTEN)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return None
+
+
+def _flow_too_deep(text: str, source: str, cls: type[UserError]) -> UserError | None:
+    """A first, rough look at flow nesting ('[' and '{' outside quotes and comments), in one pass: a text
+    that opens more than _MAX_DEPTH of them is refused here, because the pure-Python scanner that words
+    syntax errors takes time quadratic in that nesting (10,000 '[' took 35 s)."""
+    depth, quote, line, start = 0, "", 1, 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == quote:
+                quote = ""
+            elif c == "\\" and quote == '"':
+                i += 1
+        elif c in "[{":
             depth += 1
             if depth > _MAX_DEPTH:
-                mark: Any = event.start_mark
-                return cls(f"nested more than {_MAX_DEPTH} levels deep", source=source, line=mark.line + 1,
-                           column=mark.column + 1, fix=_FLATTEN)
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-    return cls("YAML nested too deeply", source=source, fix=_FLATTEN)
+                return cls(f"nested more than {_MAX_DEPTH} levels deep", source=source, line=line,
+                           column=i - start + 1, fix=_FLATTEN)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        elif c in "'\"" and (i == 0 or text[i - 1] in " \t\n[{,:"):
+            quote = c
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if c == "\n":
+            line, start = line + 1, i + 1
+        i += 1
+    return None
 
 
 def loads(text: str, source: str = "<string>", cls: type[UserError] = UserError) -> Document:
@@ -323,13 +359,16 @@ def loads(text: str, source: str = "<string>", cls: type[UserError] = UserError)
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: libyaml on a lone surrogate
+        deep = _flow_too_deep(text, source, cls)
+        if deep is not None:
+            raise deep from None
         error = _python_error(text) or (exc if isinstance(exc, yaml.YAMLError) else None)
         if error is None:
             raise cls("invalid YAML: unreadable characters", source=source,
                       fix="save the file as plain UTF-8 text") from None
         raise _yaml_error(error, text, source, cls) from None
     except RecursionError:  # only the pure-Python composer, where libyaml is missing
-        raise _too_deep(text, source, cls) from None
+        raise (_too_deep(text, source, cls) or cls("YAML nested too deeply", source=source, fix=_FLATTEN)) from None
     if len(nodes) > 1:
         raise cls("more than one YAML document", source=source,
                   line=nodes[1].start_mark.line + 1 if nodes[1] is not None else None,
