@@ -62,7 +62,7 @@ def multipart(parts: list[tuple[str, str, str]], merge_how: str) -> bytes:
     for filename, subtype, text in parts:
         msg = MIMEText(text, subtype, "us-ascii" if text.isascii() else utf8)  # type: ignore[arg-type]
         msg.add_header("Content-Disposition", "attachment", filename=filename)
-        if subtype == "cloud-config":
-            msg["Merge-Type"] = merge_how
+        if subtype in ("cloud-config", "jinja2"):  # cloud-init hands a jinja part's headers to its
+            msg["Merge-Type"] = merge_how  # rendered form's handler: without it our lists were replaced
         outer.attach(msg)
     return outer.as_bytes()

@@ -11,14 +11,16 @@ BAKERY_REQUIRE_VALIDATORS=1 (CI) turns a missing tool into a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import py_compile
 import subprocess
 from pathlib import Path
 
 import pytest
+import testkit
 import yaml
-from testkit import need_tool
+from testkit import need_tool, require_or_skip
 from testkit.render_util import CASES, case_args, cloud_config_parts, render, written_files
 
 pytestmark = pytest.mark.validators
@@ -87,3 +89,29 @@ def test_scripts_parse(case, tmp_path, capsysbinary):
         src = tmp_path / "bakery-join.py"
         src.write_text(agent["content"])
         py_compile.compile(str(src), doraise=True)
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+@pytest.mark.parametrize("first_line", ["## template: jinja\n#cloud-config", "#cloud-config"])
+def test_operator_parts_add_to_bakerys_lists_under_real_cloud_init(first_line, tmp_path, capsysbinary):
+    """cloud-init's own handlers merge the parts: an operator's runcmd/write_files (plain or a jinja
+    template) come after bakery's, which stay. A jinja part without Merge-Type replaced them."""
+    need_tool("cloud-init")
+    if subprocess.run([SYSTEM_PYTHON, "-c", "import cloudinit"], capture_output=True).returncode:
+        require_or_skip("BAKERY_REQUIRE_VALIDATORS", f"{SYSTEM_PYTHON} cannot import cloudinit")
+    part = tmp_path / "extra.cfg"
+    part.write_text(f"{first_line}\nruncmd:\n  - echo operator {{{{ v1.local_hostname }}}}\n"
+                    "write_files:\n  - path: /etc/operator\n    content: hi\n")
+    (tmp_path / "ud").write_bytes(render(["--role", "worker", "--name", "w1", "--gzip", "never", "--part",
+                                          str(part)], tmp_path / "state", capsysbinary))
+    script = Path(testkit.__file__).parent / "cloudinit_merge.py"
+    res = subprocess.run([SYSTEM_PYTHON, script, tmp_path / "ud"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    merged = json.loads(res.stdout)
+    assert merged["runcmd"][0] == ["/bin/sh", "/usr/local/lib/bakery/bootstrap"], merged["runcmd"]
+    assert merged["runcmd"][-1] == ("echo operator node1" if "jinja" in first_line
+                                    else "echo operator {{ v1.local_hostname }}")
+    paths = [f["path"] for f in merged["write_files"]]
+    assert "/usr/local/lib/bakery/bootstrap" in paths and paths[-1] == "/etc/operator"
