@@ -28,3 +28,15 @@ def escape_path(path: str) -> str:
 
 def mount_unit_name(path: str) -> str:
     return escape_path(path) + ".mount"
+
+
+_PLAIN_ARG = _SAFE | set("/-=+,@")
+
+
+def exec_arg(value: str) -> str:
+    """One argument of an Exec*= line: systemd expands `%` specifiers and `$` variables and
+    unescapes backslashes and quotes there, so anything but plain characters is quoted."""
+    if value and set(value) <= _PLAIN_ARG:
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
