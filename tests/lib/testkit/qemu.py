@@ -214,9 +214,14 @@ def wait_for_swarm(vm: VM, certs: Path, timeout: float = BOOT_TIMEOUT) -> Swarm:
     return Swarm(tls_client(vm, certs, timeout=180), info, vm.since_start())
 
 
+# The diskimage-builder image has no apparmor_parser while its kernel has AppArmor on, so dockerd cannot
+# load its docker-default profile and refuses to start a container that asks for it.
+UNCONFINED = ["apparmor=unconfined"]
+
+
 def host_command(client: Any, image: str, *argv: str) -> str:
-    """Run a command in the guest's own root (systemctl, journalctl, cat), from a container of `image`
-    (a static busybox) that bind-mounts / and chroots into it: the only way in is the Docker API."""
-    out = client.containers.run(image, ["/bin/busybox", "chroot", "/host", *argv], remove=True,
-                                volumes={"/": {"bind": "/host", "mode": "rw"}}, network_mode="none")
+    """Run a command on the guest itself (systemctl, journalctl), from a privileged container of `image`
+    (a static busybox) that enters PID 1's namespaces: the only way in is the Docker API."""
+    out = client.containers.run(image, ["/bin/busybox", "nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--",
+                                        *argv], remove=True, privileged=True, pid_mode="host", stderr=True)
     return bytes(out).decode(errors="replace")
