@@ -20,7 +20,7 @@ from . import cloudyaml
 from .certs import NodeMaterial
 from .config import ClusterConfig, NfsShare
 from .errors import UserError
-from .systemd import exec_arg, mount_unit_name
+from .systemd import exec_arg, mount_unit_name, specifier_escape
 
 # Nova: 65,535 characters of base64 -> 49,149 raw bytes.
 NOVA_BASE64_LIMIT = 65535
@@ -252,12 +252,12 @@ def _files(
 
     shares = [ShareUnits.of(share) for share in cfg.nfs]
     for s in shares:
-        f.add(f"{UNIT_DIR}/{s.mount}", fill("systemd/nfs.mount.j2", what=s.what, where=s.share.path,
-                                             options=s.options, service=s.service,
-                                             attempt_timeout=NFS_ATTEMPT_TIMEOUT))
-        f.add(f"{UNIT_DIR}/{s.service}", fill("systemd/nfs-mount.service.j2", what=s.what, where=s.share.path,
-                                               exec_where=exec_arg(s.share.path), mount=s.mount,
-                                               required=s.share.required, script=NFS_SCRIPT))
+        what, where = specifier_escape(s.what), specifier_escape(s.share.path)
+        f.add(f"{UNIT_DIR}/{s.mount}", fill("systemd/nfs.mount.j2", what=what, where=where, options=s.options,
+                                             service=s.service, attempt_timeout=NFS_ATTEMPT_TIMEOUT))
+        f.add(f"{UNIT_DIR}/{s.service}", fill("systemd/nfs-mount.service.j2", what=what, where=where,
+                                               exec_where=exec_arg(s.share.path), required=s.share.required,
+                                               script=NFS_SCRIPT))
     if shares:
         f.add(NFS_SCRIPT, fill("cloud-init/nfs-mount.sh.j2", first_delay=NFS_FIRST_DELAY,
                                max_delay=NFS_MAX_DELAY), "0755")

@@ -33,6 +33,11 @@ def mount_unit_name(path: str) -> str:
 _PLAIN_ARG = _SAFE | set("/-=+,@")
 
 
+def specifier_escape(value: str) -> str:
+    """A value for a unit setting that expands `%` specifiers (Description=, What=, Where=)."""
+    return value.replace("%", "%%")
+
+
 def exec_arg(value: str) -> str:
     """One argument of an Exec*= line: systemd expands `%` specifiers and `$` variables and
     unescapes backslashes and quotes there, so anything but plain characters is quoted."""
