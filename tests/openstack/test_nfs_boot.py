@@ -16,7 +16,7 @@ this is the only tier where a share is really mounted. Three boots:
 
 Nothing asserts on time: deadlines are generous, and the durations are printed (pytest -s shows them).
 The guest is only reachable through its TLS Docker API, so what the node's systemd says is read by a
-busybox container that chroots into the guest's root (qemu.host_command).
+privileged busybox container that enters PID 1's namespaces (qemu.host_command).
 """
 
 from __future__ import annotations
