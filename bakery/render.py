@@ -20,7 +20,7 @@ from . import cloudyaml
 from .certs import NodeMaterial
 from .config import ClusterConfig, NfsShare
 from .errors import UserError
-from .systemd import exec_arg, mount_unit_name, specifier_escape
+from .systemd import exec_arg, mount_unit_name, unit_value
 
 # Nova: 65,535 characters of base64 -> 49,149 raw bytes.
 NOVA_BASE64_LIMIT = 65535
@@ -74,15 +74,6 @@ class UserData:
         return (len(self.payload) + 2) // 3 * 4
 
 
-def unit_value(value: object) -> str:
-    """A value for a systemd unit line: never a newline (a second directive), `%` doubled
-    (systemd's specifier). The schema refuses such values first; this is the last guard."""
-    text = str(value)
-    if any(c in text for c in "\n\r\x00"):
-        raise ValueError(f"refusing a unit value with a line break: {text!r}")
-    return text.replace("%", "%%")
-
-
 def templates_dir() -> Path:
     """The installed package's templates (bakery/templates in the wheel), or the checkout's
     templates/ beside bakery/ for an editable install, which maps no package there."""
@@ -133,7 +124,8 @@ def _env() -> Any:
         autoescape=False,  # noqa: S701 - output is YAML/shell/unit text, quoted by filters
     )
     env.filters["sh"] = lambda v: shlex.quote("" if v is None else str(v))
-    env.filters["unit"] = unit_value
+    env.filters["unit"] = unit_value  # every value on a unit line (bakery/systemd.py)
+    env.filters["exec_arg"] = exec_arg  # one argument of an Exec*= line
     return env
 
 
@@ -252,12 +244,11 @@ def _files(
 
     shares = [ShareUnits.of(share) for share in cfg.nfs]
     for s in shares:
-        what, where = specifier_escape(s.what), specifier_escape(s.share.path)
-        f.add(f"{UNIT_DIR}/{s.mount}", fill("systemd/nfs.mount.j2", what=what, where=where, options=s.options,
-                                             service=s.service, attempt_timeout=NFS_ATTEMPT_TIMEOUT))
-        f.add(f"{UNIT_DIR}/{s.service}", fill("systemd/nfs-mount.service.j2", what=what, where=where,
-                                               exec_where=exec_arg(s.share.path), required=s.share.required,
-                                               script=NFS_SCRIPT))
+        f.add(f"{UNIT_DIR}/{s.mount}", fill("systemd/nfs.mount.j2", what=s.what, where=s.share.path,
+                                             options=s.options, service=s.service,
+                                             attempt_timeout=NFS_ATTEMPT_TIMEOUT))
+        f.add(f"{UNIT_DIR}/{s.service}", fill("systemd/nfs-mount.service.j2", what=s.what, where=s.share.path,
+                                               required=s.share.required, script=NFS_SCRIPT))
     if shares:
         f.add(NFS_SCRIPT, fill("cloud-init/nfs-mount.sh.j2", first_delay=NFS_FIRST_DELAY,
                                max_delay=NFS_MAX_DELAY), "0755")

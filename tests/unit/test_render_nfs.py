@@ -69,3 +69,27 @@ def test_no_mount_is_under_remote_fs_target(required):
     mount = files(document(required))["/etc/systemd/system/mnt-x.mount"]
     assert "remote-fs.target" not in mount.split("[Unit]", 1)[1] and "[Install]" not in mount
     assert ",nofail," in mount and f"TimeoutSec={render.NFS_ATTEMPT_TIMEOUT}\n" in mount
+
+
+def share_files(export: str, path: str) -> dict[str, str]:
+    """A share the schema would refuse (config.build does not apply it): render's own escaping."""
+    cfg = config.build({"nfs": [{"server": "nfs.example.org", "export": export, "path": path}]})
+    text, _ = render.cloud_config(cfg, render.Node("worker", "worker"), MATERIAL)
+    return files(yaml.safe_load(text))
+
+
+def test_percent_is_doubled_in_every_nfs_unit_line():
+    got = share_files("/srv/100%-data", "/mnt/50%off")
+    mount = got["/etc/systemd/system/mnt-50\\x25off.mount"]
+    assert "What=nfs.example.org:/srv/100%%-data\n" in mount and "Where=/mnt/50%%off\n" in mount
+    assert "Description=NFS share nfs.example.org:/srv/100%%-data on /mnt/50%%off\n" in mount
+    service = got["/etc/systemd/system/bakery-nfs-mnt-50\\x25off.service"]
+    assert 'ExecStart=/bin/sh /usr/local/lib/bakery/nfs-mount "/mnt/50%%off" required\n' in service
+    for unit in (mount, service):
+        assert "%" not in unit.replace("%%", "")
+
+
+@pytest.mark.parametrize("export, path", [("/srv/a\nExecStartPre=/bin/x", "/mnt/x"), ("/srv", "/mnt/a\rb")])
+def test_a_line_break_never_reaches_a_unit(export, path):
+    with pytest.raises(ValueError, match="line break"):
+        share_files(export, path)

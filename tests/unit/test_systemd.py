@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from bakery.systemd import escape_path, exec_arg, mount_unit_name, specifier_escape
+from bakery.systemd import escape_path, exec_arg, mount_unit_name, unit_value
 
 CASES = [
     ("/mnt/docker-nfs", "mnt-docker\\x2dnfs"),
@@ -42,5 +42,9 @@ def test_exec_arg(value, arg):
     assert exec_arg(value) == arg
 
 
-def test_specifier_escape():
-    assert specifier_escape("srv:/100%/data") == "srv:/100%%/data"
+def test_unit_value_doubles_percent_and_exec_arg_builds_on_it():
+    assert unit_value("srv:/100%/data") == "srv:/100%%/data"
+    for value in ("/mnt/a\nExecStartPre=x", "/mnt/a\rb"):
+        for escape in (unit_value, exec_arg):
+            with pytest.raises(ValueError, match="line break"):
+                escape(value)
