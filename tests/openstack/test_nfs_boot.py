@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 from testkit import ganesha, qemu
+from testkit.engine import free_port
 
 pytestmark = [pytest.mark.glance, pytest.mark.dib]
 SWITCH = "BAKERY_REQUIRE_DIB"
@@ -46,7 +47,7 @@ MOUNT_TIMEOUT = 420  # the retry backoff is capped at 60 s; a TCG guest is slow
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ganesha.Ganesha]:
     qemu.require_tools(SWITCH)
-    nfs = ganesha.Ganesha.prepare(ganesha.binary(SWITCH), tmp_path / "nfs", qemu.free_port())
+    nfs = ganesha.Ganesha.prepare(ganesha.binary(SWITCH), tmp_path / "nfs", free_port())
     try:
         yield nfs
     finally:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testkit import require_or_skip
+from testkit.engine import stop_process
 
 PSEUDO = "/export"  # the NFSv4 path clients mount
 
@@ -99,14 +100,8 @@ class Ganesha:
                              f"{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def log_tail(self, lines: int = 20) -> str:
         try:

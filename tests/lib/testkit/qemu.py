@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 
 from testkit import require_or_skip
+from testkit.engine import free_port, stop_process
 
 GUEST = "10.0.2.15"  # qemu's user network gives the guest this address by DHCP
 HOST = "10.0.2.2"  # the host (its 127.0.0.1) as the guest sees it
@@ -47,12 +47,6 @@ def require_tools(switch: str) -> None:
     for tool, package in TOOLS.items():
         if not shutil.which(tool) and not shutil.which(tool, path="/usr/sbin:/sbin"):
             require_or_skip(switch, f"{tool} is not installed ({package})")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def seed_user_data(config: Path, state: Path) -> bytes:
@@ -146,15 +140,6 @@ def boot(image: KernelImage, user_data: bytes, work: Path, instance_id: str) -> 
     return VM(proc, disk, console, port, work, time.monotonic())
 
 
-def stop(vm: VM) -> None:
-    vm.proc.terminate()
-    try:
-        vm.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        vm.proc.kill()
-        vm.proc.wait(timeout=30)
-
-
 @contextmanager
 def running(image: KernelImage, user_data: bytes, work: Path, instance_id: str,
             units: tuple[str, ...] = ()) -> Iterator[VM]:
@@ -163,10 +148,10 @@ def running(image: KernelImage, user_data: bytes, work: Path, instance_id: str,
     try:
         yield vm
     except BaseException:
-        stop(vm)
+        stop_process(vm.proc)
         print(journal(vm, units), file=sys.stderr)
         raise
-    stop(vm)
+    stop_process(vm.proc)
 
 
 def journal(vm: VM, units: tuple[str, ...] = ()) -> str:
