@@ -18,9 +18,9 @@ from typing import Any
 
 from . import cloudyaml
 from .certs import NodeMaterial
-from .config import ClusterConfig
+from .config import ClusterConfig, NfsShare
 from .errors import UserError
-from .systemd import mount_unit_name
+from .systemd import exec_arg, mount_unit_name, unit_value
 
 # Nova: 65,535 characters of base64 -> 49,149 raw bytes.
 NOVA_BASE64_LIMIT = 65535
@@ -34,6 +34,16 @@ UNIT_DIR = "/etc/systemd/system"
 # Later parts merge into ours by appending lists and never replacing our keys.
 MERGE_HOW = "list(append)+dict(no_replace,recurse_list)+str()"
 JOIN_CLASS = {"seed": "manager", "manager": "manager", "worker": "worker", "consul": None}
+# NFS: one mount attempt is bounded by the mount unit's TimeoutSec; the share's service retries
+# after NFS_FIRST_DELAY seconds, doubling up to NFS_MAX_DELAY (docs/FACTS.md §7).
+NFS_ATTEMPT_TIMEOUT = 60
+NFS_FIRST_DELAY = 5
+NFS_MAX_DELAY = 60
+NFS_SCRIPT = f"{LIB_DIR}/nfs-mount"
+# Before write_files (bootcmd runs first), on the first boot only: cancel the image's queued
+# start of Docker, so that it first starts from the bootstrap, with bakery's units loaded.
+HOLD_DOCKER = ["cloud-init-per", "instance", "bakery-hold-docker", "sh", "-c",
+               "systemctl --no-block stop docker.service docker.socket || true"]
 
 
 @dataclass(frozen=True)
@@ -62,15 +72,6 @@ class UserData:
     @property
     def base64_size(self) -> int:
         return (len(self.payload) + 2) // 3 * 4
-
-
-def unit_value(value: object) -> str:
-    """A value for a systemd unit line: never a newline (a second directive), `%` doubled
-    (systemd's specifier). The schema refuses such values first; this is the last guard."""
-    text = str(value)
-    if any(c in text for c in "\n\r\x00"):
-        raise ValueError(f"refusing a unit value with a line break: {text!r}")
-    return text.replace("%", "%%")
 
 
 def templates_dir() -> Path:
@@ -123,7 +124,8 @@ def _env() -> Any:
         autoescape=False,  # noqa: S701 - output is YAML/shell/unit text, quoted by filters
     )
     env.filters["sh"] = lambda v: shlex.quote("" if v is None else str(v))
-    env.filters["unit"] = unit_value
+    env.filters["unit"] = unit_value  # every value on a unit line (bakery/systemd.py)
+    env.filters["exec_arg"] = exec_arg  # one argument of an Exec*= line
     return env
 
 
@@ -240,16 +242,21 @@ def _files(
           fill("systemd/docker-tcp.socket.j2", listen=listen, tls=tls, bind_ipv6_only=tls,
                 security="mutual TLS" if tls else "NO TLS"))
 
-    mount_units = []
-    for share in cfg.nfs:
-        unit = mount_unit_name(share.path)
-        mount_units.append(unit)
-        f.add(f"{UNIT_DIR}/{unit}", fill("systemd/nfs.mount.j2", what=f"{share.server}:{share.export}",
-                                          where=share.path, options=",".join(("_netdev", *share.options))))
+    shares = [ShareUnits.of(share) for share in cfg.nfs]
+    for s in shares:
+        f.add(f"{UNIT_DIR}/{s.mount}", fill("systemd/nfs.mount.j2", what=s.what, where=s.share.path,
+                                             options=s.options, service=s.service,
+                                             attempt_timeout=NFS_ATTEMPT_TIMEOUT))
+        f.add(f"{UNIT_DIR}/{s.service}", fill("systemd/nfs-mount.service.j2", what=s.what, where=s.share.path,
+                                               required=s.share.required, script=NFS_SCRIPT))
+    if shares:
+        f.add(NFS_SCRIPT, fill("cloud-init/nfs-mount.sh.j2", first_delay=NFS_FIRST_DELAY,
+                               max_delay=NFS_MAX_DELAY), "0755")
+    required = [s for s in shares if s.share.required]
     f.add(f"{UNIT_DIR}/docker.service.d/10-bakery.conf", fill(
         "systemd/docker-bakery.conf.j2",
-        required_mounts=[s.path for s in cfg.nfs if s.required],
-        wanted_mounts=[mount_unit_name(s.path) for s in cfg.nfs if not s.required]))
+        waits=[s.service for s in required], required_mounts=[s.mount for s in required]))
+    optional = [s.service for s in shares if not s.share.required]
 
     units: list[str] = []
     if cfg.block_metadata:
@@ -276,8 +283,31 @@ def _files(
 
     f.add(f"{LIB_DIR}/bootstrap", fill(
         "cloud-init/bootstrap.sh.j2", role=role, install=cfg.docker.install, version=cfg.docker.version,
-        packages=["nfs-common"] if cfg.nfs else [], mount_units=mount_units, units=units), "0755")
+        packages=["nfs-common"] if cfg.nfs else [], enable=[*optional, *units], background=optional,
+        units=units, waits=[{"what": s.what, "where": s.share.path, "service": s.service} for s in required]),
+        "0755")
     return f
+
+
+@dataclass(frozen=True)
+class ShareUnits:
+    """An NFS share's mount unit and the service that mounts it, retrying (nfs-mount.service.j2)."""
+
+    share: NfsShare
+    mount: str
+    service: str
+    what: str
+    options: str
+
+    @classmethod
+    def of(cls, share: NfsShare) -> ShareUnits:
+        mount = mount_unit_name(share.path)
+        words = [w for option in share.options for w in option.split(",")]
+        # The service retries with its own backoff and logs why each attempt failed: mount.nfs tries
+        # once (retry=0) instead of retrying silently for two minutes, unless the options say otherwise.
+        once = [] if any(w.startswith("retry=") for w in words) else ["retry=0"]
+        return cls(share, mount, f"bakery-nfs-{mount.removesuffix('.mount')}.service",
+                   f"{share.server}:{share.export}", ",".join(("_netdev", "nofail", *share.options, *once)))
 
 
 def cloud_config(cfg: ClusterConfig, node: Node, material: NodeMaterial,
@@ -287,6 +317,8 @@ def cloud_config(cfg: ClusterConfig, node: Node, material: NodeMaterial,
     doc: dict[str, Any] = {}
     if cfg.docker.apt_proxy:
         doc["apt"] = {"proxy": cfg.docker.apt_proxy}
+    if any(share.required for share in cfg.nfs):
+        doc["bootcmd"] = [HOLD_DOCKER]
     doc["write_files"] = files.entries
     doc["runcmd"] = [["/bin/sh", f"{LIB_DIR}/bootstrap"]]
     body = cloudyaml.dump(doc)
