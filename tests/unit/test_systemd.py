@@ -48,3 +48,20 @@ def test_unit_value_doubles_percent_and_exec_arg_builds_on_it():
         for escape in (unit_value, exec_arg):
             with pytest.raises(ValueError, match="line break"):
                 escape(value)
+
+
+def test_every_value_in_a_unit_template_goes_through_the_unit_filter():
+    """Issue 10: one `| unit` filter (line breaks refused, `%` doubled) for whatever reaches a unit;
+    `| exec_arg` (which calls it) for Exec*= arguments. Jinja expressions without either are refused."""
+    import re
+
+    from bakery.render import templates_dir
+
+    unfiltered = []
+    for path in sorted((templates_dir() / "systemd").glob("*.j2")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            for expr in re.findall(r"\{\{(.*?)\}\}", line):
+                literal = re.fullmatch(r'\s*"[A-Za-z ]+" if \w+ else "[A-Za-z ]+"\s*', expr)  # two constants
+                if not literal and not re.search(r"\|\s*(unit|exec_arg)\s*$", expr):
+                    unfiltered.append(f"{path.name}:{n}: {{{{{expr}}}}}")
+    assert not unfiltered, unfiltered
