@@ -172,7 +172,7 @@ def _daemon_json(cfg: ClusterConfig, role: str, tls: bool) -> str:
 def _join_json(cfg: ClusterConfig, node: Node) -> str:
     endpoints = [cfg.swarm.seed, *[m for m in cfg.swarm.managers if m != cfg.swarm.seed]]
     if node.role == "manager":
-        endpoints = [e for e in endpoints if e != node.name] or endpoints
+        endpoints = [e for e in endpoints if e != node.name and e not in node.addresses] or endpoints
     tls = {"ca": f"{TLS_DIR}/ca.pem", "cert": f"{TLS_DIR}/server-cert.pem", "key": f"{TLS_DIR}/server-key.pem",
            "join_cert": f"{TLS_DIR}/join-cert.pem", "join_key": f"{TLS_DIR}/join-key.pem"}
     if JOIN_CLASS[node.role] == "manager":

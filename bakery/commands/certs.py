@@ -20,7 +20,7 @@ running node, so rolling the node is yours:
 then either replace the server with that user-data (docker node update
 --availability drain worker-1 first, and demote a manager; docker node rm the
 old one after; a replaced seed rejoins only through a running manager listed in
-swarm.managers, else it initialises a new swarm), or copy
+swarm.managers: render it without --form), or copy
 nodes/worker-1/{server,join}-{cert,key}.pem from the state directory to
 /etc/bakery/tls/ on the node and run `systemctl restart docker` (and
 `bakery-join-server` on managers). Later rebuilds of the server must use the
@@ -36,8 +36,8 @@ then on each running node put the new files in /etc/bakery/tls/ (ca.pem from
 ca/, join-ca.pem from join-ca/ on managers, the rest from nodes/NAME/) and
 restart docker and bakery-join-server: the seed and managers first, workers
 after. Boot no new node until every manager has the new join CA: an unrolled
-manager's join service refuses the new certificates, and a seed that reaches no
-manager initialises a second swarm. Or build a new cluster from the new state
+manager's join service refuses the new certificates, so the new node cannot
+join until it has (a seed keeps asking: a TLS refusal never lets it form). Or build a new cluster from the new state
 directory and move the stacks with bakery deploy. Swarm's own CA (2377) is
 Docker's and rotates itself (docker swarm ca --rotate); bakery does not touch it.
 """

@@ -124,7 +124,7 @@ def test_load_balancer_in_front_of_the_managers(cloud, clock, tmp_path):
     (hm,) = cloud.octavia["healthmonitors"].values()
     assert (hm["type"], hm["pool_id"]) == ("TCP", pool["id"])
     members = sorted((m["name"], m["address"], m["protocol_port"]) for m in cloud.octavia["members"].values())
-    assert members == [("prod-manager-1", "10.0.0.101", 2376), ("prod-manager-2", "10.0.0.102", 2376),
+    assert members == [("prod-manager-1", "10.0.0.11", 2376), ("prod-manager-2", "10.0.0.12", 2376),
                        ("prod-seed", "10.0.0.10", 2376)]
     assert all(x["tags"] == [TAG] for k in ("listeners", "pools", "healthmonitors", "members")
                for x in cloud.octavia[k].values())
