@@ -306,8 +306,9 @@ class ShareUnits:
         # The service retries with its own backoff and logs why each attempt failed: mount.nfs tries
         # once (retry=0) instead of retrying silently for two minutes, unless the options say otherwise.
         once = [] if any(w.startswith("retry=") for w in words) else ["retry=0"]
+        host = f"[{share.server}]" if ":" in share.server else share.server  # nfs(5): IPv6 in brackets
         return cls(share, mount, f"bakery-nfs-{mount.removesuffix('.mount')}.service",
-                   f"{share.server}:{share.export}", ",".join(("_netdev", "nofail", *share.options, *once)))
+                   f"{host}:{share.export}", ",".join(("_netdev", "nofail", *share.options, *once)))
 
 
 def cloud_config(cfg: ClusterConfig, node: Node, material: NodeMaterial,

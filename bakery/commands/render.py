@@ -49,7 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--form", action="store_true",
                    help="seed only: this seed may init a new swarm (the first formation; same as swarm.form: true). "
                         "Without it a seed only joins the swarm its managers run: a rebuilt seed never forms a second")
-    add_output(p, aliases={"userdata": "text"}, text="the user-data", json="a summary: sizes, budget, files")
+    add_output(p, aliases={"userdata": "text"}, text="the user-data",
+               json="a summary: sizes, budget, files (the user-data still goes to -o FILE)")
     add_out_file(p, "the user-data (0600: it holds the node's keys)")
 
 
@@ -91,24 +92,23 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"bakery render: created the CAs of cluster {cfg.name!r} in {cluster_dir(cfg.name, args.state_dir)}",
               file=sys.stderr)
+    if args.out:  # -o always gets the user-data; --output says what stdout gets
+        write_output_file(args.out, userdata.payload)
     if args.output == "json":
         summary = {
             "cluster": cfg.name, "role": node.role, "name": node.name, "config": cfg.source,
             "content_type": userdata.content_type, "gzip": userdata.gzipped,
             "bytes": len(userdata.payload), "raw_bytes": userdata.raw_size,
             "base64_chars": userdata.base64_size, "nova_base64_limit": NOVA_BASE64_LIMIT,
-            "files": list(userdata.files),
+            "files": list(userdata.files), "out": str(args.out) if args.out else None,
         }
-        data = (json.dumps(summary, indent=2) + "\n").encode()
-    else:
-        data = userdata.payload
-        if userdata.gzipped and args.out is None and sys.stdout.isatty():
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        sys.stdout.flush()
+    elif not args.out:
+        if userdata.gzipped and sys.stdout.isatty():
             raise UserError("the user-data is gzipped (binary); not writing it to a terminal",
                             fix="pipe it (| openstack server create --user-data /dev/stdin) or use -o FILE")
-    if args.out:
-        write_output_file(args.out, data)
-    else:
-        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.write(userdata.payload)
         sys.stdout.flush()
     if args.name is None and args.role != "seed":  # the seed is one node; the other roles are many
         print(f"bakery render: WARNING: no --name: this {args.role} is node {name!r}, and every {args.role} "

@@ -93,3 +93,11 @@ def test_percent_is_doubled_in_every_nfs_unit_line():
 def test_a_line_break_never_reaches_a_unit(export, path):
     with pytest.raises(ValueError, match="line break"):
         share_files(export, path)
+
+
+@pytest.mark.parametrize(("server", "what"), [("fd00::5", "[fd00::5]:/srv/a"), ("10.0.0.5", "10.0.0.5:/srv/a"),
+                                              ("nfs.example.org", "nfs.example.org:/srv/a")])
+def test_an_ipv6_server_is_bracketed_as_nfs_5_asks(server, what):
+    """mount.nfs reads `fd00::5:/srv/a` as host `fd00`: an IPv6 share never mounted."""
+    units = render.ShareUnits.of(share(server=server, export="/srv/a"))
+    assert units.what == what
