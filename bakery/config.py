@@ -138,15 +138,35 @@ def _pairs(mapping: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), _label_value(v)) for k, v in mapping.items()))
 
 
+# What a share mounted there would hide: the system, or what bakery and Docker write on the node.
+_SYSTEM_TREES = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64")
+_NODE_PATHS = ("/var/lib/docker", "/var/lib/bakery", "/var/lib/containerd", "/var/lib/cloud", "/var/log",
+               "/var/lib/dpkg", "/var/lib/apt", "/var/lib/systemd", "/var/cache/apt", "/root", "/tmp")
+
+
+def _hides_the_system(path: str) -> str | None:
+    """The system tree or node path a mount on `path` would cover, if any (None: a place of its own)."""
+    if path == "/":
+        return "the whole root file system"
+    for tree in _SYSTEM_TREES:
+        if path == tree or path.startswith(tree + "/"):
+            return f"{tree} (system files, bakery's units and keys)"
+    for node_path in _NODE_PATHS:
+        if path == node_path or node_path.startswith(path + "/"):
+            return node_path
+    return None
+
+
 def _check(doc: Document | None, data: dict[str, Any]) -> list[ConfigError]:
     """Rules the schema cannot say: every one broken, for the caller to report together."""
     found: list[ConfigError] = []
     seen: dict[str, int] = {}
     for i, share in enumerate(data["nfs"]):
         path = os.path.normpath(share["path"])
-        if path == "/" or path.startswith("/proc") or path.startswith("/sys"):
-            found.append(_err(doc, ("nfs", i, "path"), f"cannot mount an NFS share on {path}",
-                              "pick a directory like /mnt/nfs"))
+        hidden = _hides_the_system(path)
+        if hidden:
+            found.append(_err(doc, ("nfs", i, "path"), f"cannot mount an NFS share on {path}: it would hide {hidden}",
+                              "pick a directory of its own, like /mnt/data or /srv/nfs/data"))
         elif path in seen:
             found.append(_err(doc, ("nfs", i, "path"), f"{path} is already the mount path of nfs[{seen[path]}]",
                               "give each share its own path"))

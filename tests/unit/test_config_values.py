@@ -22,6 +22,8 @@ BAD = [
     ("nfs: [{server: nfs1, export: /srv, path: \"/mnt/it's\"}]", "nfs[0].path"),
     ("nfs: [{server: nfs1, export: /srv, path: '//'}]", "nfs[0].path"),
     ("nfs: [{server: nfs1, export: /srv, path: '//proc/x'}]", "nfs[0].path"),
+    *[(f"nfs: [{{server: nfs1, export: /srv, path: {p}}}]", "nfs[0].path")  # would hide the system or bakery
+      for p in ("/etc", "/etc/bakery", "/usr/local", "/var", "/var/lib", "/var/lib/docker", "/boot", "/run/x", "/")],
     ('swarm: {seed: "seed\\n"}', "swarm.seed"),
     ('cluster: {name: "prod\\n"}', "cluster.name"),
     ("swarm: {join_port: 2377}", "swarm.join_port"),
@@ -45,6 +47,7 @@ GOOD = [
     "consul: {image: hashicorp/consul:1.19}",
     "consul: {image: 'registry.example:5000/team/consul:1.19@sha256:" + "a" * 64 + "'}",
     "nfs: [{server: 10.0.0.9, export: /srv/share, path: /mnt/docker-nfs}]",
+    "nfs: [{server: 'fd00::5', export: /srv/share, path: /srv/data}, {server: n, export: /e, path: /var/www}]",
     "docker: {daemon: {insecure_registries: ['10.0.0.0/8', 'reg.example:5000']}}",
 ]
 
