@@ -34,6 +34,23 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+def escape_dollars(value: Any) -> Any:
+    """`docker stack deploy` interpolates the stack file again: a literal $ must be $$."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: escape_dollars(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_dollars(v) for v in value]
+    return value
+
+
+def stack_file(data: dict[str, Any]) -> dict[str, Any]:
+    """The stack file's content for stack data: `$` escaped (bakery's own `x-bakery` is not
+    interpolated by anyone, so it stays as it is)."""
+    return ordered({k: v if k == "x-bakery" else escape_dollars(v) for k, v in data.items()})
+
+
 def ordered(stack: dict[str, Any]) -> dict[str, Any]:
     """The stack with the top-level order above and every mapping below it sorted."""
     keys = [k for k in TOP_ORDER if k in stack] + sorted(k for k in stack if k not in TOP_ORDER)
