@@ -51,8 +51,11 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
         needs |= ctx.needs
         extra_networks |= ctx.extra_networks
         extra_volumes |= ctx.extra_volumes
-        if ctx.depends:
-            depends[name] = dict(sorted(ctx.depends.items()))
+        # A stack file bakery wrote keeps depends_on conditions in x-bakery: read them back.
+        written = ((project.extras.get("x-bakery") or {}).get("depends_on") or {}).get(name) or {}
+        conditions = {**ctx.depends, **{k: v for k, v in written.items() if k in ctx.depends}}
+        if conditions:
+            depends[name] = dict(sorted(conditions.items()))
     stack: dict[str, Any] = {"services": services}
     nets = network.top_networks(project, extra_networks, report, needs)
     if nets:

@@ -7,6 +7,7 @@ Keys with no handler are the unsupported ones: reported, not written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,7 +179,7 @@ def _ports(c: Ctx, value: list[Any]) -> None:
             c.needs.add("3.2")
         else:
             out.append(parsed.short())
-    c.out["ports"] = sorted(out, key=lambda p: (isinstance(p, dict), str(p)))
+    c.out["ports"] = sorted(out, key=lambda p: (isinstance(p, dict), json.dumps(p, sort_keys=True)))
 
 
 def _host_mode(c: Ctx, parsed: values.Port, entry: Any, i: int) -> dict[str, Any] | None:
@@ -234,14 +235,28 @@ def _platform(c: Ctx, value: str) -> None:
         c.constraints.append(f"node.platform.arch=={ {'amd64': 'x86_64', 'arm64': 'aarch64'}.get(arch, arch)}")
 
 
+_DEPLOY_MAPPINGS = (("placement",), ("resources",), ("resources", "limits"), ("resources", "reservations"),
+                    ("restart_policy",), ("update_config",), ("rollback_config",))
+
+
+def _dig(value: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def _deploy(c: Ctx, value: dict[str, Any]) -> None:
+    """The input's deploy wins over converted values; its shape is checked here (what is inside,
+    stack.load checks) so that merging into it cannot trip over `placement: x`."""
     import copy
 
+    for shape in _DEPLOY_MAPPINGS:
+        node = _dig(value, shape)
+        if node is not None and not isinstance(node, dict):
+            raise c.ref("deploy").error(f"deploy.{'.'.join(shape)} must be a mapping, not {node!r}",
+                                        "write it as `key: value` lines under it", *shape)
     for path, version in _DEPLOY_NEEDS.items():
-        node: Any = value
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None:
+        if _dig(value, path) is not None:
             c.needs.add(version)
     c.deploy = _merge(copy.deepcopy(value), c.deploy)
 
@@ -332,6 +347,18 @@ def convert_service(svc: Service, project: Project, report: Report, nodes: Seque
     return c.out, c
 
 
+def _update_defaults(c: Ctx) -> None:
+    """bakery's update and rollback settings for v1/v2 input, written into the file so that
+    `docker stack deploy` of it and `bakery deploy` of either file agree: one task at a time,
+    roll back a failed update, start the new task first unless two tasks would fight over a
+    host port or over data that lives on the node (a bind mount, a local volume)."""
+    host_port = any(isinstance(p, dict) and p.get("mode") == "host" for p in c.out.get("ports", []))
+    order = "stop-first" if host_port or c.node_bound else "start-first"
+    c.deploy.setdefault("update_config", {"parallelism": 1, "failure_action": "rollback", "order": order})
+    c.deploy.setdefault("rollback_config", {"parallelism": 1, "failure_action": "pause", "order": order})
+    c.needs.add("3.7")
+
+
 def _finish(c: Ctx, kept: list[str]) -> None:
     source_v2 = not c.project.version.startswith("3")
     if source_v2 and "restart" not in c.svc.data and "restart_policy" not in c.deploy:
@@ -353,6 +380,8 @@ def _finish(c: Ctx, kept: list[str]) -> None:
         placement = c.deploy.setdefault("placement", {})
         placement["constraints"] = sorted(set(placement.get("constraints", []) + constraints))
     network.finish(c)
+    if source_v2:
+        _update_defaults(c)
     if c.deploy:
         c.out["deploy"] = c.deploy
     if kept:

@@ -27,7 +27,7 @@ def test_stack_to_stdout_report_to_stderr(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert yaml.safe_load(out)["services"]["web"]["image"] == "a"
     assert "privileged not supported by swarm" in err
-    assert "converted 1 service(s) from compose 2.0 to stack 3.0: 1 warning(s)" in err
+    assert "converted 1 service(s) from compose 2.0 to stack 3.7: 1 warning(s)" in err
 
 
 def test_out_file_and_json_report(tmp_path, capsys):
@@ -35,11 +35,11 @@ def test_out_file_and_json_report(tmp_path, capsys):
     assert main(["convert", str(write(tmp_path, WARN)), "-o", str(out_file), "--output", "json"]) == 0
     out, err = capsys.readouterr()
     doc = json.loads(out)
-    assert doc["version"] == "3.0" and doc["source_version"] == "2.0" and doc["ok"] is True
+    assert doc["version"] == "3.7" and doc["source_version"] == "2.0" and doc["ok"] is True
     assert "stack" not in doc
     assert any(f["code"] == "compose.key.unsupported" and f["path"] == "services.web.privileged"
                for f in doc["findings"])
-    assert yaml.safe_load(out_file.read_text())["version"] == "3.0"
+    assert yaml.safe_load(out_file.read_text())["version"] == "3.7"
     assert err == ""
 
 
