@@ -1,7 +1,8 @@
 """Deploy a compose or stack file onto a swarm over the Docker API.
 
-Compose v1/v2 files go through the converter, v3 stack files are taken as
-they are. The files are read, converted and checked before bakery connects:
+Compose v1/v2 and v3 stack files alike go through the converter into one typed
+stack (bakery.stack), so a file and its converted stack file deploy the same
+specs. The files are read, converted and checked before bakery connects:
 a mistake in them is exit 2 with its file:line, whatever the engine. Then
 networks, volumes, secrets and configs are created, then the services in
 `depends_on` order (independent ones together), and bakery waits until
