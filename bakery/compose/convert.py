@@ -31,6 +31,27 @@ def locator(project: Project) -> Callable[[Path_], Ref]:
     return locate
 
 
+def _link_aliases(project: Project, services: dict[str, Any]) -> None:
+    """`links: [db:database]`: swarm has no links, so `database` becomes a network alias of db on
+    the networks the two services share (every service on them sees it: keys.py says so)."""
+    def networks(out: dict[str, Any]) -> dict[str, Any]:
+        nets = out.get("networks") or ["default"]
+        return dict(nets) if isinstance(nets, dict) else {n: None for n in nets}
+
+    for name in sorted(project.services):
+        for link in project.services[name].data.get("links") or []:
+            target, _, alias = str(link).partition(":")
+            if not alias or alias == target or target not in services:
+                continue
+            shared = set(networks(services[name])) & set(networks(services[target])) - {"host", "none"}
+            nets = networks(services[target])
+            for net in sorted(shared):
+                aliases = set((nets[net] or {}).get("aliases") or []) | {alias}
+                nets[net] = {**(nets[net] or {}), "aliases": sorted(aliases)}
+            if shared:
+                services[target]["networks"] = nets
+
+
 def _version_key(v: str) -> tuple[int, int]:
     major, _, minor = v.partition(".")
     return int(major), int(minor or 0)
@@ -56,6 +77,7 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
         conditions = {**ctx.depends, **{k: v for k, v in written.items() if k in ctx.depends}}
         if conditions:
             depends[name] = dict(sorted(conditions.items()))
+    _link_aliases(project, services)
     stack: dict[str, Any] = {"services": services}
     nets = network.top_networks(project, extra_networks, report, needs)
     if nets:

@@ -12,8 +12,10 @@ YAML. tests/unit/test_compose_emit.py round-trips it through yaml.safe_load.
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -49,6 +51,36 @@ def stack_file(data: dict[str, Any]) -> dict[str, Any]:
     """The stack file's content for stack data: `$` escaped (bakery's own `x-bakery` is not
     interpolated by anyone, so it stays as it is)."""
     return ordered({k: v if k == "x-bakery" else escape_dollars(v) for k, v in data.items()})
+
+
+def rebase(stack: dict[str, Any], src: Path, dest: Path) -> dict[str, Any]:
+    """The stack file moved from folder `src` to `dest`: relative host paths (bind sources,
+    secret and config files) still name the same place, since docker resolves them against
+    the folder of the stack file."""
+    if src.resolve() == dest.resolve():
+        return stack
+
+    def moved(path: str) -> str:
+        if not path.startswith("."):
+            return path
+        rel = os.path.relpath(src.resolve() / path, dest.resolve())
+        return rel if rel.startswith(".") else "./" + rel
+
+    def volume(entry: Any) -> Any:
+        if isinstance(entry, dict):
+            bind = entry.get("type") == "bind" and isinstance(entry.get("source"), str)
+            return {**entry, "source": moved(entry["source"])} if bind else entry
+        source, sep, rest = str(entry).partition(":")
+        return f"{moved(source)}:{rest}" if sep else entry
+
+    out = dict(stack)
+    out["services"] = {name: {**svc, "volumes": [volume(v) for v in svc["volumes"]]} if svc.get("volumes") else svc
+                       for name, svc in stack.get("services", {}).items()}
+    for kind in ("secrets", "configs"):
+        if kind in stack:
+            out[kind] = {k: {**v, "file": moved(v["file"])} if isinstance(v, dict) and isinstance(v.get("file"), str)
+                         else v for k, v in stack[kind].items()}
+    return out
 
 
 def ordered(stack: dict[str, Any]) -> dict[str, Any]:

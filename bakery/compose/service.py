@@ -393,10 +393,12 @@ def _finish(c: Ctx, kept: list[str]) -> None:
         c.out["environment"] = dict(sorted(c.env.items()))
     constraints, global_mode = hints.place(c.svc.name, c.hints, c.nodes, c.report)
     constraints += c.constraints
-    if global_mode:
+    if global_mode and c.deploy.get("replicas") is not None:
+        # One per node, and the count kept: tasks beyond the node count stay pending, as in classic Swarm.
+        c.deploy.setdefault("placement", {}).setdefault("max_replicas_per_node", 1)
+        c.needs.add("3.8")
+    elif global_mode:
         c.deploy["mode"] = "global"
-        if c.deploy.pop("replicas", None) is not None:
-            c.warn("scale", "scale dropped: a global service runs one task per node", "compose.scale.global")
     if constraints:
         placement = c.deploy.setdefault("placement", {})
         placement["constraints"] = sorted(set(placement.get("constraints", []) + constraints))

@@ -125,3 +125,11 @@ def test_help_documents_the_nodes_file(capsys):
         main(["convert", "--help"])
     out = capsys.readouterr().out
     assert "engine_labels" in out and "--image-prefix" in out
+
+
+def test_relative_paths_follow_the_output_file(tmp_path):
+    src = write(tmp_path, 'version: "2"\nservices:\n  web:\n    image: a\n    volumes: ["./html:/html:ro"]\n')
+    out = tmp_path / "deploy" / "stack.yml"
+    out.parent.mkdir()
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    assert yaml.safe_load(out.read_text())["services"]["web"]["volumes"] == ["../html:/html:ro"]

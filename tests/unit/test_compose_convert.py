@@ -208,3 +208,23 @@ def test_local_volume_warning_unless_pinned(tmp_path, env, code):
     result = convert(tmp_path, f'image: a\nenvironment: {env}\nvolumes: ["data:/d"]', top="volumes:\n  data: {}\n")
     assert code in {f.code for f in result.report.findings}
     assert (code == "compose.volumes.local") == any(f.code == code for f in result.report.warnings)
+
+
+@pytest.mark.parametrize(("scale", "deploy"), [
+    ("scale: 3\n", {"replicas": 3, "placement": {"max_replicas_per_node": 1}}),
+    ("", {"mode": "global"}),
+])
+def test_anti_affinity_keeps_the_count(tmp_path, scale, deploy):
+    result = convert(tmp_path, f'image: a\nrestart: always\n{scale}environment: ["affinity:container!=*s*"]')
+    got = result.stack["services"]["s"]["deploy"]
+    assert {k: got[k] for k in deploy} == deploy
+    assert "mode" not in got or not scale
+
+
+def test_a_link_alias_becomes_a_network_alias(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text('version: "2"\nservices:\n  web: {image: a, links: ["db:database"]}\n  db: {image: b}\n')
+    result = convert_files([path], environ={})
+    assert result.stack["services"]["db"]["networks"] == {"default": {"aliases": ["database"]}}
+    db = next(s for s in result.model.services if s.name == "db")
+    assert [(a.network, a.aliases) for a in db.networks] == [("default", ("database",))]
