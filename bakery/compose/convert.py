@@ -59,10 +59,10 @@ def _version_key(v: str) -> tuple[int, int]:
 
 def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInfo] | None = None,
                     image_prefix: str | None = None, publish_mode: str = "ingress") -> tuple[dict[str, Any], str]:
-    """Return the v3 stack as data (values as meant, `$` not yet escaped) and the version chosen."""
+    """Return the stack as data (values as meant: `$` not escaped, depends_on with its conditions;
+    emit.stack_file makes the file's form of it) and the version chosen."""
     needs: set[str] = {"3.0"}
     services: dict[str, Any] = {}
-    depends: dict[str, dict[str, str]] = {}
     extra_networks: set[str] = set()
     extra_volumes: set[str] = set()
     for name in sorted(project.services):
@@ -76,7 +76,8 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
         written = ((project.extras.get("x-bakery") or {}).get("depends_on") or {}).get(name) or {}
         conditions = {**ctx.depends, **{k: v for k, v in written.items() if k in ctx.depends}}
         if conditions:
-            depends[name] = dict(sorted(conditions.items()))
+            out["depends_on"] = {dep: {"condition": cond} for dep, cond in sorted(conditions.items())}
+            needs.add("3.4")  # the stack file keeps the conditions in a top-level x- key
     _link_aliases(project, services)
     stack: dict[str, Any] = {"services": services}
     nets = network.top_networks(project, extra_networks, report, needs)
@@ -89,10 +90,6 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
         if key in project.extras:
             stack[key] = project.extras[key]
             needs.add(version)
-    if depends:
-        # Ordering for `bakery deploy`; top-level x- keys need 3.4.
-        stack["x-bakery"] = {"depends_on": depends}
-        needs.add("3.4")
     version = max(needs, key=_version_key)
     stack["version"] = version
     return emit.ordered(stack), version

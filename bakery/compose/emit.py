@@ -48,9 +48,19 @@ def escape_dollars(value: Any) -> Any:
 
 
 def stack_file(data: dict[str, Any]) -> dict[str, Any]:
-    """The stack file's content for stack data: `$` escaped (bakery's own `x-bakery` is not
-    interpolated by anyone, so it stays as it is)."""
-    return ordered({k: v if k == "x-bakery" else escape_dollars(v) for k, v in data.items()})
+    """The stack file's form of stack data: `$` escaped (docker interpolates the file again), and
+    depends_on a list, its conditions kept for `bakery deploy` in `x-bakery` (a v3 file has none)."""
+    services, conditions = {}, {}
+    for name, svc in (data.get("services") or {}).items():
+        depends = svc.get("depends_on")
+        if isinstance(depends, dict):
+            conditions[name] = {dep: spec["condition"] for dep, spec in depends.items()}
+            svc = {**svc, "depends_on": sorted(depends)}
+        services[name] = svc
+    out = {k: escape_dollars(v) for k, v in {**data, "services": services}.items()}
+    if conditions:
+        out["x-bakery"] = {"depends_on": conditions}  # bakery's own: nobody interpolates it
+    return ordered(out)
 
 
 def rebase(stack: dict[str, Any], src: Path, dest: Path) -> dict[str, Any]:

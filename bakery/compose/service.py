@@ -207,7 +207,6 @@ def _depends_on(c: Ctx, value: dict[str, dict[str, str]]) -> None:
             raise c.ref("depends_on").error(f"service {c.svc.name} depends on unknown service {dep!r}",
                                             "name a service defined in the file")
         c.depends[dep] = spec["condition"]
-    c.out["depends_on"] = sorted(c.depends)
 
 
 def _tmpfs(c: Ctx, value: list[str]) -> None:

@@ -1,7 +1,8 @@
 """v3 stack data into the typed stack, every value checked where it was written.
 
-The data is what a stack file holds after interpolation (`$$` already read as
-`$`): the converter's output, or a v3 file the loader read. `locate` maps a
+The data is the converter's output: what a stack file says after interpolation
+(`$$` already read as `$`), with depends_on conditions in place (the file keeps
+them in `x-bakery`, which the converter reads back). `locate` maps a
 YAML path of that data to the `Ref` of the file it came from, so a bad value
 (`deploy.replicas: .inf`, `placement: "x"`, `mem_limit: 12x`) is refused with
 file:line, YAML path, the rule and the fix, never a traceback.
@@ -138,8 +139,7 @@ def load(data: Mapping[str, Any], locate: Locate | None = None, source: str = "<
         locate = lambda path: Ref(doc, path)  # noqa: E731
     top = _At(locate, ())
     services = top.mapping(data.get("services"), "services")
-    extra = top.mapping(top.mapping(data.get("x-bakery"), "x-bakery").get("depends_on"), "x-bakery", "depends_on")
-    out = [_service(str(name), _At(locate, ("services", name)), top.mapping(svc, "services", name), extra.get(name))
+    out = [_service(str(name), _At(locate, ("services", name)), top.mapping(svc, "services", name))
            for name, svc in sorted(services.items())]
     _check_depends(out)
     return Stack(
@@ -151,7 +151,7 @@ def load(data: Mapping[str, Any], locate: Locate | None = None, source: str = "<
         secrets=_blobs("secret", data, locate), configs=_blobs("config", data, locate))
 
 
-def _service(name: str, at: _At, svc: Mapping[str, Any], conditions: Any) -> Service:
+def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
     for key in svc:
         if key not in _SERVICE_KEYS and not str(key).startswith("x-"):
             raise at.fail((key,), f"{key} is not a key of a swarm service", "remove it")
@@ -174,7 +174,7 @@ def _service(name: str, at: _At, svc: Mapping[str, Any], conditions: Any) -> Ser
         rollback=_update(at, deploy.get("rollback_config"), "rollback_config"),
         endpoint_mode=at.choice(deploy.get("endpoint_mode", "vip"), ("vip", "dnsrr"), "deploy", "endpoint_mode"),
         healthcheck=_healthcheck(at, svc["healthcheck"]) if svc.get("healthcheck") else None,
-        depends_on=_depends(at, svc.get("depends_on"), conditions),
+        depends_on=_depends(at, svc.get("depends_on")),
         networks=_attachments(at, svc.get("networks")),
         secrets=_file_refs(at, "secrets", svc.get("secrets")), configs=_file_refs(at, "configs", svc.get("configs")),
         log_driver=at.text(logging["driver"], "logging", "driver") if "driver" in logging else None,
@@ -341,13 +341,12 @@ def _healthcheck(at: _At, raw: Any) -> Healthcheck:
                        at.parse(lambda v: values.count(v, "retry count"), retries, "healthcheck", "retries"))
 
 
-def _depends(at: _At, raw: Any, conditions: Any) -> tuple[tuple[str, Condition], ...]:
+def _depends(at: _At, raw: Any) -> tuple[tuple[str, Condition], ...]:
+    """A list of services, or `{service: {condition}}`."""
     deps: dict[str, Any] = {}
     for dep in raw or []:
         spec = raw[dep] if isinstance(raw, Mapping) else None
         deps[str(dep)] = (spec or {}).get("condition") if isinstance(spec, Mapping) else None
-    for dep, cond in at.mapping(conditions, "depends_on").items():
-        deps[str(dep)] = cond
     for dep, cond in deps.items():
         at.choice(cond or "service_started", CONDITIONS, "depends_on", dep)
     return tuple(sorted((d, cast(Condition, c or "service_started")) for d, c in deps.items()))

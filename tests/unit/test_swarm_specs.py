@@ -16,14 +16,13 @@ STACK = {
             "environment": {"B": "2", "A": "1"},
             "networks": {"front": {"aliases": ["www"]}},
             "secrets": ["token"],
-            "depends_on": ["api"],
+            "depends_on": {"api": {"condition": "service_healthy"}},
             "deploy": {"replicas": 2, "placement": {"constraints": ["node.role==worker"]}},
         },
         "api": {"image": "api:1", "command": "serve --port 8000"},
     },
     "networks": {"front": {"attachable": True}},
     "secrets": {"token": {"file": "token.txt"}},
-    "x-bakery": {"depends_on": {"web": {"api": "service_healthy"}}},
 }
 
 
@@ -98,7 +97,7 @@ def test_secret_content_changes_its_name(stack_dir):
     assert a[("secret", "token")].name != b[("secret", "token")].name
 
 
-def test_dependencies_with_x_bakery_conditions(stack_dir):
+def test_dependencies_with_conditions(stack_dir):
     _, out, _ = specs(STACK, stack_dir)
     runs = {r.key: r for r in out.runs}
     assert runs["web"].depends_on == (("api", "service_healthy"),)
