@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +229,14 @@ def test_a_link_alias_becomes_a_network_alias(tmp_path):
     assert result.stack["services"]["db"]["networks"] == {"default": {"aliases": ["database"]}}
     db = next(s for s in result.model.services if s.name == "db")
     assert [(a.network, a.aliases) for a in db.networks] == [("default", ("database",))]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('image: "${NO_IMAGE}"', "needs an image (from unset variable NO_IMAGE)"),
+    ('image: a\nvolumes: ["${NO_DIR}:/etc/x"]', "empty source or target (from unset variable NO_DIR)"),
+    ('image: a\nports: ["${NO_PORT}:${NO_PORT}"]', "not a port mapping (from unset variable NO_PORT)"),
+])
+def test_a_value_emptied_by_an_unset_variable_names_it(tmp_path, body, message):
+    with pytest.raises(ComposeError, match=re.escape(message)) as err:
+        convert(tmp_path, body)
+    assert err.value.line is not None and "set NO_" in (err.value.fix or "")
