@@ -3,6 +3,10 @@
 The stack YAML goes to stdout (or -o FILE); the report of what was kept,
 approximated and dropped goes to stderr. With --output json the report is
 JSON on stdout (and the stack is included in it unless -o is given).
+Relative host paths (bind sources like ./html, secret and config files) are
+written relative to the stack file: docker resolves them against the stack
+file's folder, so with -o elsewhere they are rewritten to name the same place
+(stdout: relative to the first compose file's folder).
 
 Several -f files are merged with docker-compose's override rules. Variables
 come from the environment and from the .env file beside the first file (or
@@ -55,6 +59,7 @@ def _print_report(report: Report, summary: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..compose import convert_files, dumps
+    from ..compose.emit import rebase
     from ..compose.nodes import load_nodes
 
     if args.out is not None and args.out.is_dir():
@@ -69,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
                f"{result.version}: {len(report.warnings)} warning(s)")
     if failed:
         summary += "; --strict: nothing written"
-    text = dumps(result.stack)
+    stack = result.stack
+    if args.out is not None:  # relative paths keep naming the same folder from where the file goes
+        stack = rebase(stack, Path(args.file).parent, args.out.parent)
+    text = dumps(stack)
     if args.output == "json":
         doc = {"version": result.version, "source_version": result.source_version, "ok": not failed,
                "findings": report.to_json()}

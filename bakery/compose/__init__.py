@@ -2,11 +2,13 @@
 
     result = convert_files([Path("docker-compose.yml")])
     result.stack    # plain data, exactly what is written as YAML (emit.dumps)
+    result.model    # the same stack typed (bakery.stack): what `bakery deploy` deploys
     result.report   # what was kept, approximated and dropped, with file:line:col
 
 Pipeline: source (positioned YAML) -> loader (version, interpolation,
 schema) -> merge (extends, -f files) -> service/network (keys table driven)
--> emit. Nothing here imports docker or openstacksdk.
+-> stack data -> stack.load (the typed model, every value checked) and emit
+(the file: `$` escaped). Nothing here imports docker or openstacksdk.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import StrictError
+from ..errors import ComposeError, StrictError
 from ..report import Report
-from .convert import convert_project
-from .emit import dumps
+from ..stack import load as load_stack
+from .convert import convert_project, locator
+from .emit import dumps, stack_file
 from .interpolate import parse_env_file
 from .merge import load_project
 from .model import ConvertResult, NodeInfo
@@ -51,6 +54,17 @@ def _environ(paths: list[Path], env_files: list[Path], environ: Mapping[str, str
     return merged
 
 
+def _naming_unset(exc: ComposeError, report: Report) -> ComposeError:
+    """A value made invalid by an unset variable: the error names the variable."""
+    unset = [f.message.split()[1] for f in report.warnings if f.code == "compose.variable.unset"
+             and (f.source, f.line) == (exc.source, exc.line) and exc.line is not None]
+    if not unset:
+        return exc
+    names = ", ".join(unset)
+    return ComposeError(f"{exc.message} (from unset variable {names})", source=exc.source, line=exc.line,
+                        column=exc.column, path=exc.path, fix=f"set {names}, or give a default: ${{{unset[0]}:-...}}")
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Loading builds many small acyclic objects; the cyclic GC's passes over
@@ -79,9 +93,14 @@ def convert_files(
     report = Report()
     with _gc_paused():
         project = load_project(paths, _environ(paths, [Path(p) for p in env_files or []], environ), report)
-        stack, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix,
-                                          publish_mode=publish_mode)
-    result = ConvertResult(stack=stack, report=report, version=version, source_version=project.version)
+        try:
+            data, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix,
+                                             publish_mode=publish_mode)
+            model = load_stack(data, locator(project))
+        except ComposeError as exc:
+            raise _naming_unset(exc, report) from None
+    result = ConvertResult(stack=stack_file(data), model=model, report=report, version=version,
+                           source_version=project.version)
     if strict and report.warnings:
         raise StrictWarnings(result)
     return result

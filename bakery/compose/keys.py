@@ -158,7 +158,8 @@ SERVICE_KEYS: dict[str, KeySpec] = {
            "service:/container: sharing is not possible", v1=False, since3="3.0"),
         _k("net", "string", "approximated", "treated as network_mode", since2=None, since3=None),
         _k("links", "list_of_strings", "approximated",
-           "dropped: services reach each other by service name on a shared network; link aliases are lost"),
+           "dropped: services reach each other by service name on a shared network; a link alias "
+           "(db:database) becomes a network alias of the linked service, seen by every service on that network"),
         _k("external_links", "list_of_strings", "unsupported",
            "swarm services cannot link to containers; attach the service to an external overlay network"),
         _k("depends_on", "depends_on", "approximated",

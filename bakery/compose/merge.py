@@ -163,7 +163,9 @@ def load_project(paths: list[Path], environ: Mapping[str, str], report: Report) 
                 target[key] = (_deep(target[key][0], value) if key in target else value, ref)
         for name in ("secrets", "configs"):
             extras.setdefault(name, {}).update(lf.doc.data.get(name) or {})
-        for name in sorted(k for k in lf.doc.data if k.startswith("x-")):
+        if isinstance(lf.doc.data.get("x-bakery"), dict):  # bakery's own side data in a stack file it wrote
+            extras.setdefault("x-bakery", {}).update(lf.doc.data["x-bakery"])
+        for name in sorted(k for k in lf.doc.data if k.startswith("x-") and k != "x-bakery"):
             Ref(lf.doc, (name,)).add(report, "info", f"top-level {name} not carried over (its anchors are "
                                      "already applied)", "compose.extension.dropped")
     if not services:
