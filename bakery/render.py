@@ -352,16 +352,19 @@ def build_userdata(
     gzip_mode: str = "auto",
     parts: tuple[Path, ...] = (),
     insecure: InsecureTcp | None = None,
-) -> tuple[UserData, bool]:
+    reissue: bool = True,
+) -> tuple[UserData, list[str]]:
     """The whole pipeline: certificates (made once), document, parts, size.
 
-    Returns the user-data and whether cluster material was created now.
+    Returns the user-data and the cluster material created now. `reissue=False` (the CLI's default)
+    refuses to change an existing node's class or SANs; providers, which own their nodes' addresses,
+    re-issue.
     """
     from . import certs, state
 
     cdir = state.cluster_dir(cfg.name, state_root)
     created = certs.ensure_cluster(cdir, cfg.name)
-    material = certs.ensure_node(cdir, node.name, JOIN_CLASS[node.role], node_sans(cfg, node))
+    material = certs.ensure_node(cdir, node.name, JOIN_CLASS[node.role], node_sans(cfg, node), reissue=reissue)
     consul_here = node.role == "consul" or cfg.consul.agents
     gossip = certs.ensure_gossip_key(cdir) if consul_here and cfg.consul.encrypt else None
     text, files = cloud_config(cfg, node, material, insecure, gossip)

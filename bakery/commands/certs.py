@@ -94,6 +94,17 @@ def _table(rows: list[dict[str, Any]]) -> str:
                      for row in cells)
 
 
+def _seed_api(cfg: Any, name: str, state_dir: Any) -> str:
+    """The seed's TLS API: a local cluster's recorded seed (`up` chose its address), else the config's."""
+    from ..swarm.connect import recorded_seed
+
+    recorded = recorded_seed(name, state_dir or state.default_root())
+    if recorded:
+        return recorded
+    host = cfg.swarm.seed if ":" not in cfg.swarm.seed else f"[{cfg.swarm.seed}]"
+    return f"tcp://{host}:{cfg.docker.api_port}"
+
+
 def run(args: argparse.Namespace) -> int:
     if args.nodes and not args.renew:
         raise UserError("--nodes only goes with --renew", fix="bakery certs --renew --nodes NAME ...")
@@ -104,8 +115,7 @@ def run(args: argparse.Namespace) -> int:
     renewed = certs.renew(cdir, args.nodes) if args.renew else []
     certs.check_keys(cdir)
     client = state.client_cert_dir(name, args.state_dir)
-    host = cfg.swarm.seed if ":" not in cfg.swarm.seed else f"[{cfg.swarm.seed}]"
-    env = {"DOCKER_HOST": f"tcp://{host}:{cfg.docker.api_port}", "DOCKER_TLS_VERIFY": "1",
+    env = {"DOCKER_HOST": _seed_api(cfg, name, args.state_dir), "DOCKER_TLS_VERIFY": "1",
            "DOCKER_CERT_PATH": str(client)}
     now = dt.datetime.now(dt.UTC)
     listed = certs.inventory(cdir)
@@ -113,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     warnings = [_warning(c, now) for c in listed if c.status(now) != "ok"]
     info = {
         "cluster": name,
-        "created": created,
+        "created": bool(created),
         "state_dir": str(cdir),
         "cluster_ca": str(cdir / "ca" / "ca.pem"),
         "join_ca": str(cdir / "join-ca" / "ca.pem"),

@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import ROLES, check_address, check_node_name
+from ..config import ROLES, ClusterConfig, check_address, check_node_name
 from ..errors import EXIT_OK, UserError
 from ..render import NOVA_BASE64_LIMIT, InsecureTcp, Node, build_userdata
 from ..state import write_output_file
@@ -36,7 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="node name for its certificate (default: the role's name, which every node "
                                   "rendered without --name shares, key pair included)")
     p.add_argument("--address", action="append", default=[], metavar="IP",
-                   help="an address the node's certificate must cover (repeatable)")
+                   help="an address the node's certificate must cover (repeatable); a named manager needs its "
+                        "entry of swarm.managers, where other nodes reach it")
+    p.add_argument("--reissue", action="store_true",
+                   help="give an existing node new certificates and a new key pair for other flags (another "
+                        "--address, role or SANs); without it such a render is refused")
     add_config(p)
     add_cluster(p)
     add_state_dir(p)
@@ -68,6 +72,25 @@ def _insecure(value: str | None) -> InsecureTcp | None:
     return InsecureTcp(f"[{host}]" if ":" in host else host, int(port))
 
 
+def _check_reachable(cfg: ClusterConfig, node: Node) -> None:
+    """A named manager whose certificate names none of swarm.managers works on day one (everything joins
+    through the seed) and fails the day the seed is rebuilt: refused. A seed that may not form and knows
+    no other manager can never start: warned."""
+    from ..render import node_sans
+
+    managers = set(cfg.swarm.managers)
+    if node.role == "manager" and node.name != "manager" and managers and not managers & set(node_sans(cfg, node)):
+        raise UserError(
+            f"manager {node.name!r}: its certificate would name none of swarm.managers "
+            f"({', '.join(sorted(managers))}), the addresses other nodes reach managers at: a rebuilt seed "
+            "and new nodes would refuse it",
+            fix=f"add --address with {node.name}'s entry of swarm.managers (e.g. --address {sorted(managers)[0]})")
+    if node.role == "seed" and not cfg.swarm.form and not managers:
+        print("bakery render: WARNING: this seed may not form a swarm (no --form, swarm.form false) and "
+              "knows no other manager (swarm.managers is empty): it can never start a node. For the first "
+              "formation add --form; to rebuild a seed, list the managers in swarm.managers", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     if args.cluster is not None:  # the node joins cluster NAME: its CAs, its certificates
@@ -85,13 +108,15 @@ def run(args: argparse.Namespace) -> int:
     for address in args.address:
         check_address(address, "--address")
     node = Node(args.role, name, tuple(args.address))
-    userdata, created = build_userdata(cfg, node, args.state_dir, gzip_mode=args.gzip,
-                                       parts=tuple(args.part), insecure=_insecure(args.insecure_tcp))
+    _check_reachable(cfg, node)
+    userdata, created = build_userdata(cfg, node, args.state_dir, gzip_mode=args.gzip, parts=tuple(args.part),
+                                       insecure=_insecure(args.insecure_tcp), reissue=args.reissue)
     if created:
         from ..state import cluster_dir
 
-        print(f"bakery render: created the CAs of cluster {cfg.name!r} in {cluster_dir(cfg.name, args.state_dir)}",
-              file=sys.stderr)
+        made = ", ".join(created[:-1]) + " and " + created[-1] if len(created) > 1 else created[0]
+        print(f"bakery render: created the {made} of cluster {cfg.name!r} in "
+              f"{cluster_dir(cfg.name, args.state_dir)}", file=sys.stderr)
     if args.out:  # -o always gets the user-data; --output says what stdout gets
         write_output_file(args.out, userdata.payload)
     if args.output == "json":
