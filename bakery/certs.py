@@ -316,8 +316,12 @@ def _meta(node_dir: Path) -> dict[str, Any] | None:
         meta = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError):
         meta = None
-    if not isinstance(meta, dict):
-        raise UserError(f"{path} is not bakery's record of node {node_dir.name} (damaged)",
+    from .config import is_host
+
+    sans = meta.get("sans") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or meta.get("join_class") not in (None, "manager", "worker") \
+            or not isinstance(sans, list) or not all(isinstance(x, str) and is_host(x) for x in sans):
+        raise UserError(f"{path} is not bakery's record of node {node_dir.name} (damaged, or edited by hand)",
                         fix=f"remove {node_dir} and render {node_dir.name} again (it gets a new key pair)")
     return meta
 

@@ -136,7 +136,9 @@ def fill(template: str, **values: Any) -> str:
 
 def node_sans(cfg: ClusterConfig, node: Node) -> list[str]:
     """Names and addresses the node's server certificate must carry."""
-    sans = [node.name, "localhost", "127.0.0.1", "::1", *node.addresses, *cfg.tls_sans]
+    sans = [node.name, "localhost", "127.0.0.1", "::1", *node.addresses]
+    if JOIN_CLASS[node.role] == "manager":  # tls.sans name the managers' front (a load balancer, floating IPs):
+        sans.extend(cfg.tls_sans)  # a worker's key must never present a certificate for it
     if node.role == "seed":
         sans.append(cfg.swarm.seed)
     if node.role == "manager" and node.name == "manager":

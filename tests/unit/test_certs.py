@@ -400,3 +400,48 @@ def test_a_missing_node_file_says_how_to_renew(state, capsys):
     (state / "nodes" / "w1" / "server-key.pem").unlink()
     code, _, err = run(capsys, "render", "--role", "worker", "--name", "w1")
     assert code == 2 and "it is missing" in err and "bakery certs --renew --nodes w1" in err
+
+
+def test_extra_sans_are_for_managers_only(state, capsys, tmp_path):
+    """tls.sans name the managers' front (a load balancer, floating IPs): a worker's certificate for
+    them would let a worker's key pose as the cluster's API."""
+    cfg = tmp_path / "bakery.yml"
+    cfg.write_text("tls: {sans: [swarm.example.com, 203.0.113.10]}\n")
+    for role, name in (("manager", "m1"), ("worker", "w1")):
+        render(capsys, "--role", role, "--name", name, "-c", str(cfg))
+    sans = {n: json.loads((state / "nodes" / n / "meta.json").read_text())["sans"] for n in ("m1", "w1")}
+    assert "swarm.example.com" in sans["m1"] and "203.0.113.10" in sans["m1"]
+    assert "swarm.example.com" not in sans["w1"] and "203.0.113.10" not in sans["w1"]
+
+
+@pytest.mark.parametrize("meta", ['{"join_class": 5, "sans": null}', '{"join_class": "worker", "sans": "abc"}',
+                                  '{"join_class": "worker", "sans": [1, {"a": 2}]}',
+                                  '{"join_class": "root", "sans": []}',
+                                  '{"join_class": "worker", "sans": ["a b", "*.example.com"]}'])
+def test_renew_refuses_a_record_edited_by_hand(meta, state, capsys):
+    render(capsys, "--role", "worker", "--name", "w1")
+    (state / "nodes" / "w1" / "meta.json").write_text(meta)
+    code, _, err = run(capsys, "certs", "--renew")
+    assert code == 2 and "is not bakery's record of node w1" in err and "Traceback" not in err
+
+
+def test_symbolic_links_in_the_state_dir_are_refused(state, capsys, tmp_path):
+    render(capsys, "--role", "worker", "--name", "w1")
+    key = state / "nodes" / "w1" / "server-key.pem"
+    planted = tmp_path / "ssh-key"
+    planted.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n")
+    planted.chmod(0o600)
+    key.unlink()
+    key.symlink_to(planted)
+    code, out, err = run(capsys, "render", "--role", "worker", "--name", "w1")
+    assert code == 2 and "is a symbolic link" in err and "OPENSSH" not in out
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    nodes = state / "nodes"
+    import shutil
+
+    shutil.rmtree(nodes)
+    nodes.symlink_to(elsewhere)
+    code, _, err = run(capsys, "render", "--role", "worker", "--name", "w2")
+    assert code == 2 and "is a symbolic link" in err
+    assert elsewhere.stat().st_mode & 0o777 == 0o755 and not list(elsewhere.iterdir())
