@@ -17,12 +17,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import StrictError
+from ..errors import ComposeError, StrictError
 from ..report import Report
 from .convert import convert_project
 from .emit import dumps
 from .interpolate import parse_env_file
-from .merge import load_project
+from .merge import Unset, load
 from .model import ConvertResult, NodeInfo
 
 __all__ = ["ConvertResult", "NodeInfo", "StrictWarnings", "convert_files", "dumps"]
@@ -51,6 +51,21 @@ def _environ(paths: list[Path], env_files: list[Path], environ: Mapping[str, str
     return merged
 
 
+def _name_unset(exc: ComposeError, unset: Unset) -> ComposeError:
+    """A value an unset variable emptied is often what conversion refuses: say which variable."""
+    names: list[str] = []
+    for path, found in unset.get(exc.source or "", {}).items():
+        if exc.path and tuple(path[:len(exc.path)]) == tuple(exc.path):
+            names += [n for n in found if n not in names]
+    if not names:
+        return exc
+    listed = ", ".join(names)
+    word = "variable" if len(names) == 1 else "variables"
+    fix = f"set {listed} in the environment, the .env file or --env-file"
+    return ComposeError(f"{exc.message} ({word} {listed} not set)", source=exc.source, line=exc.line,
+                        column=exc.column, path=exc.path, fix=f"{fix}; {exc.fix}" if exc.fix else fix)
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Loading builds many small acyclic objects; the cyclic GC's passes over
@@ -73,14 +88,21 @@ def convert_files(
     image_prefix: str | None = None,
     nodes: Sequence[NodeInfo] | None = None,
     publish_mode: str = "ingress",
+    profiles: Sequence[str] | None = None,
 ) -> ConvertResult:
-    """Load, merge and convert compose files. Raises ComposeError for bad input."""
+    """Load, merge and convert compose files. Raises ComposeError for bad input.
+
+    `profiles`: the Compose Specification's active profiles (else $COMPOSE_PROFILES)."""
     paths = [Path(p) for p in paths]
     report = Report()
     with _gc_paused():
-        project = load_project(paths, _environ(paths, [Path(p) for p in env_files or []], environ), report)
-        stack, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix,
-                                          publish_mode=publish_mode)
+        project, unset = load(paths, _environ(paths, [Path(p) for p in env_files or []], environ), report,
+                              profiles)
+        try:
+            stack, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix,
+                                              publish_mode=publish_mode)
+        except ComposeError as exc:
+            raise _name_unset(exc, unset) from None
     result = ConvertResult(stack=stack, report=report, version=version, source_version=project.version)
     if strict and report.warnings:
         raise StrictWarnings(result)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -16,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 
-def require_or_skip(switch: str, reason: str) -> None:
+def require_or_skip(switch: str, reason: str) -> NoReturn:
     if os.environ.get(switch) == "1":
         pytest.fail(f"{reason} ({switch}=1 makes this a failure)")
     pytest.skip(reason)
@@ -28,3 +29,11 @@ def need_tool(name: str, switch: str = "BAKERY_REQUIRE_VALIDATORS") -> str:
         require_or_skip(switch, f"{name} is not installed")
     assert path is not None
     return path
+
+
+def cache_dir() -> Path:
+    """Downloads the tests reuse: $BAKERY_CACHE_DIR, else $XDG_CACHE_HOME/bakery or ~/.cache/bakery."""
+    if os.environ.get("BAKERY_CACHE_DIR"):
+        return Path(os.environ["BAKERY_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bakery"
