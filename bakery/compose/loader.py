@@ -155,8 +155,8 @@ def load_file(path: Path, environ: Mapping[str, str], report: Report) -> LoadedF
 
 
 def _v3_shapes(doc: Document, report: Report) -> None:
-    """Values the v3 stack format has no room for. Long-form ports as the v3 stack format has them: numbers as numbers (the Compose Specification
-    takes "8080"), and no host_ip, name or app_protocol (swarm publishes on every address)."""
+    """What the v3 stack format has no room for: healthcheck start_interval; long-form ports get
+    numbers as numbers (the Compose Specification takes "8080") and lose host_ip, name, app_protocol."""
     for name, svc in (doc.data.get("services") or {}).items():
         health = (svc or {}).get("healthcheck")
         if isinstance(health, dict) and "start_interval" in health:
