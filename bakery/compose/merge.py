@@ -143,10 +143,23 @@ class Resolver:
             raise ref.error(f"extends: no service {ext['service']!r} in {base_lf.path.name}",
                             "name a service defined in that file", "extends")
         base = self.service(base_lf, ext["service"], (*chain, here))
+        if lf.version != SPEC:
+            _check_extendable(base, ref)
         inherited = {k: v for k, v in base.data.items() if k not in _NOT_INHERITED}
         merged_refs = {k: v for k, v in base.refs.items() if k in inherited}
         merged_refs.update(refs)
         return Service(name, merge_service(inherited, data), merged_refs, ref)
+
+
+def _check_extendable(base: Service, ref: Ref) -> None:
+    """docker-compose 1.x refuses to extend a service that links to or shares with another one."""
+    mode = str(base.data.get("network_mode") or "")
+    for key, bad in (("links", "links" in base.data), ("volumes_from", "volumes_from" in base.data),
+                     ("depends_on", "depends_on" in base.data),
+                     ("network_mode: service", mode.startswith(("service:", "container:")))):
+        if bad:
+            raise ref.error(f"cannot extend service {base.name}: services with {key!r} cannot be extended",
+                            f"move {key.split(':')[0]} from {base.name} to the services that need it", "extends")
 
 
 def _section(lf: LoadedFile, name: str) -> dict[str, tuple[dict[str, Any], Ref]]:
