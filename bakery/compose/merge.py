@@ -187,6 +187,7 @@ class _Parts:
         self.volumes: dict[str, tuple[dict[str, Any], Ref]] = {}
         self.extras: dict[str, Any] = {}
         self.files: list[LoadedFile] = []
+        self.included: set[str] = set()  # service names an include brought in: not to be redefined
 
     def add_included(self, other: _Parts, ref: Ref) -> None:
         """An included project's definitions: Compose v2 refuses a name both define."""
@@ -197,6 +198,7 @@ class _Parts:
                     raise ref.error(f"include: {kind[:-1]} {name!r} is defined both here and in the included "
                                     "project", "rename one of them, or remove it from one file")
                 mine[name] = theirs[name]
+        self.included |= set(other.services)
         for name, items in other.extras.items():
             self.extras.setdefault(name, {}).update(items)
         self.files += other.files
@@ -257,6 +259,10 @@ def _merge_files(parts: _Parts, files: list[LoadedFile], resolver: Resolver, rep
     services, networks, volumes, extras = parts.services, parts.networks, parts.volumes, parts.extras
     for lf in files:
         for name in lf.doc.data.get("services") or {}:
+            if name in parts.included:
+                raise Ref(lf.doc, ("services", name)).error(
+                    f"service {name} conflicts with the service of that name an include brings in",
+                    "rename one of them, or remove it from one file")
             svc = resolver.service(lf, name)
             old = services.get(name)
             if old is not None:
@@ -273,8 +279,8 @@ def _merge_files(parts: _Parts, files: list[LoadedFile], resolver: Resolver, rep
         if "name" in lf.doc.data:
             Ref(lf.doc, ("name",)).add(report, "info", f"project name {lf.doc.data['name']!r} not carried over: "
                                        "a stack is named when deployed", "compose.name.dropped",
-                                       f"bakery deploy -n {lf.doc.data['name']} (or docker stack deploy "
-                                       f"-c stack.yml {lf.doc.data['name']})")
+                                       f"bakery deploy -n {lf.doc.data['name']}, or docker stack deploy "
+                                       f"-c stack.yml {lf.doc.data['name']}")
 
 
 def active_profiles(profiles: Iterable[str] | None, environ: Mapping[str, str]) -> set[str]:
