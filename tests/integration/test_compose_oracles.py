@@ -256,6 +256,11 @@ def _oracle_side(model: dict[str, Any], project: Path, bakery_stack: dict[str, A
         item["environment"] = {k: v for k, v in item["environment"].items() if not HINT_KEY.match(k)}
         # Swarm publishes on every address: a port's host IP is dropped (keys.py, ports row); it is
         # already outside the common form. A lone container port gets a random published port in both.
+        # An optional dependency (required: false) on a service its profiles leave out: compose keeps
+        # the entry and skips it when starting; a stack cannot name a service it lacks, so bakery drops it.
+        for dep, spec in (svc.get("depends_on") or {}).items():
+            if isinstance(spec, dict) and spec.get("required") is False and dep not in model["services"]:
+                item["depends_on"].pop(dep, None)
         b = (bakery_stack.get("services") or {}).get(name) or {}
         if svc.get("build") and not svc.get("image") and b.get("image"):
             # --image-prefix names the image compose would have built.
