@@ -3,7 +3,9 @@
 Override rules (compose's merge_service_dicts): single values are replaced;
 mappings (environment, labels, networks, ...) merge key by key; lists of
 options (ports, dns, cap_add, ...) are unions in order; volumes merge by
-container path. `extends` never inherits links, volumes_from or depends_on.
+container path. `extends` never inherits links, volumes_from or depends_on
+(docker-compose 1.x refuses to extend a service that has them); in the
+Compose Specification it inherits them (Docker Compose v2).
 
 The Compose Specification parts, as Docker Compose v2 does them: `include`
 loads other files as their own projects (paths relative to them) and adds
@@ -145,7 +147,9 @@ class Resolver:
         base = self.service(base_lf, ext["service"], (*chain, here))
         if lf.version != SPEC:
             _check_extendable(base, ref)
-        inherited = {k: v for k, v in base.data.items() if k not in _NOT_INHERITED}
+        # Compose v2 inherits everything; docker-compose 1.x never links, volumes_from or depends_on.
+        skipped = ("extends",) if lf.version == SPEC else _NOT_INHERITED
+        inherited = {k: v for k, v in base.data.items() if k not in skipped}
         merged_refs = {k: v for k, v in base.refs.items() if k in inherited}
         merged_refs.update(refs)
         return Service(name, merge_service(inherited, data), merged_refs, ref)

@@ -40,8 +40,7 @@ def files(tmp_path: Path, **texts: str) -> dict[str, Path]:
 def test_extends_same_and_other_file(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "common.yml").write_text(
-        'version: "2"\nservices:\n  base:\n    image: a\n    environment: {A: "1"}\n    volumes: ["./data:/d"]\n'
-        "    links: [x]\n")
+        'version: "2"\nservices:\n  base:\n    image: a\n    environment: {A: "1"}\n    volumes: ["./data:/d"]\n')
     f = files(tmp_path, main='version: "2"\nservices:\n  web:\n    extends: {file: sub/common.yml, service: base}\n'
               '    environment: {B: "2"}\n  worker:\n    extends: web\n    command: work\n')
     stack = convert_files([f["main"]], environ={}).stack
@@ -58,6 +57,13 @@ def test_extends_same_and_other_file(tmp_path):
         ('version: "2"\nservices:\n  a: {extends: a}\n', "extends cycle"),
         ('version: "2"\nservices:\n  a: {extends: nope}\n', "no service 'nope'"),
         ('version: "2"\nservices:\n  a: {extends: {file: none.yml, service: x}}\n', "no such file"),
+        # docker-compose 1.x: "services with 'links' cannot be extended" (and volumes_from, depends_on, ...)
+        ('version: "2"\nservices:\n  a: {extends: b}\n  b: {image: x, links: [c]}\n  c: {image: c}\n',
+         "services with 'links' cannot be extended"),
+        ('version: "2.1"\nservices:\n  a: {extends: b}\n  b: {image: x, depends_on: [c]}\n  c: {image: c}\n',
+         "services with 'depends_on' cannot be extended"),
+        ('version: "2"\nservices:\n  a: {extends: b}\n  b: {image: x, network_mode: "service:c"}\n  c: {image: c}\n',
+         "services with 'network_mode: service' cannot be extended"),
     ],
 )
 def test_extends_errors(tmp_path, text, needle):
