@@ -45,9 +45,10 @@ def _environ(paths: list[Path], env_files: list[Path], environ: Mapping[str, str
         if dotenv.is_file():
             files = [dotenv]
     merged: dict[str, str] = {}
+    process = os.environ if environ is None else environ
     for f in files:
-        merged.update({k: v for k, v in parse_env_file(f).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
+        merged.update({k: v for k, v in parse_env_file(f, lookup=process).items() if v is not None})
+    merged.update(process)
     return merged
 
 

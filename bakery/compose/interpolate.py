@@ -242,8 +242,14 @@ def interpolate(doc: Document, environ: Mapping[str, str], report: Report, *, v1
     return Interpolated(interp.problems, interp.unset_at)
 
 
-def parse_env_file(path: Path, *, names_only: bool = True) -> dict[str, str | None]:
+def parse_env_file(path: Path, *, names_only: bool = True, lookup: Mapping[str, str] | None = None
+                   ) -> dict[str, str | None]:
     """Read KEY=VALUE lines (comments, blanks and `export ` allowed; matching quotes stripped).
+
+    As docker-compose 1.29 (python-dotenv) and Docker Compose v2 do: an unquoted value ends at
+    ` #` (a comment), and `${VAR}` / `${VAR:-default}` in an unquoted or double-quoted value is
+    replaced by an earlier line's value, else `lookup`'s (the environment), else the default or "".
+    Single-quoted values are literal.
 
     A bare `KEY` line gives None: the value comes from the deploying shell.
     `names_only=False` (a service's env_file) also takes keys such as the
@@ -264,7 +270,27 @@ def parse_env_file(path: Path, *, names_only: bool = True) -> dict[str, str | No
         if not sep:
             out[key] = None
             continue
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value.strip()
+        quote = value[0] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else ""
+        if quote:
             value = value[1:-1]
+        else:
+            value = _ENV_COMMENT.split(value, maxsplit=1)[0].strip()
+        if quote != "'" and "${" in value:
+            value = _ENV_REF.sub(lambda m: _env_ref(m, out, lookup or {}), value)
         out[key] = value
     return out
+
+
+_ENV_COMMENT = re.compile(r"\s+#")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _env_ref(m: re.Match[str], earlier: Mapping[str, str | None], lookup: Mapping[str, str]) -> str:
+    name, default = m.group(1), m.group(2)
+    value = earlier.get(name)
+    if value is None:
+        value = lookup.get(name)
+    if not value and default is not None:
+        return default
+    return value or ""

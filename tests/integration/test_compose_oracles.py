@@ -41,6 +41,15 @@ VERDICTS = {
     "duplicate-key": "PyYAML (docker-compose 1.29) keeps the last of two equal keys; bakery refuses them, "
                      "as Docker Compose v2 does",
 }
+# Values where bakery deliberately reads a case differently from its oracle:
+# case -> [(service, field, key, oracle's value, bakery's value, why)].
+VALUES = {
+    "env-file-interpolation": [
+        ("web", "environment", "D", "single one", "single ${A}",
+         "docker-compose 1.29 (Debian's python-dotenv) expands ${VAR} inside single quotes too; bakery keeps "
+         "a single-quoted value literal, as Docker Compose v2 and the shell do"),
+    ],
+}
 HINT_KEY = re.compile(r"^(constraint|affinity|reschedule):")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -305,6 +314,9 @@ def test_oracle_agrees(name, tmp_path):
         return
     ours = _bakery_side(stack, case)
     theirs = _oracle_side(oracle.model, case, stack)
+    for svc, field, key, said, ours_is, _why in VALUES.get(name, []):
+        assert theirs[svc][field][key] == said, f"the oracle no longer says {said!r} for {svc}.{field}.{key}"
+        theirs[svc][field][key] = ours_is
     assert sorted(ours) == sorted(theirs), "different services"
     for svc in sorted(ours):
         for key in ours[svc]:

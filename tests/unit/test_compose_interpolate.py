@@ -160,3 +160,11 @@ def test_spec_interpolation_remembers_where_unset_variables_were():
     interp = Interpolator(doc, ENV, spec=True)
     interp.text("${A}:${B}:${A}", ("services", "web", "ports", 0))
     assert interp.unset_at == {("services", "web", "ports", 0): ["A", "B"]}
+
+
+def test_env_file_references_and_comments(tmp_path):
+    """As docker-compose 1.29 (python-dotenv) and Compose v2 read them (checked by test_compose_oracles)."""
+    f = tmp_path / "app.env"
+    f.write_text("A=one\nB=${A}-two\nC=\"q ${A}\"\nD='s ${A}'\nE=x # note\nF=${NOPE:-dflt}\nG=${FROM_ENV}\n")
+    assert parse_env_file(f, lookup={"FROM_ENV": "env", "A": "shadowed"}) == {
+        "A": "one", "B": "one-two", "C": "q one", "D": "s ${A}", "E": "x", "F": "dflt", "G": "env"}
