@@ -155,7 +155,8 @@ def load_file(path: Path, environ: Mapping[str, str], report: Report) -> LoadedF
 
 
 def _v3_shapes(doc: Document, report: Report) -> None:
-    """What the v3 stack format has no room for: healthcheck start_interval; long-form ports get
+    """What the v3 stack format or swarm has no room for: healthcheck start_interval, bind
+    create_host_path; long-form ports get
     numbers as numbers (the Compose Specification takes "8080") and lose host_ip, name, app_protocol."""
     for name, svc in (doc.data.get("services") or {}).items():
         health = (svc or {}).get("healthcheck")
@@ -164,6 +165,15 @@ def _v3_shapes(doc: Document, report: Report) -> None:
                         "has none (checks run every interval from the start)", code="compose.healthcheck.dropped",
                         fix="docker service update --health-start-interval after deploying",
                         **_where(doc, ("services", name, "healthcheck", "start_interval")))
+        for i, mount in enumerate((svc or {}).get("volumes") or []):
+            bind = mount.get("bind") if isinstance(mount, dict) else None
+            if isinstance(bind, dict) and "create_host_path" in bind:
+                report.warn(f"bind create_host_path {bind.pop('create_host_path')} dropped: swarm never creates a "
+                            "bind source (a task whose path is missing fails)", code="compose.volumes.dropped",
+                            fix="create the path on every node the service can run on",
+                            **_where(doc, ("services", name, "volumes", i, "bind", "create_host_path")))
+                if not bind:
+                    del mount["bind"]
         for i, port in enumerate((svc or {}).get("ports") or []):
             if not isinstance(port, dict):
                 continue
