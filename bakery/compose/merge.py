@@ -287,6 +287,39 @@ def _merge_files(parts: _Parts, files: list[LoadedFile], resolver: Resolver, rep
                                        f"-c stack.yml {lf.doc.data['name']}")
 
 
+# A compose key and the deploy key that says the same (Compose v2 refuses two different values).
+_TWICE = (("cpus", ("resources", "limits", "cpus"), float), ("mem_limit", ("resources", "limits", "memory"), None),
+          ("mem_reservation", ("resources", "reservations", "memory"), None),
+          ("pids_limit", ("resources", "limits", "pids"), int), ("scale", ("replicas",), int))
+
+
+def _check_twice_said(svc: Service) -> None:
+    from .values import size_bytes
+
+    deploy = svc.data.get("deploy") or {}
+    for key, path, kind in _TWICE:
+        holder: Any = deploy
+        for part in path[:-1]:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        here = svc.data.get(key)
+        # Compose v2: once deploy.resources.limits (or reservations) is there, a value missing from it
+        # counts as a different one; replicas only when both are given.
+        if here is None or not isinstance(holder, dict) or (path[-1] == "replicas" and "replicas" not in holder):
+            continue
+        there = holder.get(path[-1])
+        if there is None:
+            raise svc.at(key).error(f"service {svc.name}: {key} {here!r} and deploy.{'.'.join(path[:-1])} without "
+                                    f"{path[-1]} differ", f"give deploy.{'.'.join(path)} the same value, or keep "
+                                    "only one of them (Docker Compose v2 refuses two values)", key)
+        try:
+            same = (kind(here) == kind(there)) if kind else size_bytes(here) == size_bytes(there)
+        except (TypeError, ValueError):
+            continue  # a bad value: conversion says so, located
+        if not same:
+            raise svc.at(key).error(f"service {svc.name}: {key} {here!r} and deploy.{'.'.join(path)} {there!r} differ",
+                                    "keep one of them (Docker Compose v2 refuses two values)", key)
+
+
 def active_profiles(profiles: Iterable[str] | None, environ: Mapping[str, str]) -> set[str]:
     """--profile values, else COMPOSE_PROFILES (comma separated), as Compose v2 takes them."""
     given = list(profiles or [])
@@ -368,6 +401,12 @@ def load(paths: list[Path], environ: Mapping[str, str], report: Report,
     services = parts.services
     if version == SPEC or any("profiles" in s.data for s in services.values()):
         services = _apply_profiles(services, active_profiles(profiles, environ), report)
+    for svc in services.values():
+        if version == SPEC:
+            _check_twice_said(svc)
+        elif version == "1" and "image" in svc.data and "build" in svc.data:
+            raise svc.at("build").error(f"service {svc.name} has both image and build (version 1 takes one)",
+                                        "keep one of them, or move the file to version 2", "build")
     if not services:
         raise ComposeError("no services defined", source=str(paths[0]), fix="define at least one service")
     unset: Unset = {}

@@ -27,6 +27,14 @@ from bakery.errors import ComposeError
 
 CASES = Path(__file__).resolve().parent.parent / "cases" / "convert"
 NAMES = sorted(p.name for p in CASES.iterdir() if p.is_dir())
+CORPUS = Path(__file__).resolve().parent.parent / "corpus" / "compose"
+CORPUS_FILES = sorted(p.name for p in CORPUS.glob("*.yml") if p.name != "nodes.yml" and not p.name.startswith("common"))
+# As tests/integration/test_convert_corpus.py converts the corpus.
+CORPUS_ARGS = {"env": {"TAG": "1"}, "nodes": "nodes.yml", "image_prefix": "registry.example/corpus", "profiles": ["*"]}
+_CONTAINER_NAME = ("compose refuses container_name with several replicas (one container name per host); swarm "
+                   "names tasks itself, so bakery drops container_name (keys.py) and keeps the replicas")
+_VOLUME_DRIVER = ("docker-compose 1.27+ checks 2.x files against the merged Compose Specification schema, which "
+                  "lacks volume_driver; 2.x had it, and bakery reports it as unsupported (keys.py)")
 
 # Cases where bakery and the oracle do not give the same verdict (convert vs refuse), and why.
 VERDICTS = {
@@ -38,12 +46,21 @@ VERDICTS = {
                     "docker-compose 1.27+ checks every 2.x file against the merged Compose Specification schema",
     "unquoted-version": "docker-compose 1.29 refuses a number as version; bakery reads its literal text "
                         "and warns (compose.version.unquoted)",
+    **{f"corpus/full-2.{n}.yml": _VOLUME_DRIVER for n in range(5)},
+    **{f"corpus/full-3.{n}.yml": _CONTAINER_NAME for n in range(14)},
+    "corpus/full-spec.yml": _CONTAINER_NAME,
     "duplicate-key": "PyYAML (docker-compose 1.29) keeps the last of two equal keys; bakery refuses them, "
                      "as Docker Compose v2 does",
 }
 # Values where bakery deliberately reads a case differently from its oracle:
 # case -> [(service, field, key, oracle's value, bakery's value, why)].
 VALUES = {
+    "corpus/full-1.yml": [
+        ("web", "mounts", None, [("volume", "data", "/data", False), ("volume", "html", "/html", True)],
+         [("volume", "data", "/data", False), ("bind", "{case}/html", "/html", True)],
+         "docker-compose 1.29 prints a version 1 file's ./html:/html bind mount as html:/html (a named "
+         "volume); docker-compose 1.x always read it as a bind mount of ./html, and so does bakery"),
+    ],
     "env-file-interpolation": [
         ("web", "environment", "D", "single one", "single ${A}",
          "docker-compose 1.29 (Debian's python-dotenv) expands ${VAR} inside single quotes too; bakery keeps "
@@ -59,10 +76,10 @@ def _args(case: Path) -> dict[str, Any]:
     return json.loads((case / "args.json").read_text()) if (case / "args.json").exists() else {}
 
 
-def _first_version(case: Path) -> str | None:
+def _first_version(case: Path, args: dict[str, Any]) -> str | None:
     import yaml
 
-    first = case / _args(case).get("files", ["docker-compose.yml"])[0]
+    first = case / args.get("files", ["docker-compose.yml"])[0]
     try:
         data = yaml.safe_load(first.read_text())
     except yaml.YAMLError:
@@ -74,13 +91,12 @@ def _first_version(case: Path) -> str | None:
     return str(data["version"])
 
 
-def _oracle_for(case: Path) -> str:
-    version = _first_version(case)
+def _oracle_for(case: Path, args: dict[str, Any]) -> str:
+    version = _first_version(case, args)
     return "v1" if version is not None and version.split(".")[0] in ("1", "2") else "v2"
 
 
-def _bakery(case: Path) -> tuple[bool, dict[str, Any], str]:
-    args = _args(case)
+def _bakery(case: Path, args: dict[str, Any]) -> tuple[bool, dict[str, Any], str]:
     files = [case / f for f in args.get("files", ["docker-compose.yml"])]
     nodes = load_nodes(case / args["nodes"]) if "nodes" in args else None
     try:
@@ -92,11 +108,10 @@ def _bakery(case: Path) -> tuple[bool, dict[str, Any], str]:
     return True, result.stack, ""
 
 
-def _oracle(case: Path, tmp_path: Path) -> oracles.Verdict:
-    args = _args(case)
+def _oracle(case: Path, args: dict[str, Any], tmp_path: Path) -> oracles.Verdict:
     files = [case / f for f in args.get("files", ["docker-compose.yml"])]
     env_files = [case / e for e in args.get("env_files", [])]
-    if _oracle_for(case) == "v1":
+    if _oracle_for(case, args) == "v1":
         return oracles.config_v1(oracles.compose_v1(), files, args.get("env", {}), tmp_path, env_files=env_files)
     return oracles.config_v2(oracles.compose_v2(), files, args.get("env", {}), tmp_path, env_files=env_files,
                              profiles=args.get("profiles"))
@@ -278,12 +293,12 @@ def _oracle_side(model: dict[str, Any], project: Path, bakery_stack: dict[str, A
     return out
 
 
-def _copy(name: str, tmp_path: Path) -> Path:
+def _copy(source: Path, tmp_path: Path) -> Path:
     """The case in tmp_path, with the build contexts it names (the oracles check that they exist)."""
     import yaml
 
-    case = tmp_path / name
-    shutil.copytree(CASES / name, case)
+    case = tmp_path / "case"
+    shutil.copytree(source, case)
     for f in case.glob("*.yml"):
         try:
             data = yaml.safe_load(f.read_text())
@@ -298,14 +313,19 @@ def _copy(name: str, tmp_path: Path) -> Path:
     return case
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + [f"corpus/{f}" for f in CORPUS_FILES])
 def test_oracle_agrees(name, tmp_path):
-    case = _copy(name, tmp_path)
+    if name.startswith("corpus/"):
+        case = _copy(CORPUS, tmp_path)
+        args = {**CORPUS_ARGS, "files": [name.removeprefix("corpus/")]}
+    else:
+        case = _copy(CASES / name, tmp_path)
+        args = _args(case)
     work = tmp_path / "work"
     work.mkdir()
-    oracle = _oracle(case, work)
-    ok, stack, error = _bakery(case)
-    if name in VERDICTS and not VERDICTS[name].startswith("(agree)"):
+    oracle = _oracle(case, args, work)
+    ok, stack, error = _bakery(case, args)
+    if name in VERDICTS:
         assert ok != oracle.ok, f"{name} was listed as differing ({VERDICTS[name]}); now both say {ok}"
         return
     assert ok == oracle.ok, (f"bakery {'converts' if ok else 'refuses'} ({error}), the oracle "
@@ -315,10 +335,24 @@ def test_oracle_agrees(name, tmp_path):
     ours = _bakery_side(stack, case)
     theirs = _oracle_side(oracle.model, case, stack)
     for svc, field, key, said, ours_is, _why in VALUES.get(name, []):
-        assert theirs[svc][field][key] == said, f"the oracle no longer says {said!r} for {svc}.{field}.{key}"
-        theirs[svc][field][key] = ours_is
+        said, ours_is = _at(said, case), _at(ours_is, case)
+        now = theirs[svc][field] if key is None else theirs[svc][field][key]
+        assert now == said, f"the oracle no longer says {said!r} for {svc}.{field}"
+        if key is None:
+            theirs[svc][field] = ours_is
+        else:
+            theirs[svc][field][key] = ours_is
     assert sorted(ours) == sorted(theirs), "different services"
     for svc in sorted(ours):
         for key in ours[svc]:
             assert ours[svc][key] == theirs[svc][key], f"services.{svc} {key}: bakery {ours[svc][key]!r}, " \
                                                        f"oracle {theirs[svc][key]!r}"
+
+
+def _at(value: Any, case: Path) -> Any:
+    """`{case}` in an expected value: the copied case's folder."""
+    if isinstance(value, str):
+        return value.replace("{case}", str(case))
+    if isinstance(value, list | tuple):
+        return type(value)(_at(v, case) for v in value)
+    return value
