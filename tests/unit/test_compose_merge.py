@@ -98,3 +98,32 @@ def test_mixed_major_versions_refused(tmp_path):
     f = files(tmp_path, a='version: "2"\nservices:\n  x: {image: a}\n', b='version: "3"\nservices:\n  x: {image: b}\n')
     with pytest.raises(ComposeError, match="mix compose versions"):
         convert_files([f["a"], f["b"]], environ={})
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        # Docker Compose v2: "can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus'"
+        ("services:\n  a: {image: x, cpus: 0.5, deploy: {resources: {limits: {cpus: '1'}}}}\n", "cpus 0.5"),
+        ("services:\n  a: {image: x, cpus: 0.5, deploy: {resources: {limits: {memory: 1g}}}}\n",
+         "without cpus differ"),
+        ("services:\n  a: {image: x, mem_limit: 64m, deploy: {resources: {limits: {memory: 32m}}}}\n", "mem_limit"),
+        ("services:\n  a: {image: x, scale: 2, deploy: {replicas: 3}}\n", "scale 2 and deploy.replicas 3"),
+        ('web: {image: x, build: .}\n', "has both image and build"),
+    ],
+)
+def test_compose_refusals(tmp_path, text, needle):
+    f = files(tmp_path, main=text)
+    with pytest.raises(ComposeError, match=needle):
+        convert_files([f["main"]], environ={})
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["services:\n  a: {image: x, cpus: 0.5, mem_limit: 64m, deploy: {resources: {limits: {cpus: '0.5', "
+     "memory: 67108864}}}}\n",
+     "services:\n  a: {image: x, scale: 2, deploy: {mode: replicated}}\n"],
+)
+def test_the_same_value_twice_is_fine(tmp_path, text):
+    f = files(tmp_path, main=text)
+    assert convert_files([f["main"]], environ={}).stack["services"]["a"]["image"] == "x"
