@@ -1,4 +1,4 @@
-"""Convert docker-compose v1/v2.x/v3 files into a swarm-mode v3 stack file.
+"""Convert docker-compose v1/v2.x/v3 and Compose Specification files into a swarm-mode v3 stack file.
 
 The stack YAML goes to stdout (or -o FILE); the report of what was kept,
 approximated and dropped goes to stderr. With --output json the report is
@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-prefix", metavar="P",
                         help="for services with build but no image: use P/SERVICE as the image")
     parser.add_argument("--nodes", type=Path, metavar="F", help="node inventory (YAML list, see above)")
+    parser.add_argument("--profile", dest="profiles", action="append", default=[], metavar="NAME",
+                        help="Compose Specification profile to activate (repeatable; '*' for all; default: "
+                             "$COMPOSE_PROFILES); services without profiles are always converted")
 
 
 def _print_report(report: Report, summary: str) -> None:
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"-o {args.out} is a directory", fix="give a file name such as stack.yml")
     nodes = load_nodes(args.nodes) if args.nodes else None
     result = convert_files([args.file, *args.more], env_files=args.env_file, strict=False,
-                           image_prefix=args.image_prefix, nodes=nodes, publish_mode=args.publish_mode)
+                           image_prefix=args.image_prefix, nodes=nodes, publish_mode=args.publish_mode,
+                           profiles=args.profiles)
     report = result.report
     failed = args.strict and bool(report.warnings)
     services = len(result.stack.get("services", {}))

@@ -25,7 +25,7 @@ from ..stack import load as load_stack
 from .convert import convert_project, locator
 from .emit import dumps, stack_file
 from .interpolate import parse_env_file
-from .merge import load_project
+from .merge import Unset, load
 from .model import ConvertResult, NodeInfo
 
 __all__ = ["ConvertResult", "NodeInfo", "StrictWarnings", "convert_files", "dumps"]
@@ -48,10 +48,26 @@ def _environ(paths: list[Path], env_files: list[Path], environ: Mapping[str, str
         if dotenv.is_file():
             files = [dotenv]
     merged: dict[str, str] = {}
+    process = os.environ if environ is None else environ
     for f in files:
-        merged.update({k: v for k, v in parse_env_file(f).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
+        merged.update({k: v for k, v in parse_env_file(f, lookup=process).items() if v is not None})
+    merged.update(process)
     return merged
+
+
+def _name_unset(exc: ComposeError, unset: Unset) -> ComposeError:
+    """A value an unset variable emptied is often what conversion refuses: say which variable."""
+    names: list[str] = []
+    for path, found in unset.get(exc.source or "", {}).items():
+        if exc.path and tuple(path[:len(exc.path)]) == tuple(exc.path):
+            names += [n for n in found if n not in names]
+    if not names:
+        return exc
+    listed = ", ".join(names)
+    word = "variable" if len(names) == 1 else "variables"
+    fix = f"set {listed} in the environment, the .env file or --env-file"
+    return ComposeError(f"{exc.message} ({word} {listed} not set)", source=exc.source, line=exc.line,
+                        column=exc.column, path=exc.path, fix=f"{fix}; {exc.fix}" if exc.fix else fix)
 
 
 def _naming_unset(exc: ComposeError, report: Report) -> ComposeError:
@@ -61,7 +77,8 @@ def _naming_unset(exc: ComposeError, report: Report) -> ComposeError:
     if not unset:
         return exc
     names = ", ".join(unset)
-    return ComposeError(f"{exc.message} (from unset variable {names})", source=exc.source, line=exc.line,
+    word = "variable" if len(unset) == 1 else "variables"
+    return ComposeError(f"{exc.message} ({word} {names} not set)", source=exc.source, line=exc.line,
                         column=exc.column, path=exc.path, fix=f"set {names}, or give a default: ${{{unset[0]}:-...}}")
 
 
@@ -87,18 +104,23 @@ def convert_files(
     image_prefix: str | None = None,
     nodes: Sequence[NodeInfo] | None = None,
     publish_mode: str = "ingress",
+    profiles: Sequence[str] | None = None,
 ) -> ConvertResult:
-    """Load, merge and convert compose files. Raises ComposeError for bad input."""
+    """Load, merge and convert compose files. Raises ComposeError for bad input.
+
+    `profiles`: the Compose Specification's active profiles (else $COMPOSE_PROFILES)."""
     paths = [Path(p) for p in paths]
     report = Report()
     with _gc_paused():
-        project = load_project(paths, _environ(paths, [Path(p) for p in env_files or []], environ), report)
+        project, unset = load(paths, _environ(paths, [Path(p) for p in env_files or []], environ), report,
+                              profiles)
         try:
             data, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix,
                                              publish_mode=publish_mode)
             model = load_stack(data, locator(project))
         except ComposeError as exc:
-            raise _naming_unset(exc, report) from None
+            named = _name_unset(exc, unset)  # by YAML path; else by line, from the report's warnings
+            raise (named if named is not exc else _naming_unset(exc, report)) from None
     result = ConvertResult(stack=stack_file(data), model=model, report=report, version=version,
                            source_version=project.version)
     if strict and report.warnings:

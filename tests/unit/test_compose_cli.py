@@ -133,3 +133,28 @@ def test_relative_paths_follow_the_output_file(tmp_path):
     out.parent.mkdir()
     assert main(["convert", str(src), "-o", str(out)]) == 0
     assert yaml.safe_load(out.read_text())["services"]["web"]["volumes"] == ["../html:/html:ro"]
+
+
+SPEC = """\
+services:
+  web: {image: web:1}
+  debug: {image: busybox, profiles: [debug]}
+  tools: {image: adminer, profiles: [tools, all]}
+"""
+
+
+@pytest.mark.parametrize(
+    "args, env, services",
+    [([], {}, ["web"]), (["--profile", "debug"], {}, ["debug", "web"]),
+     (["--profile", "debug", "--profile", "all"], {}, ["debug", "tools", "web"]),
+     (["--profile", "*"], {}, ["debug", "tools", "web"]), ([], {"COMPOSE_PROFILES": "tools,debug"},
+                                                            ["debug", "tools", "web"])],
+)
+def test_profiles(tmp_path, capsys, monkeypatch, args, env, services):
+    monkeypatch.delenv("COMPOSE_PROFILES", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["convert", str(write(tmp_path, SPEC, "compose.yaml")), "--output", "json", *args]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert sorted(doc["stack"]["services"]) == services
+    assert doc["source_version"] == "spec"

@@ -232,9 +232,9 @@ def test_a_link_alias_becomes_a_network_alias(tmp_path):
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('image: "${NO_IMAGE}"', "needs an image (from unset variable NO_IMAGE)"),
-    ('image: a\nvolumes: ["${NO_DIR}:/etc/x"]', "empty source or target (from unset variable NO_DIR)"),
-    ('image: a\nports: ["${NO_PORT}:${NO_PORT}"]', "not a port mapping (from unset variable NO_PORT)"),
+    ('image: "${NO_IMAGE}"', "needs an image (variable NO_IMAGE not set)"),
+    ('image: a\nvolumes: ["${NO_DIR}:/etc/x"]', "empty source or target (variable NO_DIR not set)"),
+    ('image: a\nports: ["${NO_PORT}:${NO_PORT}"]', "not a port mapping (variable NO_PORT not set)"),
 ])
 def test_a_value_emptied_by_an_unset_variable_names_it(tmp_path, body, message):
     with pytest.raises(ComposeError, match=re.escape(message)) as err:

@@ -30,7 +30,8 @@ def test_specs_from_compose_equal_specs_from_the_converted_file(name, tmp_path):
     nodes = load_nodes(case / args["nodes"]) if "nodes" in args else None
     env = args.get("env", {})
     compose = convert_files(files, environ=env, nodes=nodes, image_prefix=args.get("image_prefix"),
-                            publish_mode=args.get("publish_mode", "ingress"))
+                            publish_mode=args.get("publish_mode", "ingress"), profiles=args.get("profiles"),
+                            env_files=[case / e for e in args.get("env_files", [])])
     stack_file = case / "converted.yml"  # beside the input: relative paths mean the same folder
     try:
         stack_file.write_text(dumps(compose.stack))
