@@ -256,7 +256,7 @@ def _files(
                                max_delay=NFS_MAX_DELAY), "0755")
     required = [s for s in shares if s.share.required]
     f.add(f"{UNIT_DIR}/docker.service.d/10-bakery.conf", fill(
-        "systemd/docker-bakery.conf.j2",
+        "systemd/docker-bakery.conf.j2", tls=tls, port=cfg.docker.api_port,
         waits=[s.service for s in required], required_mounts=[s.mount for s in required]))
     optional = [s.service for s in shares if not s.share.required]
 
