@@ -52,6 +52,15 @@ class InsecureTcp:
 
 
 @dataclass(frozen=True)
+class Agent:
+    """Where the node keeps the Python agent and the commands the join units run."""
+
+    lib_dir: str = LIB_DIR
+    join: str = f"/usr/bin/python3 {LIB_DIR}/bakery-join join"
+    serve: str = f"/usr/bin/python3 {LIB_DIR}/bakery-join serve"
+
+
+@dataclass(frozen=True)
 class UserData:
     payload: bytes
     raw_size: int  # before gzip
@@ -218,7 +227,8 @@ class _Files:
 
 
 def _files(
-    cfg: ClusterConfig, node: Node, m: NodeMaterial, insecure: InsecureTcp | None, gossip_key: str | None
+    cfg: ClusterConfig, node: Node, m: NodeMaterial, insecure: InsecureTcp | None, gossip_key: str | None,
+    agent: Agent = Agent(),
 ) -> _Files:
     f = _Files()
     role, tls = node.role, insecure is None
@@ -232,7 +242,7 @@ def _files(
         if m.join_ca_pem:
             f.add(f"{TLS_DIR}/join-ca.pem", m.join_ca_pem)
         f.add("/etc/bakery/join.json", _join_json(cfg, node))
-        f.add(f"{LIB_DIR}/bakery-join", agent_source(), "0755")
+        f.add(f"{agent.lib_dir}/bakery-join", agent_source(), "0755")
     f.add("/etc/docker/daemon.json", _daemon_json(cfg, role, tls))
 
     listen = f"{insecure.host}:{insecure.port}" if insecure else str(cfg.docker.api_port)
@@ -267,11 +277,12 @@ def _files(
         forms = role == "seed" and cfg.swarm.form
         action = "form the swarm or join a running one" if forms else f"join the swarm as a {join_class}"
         f.add(f"{UNIT_DIR}/bakery-join.service",
-              fill("systemd/bakery-join.service.j2", action=action, timeout=cfg.swarm.join_timeout + 60))
+              fill("systemd/bakery-join.service.j2", action=action, timeout=cfg.swarm.join_timeout + 60,
+                   exec_start=agent.join))
         units.append("bakery-join.service")
     if join_class == "manager":
         f.add(f"{UNIT_DIR}/bakery-join-server.service",
-              fill("systemd/bakery-join-server.service.j2", port=cfg.swarm.join_port))
+              fill("systemd/bakery-join-server.service.j2", port=cfg.swarm.join_port, exec_start=agent.serve))
         units.append("bakery-join-server.service")
 
     f.add(f"{LIB_DIR}/bootstrap", fill(
@@ -319,18 +330,28 @@ def build_userdata(
     gzip_mode: str = "auto",
     parts: tuple[Path, ...] = (),
     insecure: InsecureTcp | None = None,
+    fmt: str = "cloud-init",
 ) -> tuple[UserData, bool]:
     """The whole pipeline: certificates (made once), document, parts, size.
+    `fmt` "ignition" or "butane": the same node for Flatcar and Fedora CoreOS (bakery/ignition.py).
 
     Returns the user-data and whether cluster material was created now.
     """
     from . import certs, state
+
+    if fmt != "cloud-init":
+        from . import ignition
+
+        ignition.refuse(cfg, fmt, parts)
 
     cdir = state.cluster_dir(cfg.name, state_root)
     created = certs.ensure_cluster(cdir, cfg.name)
     material = certs.ensure_node(cdir, node.name, JOIN_CLASS[node.role], node_sans(cfg, node))
     consul_here = node.role == "consul" or cfg.consul.agents
     gossip = certs.ensure_gossip_key(cdir) if consul_here and cfg.consul.encrypt else None
+    if fmt != "cloud-init":
+        return ignition.userdata(cfg, node, material, fmt, gzip_mode=gzip_mode, insecure=insecure,
+                                 gossip_key=gossip), created
     text, files = cloud_config(cfg, node, material, insecure, gossip)
     if not parts:
         return finish(text.encode(), "text/cloud-config", files, gzip_mode), created
