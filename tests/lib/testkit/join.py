@@ -33,8 +33,9 @@ def free_port() -> int:
 
 
 def render_args(agent: str, args: list[str]) -> list[str]:
-    """The render flags for a node whose join runs `agent` (its config must say docker.install: none)."""
-    return [*args, "--format", "ignition"] if agent == "sh" else args
+    """The render flags for a node whose join runs `agent` ("python", or "sh" / "bash": the sh agent
+    under dash or bash, Flatcar's and Fedora CoreOS's /bin/sh); its config must say docker.install: none."""
+    return args if agent == "python" else [*args, "--format", "ignition"]
 
 
 def materialise(payload: bytes, root: Path) -> dict[str, Any]:
@@ -58,10 +59,13 @@ def agent_file(root: Path) -> Path:
     return cloud_init if cloud_init.exists() else root / IGNITION_AGENT_PATH.lstrip("/")
 
 
-def join_cmd(root: Path) -> list[str]:
-    """How the node's boot unit runs its join: the sh agent where the node has it, else Python."""
+def join_cmd(root: Path, agent: str = "sh") -> list[str]:
+    """How the node's boot unit runs its join: the sh agent where the node has it (under bash for
+    agent "bash"), else Python."""
     sh = root / SH_AGENT_PATH.lstrip("/")
-    return ["/bin/sh", str(sh), "join"] if sh.exists() else [sys.executable, str(agent_file(root)), "join"]
+    if not sh.exists():
+        return [sys.executable, str(agent_file(root)), "join"]
+    return ["/bin/bash" if agent == "bash" else "/bin/sh", str(sh), "join"]
 
 
 def serve_cmd(root: Path) -> list[str]:
