@@ -114,7 +114,7 @@ curl_why() {
     28) echo "timed out" ;;
     35) echo "TLS handshake failed" ;;
     51 | 60) echo "its certificate is not the cluster CA's for that name" ;;
-    52 | 56) echo "the connection was closed" ;;
+    52 | 55 | 56) echo "the connection was closed (its certificate refused, or the service went away)" ;;
     58) echo "this node's join certificate was refused" ;;
     *) echo "curl exit $1" ;;
   esac

@@ -530,3 +530,30 @@ def test_tls_sessions_are_never_resumed(token_service, capsysbinary):
                 assert tls.recv(12).startswith(b"HTTP/1.")
                 assert not tls.session_reused
                 session = tls.session
+
+
+@pytest.mark.parametrize("which", ["manager token, worker certificate", "operator certificate"])
+def test_the_sh_agent_is_refused_what_its_certificate_does_not_carry(which, token_service, tmp_path, capsysbinary):
+    """The service decides by certificate, whatever join.env asks: the sh agent, on an engine that
+    is in no swarm, keeps asking, says why, gives up at its timeout, and joins nothing."""
+    (tmp_path / "b.yml").write_text(NO_INSTALL)
+    root = tmp_path / "sh-worker"
+    args = render_args("sh", ["--role", "worker", "--name", "refused", "--config", str(tmp_path / "b.yml")])
+    cfg = materialise(render(args, token_service["state"], capsysbinary), root)
+    with private_dockerd("--bridge=none", "--iptables=false", prefix="bakery-shjoin-") as inactive:
+        cfg.update(join_port=token_service["port"], endpoints=["localhost"], docker_socket=inactive.socket,
+                   timeout=4)
+        if which == "operator certificate":  # the cluster CA's, not the join CA's
+            client = token_service["state"] / "default" / "client"
+            cfg["tls"].update(join_cert=str(client / "cert.pem"), join_key=str(client / "key.pem"))
+            why = ("TLS handshake failed", "the connection was closed", "join certificate was refused")
+        else:
+            cfg["join_class"] = "manager"
+            why = ("join service on localhost answered 403",)
+        res = subprocess.run(join_cmd(root), env=agent_env(write_cfg(root, cfg)), capture_output=True, text=True,
+                             timeout=120)
+        assert res.returncode == 1, res.stderr
+        assert "gave up joining after 4 s" in res.stderr and any(w in res.stderr for w in why), res.stderr
+        state = subprocess.run(["curl", "-sS", "--unix-socket", inactive.socket, "http://localhost/info"],
+                               capture_output=True, text=True, timeout=30).stdout
+        assert '"LocalNodeState":"inactive"' in state
