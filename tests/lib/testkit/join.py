@@ -134,6 +134,7 @@ class Netns:
     def __init__(self, tag: str, net: str) -> None:
         self.bridge, self.net = f"bkj{tag}", net
         self.names: list[str] = []
+        self.veths: list[str] = []  # deleted before their namespaces: a namespace's veth goes away asynchronously
         self.procs: list[subprocess.Popen[bytes]] = []
         self.rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
 
@@ -150,6 +151,7 @@ class Netns:
         self.sh("ip", "netns", "add", name)
         self.names.append(name)
         veth = f"{self.bridge}{octet}"
+        self.veths.append(veth)
         self.sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name)
         self.sh("ip", "link", "set", veth, "master", self.bridge, "up")
         self.sh("ip", "-n", name, "addr", "add", f"{self.net}.{octet}/24", "dev", "eth0")
@@ -175,6 +177,8 @@ class Netns:
     def down(self) -> None:
         for proc in reversed(self.procs):
             self.stop(proc)
+        for veth in self.veths:
+            subprocess.run(["ip", "link", "del", veth], capture_output=True)
         for name in self.names:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         subprocess.run(["iptables", "-D", *self.rule], capture_output=True)
