@@ -180,6 +180,9 @@ def _issue(
     x509, hashes, serialization, _, EKU, _ = _crypto()
     ca_key = _load_key(key_path)
     ca_cert = _load_cert(ca_dir / "ca.pem")
+    if ca_cert.public_key().public_numbers() != ca_key.public_key().public_numbers():
+        raise UserError(f"{ca_dir / 'ca.pem'} is not the certificate of {key_path}: what it signs would not verify "
+                        "against the CA the nodes trust", fix=f"restore the matching pair in {ca_dir} from a backup")
     key = _new_key()
     now = dt.datetime.now(dt.UTC)
     ca_end = ca_cert.not_valid_after_utc
@@ -223,13 +226,18 @@ def _read(path: Path) -> str:
         text = path.read_text(encoding="ascii")
     except UnicodeDecodeError:
         text = ""
+    except FileNotFoundError:
+        raise _damaged(path, "file that is there (it is missing)") from None
     if "-----BEGIN " not in text or "-----END " not in text:
         raise _damaged(path, "PEM file")
     return text
 
 
 def _read_key(path: Path) -> str:
-    text = read_private(path).decode("ascii", "replace")
+    try:
+        text = read_private(path).decode("ascii", "replace")
+    except FileNotFoundError:
+        raise _damaged(path, "file that is there (it is missing)") from None
     if "-----BEGIN " not in text or "-----END " not in text:
         raise _damaged(path, "PEM private key")
     return text
@@ -275,12 +283,12 @@ def _issue_node(cluster_dir: Path, name: str, join_class: str | None, sans: list
         raise
 
 
-def ensure_cluster(cluster_dir: Path, cluster: str) -> bool:
+def ensure_cluster(cluster_dir: Path, cluster: str) -> list[str]:
     """Create the two CAs and the operator's client certificate if missing.
 
-    Returns True when anything was created (the CLI says so on stderr).
+    Returns what was created ("cluster CA", "join CA", "client certificate"; the CLI says so on stderr).
     """
-    created = False
+    created: list[str] = []
     with locked(cluster_dir):
         for sub in (*CA_DIRS, "client"):
             check_private(cluster_dir / sub / ("key.pem" if sub == "client" else "ca-key.pem"))
@@ -292,10 +300,11 @@ def ensure_cluster(cluster_dir: Path, cluster: str) -> bool:
                     f"({', '.join(issued[:5])}{', ...' if len(issued) > 5 else ''}): a new CA would not verify them",
                     fix=f"restore {cluster_dir / sub} from a backup, or remove {cluster_dir} to start the cluster "
                         "over (every node then needs new user-data)")
-            created |= _create_ca(cluster_dir / sub, f"bakery {cluster} {what}")
+            if _create_ca(cluster_dir / sub, f"bakery {cluster} {what}"):
+                created.append(what)
         if not (cluster_dir / "client" / "cert.pem").exists():
             _issue_client(cluster_dir)
-            created = True
+            created.append("client certificate")
     return created
 
 
@@ -307,22 +316,31 @@ def _meta(node_dir: Path) -> dict[str, Any] | None:
         meta = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError):
         meta = None
-    if not isinstance(meta, dict):
-        raise UserError(f"{path} is not bakery's record of node {node_dir.name} (damaged)",
+    from .config import is_host
+
+    sans = meta.get("sans") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or meta.get("join_class") not in (None, "manager", "worker") \
+            or not isinstance(sans, list) or not all(isinstance(x, str) and is_host(x) for x in sans):
+        raise UserError(f"{path} is not bakery's record of node {node_dir.name} (damaged, or edited by hand)",
                         fix=f"remove {node_dir} and render {node_dir.name} again (it gets a new key pair)")
     return meta
 
 
 def ensure_node(
-    cluster_dir: Path, name: str, join_class: str | None, sans: list[str]
+    cluster_dir: Path, name: str, join_class: str | None, sans: list[str], *, reissue: bool = False
 ) -> NodeMaterial:
-    """The node's material, issued once; reissued only when its SANs or class change."""
+    """The node's material, issued once. A node that exists with another join class or other SANs is
+    refused unless `reissue` (a new key pair): a render with forgotten flags, or another role's node
+    given the same --name, would otherwise silently replace that node's identity."""
     check_node_name(name, "node name")  # a DNS label: never '..', never a path out of nodes/
     node_dir = cluster_dir / "nodes" / name
     want: dict[str, Any] = {"join_class": join_class, "sans": sorted(set(sans))}
     ca, join_ca = cluster_dir / "ca", cluster_dir / "join-ca"
     with locked(cluster_dir):
-        if _meta(node_dir) != want:
+        had = _meta(node_dir)
+        if had is not None and had != want and not reissue:
+            raise _identity_changed(name, had, want)
+        if had != want:
             _issue_node(cluster_dir, name, join_class, want["sans"])
         return NodeMaterial(
             ca_pem=_read(ca / "ca.pem"),
@@ -332,6 +350,21 @@ def ensure_node(
             join_key=_read_key(node_dir / "join-key.pem") if join_class else None,
             join_ca_pem=_read(join_ca / "ca.pem") if join_class == "manager" else None,
         )
+
+
+def _identity_changed(name: str, had: dict[str, Any], want: dict[str, Any]) -> UserError:
+    kind = {None: "a node that never joins (consul)", "manager": "a manager", "worker": "a worker"}
+    if had.get("join_class") != want["join_class"]:
+        what = (f"node {name!r} exists as {kind.get(had.get('join_class'), 'another kind')}; this render would "
+                f"make it {kind.get(want['join_class'], 'another kind')} (another node's --name?)")
+    else:
+        gone = sorted(set(had.get("sans", [])) - set(want["sans"]))
+        new = sorted(set(want["sans"]) - set(had.get("sans", [])))
+        what = (f"node {name!r} has certificates for {', '.join(had.get('sans', []))}; this render would "
+                f"{'drop ' + ', '.join(gone) if gone else ''}{' and ' if gone and new else ''}"
+                f"{'add ' + ', '.join(new) if new else ''}")
+    return UserError(what, fix="render it with the flags it had (e.g. the same --role and --address), or pass "
+                               "--reissue to give it new certificates and a new key pair")
 
 
 def node_names(cluster_dir: Path) -> list[str]:

@@ -138,19 +138,80 @@ def _pairs(mapping: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((str(k), _label_value(v)) for k, v in mapping.items()))
 
 
+# What a share mounted there would hide: the system, or what bakery and Docker write on the node.
+_SYSTEM_TREES = ("/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64")
+_NODE_PATHS = ("/var/lib/docker", "/var/lib/bakery", "/var/lib/containerd", "/var/lib/cloud", "/var/log",
+               "/var/lib/dpkg", "/var/lib/apt", "/var/lib/systemd", "/var/cache/apt", "/root", "/tmp")
+
+
+def _hides_the_system(path: str) -> str | None:
+    """The system tree or node path a mount on `path` would cover, if any (None: a place of its own)."""
+    if path == "/":
+        return "the whole root file system"
+    for tree in _SYSTEM_TREES:
+        if path == tree or path.startswith(tree + "/"):
+            return f"{tree} (system files, bakery's units and keys)"
+    for node_path in _NODE_PATHS:
+        if path == node_path or node_path.startswith(path + "/"):
+            return node_path
+    return None
+
+
+_UNIT_NAME_MAX = 255  # systemd's UNIT_NAME_MAX (256, with the NUL)
+
+
+def _share_service_name(path: str) -> str:
+    """The longest unit name a share gets: bakery-nfs-<escaped path>.service (render.ShareUnits)."""
+    from .systemd import mount_unit_name
+
+    return f"bakery-nfs-{mount_unit_name(path).removesuffix('.mount')}.service"
+
+
+def is_host(value: str) -> bool:
+    """An IP address or a DNS name (labels joined by dots): what a certificate and a connection can use."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    return 0 < len(value) <= 253 and all(_LABEL.match(label) for label in value.split("."))
+
+
+def _has_port(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    return bool(sep) and port.isdigit() and is_host(host.strip("[]"))
+
+
 def _check(doc: Document | None, data: dict[str, Any]) -> list[ConfigError]:
     """Rules the schema cannot say: every one broken, for the caller to report together."""
     found: list[ConfigError] = []
     seen: dict[str, int] = {}
     for i, share in enumerate(data["nfs"]):
         path = os.path.normpath(share["path"])
-        if path == "/" or path.startswith("/proc") or path.startswith("/sys"):
-            found.append(_err(doc, ("nfs", i, "path"), f"cannot mount an NFS share on {path}",
-                              "pick a directory like /mnt/nfs"))
+        hidden = _hides_the_system(path)
+        if hidden:
+            found.append(_err(doc, ("nfs", i, "path"), f"cannot mount an NFS share on {path}: it would hide {hidden}",
+                              "pick a directory of its own, like /mnt/data or /srv/nfs/data"))
         elif path in seen:
             found.append(_err(doc, ("nfs", i, "path"), f"{path} is already the mount path of nfs[{seen[path]}]",
                               "give each share its own path"))
+        elif len(_share_service_name(path)) > _UNIT_NAME_MAX:
+            found.append(_err(doc, ("nfs", i, "path"), f"{path} gives a unit name of {len(_share_service_name(path))} "
+                              f"characters once escaped; systemd takes at most {_UNIT_NAME_MAX}",
+                              "use a shorter path (non-ASCII letters take 4 characters each when escaped)"))
         seen.setdefault(path, i)
+    hosts: list[tuple[tuple[str | int, ...], Any]] = [(("swarm", "seed"), data["swarm"]["seed"])]
+    hosts += [(("swarm", "managers", i), h) for i, h in enumerate(data["swarm"]["managers"])]
+    hosts += [(("tls", "sans", i), h) for i, h in enumerate(data["tls"]["sans"])]
+    hosts += [(("nfs", i, "server"), share["server"]) for i, share in enumerate(data["nfs"])]
+    hosts += [(("consul", "servers", i), h) for i, h in enumerate(data["consul"]["servers"])]
+    for where, host in hosts:
+        if isinstance(host, str) and not is_host(host):
+            hint = " (no port: the ports are docker.api_port and swarm.join_port)" if _has_port(host) else ""
+            found.append(_err(doc, where, f"{host!r} is neither an IP address nor a DNS name{hint}",
+                              "e.g. 10.0.0.5, fd00::5 or node1.example.org"))
     ports = {2377: "swarm's manager port", 7946: "swarm's gossip port", 4789: "swarm's VXLAN port"}
     for where, port in ((("docker", "api_port"), data["docker"]["api_port"]),
                         (("swarm", "join_port"), data["swarm"]["join_port"])):
@@ -249,14 +310,7 @@ def check_node_name(name: str, flag: str) -> None:
 
 def check_address(value: str, flag: str) -> None:
     """An address a certificate must cover: an IP address or a DNS name (labels joined by dots)."""
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(value)
-        return
-    except ValueError:
-        pass
-    if 0 < len(value) <= 253 and all(_LABEL.match(label) for label in value.split(".")):
+    if is_host(value):
         return
     raise ConfigError(f"{flag} {value!r} is neither an IP address nor a DNS name",
                       fix=f"e.g. {flag} 10.0.0.5 or {flag} node1.example.org")

@@ -41,8 +41,7 @@ CONTENT_TYPE = "application/vnd.coreos.ignition+json"
 OPT_DIR = "/opt/bakery"
 SH_AGENT = f"{OPT_DIR}/bakery-join.sh"
 JOIN_ENV = "/etc/bakery/join.env"
-AGENT = Agent(lib_dir=OPT_DIR, join=f"/bin/sh {SH_AGENT} join",
-              serve=f"/usr/bin/python3 {OPT_DIR}/bakery-join serve")
+AGENT = Agent(join=f"/bin/sh {SH_AGENT} join", serve=f"/usr/bin/python3 {OPT_DIR}/bakery-join serve")
 GZIP_FROM = 1024  # with gzip on, every file this big or bigger is compressed
 FORMATS = ("cloud-init", "ignition", "butane")
 _DROPIN = re.compile(r"(?P<unit>[^/]+)\.d/(?P<name>[^/]+\.conf)\Z")
@@ -94,16 +93,19 @@ def layout(cfg: ClusterConfig, node: Node, material: NodeMaterial, insecure: Ins
         path, content, mode = e["path"], e["content"], int(e["permissions"], 8)
         if path == f"{LIB_DIR}/bootstrap":
             continue  # cloud-init's runcmd script; Ignition enables the units itself
-        if path == f"{OPT_DIR}/bakery-join" and not manager:
+        if path == f"{LIB_DIR}/bakery-join" and not manager:
             continue  # the Python agent stays only for the managers' join service
+        if path.startswith(LIB_DIR + "/"):  # /usr is read-only there: bakery's programs live in /opt/bakery
+            path = OPT_DIR + path.removeprefix(LIB_DIR)
         if path.startswith(UNIT_DIR + "/"):
             name = path.removeprefix(UNIT_DIR + "/")
+            content = content.replace(LIB_DIR + "/", OPT_DIR + "/")
             dropin = _DROPIN.match(name)
             if dropin:
                 unit = units.setdefault(dropin["unit"], {"name": dropin["unit"], "enabled": True})
                 unit.setdefault("dropins", []).append({"name": dropin["name"], "contents": content})
-            else:
-                units[name] = {"name": name, "enabled": True, "contents": content}
+            else:  # enabled where it can be; the others are pulled in by the units that need them
+                units[name] = {"name": name, "enabled": "\n[Install]\n" in content, "contents": content}
             continue
         files.append({"path": path, "mode": mode, "content": content})
         if path == "/etc/bakery/join.json":

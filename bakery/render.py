@@ -18,9 +18,9 @@ from typing import Any
 
 from . import cloudyaml
 from .certs import NodeMaterial
-from .config import ClusterConfig
+from .config import ClusterConfig, NfsShare
 from .errors import UserError
-from .systemd import mount_unit_name
+from .systemd import exec_arg, mount_unit_name, unit_value
 
 # Nova: 65,535 characters of base64 -> 49,149 raw bytes.
 NOVA_BASE64_LIMIT = 65535
@@ -34,6 +34,16 @@ UNIT_DIR = "/etc/systemd/system"
 # Later parts merge into ours by appending lists and never replacing our keys.
 MERGE_HOW = "list(append)+dict(no_replace,recurse_list)+str()"
 JOIN_CLASS = {"seed": "manager", "manager": "manager", "worker": "worker", "consul": None}
+# NFS: one mount attempt is bounded by the mount unit's TimeoutSec; the share's service retries
+# after NFS_FIRST_DELAY seconds, doubling up to NFS_MAX_DELAY (docs/FACTS.md §7).
+NFS_ATTEMPT_TIMEOUT = 60
+NFS_FIRST_DELAY = 5
+NFS_MAX_DELAY = 60
+NFS_SCRIPT = f"{LIB_DIR}/nfs-mount"
+# Before write_files (bootcmd runs first), on the first boot only: cancel the image's queued
+# start of Docker, so that it first starts from the bootstrap, with bakery's units loaded.
+HOLD_DOCKER = ["cloud-init-per", "instance", "bakery-hold-docker", "sh", "-c",
+               "systemctl --no-block stop docker.service docker.socket || true"]
 
 
 @dataclass(frozen=True)
@@ -53,9 +63,8 @@ class InsecureTcp:
 
 @dataclass(frozen=True)
 class Agent:
-    """Where the node keeps the Python agent and the commands the join units run."""
+    """The commands the join units run (bakery/ignition.py runs the sh agent instead)."""
 
-    lib_dir: str = LIB_DIR
     join: str = f"/usr/bin/python3 {LIB_DIR}/bakery-join join"
     serve: str = f"/usr/bin/python3 {LIB_DIR}/bakery-join serve"
 
@@ -71,15 +80,6 @@ class UserData:
     @property
     def base64_size(self) -> int:
         return (len(self.payload) + 2) // 3 * 4
-
-
-def unit_value(value: object) -> str:
-    """A value for a systemd unit line: never a newline (a second directive), `%` doubled
-    (systemd's specifier). The schema refuses such values first; this is the last guard."""
-    text = str(value)
-    if any(c in text for c in "\n\r\x00"):
-        raise ValueError(f"refusing a unit value with a line break: {text!r}")
-    return text.replace("%", "%%")
 
 
 def templates_dir() -> Path:
@@ -132,7 +132,8 @@ def _env() -> Any:
         autoescape=False,  # noqa: S701 - output is YAML/shell/unit text, quoted by filters
     )
     env.filters["sh"] = lambda v: shlex.quote("" if v is None else str(v))
-    env.filters["unit"] = unit_value
+    env.filters["unit"] = unit_value  # every value on a unit line (bakery/systemd.py)
+    env.filters["exec_arg"] = exec_arg  # one argument of an Exec*= line
     return env
 
 
@@ -143,7 +144,9 @@ def fill(template: str, **values: Any) -> str:
 
 def node_sans(cfg: ClusterConfig, node: Node) -> list[str]:
     """Names and addresses the node's server certificate must carry."""
-    sans = [node.name, "localhost", "127.0.0.1", "::1", *node.addresses, *cfg.tls_sans]
+    sans = [node.name, "localhost", "127.0.0.1", "::1", *node.addresses]
+    if JOIN_CLASS[node.role] == "manager":  # tls.sans name the managers' front (a load balancer, floating IPs):
+        sans.extend(cfg.tls_sans)  # a worker's key must never present a certificate for it
     if node.role == "seed":
         sans.append(cfg.swarm.seed)
     if node.role == "manager" and node.name == "manager":
@@ -179,7 +182,7 @@ def _daemon_json(cfg: ClusterConfig, role: str, tls: bool) -> str:
 def _join_json(cfg: ClusterConfig, node: Node) -> str:
     endpoints = [cfg.swarm.seed, *[m for m in cfg.swarm.managers if m != cfg.swarm.seed]]
     if node.role == "manager":
-        endpoints = [e for e in endpoints if e != node.name] or endpoints
+        endpoints = [e for e in endpoints if e != node.name and e not in node.addresses] or endpoints
     tls = {"ca": f"{TLS_DIR}/ca.pem", "cert": f"{TLS_DIR}/server-cert.pem", "key": f"{TLS_DIR}/server-key.pem",
            "join_cert": f"{TLS_DIR}/join-cert.pem", "join_key": f"{TLS_DIR}/join-key.pem"}
     if JOIN_CLASS[node.role] == "manager":
@@ -242,7 +245,7 @@ def _files(
         if m.join_ca_pem:
             f.add(f"{TLS_DIR}/join-ca.pem", m.join_ca_pem)
         f.add("/etc/bakery/join.json", _join_json(cfg, node))
-        f.add(f"{agent.lib_dir}/bakery-join", agent_source(), "0755")
+        f.add(f"{LIB_DIR}/bakery-join", agent_source(), "0755")
     f.add("/etc/docker/daemon.json", _daemon_json(cfg, role, tls))
 
     listen = f"{insecure.host}:{insecure.port}" if insecure else str(cfg.docker.api_port)
@@ -250,16 +253,21 @@ def _files(
           fill("systemd/docker-tcp.socket.j2", listen=listen, tls=tls, bind_ipv6_only=tls,
                 security="mutual TLS" if tls else "NO TLS"))
 
-    mount_units = []
-    for share in cfg.nfs:
-        unit = mount_unit_name(share.path)
-        mount_units.append(unit)
-        f.add(f"{UNIT_DIR}/{unit}", fill("systemd/nfs.mount.j2", what=f"{share.server}:{share.export}",
-                                          where=share.path, options=",".join(("_netdev", *share.options))))
+    shares = [ShareUnits.of(share) for share in cfg.nfs]
+    for s in shares:
+        f.add(f"{UNIT_DIR}/{s.mount}", fill("systemd/nfs.mount.j2", what=s.what, where=s.share.path,
+                                             options=s.options, service=s.service,
+                                             attempt_timeout=NFS_ATTEMPT_TIMEOUT))
+        f.add(f"{UNIT_DIR}/{s.service}", fill("systemd/nfs-mount.service.j2", what=s.what, where=s.share.path,
+                                               required=s.share.required, script=NFS_SCRIPT))
+    if shares:
+        f.add(NFS_SCRIPT, fill("cloud-init/nfs-mount.sh.j2", first_delay=NFS_FIRST_DELAY,
+                               max_delay=NFS_MAX_DELAY), "0755")
+    required = [s for s in shares if s.share.required]
     f.add(f"{UNIT_DIR}/docker.service.d/10-bakery.conf", fill(
         "systemd/docker-bakery.conf.j2",
-        required_mounts=[s.path for s in cfg.nfs if s.required],
-        wanted_mounts=[mount_unit_name(s.path) for s in cfg.nfs if not s.required]))
+        waits=[s.service for s in required], required_mounts=[s.mount for s in required]))
+    optional = [s.service for s in shares if not s.share.required]
 
     units: list[str] = []
     if cfg.block_metadata:
@@ -287,8 +295,32 @@ def _files(
 
     f.add(f"{LIB_DIR}/bootstrap", fill(
         "cloud-init/bootstrap.sh.j2", role=role, install=cfg.docker.install, version=cfg.docker.version,
-        packages=["nfs-common"] if cfg.nfs else [], mount_units=mount_units, units=units), "0755")
+        packages=["nfs-common"] if cfg.nfs else [], enable=[*optional, *units], background=optional,
+        units=units, waits=[{"what": s.what, "where": s.share.path, "service": s.service} for s in required]),
+        "0755")
     return f
+
+
+@dataclass(frozen=True)
+class ShareUnits:
+    """An NFS share's mount unit and the service that mounts it, retrying (nfs-mount.service.j2)."""
+
+    share: NfsShare
+    mount: str
+    service: str
+    what: str
+    options: str
+
+    @classmethod
+    def of(cls, share: NfsShare) -> ShareUnits:
+        mount = mount_unit_name(share.path)
+        words = [w for option in share.options for w in option.split(",")]
+        # The service retries with its own backoff and logs why each attempt failed: mount.nfs tries
+        # once (retry=0) instead of retrying silently for two minutes, unless the options say otherwise.
+        once = [] if any(w.startswith("retry=") for w in words) else ["retry=0"]
+        host = f"[{share.server}]" if ":" in share.server else share.server  # nfs(5): IPv6 in brackets
+        return cls(share, mount, f"bakery-nfs-{mount.removesuffix('.mount')}.service",
+                   f"{host}:{share.export}", ",".join(("_netdev", "nofail", *share.options, *once)))
 
 
 def cloud_config(cfg: ClusterConfig, node: Node, material: NodeMaterial,
@@ -298,6 +330,8 @@ def cloud_config(cfg: ClusterConfig, node: Node, material: NodeMaterial,
     doc: dict[str, Any] = {}
     if cfg.docker.apt_proxy:
         doc["apt"] = {"proxy": cfg.docker.apt_proxy}
+    if any(share.required for share in cfg.nfs):
+        doc["bootcmd"] = [HOLD_DOCKER]
     doc["write_files"] = files.entries
     doc["runcmd"] = [["/bin/sh", f"{LIB_DIR}/bootstrap"]]
     body = cloudyaml.dump(doc)
@@ -330,12 +364,15 @@ def build_userdata(
     gzip_mode: str = "auto",
     parts: tuple[Path, ...] = (),
     insecure: InsecureTcp | None = None,
+    reissue: bool = True,
     fmt: str = "cloud-init",
-) -> tuple[UserData, bool]:
+) -> tuple[UserData, list[str]]:
     """The whole pipeline: certificates (made once), document, parts, size.
     `fmt` "ignition" or "butane": the same node for Flatcar and Fedora CoreOS (bakery/ignition.py).
 
-    Returns the user-data and whether cluster material was created now.
+    Returns the user-data and the cluster material created now. `reissue=False` (the CLI's default)
+    refuses to change an existing node's class or SANs; providers, which own their nodes' addresses,
+    re-issue.
     """
     from . import certs, state
 
@@ -346,7 +383,7 @@ def build_userdata(
 
     cdir = state.cluster_dir(cfg.name, state_root)
     created = certs.ensure_cluster(cdir, cfg.name)
-    material = certs.ensure_node(cdir, node.name, JOIN_CLASS[node.role], node_sans(cfg, node))
+    material = certs.ensure_node(cdir, node.name, JOIN_CLASS[node.role], node_sans(cfg, node), reissue=reissue)
     consul_here = node.role == "consul" or cfg.consul.agents
     gossip = certs.ensure_gossip_key(cdir) if consul_here and cfg.consul.encrypt else None
     if fmt != "cloud-init":

@@ -17,8 +17,10 @@ with a key another process is replacing.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -45,7 +47,11 @@ def client_cert_dir(cluster: str, root: Path | None = None) -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` and any missing parents 0700; tighten `path` itself."""
+    """Create `path` and any missing parents 0700; tighten `path` itself (never through a symbolic link:
+    `nodes -> /etc` would make /etc 0700 and put node keys there)."""
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link: bakery keeps its state in directories of its own",
+                        fix=f"replace the link with the directory it points to, or remove {path}")
     missing = []
     p = path
     try:
@@ -127,11 +133,21 @@ def check_private(path: Path) -> None:
 
 
 def read_private(path: Path) -> bytes:
-    """A key file's bytes, refused if group or others may read it."""
-    with open(path, "rb") as f:
-        mode = os.fstat(f.fileno()).st_mode  # the file read is the file checked
-        if mode & 0o077:
-            raise _loose(path, mode)
+    """A key file's bytes, refused if group or others may read it, or if it is a symbolic link (a key
+    planted as a link would put another file, e.g. an SSH key, into the user-data)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UserError(f"{path} is a symbolic link: bakery reads its keys only from files of its own",
+                            fix=f"replace the link with the file it points to, or remove {path}") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())  # the file read is the file checked
+        if st.st_mode & 0o077:
+            raise _loose(path, st.st_mode)
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{path} is not a regular file", fix=f"remove {path}")
         return f.read()
 
 

@@ -28,3 +28,27 @@ def escape_path(path: str) -> str:
 
 def mount_unit_name(path: str) -> str:
     return escape_path(path) + ".mount"
+
+
+_PLAIN_ARG = _SAFE | set("/-=+,@")
+
+
+def unit_value(value: object) -> str:
+    """A value for a systemd unit line (the templates' `| unit` filter): never a newline (a second
+    directive), `%` doubled (systemd's specifiers, expanded in Description=, What=, Where=, Exec*=
+    and more). The schema refuses such values first; this is the last guard."""
+    text = str(value)
+    if any(c in text for c in "\n\r\x00"):
+        raise ValueError(f"refusing a unit value with a line break: {text!r}")
+    return text.replace("%", "%%")
+
+
+def exec_arg(value: object) -> str:
+    """One argument of an Exec*= line (the `| exec_arg` filter): a unit value (`unit_value`) that
+    is also quoted, because systemd expands `$` variables and unescapes backslashes and quotes
+    there; plain characters stay as they are."""
+    text = unit_value(value)
+    if text and set(text) <= _PLAIN_ARG:
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$")
+    return f'"{escaped}"'

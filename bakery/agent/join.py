@@ -4,7 +4,7 @@
   bakery-join join    fetch this node's join token over mutual TLS from a manager's
                       join service and join, retrying every manager it knows with
                       jittered backoff. Only a seed rendered with "form" may init
-                      a swarm, and only when no manager hands it a token.
+                      a swarm, and only when no manager can be reached at all.
   bakery-join serve   managers: hand out join tokens over mutual TLS; the class
                       (manager/worker) is the OU of the client certificate, which
                       only the cluster's join CA signs.
@@ -24,6 +24,7 @@ import random
 import selectors
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -37,10 +38,17 @@ CONNECT_TIMEOUT, FETCH_TIMEOUT = 5.0, 15.0  # client: TCP connect; every later s
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # client backoff bounds, seconds
 HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT = 10.0, 5.0, 10.0  # service, per session
 MAX_SESSIONS, BACKLOG, HEAD_LIMIT = 1024, 4096, 8192  # the kernel caps BACKLOG at net.core.somaxconn
+# Descriptors never given to sessions: stdio, the listener, the selectors, the engine query's socket, spares.
+FD_RESERVE = 16
+# Sessions still in their TLS handshake (unauthenticated) from one source address, at most: half the
+# session cap, so one host never holds the rest. A NAT gateway's nodes share an address (docs/JOIN.md).
+PEER_HANDSHAKES = MAX_SESSIONS // 2
 LOOPS, WORKERS = 2, 4  # selector loops (handshakes, request reads); threads for answers slow to write
 # Control characters (C0, DEL, C1) and the backslash escaped: a log line is one line, unambiguous.
 _ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {92: "\\\\"}
 NOT_FORMING = 'not initialising a swarm: this seed was rendered to join a running one ("form" is false in join.json)'
+SWARM_EXISTS = ('not initialising a swarm although "form" is true: a manager answered (any answer, even a refusal,'
+                ' means a swarm exists), so this seed only joins')
 _LOG = threading.Lock()  # one line per write: threads never interleave their lines
 
 
@@ -130,6 +138,11 @@ def client_context(cfg: Config) -> ssl.SSLContext:
     return ctx
 
 
+class Unreachable(OSError):
+    """The TCP connection to a manager's join service could not be made (refused, timed out, no route,
+    a name that does not resolve): the only failure that counts as "no manager there"."""
+
+
 class _Https(http.client.HTTPSConnection):
     """A short TCP connect timeout (a partitioned manager costs 5 s, not 15), the longer one after it."""
 
@@ -138,7 +151,12 @@ class _Https(http.client.HTTPSConnection):
         self.ctx = ctx
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), CONNECT_TIMEOUT)
+        try:
+            sock = socket.create_connection((self.host, self.port), CONNECT_TIMEOUT)
+        except ConnectionResetError:
+            raise  # the connection was made, then reset (a service over its limits): a manager is there
+        except OSError as exc:
+            raise Unreachable(f"unreachable ({type(exc).__name__}: {exc})") from exc
         sock.settimeout(FETCH_TIMEOUT)
         self.sock = self.ctx.wrap_socket(sock, server_hostname=self.host)
 
@@ -166,7 +184,9 @@ def _host(addr: str) -> str:
 
 
 def _why(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, OSError) and str(exc).startswith("join service") else type(exc).__name__
+    if isinstance(exc, Unreachable) or (isinstance(exc, OSError) and str(exc).startswith("join service")):
+        return str(exc)
+    return type(exc).__name__
 
 
 def backoff(attempt: int) -> float:
@@ -176,8 +196,8 @@ def backoff(attempt: int) -> float:
 
 
 def try_managers(cfg: Config, known: list[str], ctx: ssl.SSLContext) -> tuple[bool, bool, list[str]]:
-    """One pass over every manager known (learning more from each answer).
-    Returns (joined, a swarm exists because some manager handed out a token, why each one failed)."""
+    """One pass over every manager known (learning more from each answer). Returns (joined, a manager
+    answered: some TCP connection to a join service was made, whatever came next, why each one failed)."""
     answered, failures = False, []
     for endpoint in known:  # grows while we iterate: learned managers are tried in the same pass
         try:
@@ -185,6 +205,7 @@ def try_managers(cfg: Config, known: list[str], ctx: ssl.SSLContext) -> tuple[bo
         except (OSError, ValueError, KeyError, TypeError, AttributeError, http.client.HTTPException) as exc:
             # one bad or broken manager never stops the pass: the next one is asked
             failures.append(f"{endpoint}: {_why(exc)}")
+            answered = answered or not isinstance(exc, Unreachable)  # a TLS failure, a 403 or a 503 is an answer
             continue
         answered = True
         known.extend(h for h in (_host(m) for m in managers) if h not in known)
@@ -203,29 +224,27 @@ def join(cfg: Config) -> int:
         log("already part of a swarm (active); nothing to do")
         return 0
     seed = cfg["role"] == "seed"
+    forms = seed and cfg.get("form") is True
     known = [e for e in cfg["endpoints"] if not seed or e != cfg["seed"]]
-    ctx = client_context(cfg)
-    if seed and cfg.get("form"):
-        joined, answered, failures = try_managers(cfg, known, ctx)
-        if joined:
-            return 0
-        if not answered:  # the first formation: no manager of this cluster runs a swarm
-            return init(cfg, failures)
-    elif seed and not known:
+    if seed and not forms and not known:
         raise SystemExit(f"bakery-join: {NOT_FORMING} and knows no other manager to join (swarm.managers)")
+    ctx = client_context(cfg)
+    joined, answered, failures = try_managers(cfg, known, ctx)
+    if forms and not joined and not answered:  # the first formation: no manager of this cluster can be reached
+        return init(cfg, failures)
+    why_not = SWARM_EXISTS if forms else NOT_FORMING if seed else ""  # decided on the first pass, for good
     attempt = 0
-    while True:
-        joined, _, failures = try_managers(cfg, known, ctx)
-        if joined:
-            return 0
+    while not joined:
         why = "; ".join(failures)
         left = deadline - time.monotonic()
         if left <= 0:
             raise SystemExit(f"bakery-join: gave up joining after {cfg['timeout']} s ({why})")
         pause = min(backoff(attempt), left)
-        log(f"{NOT_FORMING + ': ' if seed else ''}no token yet ({why}); retrying in {pause:.0f} s")
+        log(f"{why_not + ': ' if why_not else ''}no token yet ({why}); retrying in {pause:.0f} s")
         time.sleep(pause)
         attempt += 1
+        joined, _, failures = try_managers(cfg, known, ctx)
+    return 0
 
 
 def init(cfg: Config, failures: list[str]) -> int:
@@ -235,7 +254,7 @@ def init(cfg: Config, failures: list[str]) -> int:
     if status != 200:
         raise SystemExit(f"bakery-join: swarm init failed: {body}")
     why = "; ".join(failures) or "no other manager configured"
-    log(f'forming a new swarm ("form" is true in join.json; no manager handed out a token: {why})')
+    log(f'forming a new swarm ("form" is true in join.json; no manager could be reached: {why})')
     log(f"initialised the swarm, advertising {addr}")
     return 0
 
@@ -344,16 +363,20 @@ class _Session:
 
 class Service:
     """LOOPS threads, each a selector loop that accepts and runs handshakes and request reads
-    without blocking, with a deadline per phase; at most MAX_SESSIONS at once, the rest wait in
-    the kernel's backlog. Complete requests queue for one engine thread, which asks the engine once
+    without blocking, with a deadline per phase; at most `cap` sessions at once (the rest wait in
+    the kernel's backlog), of which at most `per_peer` in their handshake from one address (more are
+    reset at once). Complete requests queue for one engine thread, which asks the engine once
     for all those waiting (each answer is as fresh as a query begun after its request); a pool of
     WORKERS threads writes the answers."""
 
-    def __init__(self, cfg: Config, listener: socket.socket) -> None:
+    def __init__(self, cfg: Config, listener: socket.socket, cap: int = MAX_SESSIONS) -> None:
         self.cfg, self.ctx, self.listener = cfg, server_context(cfg), listener
+        self.cap, self.per_peer = cap, peer_cap(cap)
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="answer")
         self.lock, self.ready = threading.Lock(), threading.Condition()
         self.sessions = 0
+        self.handshaking: dict[str, int] = {}  # source address -> its sessions not yet authenticated
+        self.refused, self.quiet = 0, 0.0  # resets since the last note of them; no note before `quiet`
         self.waiting: list[_Session] = []
 
     def run(self) -> None:
@@ -373,7 +396,7 @@ class Service:
         listening, resume, pause, scan = False, 0.0, 0.05, 0.0
         while True:
             now = time.monotonic()
-            if not listening and now >= resume and self.sessions < MAX_SESSIONS:
+            if not listening and now >= resume and self.sessions < self.cap:
                 sel.register(self.listener, selectors.EVENT_READ)
                 listening = True
             for key, _ in sel.select(0.25):
@@ -394,8 +417,12 @@ class Service:
                         listening, resume, pause = False, time.monotonic() + pause, min(pause * 2, 2.0)
                         break
                     pause = 0.05
-                    self.start(sel, conn, str(peer[0]).removeprefix("::ffff:"))
-                    if self.sessions >= MAX_SESSIONS:
+                    who = str(peer[0]).removeprefix("::ffff:")
+                    if self.admit(who):
+                        self.start(sel, conn, who)
+                    else:
+                        self.refuse(conn, who)
+                    if self.sessions >= self.cap:
                         sel.unregister(self.listener)
                         listening = False
                         break
@@ -406,6 +433,38 @@ class Service:
                     if key.data is not None and key.data.deadline < now:
                         self.close(sel, key.data, f"no {key.data.phase} within the time allowed")
 
+    def admit(self, who: str) -> bool:
+        """Count a new session, unless its address already has `per_peer` handshakes under way."""
+        with self.lock:
+            if self.handshaking.get(who, 0) >= self.per_peer:
+                return False
+            self.handshaking[who] = self.handshaking.get(who, 0) + 1
+            self.sessions += 1
+            return True
+
+    def authenticated(self, who: str) -> None:
+        """A session of `who` left its handshake (done, or closed): one handshake fewer for that address."""
+        with self.lock:
+            left = self.handshaking.pop(who, 1) - 1
+            if left > 0:
+                self.handshaking[who] = left
+
+    def refuse(self, conn: socket.socket, who: str) -> None:
+        """A reset at once: no session, no TIME_WAIT left behind; one log note per 10 s at most."""
+        try:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        conn.close()
+        now = time.monotonic()
+        with self.lock:
+            self.refused += 1
+            if now < self.quiet:
+                return
+            count, self.refused, self.quiet = self.refused, 0, now + 10
+        log(f"{who}: reset {count} connection(s) at once from addresses over {self.per_peer} handshakes"
+            " at once (notes of this at most every 10 s)")
+
     def start(self, sel: selectors.BaseSelector, conn: socket.socket, who: str) -> None:
         try:
             keepalive(conn)
@@ -413,12 +472,13 @@ class Service:
             tls = self.ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
         except OSError as exc:
             conn.close()
+            self.authenticated(who)
+            with self.lock:
+                self.sessions -= 1
             log(f"{who}: closed at once: {exc}")
             return
         session = _Session(tls, who, time.monotonic() + HANDSHAKE_TIMEOUT)
         sel.register(tls, session.events, session)
-        with self.lock:
-            self.sessions += 1
         self.step(sel, session)
 
     def step(self, sel: selectors.BaseSelector, s: _Session) -> None:
@@ -427,6 +487,7 @@ class Service:
             if s.phase == "handshake":
                 s.tls.do_handshake()
                 s.phase, s.deadline = "idle", time.monotonic() + IDLE_TIMEOUT
+                self.authenticated(s.who)  # the join CA signed its certificate
             while True:  # the request may already sit in TLS's buffer: read until it would block
                 chunk = s.tls.recv(4096)
                 if not chunk:
@@ -458,6 +519,8 @@ class Service:
         if sel is not None:
             sel.unregister(s.tls)
         s.tls.close()
+        if s.phase == "handshake":
+            self.authenticated(s.who)
         with self.lock:
             self.sessions -= 1
         if why:
@@ -538,18 +601,39 @@ def _subject(cert: Any, key: str) -> list[str]:
     return [str(v) for rdn in cert.get("subject", ()) for k, v in rdn if k == key]
 
 
-def serve(cfg: Config) -> None:
-    try:  # room for MAX_SESSIONS sockets under the usual soft limit of 1024
+def session_cap() -> tuple[int, int | None]:
+    """(sessions at once, the soft RLIMIT_NOFILE or None if unlimited): the soft limit raised to 2 x
+    MAX_SESSIONS where the hard one allows, FD_RESERVE of it kept for everything but sessions, so that
+    the engine query and accept() never run out of descriptors because of sessions."""
+    try:
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         want = MAX_SESSIONS * 2 if hard == resource.RLIM_INFINITY else min(MAX_SESSIONS * 2, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
-    except (ImportError, ValueError, OSError):
-        pass
+        if soft != resource.RLIM_INFINITY and soft < want:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+                soft = want
+            except (ValueError, OSError):
+                pass
+    except ImportError:
+        return MAX_SESSIONS, None
+    if soft == resource.RLIM_INFINITY:
+        return MAX_SESSIONS, None
+    return max(1, min(MAX_SESSIONS, soft - FD_RESERVE)), soft
+
+
+def peer_cap(cap: int) -> int:
+    return max(1, min(PEER_HANDSHAKES, cap // 2))
+
+
+def serve(cfg: Config) -> None:
+    cap, nofile = session_cap()
     listener = listen(cfg)
-    log(f"join service listening on port {cfg['join_port']}")
-    Service(cfg, listener).run()
+    log(f"join service listening on port {cfg['join_port']}: at most {cap} sessions at once, {peer_cap(cap)}"
+        f" of them in their TLS handshake from one address (RLIMIT_NOFILE {nofile or 'unlimited'},"
+        f" {FD_RESERVE} kept for the engine queries and the listener)")
+    Service(cfg, listener, cap).run()
 
 
 def main(argv: list[str]) -> int:

@@ -20,7 +20,7 @@ running node, so rolling the node is yours:
 then either replace the server with that user-data (docker node update
 --availability drain worker-1 first, and demote a manager; docker node rm the
 old one after; a replaced seed rejoins only through a running manager listed in
-swarm.managers, else it initialises a new swarm), or copy
+swarm.managers: render it without --form), or copy
 nodes/worker-1/{server,join}-{cert,key}.pem from the state directory to
 /etc/bakery/tls/ on the node and run `systemctl restart docker` (and
 `bakery-join-server` on managers). Later rebuilds of the server must use the
@@ -36,8 +36,8 @@ then on each running node put the new files in /etc/bakery/tls/ (ca.pem from
 ca/, join-ca.pem from join-ca/ on managers, the rest from nodes/NAME/) and
 restart docker and bakery-join-server: the seed and managers first, workers
 after. Boot no new node until every manager has the new join CA: an unrolled
-manager's join service refuses the new certificates, and a seed that reaches no
-manager initialises a second swarm. Or build a new cluster from the new state
+manager's join service refuses the new certificates, so the new node cannot
+join until it has (a seed keeps asking: a TLS refusal never lets it form). Or build a new cluster from the new state
 directory and move the stacks with bakery deploy. Swarm's own CA (2377) is
 Docker's and rotates itself (docker swarm ca --rotate); bakery does not touch it.
 """
@@ -94,6 +94,17 @@ def _table(rows: list[dict[str, Any]]) -> str:
                      for row in cells)
 
 
+def _seed_api(cfg: Any, name: str, state_dir: Any) -> str:
+    """The seed's TLS API: a local cluster's recorded seed (`up` chose its address), else the config's."""
+    from ..swarm.connect import recorded_seed
+
+    recorded = recorded_seed(name, state_dir or state.default_root())
+    if recorded:
+        return recorded
+    host = cfg.swarm.seed if ":" not in cfg.swarm.seed else f"[{cfg.swarm.seed}]"
+    return f"tcp://{host}:{cfg.docker.api_port}"
+
+
 def run(args: argparse.Namespace) -> int:
     if args.nodes and not args.renew:
         raise UserError("--nodes only goes with --renew", fix="bakery certs --renew --nodes NAME ...")
@@ -104,8 +115,7 @@ def run(args: argparse.Namespace) -> int:
     renewed = certs.renew(cdir, args.nodes) if args.renew else []
     certs.check_keys(cdir)
     client = state.client_cert_dir(name, args.state_dir)
-    host = cfg.swarm.seed if ":" not in cfg.swarm.seed else f"[{cfg.swarm.seed}]"
-    env = {"DOCKER_HOST": f"tcp://{host}:{cfg.docker.api_port}", "DOCKER_TLS_VERIFY": "1",
+    env = {"DOCKER_HOST": _seed_api(cfg, name, args.state_dir), "DOCKER_TLS_VERIFY": "1",
            "DOCKER_CERT_PATH": str(client)}
     now = dt.datetime.now(dt.UTC)
     listed = certs.inventory(cdir)
@@ -113,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     warnings = [_warning(c, now) for c in listed if c.status(now) != "ok"]
     info = {
         "cluster": name,
-        "created": created,
+        "created": bool(created),
         "state_dir": str(cdir),
         "cluster_ca": str(cdir / "ca" / "ca.pem"),
         "join_ca": str(cdir / "join-ca" / "ca.pem"),

@@ -1,8 +1,12 @@
-"""Convert docker-compose v1/v2.x/v3 files into a swarm-mode v3 stack file.
+"""Convert docker-compose v1/v2.x/v3 and Compose Specification files into a swarm-mode v3 stack file.
 
 The stack YAML goes to stdout (or -o FILE); the report of what was kept,
 approximated and dropped goes to stderr. With --output json the report is
 JSON on stdout (and the stack is included in it unless -o is given).
+Relative host paths (bind sources like ./html, secret and config files) are
+written relative to the stack file: docker resolves them against the stack
+file's folder, so with -o elsewhere they are rewritten to name the same place
+(stdout: relative to the first compose file's folder).
 
 Several -f files are merged with docker-compose's override rules. Variables
 come from the environment and from the .env file beside the first file (or
@@ -45,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-prefix", metavar="P",
                         help="for services with build but no image: use P/SERVICE as the image")
     parser.add_argument("--nodes", type=Path, metavar="F", help="node inventory (YAML list, see above)")
+    parser.add_argument("--profile", dest="profiles", action="append", default=[], metavar="NAME",
+                        help="Compose Specification profile to activate (repeatable; '*' for all; default: "
+                             "$COMPOSE_PROFILES); services without profiles are always converted")
 
 
 def _print_report(report: Report, summary: str) -> None:
@@ -55,13 +62,15 @@ def _print_report(report: Report, summary: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..compose import convert_files, dumps
+    from ..compose.emit import rebase
     from ..compose.nodes import load_nodes
 
     if args.out is not None and args.out.is_dir():
         raise UserError(f"-o {args.out} is a directory", fix="give a file name such as stack.yml")
     nodes = load_nodes(args.nodes) if args.nodes else None
     result = convert_files([args.file, *args.more], env_files=args.env_file, strict=False,
-                           image_prefix=args.image_prefix, nodes=nodes, publish_mode=args.publish_mode)
+                           image_prefix=args.image_prefix, nodes=nodes, publish_mode=args.publish_mode,
+                           profiles=args.profiles)
     report = result.report
     failed = args.strict and bool(report.warnings)
     services = len(result.stack.get("services", {}))
@@ -69,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
                f"{result.version}: {len(report.warnings)} warning(s)")
     if failed:
         summary += "; --strict: nothing written"
-    text = dumps(result.stack)
+    stack = result.stack
+    if args.out is not None:  # relative paths keep naming the same folder from where the file goes
+        stack = rebase(stack, Path(args.file).parent, args.out.parent)
+    text = dumps(stack)
     if args.output == "json":
         doc = {"version": result.version, "source_version": result.source_version, "ok": not failed,
                "findings": report.to_json()}

@@ -1,7 +1,8 @@
 """Deploy a compose or stack file onto a swarm over the Docker API.
 
-Compose v1/v2 files go through the converter, v3 stack files are taken as
-they are. The files are read, converted and checked before bakery connects:
+Compose v1/v2 and v3 stack files alike go through the converter into one typed
+stack (bakery.stack), so a file and its converted stack file deploy the same
+specs. The files are read, converted and checked before bakery connects:
 a mistake in them is exit 2 with its file:line, whatever the engine. Then
 networks, volumes, secrets and configs are created, then the services in
 `depends_on` order (independent ones together), and bakery waits until
@@ -46,7 +47,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -66,10 +67,8 @@ from .common import add_config, add_output, add_state_dir, cluster_name, config_
 
 if TYPE_CHECKING:
     from ..compose import NodeInfo
+    from ..stack import Stack
     from ..swarm import ClusterAddress, Endpoint, Engine
-
-Locate = Callable[[tuple[str | int, ...]], tuple[int | None, int | None]]
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="compose or stack file(s); later ones override")
@@ -248,9 +247,8 @@ class LiveNodes(Sequence["NodeInfo"]):
         return iter(self._load())
 
 
-def load(args: argparse.Namespace, target: Target) -> tuple[dict[str, Any], Report, bool, Locate | None]:
-    """The v3 stack as data, the converter's report, whether bakery's v2 update defaults apply,
-    and a way to find a YAML path's line and column (when the file was read directly)."""
+def load(args: argparse.Namespace, target: Target) -> tuple[Stack, Report]:
+    """The typed stack (compose and stack files alike go through the converter) and its report."""
     from ..compose import convert_files
 
     def convert(nodes: Sequence[NodeInfo] | None) -> Any:
@@ -277,25 +275,7 @@ def load(args: argparse.Namespace, target: Target) -> tuple[dict[str, Any], Repo
                 fix="dry-run against a reachable manager (-H, --cluster, DOCKER_HOST), or write the exact value",
             ) from None
         raise EnvironmentMissing(target.problem or "no engine reachable") from None
-    legacy = str(result.source_version).split(".")[0] in ("1", "2")
-    return result.stack, result.report, legacy, _nearest(Path(args.files[0]))
-
-
-def _nearest(path: Path) -> Locate:
-    """For converted input: the line of the longest part of a stack path the compose file has
-    (`services.web` for `services.web.deploy.placement`), so errors point into the user's file."""
-    from ..yamlsrc import load as load_yaml
-
-    doc = load_yaml(path)
-
-    def locate(where: tuple[str | int, ...]) -> tuple[int | None, int | None]:
-        for end in range(len(where), 0, -1):
-            pos = doc.where(where[:end])
-            if pos:
-                return pos.line, pos.column
-        return None, None
-
-    return locate
+    return result.model, result.report
 
 
 class ProgressView:
@@ -378,18 +358,10 @@ def _plan(args: argparse.Namespace) -> tuple[Target, Plan, dict[str, Any]]:
 
     stack = _stack_name(args)
     target = Target(args)
-    data, report, legacy, locate = load(args, target)
-    wanted, built = swarm.build(
-        stack,
-        data,
-        base_dir=Path(args.files[0]).resolve().parent,
-        update_defaults=legacy,
-        source=args.files[0],
-        locate=locate,
-    )
-    report.extend(built)
+    model, report = load(args, target)
+    wanted = swarm.build(stack, model, base_dir=Path(args.files[0]).resolve().parent)
     _strict(args, report)
-    plan, found = swarm.plan(target.engine(), wanted, prune=args.prune, source=args.files[0], locate=locate)
+    plan, found = swarm.plan(target.engine(), wanted, prune=args.prune)
     report.extend(found)
     _strict(args, report)
     if args.output == "text":

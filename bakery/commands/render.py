@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..config import ROLES, check_address, check_node_name
+from ..config import ROLES, ClusterConfig, check_address, check_node_name
 from ..errors import EXIT_OK, UserError
 from ..render import NOVA_BASE64_LIMIT, InsecureTcp, Node, build_userdata
 from ..state import write_output_file
@@ -36,7 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="node name for its certificate (default: the role's name, which every node "
                                   "rendered without --name shares, key pair included)")
     p.add_argument("--address", action="append", default=[], metavar="IP",
-                   help="an address the node's certificate must cover (repeatable)")
+                   help="an address the node's certificate must cover (repeatable); a named manager needs its "
+                        "entry of swarm.managers, where other nodes reach it")
+    p.add_argument("--reissue", action="store_true",
+                   help="give an existing node new certificates and a new key pair for other flags (another "
+                        "--address, role or SANs); without it such a render is refused")
     add_config(p)
     add_cluster(p)
     add_state_dir(p)
@@ -53,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--form", action="store_true",
                    help="seed only: this seed may init a new swarm (the first formation; same as swarm.form: true). "
                         "Without it a seed only joins the swarm its managers run: a rebuilt seed never forms a second")
-    add_output(p, aliases={"userdata": "text"}, text="the user-data", json="a summary: sizes, budget, files")
+    add_output(p, aliases={"userdata": "text"}, text="the user-data",
+               json="a summary: sizes, budget, files (the user-data still goes to -o FILE)")
     add_out_file(p, "the user-data (0600: it holds the node's keys)")
 
 
@@ -69,6 +74,25 @@ def _insecure(value: str | None) -> InsecureTcp | None:
         print(f"bakery render: WARNING: the Docker API will be plain TCP on {value}: anyone who can reach "
               "it controls the node. Prefer the default mutual TLS on 2376.", file=sys.stderr)
     return InsecureTcp(f"[{host}]" if ":" in host else host, int(port))
+
+
+def _check_reachable(cfg: ClusterConfig, node: Node) -> None:
+    """A named manager whose certificate names none of swarm.managers works on day one (everything joins
+    through the seed) and fails the day the seed is rebuilt: refused. A seed that may not form and knows
+    no other manager can never start: warned."""
+    from ..render import node_sans
+
+    managers = set(cfg.swarm.managers)
+    if node.role == "manager" and node.name != "manager" and managers and not managers & set(node_sans(cfg, node)):
+        raise UserError(
+            f"manager {node.name!r}: its certificate would name none of swarm.managers "
+            f"({', '.join(sorted(managers))}), the addresses other nodes reach managers at: a rebuilt seed "
+            "and new nodes would refuse it",
+            fix=f"add --address with {node.name}'s entry of swarm.managers (e.g. --address {sorted(managers)[0]})")
+    if node.role == "seed" and not cfg.swarm.form and not managers:
+        print("bakery render: WARNING: this seed may not form a swarm (no --form, swarm.form false) and "
+              "knows no other manager (swarm.managers is empty): it can never start a node. For the first "
+              "formation add --form; to rebuild a seed, list the managers in swarm.managers", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,31 +112,32 @@ def run(args: argparse.Namespace) -> int:
     for address in args.address:
         check_address(address, "--address")
     node = Node(args.role, name, tuple(args.address))
-    userdata, created = build_userdata(cfg, node, args.state_dir, gzip_mode=args.gzip,
-                                       parts=tuple(args.part), insecure=_insecure(args.insecure_tcp), fmt=args.format)
+    _check_reachable(cfg, node)
+    userdata, created = build_userdata(cfg, node, args.state_dir, gzip_mode=args.gzip, parts=tuple(args.part),
+                                       insecure=_insecure(args.insecure_tcp), reissue=args.reissue, fmt=args.format)
     if created:
         from ..state import cluster_dir
 
-        print(f"bakery render: created the CAs of cluster {cfg.name!r} in {cluster_dir(cfg.name, args.state_dir)}",
-              file=sys.stderr)
+        made = ", ".join(created[:-1]) + " and " + created[-1] if len(created) > 1 else created[0]
+        print(f"bakery render: created the {made} of cluster {cfg.name!r} in "
+              f"{cluster_dir(cfg.name, args.state_dir)}", file=sys.stderr)
+    if args.out:  # -o always gets the user-data; --output says what stdout gets
+        write_output_file(args.out, userdata.payload)
     if args.output == "json":
         summary = {
             "cluster": cfg.name, "role": node.role, "name": node.name, "config": cfg.source,
             "content_type": userdata.content_type, "gzip": userdata.gzipped,
             "bytes": len(userdata.payload), "raw_bytes": userdata.raw_size,
             "base64_chars": userdata.base64_size, "nova_base64_limit": NOVA_BASE64_LIMIT,
-            "files": list(userdata.files),
+            "files": list(userdata.files), "out": str(args.out) if args.out else None,
         }
-        data = (json.dumps(summary, indent=2) + "\n").encode()
-    else:
-        data = userdata.payload
-        if userdata.gzipped and args.out is None and sys.stdout.isatty():
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        sys.stdout.flush()
+    elif not args.out:
+        if userdata.gzipped and sys.stdout.isatty():
             raise UserError("the user-data is gzipped (binary); not writing it to a terminal",
                             fix="pipe it (| openstack server create --user-data /dev/stdin) or use -o FILE")
-    if args.out:
-        write_output_file(args.out, data)
-    else:
-        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.write(userdata.payload)
         sys.stdout.flush()
     if args.name is None and args.role != "seed":  # the seed is one node; the other roles are many
         print(f"bakery render: WARNING: no --name: this {args.role} is node {name!r}, and every {args.role} "

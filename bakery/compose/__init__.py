@@ -2,11 +2,13 @@
 
     result = convert_files([Path("docker-compose.yml")])
     result.stack    # plain data, exactly what is written as YAML (emit.dumps)
+    result.model    # the same stack typed (bakery.stack): what `bakery deploy` deploys
     result.report   # what was kept, approximated and dropped, with file:line:col
 
 Pipeline: source (positioned YAML) -> loader (version, interpolation,
 schema) -> merge (extends, -f files) -> service/network (keys table driven)
--> emit. Nothing here imports docker or openstacksdk.
+-> stack data -> stack.load (the typed model, every value checked) and emit
+(the file: `$` escaped). Nothing here imports docker or openstacksdk.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import StrictError
+from ..errors import ComposeError, StrictError
 from ..report import Report
-from .convert import convert_project
-from .emit import dumps
+from ..stack import load as load_stack
+from .convert import convert_project, locator
+from .emit import dumps, stack_file
 from .interpolate import parse_env_file
-from .merge import load_project
+from .merge import Unset, load
 from .model import ConvertResult, NodeInfo
 
 __all__ = ["ConvertResult", "NodeInfo", "StrictWarnings", "convert_files", "dumps"]
@@ -45,10 +48,38 @@ def _environ(paths: list[Path], env_files: list[Path], environ: Mapping[str, str
         if dotenv.is_file():
             files = [dotenv]
     merged: dict[str, str] = {}
+    process = os.environ if environ is None else environ
     for f in files:
-        merged.update({k: v for k, v in parse_env_file(f).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
+        merged.update({k: v for k, v in parse_env_file(f, lookup=process).items() if v is not None})
+    merged.update(process)
     return merged
+
+
+def _name_unset(exc: ComposeError, unset: Unset) -> ComposeError:
+    """A value an unset variable emptied is often what conversion refuses: say which variable."""
+    names: list[str] = []
+    for path, found in unset.get(exc.source or "", {}).items():
+        if exc.path and tuple(path[:len(exc.path)]) == tuple(exc.path):
+            names += [n for n in found if n not in names]
+    if not names:
+        return exc
+    listed = ", ".join(names)
+    word = "variable" if len(names) == 1 else "variables"
+    fix = f"set {listed} in the environment, the .env file or --env-file"
+    return ComposeError(f"{exc.message} ({word} {listed} not set)", source=exc.source, line=exc.line,
+                        column=exc.column, path=exc.path, fix=f"{fix}; {exc.fix}" if exc.fix else fix)
+
+
+def _naming_unset(exc: ComposeError, report: Report) -> ComposeError:
+    """A value made invalid by an unset variable: the error names the variable."""
+    unset = [f.message.split()[1] for f in report.warnings if f.code == "compose.variable.unset"
+             and (f.source, f.line) == (exc.source, exc.line) and exc.line is not None]
+    if not unset:
+        return exc
+    names = ", ".join(unset)
+    word = "variable" if len(unset) == 1 else "variables"
+    return ComposeError(f"{exc.message} ({word} {names} not set)", source=exc.source, line=exc.line,
+                        column=exc.column, path=exc.path, fix=f"set {names}, or give a default: ${{{unset[0]}:-...}}")
 
 
 @contextmanager
@@ -73,15 +104,25 @@ def convert_files(
     image_prefix: str | None = None,
     nodes: Sequence[NodeInfo] | None = None,
     publish_mode: str = "ingress",
+    profiles: Sequence[str] | None = None,
 ) -> ConvertResult:
-    """Load, merge and convert compose files. Raises ComposeError for bad input."""
+    """Load, merge and convert compose files. Raises ComposeError for bad input.
+
+    `profiles`: the Compose Specification's active profiles (else $COMPOSE_PROFILES)."""
     paths = [Path(p) for p in paths]
     report = Report()
     with _gc_paused():
-        project = load_project(paths, _environ(paths, [Path(p) for p in env_files or []], environ), report)
-        stack, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix,
-                                          publish_mode=publish_mode)
-    result = ConvertResult(stack=stack, report=report, version=version, source_version=project.version)
+        project, unset = load(paths, _environ(paths, [Path(p) for p in env_files or []], environ), report,
+                              profiles)
+        try:
+            data, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix,
+                                             publish_mode=publish_mode)
+            model = load_stack(data, locator(project))
+        except ComposeError as exc:
+            named = _name_unset(exc, unset)  # by YAML path; else by line, from the report's warnings
+            raise (named if named is not exc else _naming_unset(exc, report)) from None
+    result = ConvertResult(stack=stack_file(data), model=model, report=report, version=version,
+                           source_version=project.version)
     if strict and report.warnings:
         raise StrictWarnings(result)
     return result

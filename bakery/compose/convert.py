@@ -2,44 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..report import Report
+from ..yamlsrc import Document, Path_
 from . import emit, network
-from .model import NodeInfo, Project
+from .model import NodeInfo, Project, Ref
 from .service import convert_service
 
 
-def escape_dollars(value: Any) -> Any:
-    """`docker stack deploy` interpolates the stack file again: a literal $ must be $$."""
-    if isinstance(value, str):
-        return value.replace("$", "$$")
-    if isinstance(value, dict):
-        return {k: escape_dollars(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [escape_dollars(v) for v in value]
-    return value
+def locator(project: Project) -> Callable[[Path_], Ref]:
+    """Where a YAML path of the converted stack was written in the compose files: the key of
+    the service (or network, volume) that produced it, with the rest of the path below it."""
+    anchor = next((s.ref for s in project.services.values()), None)
+
+    def locate(path: Path_) -> Ref:
+        top, name = (*path, None, None)[:2]
+        if top == "services" and name in project.services:
+            svc = project.services[str(name)]
+            key = str(path[2]) if len(path) > 2 else None
+            return svc.at(key).at(*path[3:]) if key in svc.refs else svc.ref.at(*path[2:])
+        declared = project.networks if top == "networks" else project.volumes if top == "volumes" else {}
+        if name in declared:
+            return declared[str(name)][1].at(*path[2:])
+        return Ref(anchor.doc, path) if anchor else Ref(Document({}, "<stack>"), path)
+
+    return locate
 
 
-def _check_cycles(project: Project, depends: dict[str, dict[str, str]]) -> None:
-    """docker-compose refuses circular depends_on; so does `bakery deploy`, so refuse it here first."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
+def _link_aliases(project: Project, services: dict[str, Any]) -> None:
+    """`links: [db:database]`: swarm has no links, so `database` becomes a network alias of db on
+    the networks the two services share (every service on them sees it: keys.py says so)."""
+    def networks(out: dict[str, Any]) -> dict[str, Any]:
+        nets = out.get("networks") or ["default"]
+        return dict(nets) if isinstance(nets, dict) else {n: None for n in nets}
 
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = 1
-        for dep in depends.get(name, {}):
-            if state.get(dep) == 1:
-                cycle = " -> ".join([*path[path.index(dep):], dep]) if dep in path else f"{name} -> {dep}"
-                raise project.services[name].at("depends_on").error(
-                    f"depends_on cycle: {cycle}", "remove one of these depends_on entries")
-            if dep not in state:
-                visit(dep, [*path, dep])
-        state[name] = 2
-
-    for name in sorted(depends):
-        if name not in state:
-            visit(name, [name])
+    for name in sorted(project.services):
+        for link in project.services[name].data.get("links") or []:
+            target, _, alias = str(link).partition(":")
+            if not alias or alias == target or target not in services:
+                continue
+            shared = set(networks(services[name])) & set(networks(services[target])) - {"host", "none"}
+            nets = networks(services[target])
+            for net in sorted(shared):
+                aliases = set((nets[net] or {}).get("aliases") or []) | {alias}
+                nets[net] = {**(nets[net] or {}), "aliases": sorted(aliases)}
+            if shared:
+                services[target]["networks"] = nets
 
 
 def _version_key(v: str) -> tuple[int, int]:
@@ -49,10 +59,10 @@ def _version_key(v: str) -> tuple[int, int]:
 
 def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInfo] | None = None,
                     image_prefix: str | None = None, publish_mode: str = "ingress") -> tuple[dict[str, Any], str]:
-    """Return the v3 stack (plain data, ordered as emitted) and the version chosen."""
+    """Return the stack as data (values as meant: `$` not escaped, depends_on with its conditions;
+    emit.stack_file makes the file's form of it) and the version chosen."""
     needs: set[str] = {"3.0"}
     services: dict[str, Any] = {}
-    depends: dict[str, dict[str, str]] = {}
     extra_networks: set[str] = set()
     extra_volumes: set[str] = set()
     for name in sorted(project.services):
@@ -62,8 +72,13 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
         needs |= ctx.needs
         extra_networks |= ctx.extra_networks
         extra_volumes |= ctx.extra_volumes
-        if ctx.depends:
-            depends[name] = dict(sorted(ctx.depends.items()))
+        # A stack file bakery wrote keeps depends_on conditions in x-bakery: read them back.
+        written = ((project.extras.get("x-bakery") or {}).get("depends_on") or {}).get(name) or {}
+        conditions = {**ctx.depends, **{k: v for k, v in written.items() if k in ctx.depends}}
+        if conditions:
+            out["depends_on"] = {dep: {"condition": cond} for dep, cond in sorted(conditions.items())}
+            needs.add("3.4")  # the stack file keeps the conditions in a top-level x- key
+    _link_aliases(project, services)
     stack: dict[str, Any] = {"services": services}
     nets = network.top_networks(project, extra_networks, report, needs)
     if nets:
@@ -75,12 +90,6 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
         if key in project.extras:
             stack[key] = project.extras[key]
             needs.add(version)
-    _check_cycles(project, depends)
-    if depends:
-        # Ordering for `bakery deploy`; top-level x- keys need 3.4.
-        stack["x-bakery"] = {"depends_on": depends}
-        needs.add("3.4")
     version = max(needs, key=_version_key)
-    stack = {k: escape_dollars(v) if k != "x-bakery" else v for k, v in stack.items()}
     stack["version"] = version
     return emit.ordered(stack), version

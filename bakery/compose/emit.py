@@ -12,8 +12,10 @@ YAML. tests/unit/test_compose_emit.py round-trips it through yaml.safe_load.
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -32,6 +34,63 @@ def _sorted(value: Any) -> Any:
     if isinstance(value, list):
         return [_sorted(v) for v in value]
     return value
+
+
+def escape_dollars(value: Any) -> Any:
+    """`docker stack deploy` interpolates the stack file again: a literal $ must be $$."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: escape_dollars(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_dollars(v) for v in value]
+    return value
+
+
+def stack_file(data: dict[str, Any]) -> dict[str, Any]:
+    """The stack file's form of stack data: `$` escaped (docker interpolates the file again), and
+    depends_on a list, its conditions kept for `bakery deploy` in `x-bakery` (a v3 file has none)."""
+    services, conditions = {}, {}
+    for name, svc in (data.get("services") or {}).items():
+        depends = svc.get("depends_on")
+        if isinstance(depends, dict):
+            conditions[name] = {dep: spec["condition"] for dep, spec in depends.items()}
+            svc = {**svc, "depends_on": sorted(depends)}
+        services[name] = svc
+    out = {k: escape_dollars(v) for k, v in {**data, "services": services}.items()}
+    if conditions:
+        out["x-bakery"] = {"depends_on": conditions}  # bakery's own: nobody interpolates it
+    return ordered(out)
+
+
+def rebase(stack: dict[str, Any], src: Path, dest: Path) -> dict[str, Any]:
+    """The stack file moved from folder `src` to `dest`: relative host paths (bind sources,
+    secret and config files) still name the same place, since docker resolves them against
+    the folder of the stack file."""
+    if src.resolve() == dest.resolve():
+        return stack
+
+    def moved(path: str) -> str:
+        if not path.startswith("."):
+            return path
+        rel = os.path.relpath(src.resolve() / path, dest.resolve())
+        return rel if rel.startswith(".") else "./" + rel
+
+    def volume(entry: Any) -> Any:
+        if isinstance(entry, dict):
+            bind = entry.get("type") == "bind" and isinstance(entry.get("source"), str)
+            return {**entry, "source": moved(entry["source"])} if bind else entry
+        source, sep, rest = str(entry).partition(":")
+        return f"{moved(source)}:{rest}" if sep else entry
+
+    out = dict(stack)
+    out["services"] = {name: {**svc, "volumes": [volume(v) for v in svc["volumes"]]} if svc.get("volumes") else svc
+                       for name, svc in stack.get("services", {}).items()}
+    for kind in ("secrets", "configs"):
+        if kind in stack:
+            out[kind] = {k: {**v, "file": moved(v["file"])} if isinstance(v, dict) and isinstance(v.get("file"), str)
+                         else v for k, v in stack[kind].items()}
+    return out
 
 
 def ordered(stack: dict[str, Any]) -> dict[str, Any]:

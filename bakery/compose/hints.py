@@ -127,8 +127,8 @@ class Placement:
         key, op, value = m.group("key"), m.group("op"), m.group("value")
         if hint.kind == "affinity" and self._self_anti_affinity(key, op, value):
             self.global_mode = True
-            self._note(hint, "info", f"affinity:{hint.text} keeps one task per node: deploy.mode global",
-                       "compose.hint.global")
+            self._note(hint, "info", f"affinity:{hint.text} keeps at most one task per node: deploy.mode "
+                       "global, or with a scale max_replicas_per_node 1", "compose.hint.global")
         elif hint.kind == "affinity":
             self._note(hint, "warning", f"affinity:{hint.text} has no swarm-mode equivalent; dropped",
                        "compose.hint.affinity",

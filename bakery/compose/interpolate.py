@@ -1,10 +1,14 @@
-"""Variable interpolation and .env files, as docker-compose 1.x does them.
+"""Variable interpolation and .env files, as docker-compose 1.x and Docker Compose v2 do them.
 
 `$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}`
 (unset), `${VAR:?message}`, `${VAR?message}` (fail), `$$` (a literal `$`).
-Defaults are not interpolated again. Only values are interpolated, never
-keys, and only in the sections compose interpolates (services, networks,
-volumes, secrets, configs). Unset variables become "" with a warning.
+For version 1, 2.x and 3.x files (docker-compose 1.x), defaults are not
+interpolated again. Compose Specification files (`spec=True`, Docker Compose
+v2) also take `${VAR:+replacement}` (set and not empty), `${VAR+replacement}`
+(set), and nested defaults such as `${A:-${B:-x}}`. Only values are
+interpolated, never keys, and only in the sections compose interpolates
+(services, networks, volumes, secrets, configs; and `name`, `include` in the
+Compose Specification). Unset variables become "" with a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ _PATTERN = re.compile(
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _ANY_KEY = re.compile(r"^[^\s=]+\Z")  # env_file entries reach the container as written
 SECTIONS = ("services", "networks", "volumes", "secrets", "configs")
+SPEC_SECTIONS = (*SECTIONS, "name", "include")
+_NAME = re.compile(r"[_a-z][_a-z0-9]*", re.IGNORECASE)
+_OPS = (":-", ":?", ":+", "-", "?", "+")
+_FORMATS = "write ${VAR}, $VAR, ${VAR:-default}, ${VAR:+other} or ${VAR:?message}; $$ for a literal $"
 
 
 @dataclass
@@ -38,16 +46,94 @@ class _Unset:
 
 
 class Interpolator:
-    def __init__(self, doc: Document, environ: Mapping[str, str]) -> None:
+    def __init__(self, doc: Document, environ: Mapping[str, str], *, spec: bool = False) -> None:
         self.doc = doc
         self.environ = environ
+        self.spec = spec
         self.unset: dict[str, _Unset] = {}
         self.problems: list[ComposeError] = []
+        self.unset_at: dict[Path_, list[str]] = {}  # every value an unset variable was emptied in
 
     def text(self, value: str, path: Path_) -> str:
         if "$" not in value:
             return value
+        if self.spec:
+            return self._spec(value, value, path)
         return _PATTERN.sub(lambda m: self._one(m, value, path), value)
+
+    def _bad(self, value: str, path: Path_) -> ComposeError:
+        err = self.doc.error(path, f"invalid interpolation format in {value!r}", _FORMATS, cls=ComposeError)
+        assert isinstance(err, ComposeError)
+        return err
+
+    def _spec(self, text: str, value: str, path: Path_) -> str:
+        """Docker Compose v2's substitution: operands are substituted too, so defaults nest."""
+        out: list[str] = []
+        i = 0
+        while True:
+            j = text.find("$", i)
+            if j < 0:
+                out.append(text[i:])
+                return "".join(out)
+            out.append(text[i:j])
+            nxt = text[j + 1:j + 2]
+            if nxt == "$":
+                out.append("$")
+                i = j + 2
+                continue
+            if nxt == "{":
+                end = _closing(text, j + 2)
+                if end < 0:
+                    raise self._bad(value, path)
+                out.append(self._braced(text[j + 2:end], value, path))
+                i = end + 1
+                continue
+            m = _NAME.match(text, j + 1)
+            if m is None:
+                raise self._bad(value, path)
+            out.append(self._lookup(m.group(0), None, "", value, path))
+            i = m.end()
+
+    def _braced(self, body: str, value: str, path: Path_) -> str:
+        m = _NAME.match(body)
+        if m is None:
+            raise self._bad(value, path)
+        rest = body[m.end():]
+        if not rest:
+            return self._lookup(m.group(0), None, "", value, path)
+        op = next((o for o in _OPS if rest.startswith(o)), None)
+        if op is None:
+            raise self._bad(value, path)
+        return self._lookup(m.group(0), op, rest[len(op):], value, path)
+
+    def _lookup(self, name: str, op: str | None, arg: str, value: str, path: Path_) -> str:
+        current = self.environ.get(name)
+        empty = current is None or (current == "" and op is not None and op.startswith(":"))
+        if op is not None and op.endswith("-"):
+            return self._spec(arg, value, path) if empty else str(current)
+        if op is not None and op.endswith("+"):
+            return "" if empty else self._spec(arg, value, path)
+        if op is not None and op.endswith("?"):
+            if empty:
+                message = self._spec(arg, value, path) or "not set"
+                raise self.doc.error(path, f"required variable {name} is missing a value: {message}",
+                                     f"set {name} in the environment, the .env file or --env-file",
+                                     cls=ComposeError)
+            return str(current)
+        if current is None:
+            self._note_unset(name, path)
+            return ""
+        return current
+
+    def _note_unset(self, name: str, path: Path_) -> None:
+        seen = self.unset.get(name)
+        if seen is None:
+            self.unset[name] = _Unset(path)
+        else:
+            seen.count += 1
+        names = self.unset_at.setdefault(path, [])
+        if name not in names:
+            names.append(name)
 
     def _one(self, m: re.Match[str], value: str, path: Path_) -> str:
         if m.group("escaped"):
@@ -69,11 +155,7 @@ class Interpolator:
                                      cls=ComposeError)
             return str(current)
         if current is None:
-            seen = self.unset.get(name)
-            if seen is None:
-                self.unset[name] = _Unset(path)
-            else:
-                seen.count += 1
+            self._note_unset(name, path)
             return ""
         return current
 
@@ -115,28 +197,59 @@ class Interpolator:
                         path=seen.path, fix=f"set {name} in the environment, the .env file or --env-file")
 
 
-def interpolate(doc: Document, environ: Mapping[str, str], report: Report, *, v1: bool = False
-                ) -> list[ComposeError]:
+def _closing(text: str, start: int) -> int:
+    """The index of the `}` closing a `${` whose body starts at `start`, or -1."""
+    depth = 1
+    i = start
+    while i < len(text):
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+@dataclass(frozen=True)
+class Interpolated:
+    """What interpolating a document found: its problems, and where unset variables emptied values."""
+
+    problems: list[ComposeError]
+    unset_at: dict[Path_, list[str]]
+
+
+def interpolate(doc: Document, environ: Mapping[str, str], report: Report, *, v1: bool = False,
+                spec: bool = False) -> Interpolated:
     """Interpolate `doc.data` in place (its positions stay valid: only scalars change).
 
     Returns the problems (bad `$` formats, required variables without a value), for the
     loader to report together with the schema's; the values they are in are left as written.
     """
     if not isinstance(doc.data, dict):
-        return []
-    interp = Interpolator(doc, environ)
+        return Interpolated([], {})
+    interp = Interpolator(doc, environ, spec=spec)
     if v1:
         doc.data = interp.walk(doc.data, ())
     else:
-        for section in SECTIONS:
+        for section in SPEC_SECTIONS if spec else SECTIONS:
             if section in doc.data:
                 doc.data[section] = interp.walk(doc.data[section], (section,))
     interp.report_unset(report)
-    return interp.problems
+    return Interpolated(interp.problems, interp.unset_at)
 
 
-def parse_env_file(path: Path, *, names_only: bool = True) -> dict[str, str | None]:
+def parse_env_file(path: Path, *, names_only: bool = True, lookup: Mapping[str, str] | None = None
+                   ) -> dict[str, str | None]:
     """Read KEY=VALUE lines (comments, blanks and `export ` allowed; matching quotes stripped).
+
+    As docker-compose 1.29 (python-dotenv) and Docker Compose v2 do: an unquoted value ends at
+    ` #` (a comment), and `${VAR}` / `${VAR:-default}` in an unquoted or double-quoted value is
+    replaced by an earlier line's value, else `lookup`'s (the environment), else the default or "".
+    Single-quoted values are literal.
 
     A bare `KEY` line gives None: the value comes from the deploying shell.
     `names_only=False` (a service's env_file) also takes keys such as the
@@ -157,7 +270,27 @@ def parse_env_file(path: Path, *, names_only: bool = True) -> dict[str, str | No
         if not sep:
             out[key] = None
             continue
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value.strip()
+        quote = value[0] if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" else ""
+        if quote:
             value = value[1:-1]
+        else:
+            value = _ENV_COMMENT.split(value, maxsplit=1)[0].strip()
+        if quote != "'" and "${" in value:
+            value = _ENV_REF.sub(lambda m: _env_ref(m, out, lookup or {}), value)
         out[key] = value
     return out
+
+
+_ENV_COMMENT = re.compile(r"\s+#")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _env_ref(m: re.Match[str], earlier: Mapping[str, str | None], lookup: Mapping[str, str]) -> str:
+    name, default = m.group(1), m.group(2)
+    value = earlier.get(name)
+    if value is None:
+        value = lookup.get(name)
+    if not value and default is not None:
+        return default
+    return value or ""

@@ -23,8 +23,10 @@ Level = Literal["info", "warning"]
 
 # Input format versions, in order. "1" has no `version:` key.
 V2 = ("2.0", "2.1", "2.2", "2.3", "2.4")
-V3 = ("3.0", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "3.9")
-ALL_VERSIONS = ("1", *V2, *V3)
+V3 = ("3.0", "3.1", "3.2", "3.3", "3.4", "3.5", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+# The Compose Specification (Docker Compose v2): no version, every 2.x and 3.x key, and its own.
+SPEC = "spec"
+ALL_VERSIONS = ("1", *V2, *V3, SPEC)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class KeySpec:
     v1: bool = True  # allowed in version 1 files
     since2: str | None = "2.0"  # first 2.x version with the key; None: not in 2.x
     since3: str | None = None  # first 3.x version with the key; None: not in 3.x
+    spec: bool | None = None  # in the Compose Specification; None: if in any 2.x or 3.x version
 
     @property
     def level(self) -> Level:
@@ -44,6 +47,8 @@ class KeySpec:
     def allowed_in(self, version: str) -> bool:
         if version == "1":
             return self.v1
+        if version == SPEC:
+            return self.spec if self.spec is not None else (self.since2 is not None or self.since3 is not None)
         since = self.since2 if version.startswith("2") else self.since3
         return since is not None and _minor(version) >= _minor(since)
 
@@ -61,8 +66,9 @@ def _k(
     v1: bool = True,
     since2: str | None = "2.0",
     since3: str | None = "3.0",
+    spec: bool | None = None,
 ) -> KeySpec:
-    return KeySpec(name, kind, disposition, note, v1, since2, since3)
+    return KeySpec(name, kind, disposition, note, v1, since2, since3, spec)
 
 
 SERVICE_KEYS: dict[str, KeySpec] = {
@@ -158,7 +164,8 @@ SERVICE_KEYS: dict[str, KeySpec] = {
            "service:/container: sharing is not possible", v1=False, since3="3.0"),
         _k("net", "string", "approximated", "treated as network_mode", since2=None, since3=None),
         _k("links", "list_of_strings", "approximated",
-           "dropped: services reach each other by service name on a shared network; link aliases are lost"),
+           "dropped: services reach each other by service name on a shared network; a link alias "
+           "(db:database) becomes a network alias of the linked service, seen by every service on that network"),
         _k("external_links", "list_of_strings", "unsupported",
            "swarm services cannot link to containers; attach the service to an external overlay network"),
         _k("depends_on", "depends_on", "approximated",
@@ -167,12 +174,12 @@ SERVICE_KEYS: dict[str, KeySpec] = {
         _k("volumes", "service_volumes", "exact",
            "kept; bind mounts need the path on every node and local volumes are per node"),
         _k("volume_driver", "string", "unsupported",
-           "set driver on the top-level volume declaration instead", since3=None),
+           "set driver on the top-level volume declaration instead", since3=None, spec=False),
         _k("volumes_from", "list_of_strings", "unsupported",
            "swarm cannot share another container's volumes; declare a named volume for both services",
            since3=None),
         _k("tmpfs", "string_or_list", "approximated",
-           "becomes a tmpfs mount (long-syntax volume); mount options other than size are lost"),
+           "becomes a tmpfs mount (long-syntax volume); mount options other than size are lost", v1=False),
         _k("container_name", "string", "unsupported", "swarm names tasks itself; address the service by name"),
         _k("domainname", "string", "unsupported", "swarm cannot set a domain name; set it in the image"),
         _k("mac_address", "string", "unsupported", "swarm cannot set a MAC address"),
@@ -199,6 +206,31 @@ SERVICE_KEYS: dict[str, KeySpec] = {
         _k("secrets", "list", "exact", "kept", v1=False, since2=None, since3="3.1"),
         _k("configs", "list", "exact", "kept", v1=False, since2=None, since3="3.3"),
         _k("credential_spec", "dict", "exact", "kept", v1=False, since2=None, since3="3.3"),
+        # Compose Specification only (files read as Docker Compose v2 reads them).
+        _k("profiles", "list_of_strings", "resolved",
+           "services outside the active profiles (--profile) are left out; the rest are converted",
+           v1=False, since2=None, since3=None, spec=True),
+        _k("develop", "dict", "unsupported",
+           "swarm has no watch mode (compose watch); rebuild and redeploy the image instead",
+           v1=False, since2=None, since3=None, spec=True),
+        _k("pull_policy", "string", "unsupported",
+           "swarm resolves and pulls the image at deploy; pin a tag or digest to control what runs",
+           v1=False, since2=None, since3=None, spec=True),
+        _k("attach", "bool", "unsupported", "swarm has no attached logs; read them with docker service logs",
+           v1=False, since2=None, since3=None, spec=True),
+        _k("annotations", "list_or_dict", "unsupported",
+           "swarm services carry no OCI annotations; use labels", v1=False, since2=None, since3=None, spec=True),
+        _k("gpus", "list_or_string", "unsupported",
+           "swarm has no gpus key; advertise the GPUs as generic resources on the nodes and reserve them "
+           "with deploy.resources.reservations.generic_resources", v1=False, since2=None, since3=None, spec=True),
+        _k("uts", "string", "unsupported", "swarm cannot share the host's UTS namespace",
+           v1=False, since2=None, since3=None, spec=True),
+        _k("cgroup", "string", "unsupported", "swarm uses the daemon's cgroup namespace mode",
+           v1=False, since2=None, since3=None, spec=True),
+        _k("post_start", "list", "unsupported", "swarm has no lifecycle hooks; run the step in the entrypoint",
+           v1=False, since2=None, since3=None, spec=True),
+        _k("pre_stop", "list", "unsupported", "swarm has no lifecycle hooks; handle the stop signal instead",
+           v1=False, since2=None, since3=None, spec=True),
     )
 }
 

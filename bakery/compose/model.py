@@ -6,32 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ComposeError, PathPart
-from ..report import Report, Severity
-from ..yamlsrc import Document, Path_
+from ..report import Report
+from ..stack.model import Ref, Stack
 
-
-@dataclass(frozen=True)
-class Ref:
-    """Where a value came from: a document and a YAML path inside it."""
-
-    doc: Document
-    path: Path_
-
-    def where(self, *extra: PathPart) -> dict[str, Any]:
-        """Keyword arguments locating the value (or a part of it) for a Finding or an error."""
-        path = (*self.path, *extra)
-        pos = self.doc.where(path)
-        shown = getattr(self.doc, "shown", None)  # version 1 files: no `services:` in the user's path
-        return {"source": self.doc.source, "line": pos.line if pos else None,
-                "column": pos.column if pos else None, "path": shown(path) if shown else path}
-
-    def error(self, message: str, fix: str | None = None, *extra: PathPart) -> ComposeError:
-        return ComposeError(message, fix=fix, **self.where(*extra))
-
-    def add(self, report: Report, severity: Severity, message: str, code: str,
-            fix: str | None = None, *extra: PathPart) -> None:
-        report.add(severity, message, code=code, fix=fix, **self.where(*extra))
+__all__ = ["ConvertResult", "NodeInfo", "Project", "Ref", "Service"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +48,8 @@ class NodeInfo:
 
 @dataclass(frozen=True)
 class ConvertResult:
-    stack: dict[str, Any]  # the v3 stack as plain data, exactly what is written as YAML
+    stack: dict[str, Any]  # the v3 stack file as plain data, exactly what is written as YAML
+    model: Stack  # the same stack, typed: what `bakery deploy` deploys
     report: Report
     version: str  # the 3.x version chosen
     source_version: str

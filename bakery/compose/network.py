@@ -8,14 +8,12 @@ the service can land on, and a local volume is a different one per node.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..report import Report
 from . import values
 from .model import Project, Ref
-
-if TYPE_CHECKING:
-    from .service import Ctx
+from .scope import Scope
 
 _SPECIAL_MODES = {"host": "host", "none": "none"}
 # Host paths every Docker node has: binding them is how agents (cAdvisor, log shippers) work.
@@ -24,22 +22,34 @@ _NODE_PATHS = {"/", "/sys", "/proc", "/dev", "/var/run", "/run", "/var/run/docke
                "/var/log", "/sys/fs/cgroup", "/etc/machine-id"}
 
 
-def network_mode(c: Ctx, mode: str) -> None:
+def network_mode(c: Scope, mode: str) -> str | None:
+    """The swarm network a network_mode joins (host, none), or None."""
     if mode in _SPECIAL_MODES:
-        c.networks[mode] = None
-        c.extra_networks.add(mode)
-    elif mode == "bridge":
+        return mode
+    if mode == "bridge":
         c.info("network_mode", "network_mode bridge: the service joins the stack's default overlay network",
                "compose.network_mode.bridge")
     else:
         c.warn("network_mode", f"network_mode {mode!r} cannot be shared in swarm; dropped",
                "compose.network_mode.shared", "put both processes in one service, or talk over a network")
+    return None
 
 
-def volumes(c: Ctx, entries: list[Any]) -> None:
+@dataclass(frozen=True)
+class Mounts:
+    """A service's volumes as the stack writes them, and what they imply."""
+
+    entries: tuple[Any, ...] = ()
+    node_bound: tuple[NodeBound, ...] = ()  # bind mounts and local volumes: data on one node
+    needs: frozenset[str] = frozenset()  # stack versions
+    implicit: frozenset[str] = frozenset()  # version 1 named volumes nobody declared
+
+
+def volumes(c: Scope, entries: list[Any]) -> Mounts:
+    out, bound, needs, implicit = [], [], set(), set()
     for i, entry in enumerate(entries):
         if isinstance(entry, dict):
-            c.needs.add("3.6" if "tmpfs" in entry else "3.2")
+            needs.add("3.6" if "tmpfs" in entry else "3.2")
             entry = _tmpfs_bytes(c, entry, i)
             kind, source, target = entry.get("type", ""), str(entry.get("source", "")), entry.get("target")
         else:
@@ -52,16 +62,21 @@ def volumes(c: Ctx, entries: list[Any]) -> None:
             c.info("volumes", f"bind mount {source} -> {target}: a path every Docker node has",
                    "compose.volumes.node_path", i)
         elif kind == "bind":
-            c.node_bound.append(NodeBound(f"bind mount {source} -> {target}", "the path must exist on every node "
-                                          "the service can run on", "compose.volumes.bind", i,
-                                          "constrain the service to nodes that have the path, or use a shared "
-                                          "volume driver"))
+            bound.append(NodeBound(f"bind mount {source} -> {target}", "the path must exist on every node "
+                                   "the service can run on", "compose.volumes.bind", i,
+                                   "constrain the service to nodes that have the path, or use a shared "
+                                   "volume driver"))
         elif kind == "volume" and source:
-            _named_volume(c, source, i)
-        c.mounts.append(entry)
+            local = _named_volume(c, source, i)
+            if local is not None:
+                bound.append(local)
+            if source not in c.project.volumes:
+                implicit.add(source)
+        out.append(entry)
+    return Mounts(tuple(out), tuple(bound), frozenset(needs), frozenset(implicit))
 
 
-def _tmpfs_bytes(c: Ctx, entry: dict[str, Any], index: int) -> dict[str, Any]:
+def _tmpfs_bytes(c: Scope, entry: dict[str, Any], index: int) -> dict[str, Any]:
     """Long-syntax tmpfs size in bytes: 2.3 files may write 64m, a stack file needs a number."""
     size = (entry.get("tmpfs") or {}).get("size")
     if size is None or isinstance(size, int):
@@ -72,21 +87,15 @@ def _tmpfs_bytes(c: Ctx, entry: dict[str, Any], index: int) -> dict[str, Any]:
     return {**entry, "tmpfs": {**entry["tmpfs"], "size": parsed}}
 
 
-def _named_volume(c: Ctx, name: str, index: int) -> None:
+def _named_volume(c: Scope, name: str, index: int) -> NodeBound | None:
     declared = c.project.volumes.get(name)
-    if declared is None:
-        if c.project.version != "1":
-            raise c.ref("volumes").error(f"volume {name!r} is not declared under the top-level volumes",
-                                         f"add `volumes: {{{name}: {{}}}}` at the top level", index)
-        c.extra_volumes.add(name)
-        spec: dict[str, Any] = {}
-    else:
-        spec = declared[0]
-    if is_local(spec):
-        c.node_bound.append(NodeBound(f"volume {name} is local", "each node has its own copy",
-                                      "compose.volumes.local", index,
-                                      "pin the service to one node, or give the volume a shared driver "
-                                      "(NFS driver_opts)"))
+    if declared is None and c.project.version != "1":
+        raise c.ref("volumes").error(f"volume {name!r} is not declared under the top-level volumes",
+                                     f"add `volumes: {{{name}: {{}}}}` at the top level", index)
+    if not is_local(declared[0] if declared else {}):
+        return None
+    return NodeBound(f"volume {name} is local", "each node has its own copy", "compose.volumes.local", index,
+                     "pin the service to one node, or give the volume a shared driver (NFS driver_opts)")
 
 
 def is_local(spec: dict[str, Any]) -> bool:
@@ -107,32 +116,29 @@ class NodeBound:
     fix: str
 
 
-def _report_node_bound(c: Ctx) -> None:
-    constraints = (c.deploy.get("placement") or {}).get("constraints") or []
+def report_node_bound(c: Scope, bound: tuple[NodeBound, ...], deploy: dict[str, Any]) -> None:
+    constraints = (deploy.get("placement") or {}).get("constraints") or []
     pinned = [x.split("==", 1)[1] for x in constraints if x.replace(" ", "").startswith("node.hostname==")]
-    for item in c.node_bound:
-        if pinned and c.deploy.get("mode") != "global":
+    for item in bound:
+        if pinned and deploy.get("mode") != "global":
             c.info("volumes", f"{item.what}: the service is pinned to node {pinned[0]}, so it stays there",
                    item.code + "_pinned", item.index)
         else:
             c.warn("volumes", f"{item.what}: {item.risk}", item.code, item.fix, item.index)
 
 
-def finish(c: Ctx) -> None:
-    _report_node_bound(c)
-    if c.networks:
-        out: dict[str, Any] = {}
-        for name, spec in sorted(c.networks.items()):
-            if name not in c.project.networks and name not in ("default", *_SPECIAL_MODES):
-                raise c.ref("networks").error(f"network {name!r} is not declared under the top-level networks",
-                                              f"add `networks: {{{name}: {{}}}}` at the top level")
-            out[name] = _service_network(c, name, spec or {})
-        c.out["networks"] = sorted(out) if all(v is None for v in out.values()) else out
-    if c.mounts:
-        c.out["volumes"] = c.mounts
+def service_networks(c: Scope, networks: dict[str, Any]) -> list[str] | dict[str, Any]:
+    """A service's `networks:` as the stack writes it (a list unless some network has aliases)."""
+    out: dict[str, Any] = {}
+    for name, spec in sorted(networks.items()):
+        if name not in c.project.networks and name not in ("default", *_SPECIAL_MODES):
+            raise c.ref("networks").error(f"network {name!r} is not declared under the top-level networks",
+                                          f"add `networks: {{{name}: {{}}}}` at the top level")
+        out[name] = _service_network(c, name, spec or {})
+    return sorted(out) if all(v is None for v in out.values()) else out
 
 
-def _service_network(c: Ctx, name: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+def _service_network(c: Scope, name: str, spec: dict[str, Any]) -> dict[str, Any] | None:
     for key in ("ipv4_address", "ipv6_address", "link_local_ips", "priority"):
         if key in spec:
             c.warn("networks", f"networks.{name}.{key} dropped: swarm assigns addresses itself",

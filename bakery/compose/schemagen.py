@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .keys import ALL_VERSIONS, NETWORK_KEYS, SERVICE_KEYS, VOLUME_KEYS, KeySpec
+from .keys import ALL_VERSIONS, NETWORK_KEYS, SERVICE_KEYS, SPEC, VOLUME_KEYS, KeySpec
 
 Schema = dict[str, Any]
 
@@ -36,7 +36,9 @@ def _minor(version: str) -> int:
 
 
 def _at_least(version: str, v2: str | None, v3: str | None) -> bool:
-    """Is `version` at least v2 (for 2.x) or v3 (for 3.x)? Version 1 never is."""
+    """Is `version` at least v2 (for 2.x) or v3 (for 3.x)? Version 1 never is; the Compose Specification always is."""
+    if version == SPEC:
+        return True
     if version.startswith("2") and v2 is not None:
         return _minor(version) >= _minor(v2)
     if version.startswith("3") and v3 is not None:
@@ -56,7 +58,55 @@ def _volume_long(version: str) -> Schema:
     }
     if _at_least(version, "2.3", "3.6"):
         props["tmpfs"] = _obj({"size": {"type": ["integer", "string"]}})
+    if version == SPEC:
+        props["type"] = {"type": "string", "enum": ["bind", "volume", "tmpfs", "npipe", "cluster", "image"]}
+        props["bind"] = _obj({"propagation": STR, "create_host_path": {"type": "boolean"}, "selinux": STR})
+        props["volume"] = _obj({"nocopy": {"type": "boolean"}, "subpath": STR})
+        props["tmpfs"] = _obj({"size": {"type": ["integer", "string"]}, "mode": {"type": ["integer", "string"]}})
+        props["image"] = _obj({"subpath": STR})
     return _obj(props, required=["type", "target"])
+
+
+def _spec_kind(name: str, kind: str) -> Schema | None:
+    """Keys whose Compose Specification form is wider than any 2.x/3.x one."""
+    if name == "env_file":
+        entry = _obj({"path": STR, "required": {"type": "boolean"}, "format": STR}, required=["path"])
+        return {"type": ["string", "array"], "items": {**entry, "type": ["string", "object"]}}
+    if kind == "build":
+        return {"type": ["string", "object"]}  # swarm builds nothing: only the image name matters
+    if kind == "depends_on":
+        cond = _obj({"condition": {"type": "string", "enum": [
+            "service_started", "service_healthy", "service_completed_successfully"]},
+            "restart": {"type": "boolean"}, "required": {"type": "boolean"}})
+        return {"type": ["array", "object"], "items": STR, "additionalProperties": cond}
+    if kind == "healthcheck":
+        return _obj({"test": {"type": ["string", "array"], "items": STR}, "interval": STR, "timeout": STR,
+                     "retries": {"type": "number"}, "disable": {"type": "boolean"}, "start_period": STR,
+                     "start_interval": STR})
+    if kind == "ports":
+        return {"type": "array", "items": {"type": ["string", "number", "object"], "properties": {
+            "mode": STR, "target": {"type": ["integer", "string"]}, "published": {"type": ["integer", "string"]},
+            "protocol": STR, "host_ip": STR, "name": STR, "app_protocol": STR},
+            "additionalProperties": False, "required": ["target"]}}
+    if kind == "service_networks":
+        net = {"type": ["object", "null"], "properties": {
+            "aliases": STR_LIST, "ipv4_address": STR, "ipv6_address": STR, "link_local_ips": STR_LIST,
+            "priority": {"type": "number"}, "mac_address": STR, "driver_opts": {"type": "object"},
+            "gw_priority": {"type": "number"}, "interface_name": STR}, "additionalProperties": False}
+        return {"type": ["array", "object"], "items": STR, "additionalProperties": net}
+    return None
+
+
+def _extensions_everywhere(schema: Any) -> Any:
+    """The Compose Specification allows `x-` keys in every mapping it defines."""
+    if isinstance(schema, dict):
+        out = {k: _extensions_everywhere(v) for k, v in schema.items()}
+        if out.get("additionalProperties") is False and "properties" in out:
+            out.setdefault("patternProperties", {"^x-": {}})
+        return out
+    if isinstance(schema, list):
+        return [_extensions_everywhere(v) for v in schema]
+    return schema
 
 
 def _kind(kind: str, version: str) -> Schema:  # noqa: C901 - a flat table of kinds
@@ -74,6 +124,7 @@ def _kind(kind: str, version: str) -> Schema:  # noqa: C901 - a flat table of ki
         "list_of_strings": STR_LIST,
         "list_of_ports": {"type": "array", "items": {"type": ["string", "number"]}},
         "list": {"type": "array"},
+        "list_or_string": {"type": ["array", "string"]},
         "dict": {"type": "object"},
         "deploy": {"type": "object"},
         "list_or_dict": {"type": ["object", "array"], "items": STR, "additionalProperties": SCALAR},
@@ -136,7 +187,8 @@ def _kind(kind: str, version: str) -> Schema:  # noqa: C901 - a flat table of ki
 
 
 def _section(table: dict[str, KeySpec], version: str, *, extensions: bool) -> Schema:
-    props = {name: _kind(spec.kind, version) for name, spec in sorted(table.items()) if spec.allowed_in(version)}
+    props = {name: (_spec_kind(name, spec.kind) if version == SPEC else None) or _kind(spec.kind, version)
+             for name, spec in sorted(table.items()) if spec.allowed_in(version)}
     out: Schema = {"type": "object", "properties": props, "additionalProperties": False}
     if extensions:
         out["patternProperties"] = {"^x-": {}}
@@ -161,15 +213,15 @@ def schema_for(version: str) -> Schema:
         body["title"] = "docker-compose file, version 1 (bakery)"
         body["x-docs"] = _docs(version)
         return body
-    network = _section(NETWORK_KEYS, version, extensions=False)
-    volume = _section(VOLUME_KEYS, version, extensions=False)
+    network = _section(NETWORK_KEYS, version, extensions=_at_least(version, None, "3.4"))
+    volume = _section(VOLUME_KEYS, version, extensions=_at_least(version, None, "3.4"))
     props: dict[str, Schema] = {
         "version": STR,
         "services": _named(service),
         "networks": _named({**network, "type": ["object", "null"]}),
         "volumes": _named({**volume, "type": ["object", "null"]}),
     }
-    if version.startswith("3"):
+    if version.startswith("3") or version == SPEC:
         props["secrets"] = {"type": "object"}
         props["configs"] = {"type": "object"}
     out: Schema = {
@@ -183,7 +235,22 @@ def schema_for(version: str) -> Schema:
     }
     if _at_least(version, "2.1", "3.4"):
         out["patternProperties"] = {"^x-": {}}
+    if version == SPEC:
+        return _spec_schema(out)
     return out
+
+
+def _spec_schema(out: Schema) -> Schema:
+    """The Compose Specification as Docker Compose v2 reads it: `version` optional (obsolete),
+    a project `name`, `include`, and `x-` keys in every mapping."""
+    include_entry = _obj({"path": {"type": ["string", "array"], "items": STR}, "project_directory": STR,
+                          "env_file": {"type": ["string", "array"], "items": STR}}, required=["path"])
+    out["properties"]["name"] = STR
+    out["properties"]["include"] = {"type": "array", "items": {**include_entry, "type": ["string", "object"]}}
+    out["required"] = []
+    out["title"] = "Compose Specification, as Docker Compose v2 reads it (bakery)"
+    out["x-docs"] = "the Compose Specification, https://github.com/compose-spec/compose-spec/blob/main/spec.md"
+    return dict(_extensions_everywhere(out))
 
 
 def schema_name(version: str) -> str:

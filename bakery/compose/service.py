@@ -7,8 +7,9 @@ Keys with no handler are the unsupported ones: reported, not written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from . import hints, network, values
 from .interpolate import parse_env_file
 from .keys import SERVICE_KEYS
 from .model import NodeInfo, Project, Ref, Service
+from .scope import Scope
 
 # Keys copied to the v3 service unchanged, with the stack version they need.
 _COPIED = {"image": "3.0", "command": "3.0", "entrypoint": "3.0", "hostname": "3.0", "user": "3.0",
@@ -48,10 +50,16 @@ class Ctx:
     env: dict[str, str | None] = field(default_factory=dict)
     depends: dict[str, str] = field(default_factory=dict)
     networks: dict[str, Any] = field(default_factory=dict)
-    mounts: list[Any] = field(default_factory=list)
+    mounts: network.Mounts = network.Mounts()
     extra_networks: set[str] = field(default_factory=set)  # host, none (from network_mode)
-    extra_volumes: set[str] = field(default_factory=set)  # version 1 implicit named volumes
-    node_bound: list[network.NodeBound] = field(default_factory=list)  # bind mounts, local volumes
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.svc, self.project, self.report)
+
+    @property
+    def extra_volumes(self) -> frozenset[str]:  # version 1 implicit named volumes
+        return self.mounts.implicit
 
     def ref(self, key: str) -> Ref:
         return self.svc.at(key)
@@ -61,10 +69,10 @@ class Ctx:
         return res
 
     def warn(self, key: str, message: str, code: str, fix: str | None = None, *extra: Any) -> None:
-        self.ref(key).add(self.report, "warning", f"service {self.svc.name}: {message}", code, fix, *extra)
+        self.scope.warn(key, message, code, fix, *extra)
 
     def info(self, key: str, message: str, code: str, *extra: Any) -> None:
-        self.ref(key).add(self.report, "info", f"service {self.svc.name}: {message}", code, None, *extra)
+        self.scope.info(key, message, code, *extra)
 
 
 def _environment(c: Ctx, value: dict[str, str | None]) -> None:
@@ -178,7 +186,7 @@ def _ports(c: Ctx, value: list[Any]) -> None:
             c.needs.add("3.2")
         else:
             out.append(parsed.short())
-    c.out["ports"] = sorted(out, key=lambda p: (isinstance(p, dict), str(p)))
+    c.out["ports"] = sorted(out, key=lambda p: (isinstance(p, dict), json.dumps(p, sort_keys=True)))
 
 
 def _host_mode(c: Ctx, parsed: values.Port, entry: Any, i: int) -> dict[str, Any] | None:
@@ -199,7 +207,6 @@ def _depends_on(c: Ctx, value: dict[str, dict[str, str]]) -> None:
             raise c.ref("depends_on").error(f"service {c.svc.name} depends on unknown service {dep!r}",
                                             "name a service defined in the file")
         c.depends[dep] = spec["condition"]
-    c.out["depends_on"] = sorted(c.depends)
 
 
 def _tmpfs(c: Ctx, value: list[str]) -> None:
@@ -215,7 +222,7 @@ def _tmpfs(c: Ctx, value: list[str]) -> None:
                 c.needs.add("3.6")
             else:
                 c.warn("tmpfs", f"tmpfs option {opt!r} on {target} is lost", "compose.tmpfs.option")
-        c.mounts.append(mount)
+        c.mounts = replace(c.mounts, entries=(*c.mounts.entries, mount))
 
 
 def _init(c: Ctx, value: bool | str) -> None:
@@ -234,14 +241,28 @@ def _platform(c: Ctx, value: str) -> None:
         c.constraints.append(f"node.platform.arch=={ {'amd64': 'x86_64', 'arm64': 'aarch64'}.get(arch, arch)}")
 
 
+_DEPLOY_MAPPINGS = (("placement",), ("resources",), ("resources", "limits"), ("resources", "reservations"),
+                    ("restart_policy",), ("update_config",), ("rollback_config",))
+
+
+def _dig(value: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def _deploy(c: Ctx, value: dict[str, Any]) -> None:
+    """The input's deploy wins over converted values; its shape is checked here (what is inside,
+    stack.load checks) so that merging into it cannot trip over `placement: x`."""
     import copy
 
+    for shape in _DEPLOY_MAPPINGS:
+        node = _dig(value, shape)
+        if node is not None and not isinstance(node, dict):
+            raise c.ref("deploy").error(f"deploy.{'.'.join(shape)} must be a mapping, not {node!r}",
+                                        "write it as `key: value` lines under it", *shape)
     for path, version in _DEPLOY_NEEDS.items():
-        node: Any = value
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if node is not None:
+        if _dig(value, path) is not None:
             c.needs.add(version)
     c.deploy = _merge(copy.deepcopy(value), c.deploy)
 
@@ -284,6 +305,20 @@ def _networks(c: Ctx, value: dict[str, Any]) -> None:
     c.networks.update(value)
 
 
+def _network_mode(c: Ctx, mode: str) -> None:
+    joined = network.network_mode(c.scope, mode)
+    if joined is not None:
+        c.networks[joined] = None
+        c.extra_networks.add(joined)
+
+
+def _volumes(c: Ctx, entries: list[Any]) -> None:
+    m = network.volumes(c.scope, entries)
+    c.needs |= m.needs
+    c.mounts = network.Mounts((*c.mounts.entries, *m.entries), (*c.mounts.node_bound, *m.node_bound),
+                              c.mounts.needs | m.needs, c.mounts.implicit | m.implicit)
+
+
 def _copy(key: str) -> Callable[[Ctx, Any], None]:
     def copy(c: Ctx, value: Any) -> None:
         c.out[key] = value
@@ -298,7 +333,7 @@ HANDLERS: dict[str, Handler] = {
     "depends_on": _depends_on, "tmpfs": _tmpfs, "init": _init, "platform": _platform, "deploy": _deploy,
     "healthcheck": _healthcheck, "scale": _scale, "mem_limit": _mem_limit, "mem_reservation": _mem_reservation,
     "extra_hosts": _extra_hosts, "sysctls": _sysctls, "networks": _networks,
-    "network_mode": network.network_mode, "volumes": network.volumes,
+    "network_mode": _network_mode, "volumes": _volumes,
 }
 HANDLERS.update({key: _copy(key) for key in _COPIED})
 
@@ -332,6 +367,18 @@ def convert_service(svc: Service, project: Project, report: Report, nodes: Seque
     return c.out, c
 
 
+def _update_defaults(c: Ctx) -> None:
+    """bakery's update and rollback settings for v1/v2 input, written into the file so that
+    `docker stack deploy` of it and `bakery deploy` of either file agree: one task at a time,
+    roll back a failed update, start the new task first unless two tasks would fight over a
+    host port or over data that lives on the node (a bind mount, a local volume)."""
+    host_port = any(isinstance(p, dict) and p.get("mode") == "host" for p in c.out.get("ports", []))
+    order = "stop-first" if host_port or c.mounts.node_bound else "start-first"
+    c.deploy.setdefault("update_config", {"parallelism": 1, "failure_action": "rollback", "order": order})
+    c.deploy.setdefault("rollback_config", {"parallelism": 1, "failure_action": "pause", "order": order})
+    c.needs.add("3.7")
+
+
 def _finish(c: Ctx, kept: list[str]) -> None:
     source_v2 = not c.project.version.startswith("3")
     if source_v2 and "restart" not in c.svc.data and "restart_policy" not in c.deploy:
@@ -345,14 +392,22 @@ def _finish(c: Ctx, kept: list[str]) -> None:
         c.out["environment"] = dict(sorted(c.env.items()))
     constraints, global_mode = hints.place(c.svc.name, c.hints, c.nodes, c.report)
     constraints += c.constraints
-    if global_mode:
+    if global_mode and c.deploy.get("replicas") is not None:
+        # One per node, and the count kept: tasks beyond the node count stay pending, as in classic Swarm.
+        c.deploy.setdefault("placement", {}).setdefault("max_replicas_per_node", 1)
+        c.needs.add("3.8")
+    elif global_mode:
         c.deploy["mode"] = "global"
-        if c.deploy.pop("replicas", None) is not None:
-            c.warn("scale", "scale dropped: a global service runs one task per node", "compose.scale.global")
     if constraints:
         placement = c.deploy.setdefault("placement", {})
         placement["constraints"] = sorted(set(placement.get("constraints", []) + constraints))
-    network.finish(c)
+    network.report_node_bound(c.scope, c.mounts.node_bound, c.deploy)
+    if c.networks:
+        c.out["networks"] = network.service_networks(c.scope, c.networks)
+    if c.mounts.entries:
+        c.out["volumes"] = list(c.mounts.entries)
+    if source_v2:
+        _update_defaults(c)
     if c.deploy:
         c.out["deploy"] = c.deploy
     if kept:

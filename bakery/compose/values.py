@@ -5,31 +5,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SIZE = re.compile(r"^(\d+(\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?\Z")
+from ..stack import values as stack_values
+
 _PORT_NUM = re.compile(r"^\d+(-\d+)?\Z")
 
 
 def size(value: object) -> str | None:
-    """A memory size as docker's units parse it (512m, 1g, 1073741824); None if invalid."""
-    if isinstance(value, bool):
+    """A memory size as written (512m, 1g, 64MiB, 1073741824), if docker reads it as one; else None."""
+    try:
+        stack_values.size_bytes(value.strip() if isinstance(value, str) else value)
+    except stack_values.BadValue:
         return None
-    if isinstance(value, int):
-        return str(value) if value >= 0 else None
-    if isinstance(value, str) and _SIZE.match(value.strip()):
-        return value.strip()
-    return None
-
-
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+    return value.strip() if isinstance(value, str) else str(value)
 
 
 def size_bytes(value: object) -> int | None:
     """A size in bytes, with docker's binary units (64m = 64 MiB); None if invalid."""
-    text = size(value)
-    m = _SIZE.match(text) if text is not None else None
-    if m is None or m.group(1).count(".") > 1:
+    try:
+        return stack_values.size_bytes(value)
+    except stack_values.BadValue:
         return None
-    return int(float(m.group(1)) * _UNITS[(m.group(3) or "").lower()])
 
 
 def cpus(value: object) -> str | None:

@@ -130,7 +130,7 @@ def check_host(host: str, origin: str = "from -H") -> None:
         raise UserError(f"engine address {host!r} ({origin}): port 0 is not a port", fix=fix)
 
 
-def _recorded_seed(cluster: str, state_dir: Path) -> str | None:
+def recorded_seed(cluster: str, state_dir: Path) -> str | None:
     """The seed's TLS API of a cluster `bakery up --provider local` booted (its record), if any."""
     import json
 
@@ -162,7 +162,7 @@ def endpoint(
     """Where the engine is and how to talk to it; `config` finds the cluster definition, if any."""
     env = os.environ if environ is None else environ
     chosen_host, origin, cluster = _address(host, cluster, env, config,
-                                            lambda name: _recorded_seed(name, state_dir or default_root(env)))
+                                            lambda name: recorded_seed(name, state_dir or default_root(env)))
     check_host(chosen_host, origin)
     cert_dir: Path | None = None
     if cluster:

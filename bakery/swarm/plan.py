@@ -126,12 +126,7 @@ def _compare(want: Desired, have: dict[str, Any] | None, refs: Mapping[str, str]
     return Change(want.kind, want.key, want.name, "unchanged", want.spec, str(ident))
 
 
-def _check_placement(
-    stack: specs.StackSpecs,
-    nodes: list[dict[str, Any]],
-    source: str | None = None,
-    locate: specs.Locate | None = None,
-) -> dict[str, int]:
+def _check_placement(stack: specs.StackSpecs, nodes: list[dict[str, Any]]) -> dict[str, int]:
     """Eligible node count per service; a constraint no node meets is refused here."""
     counts = {}
     for want in stack.objects:
@@ -139,19 +134,15 @@ def _check_placement(
             continue
         placement = want.spec["TaskTemplate"].get("Placement") or {}
         exprs = placement.get("Constraints") or []
-        path = ("services", want.key, "deploy", "placement", "constraints")
+        where = stack.refs[want.key]
+        path = ("deploy", "placement", "constraints")
         try:
             fit = constraints.eligible(nodes, exprs)
         except constraints.ConstraintError as exc:
-            raise specs.located(str(exc), path, None, source, locate) from None
+            raise where.error(str(exc), None, *path) from None
         if not fit:
-            raise specs.located(
-                f"no node satisfies {' and '.join(exprs) or 'scheduling'}",
-                path,
-                f"nodes are: {constraints.describe(nodes)}",
-                source,
-                locate,
-            )
+            raise where.error(f"no node satisfies {' and '.join(exprs) or 'scheduling'}",
+                              f"nodes are: {constraints.describe(nodes)}", *path)
         counts[want.key] = len(fit)
     return counts
 
@@ -171,8 +162,6 @@ def plan(
     wanted: specs.StackSpecs,
     *,
     prune: bool = False,
-    source: str | None = None,
-    locate: specs.Locate | None = None,
 ) -> tuple[Plan, Report]:
     """The changes that make the swarm run `wanted` (from `specs.build`), and what the diff found.
 
@@ -192,7 +181,7 @@ def plan(
         for kind, name in wanted.external:
             if f"{kind}:{name}" not in refs and kind != "volume":
                 raise UserError(f"external {kind} {name} does not exist", fix=f"create it first (docker {kind} create)")
-        counts = _check_placement(wanted, engine.nodes(), source, locate)
+        counts = _check_placement(wanted, engine.nodes())
     runs = tuple(
         ServiceRun(
             r.key,

@@ -28,7 +28,7 @@ def test_cli_output_passes_docker_stack_config(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["ok"] and report["version"] == "3.4"
+    assert report["ok"] and report["version"] == "3.7"  # update/rollback config
     check = subprocess.run([docker, "stack", "config", "-c", str(out)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert "x-bakery" in check.stdout  # docker keeps our extension: the deployer reads it back

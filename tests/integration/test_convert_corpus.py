@@ -58,13 +58,13 @@ def docker_cli() -> str:
 
 def convert(path: Path):
     return convert_files([path], environ={"TAG": "1"}, nodes=load_nodes(CORPUS / "nodes.yml"),
-                         image_prefix="registry.example/corpus")
+                         image_prefix="registry.example/corpus", profiles=["*"])
 
 
 def services_of(path: Path) -> tuple[str, dict]:
     data = yaml.safe_load(path.read_text())
     if "version" not in data:
-        return ("3.9", data["services"]) if "services" in data else ("1", data)
+        return ("spec", data["services"]) if "services" in data else ("1", data)
     version = str(data["version"])
     return {"2": "2.0", "3": "3.0"}.get(version, version), data["services"]
 

@@ -2,7 +2,8 @@
 
 tests/cases/convert/<case>/ holds the input (docker-compose.yml and any
 other files), an optional args.json ({"files": [...], "env": {...},
-"nodes": "nodes.yml", "image_prefix": "...", "publish_mode": "host"}), and the expectations:
+"nodes": "nodes.yml", "image_prefix": "...", "publish_mode": "host", "profiles": [...],
+"env_files": [...]}), and the expectations:
 stack.yml and report.txt, or error.txt for input that must be refused.
 BAKERY_UPDATE_GOLDEN=1 rewrites the expectations (review them with git diff).
 Every expected stack is also checked by `docker stack config`.
@@ -42,7 +43,8 @@ def run_case(case: Path) -> tuple[str, str]:
     nodes = load_nodes(case / args["nodes"]) if "nodes" in args else None
     try:
         result = convert_files(files, environ=args.get("env", {}), nodes=nodes, image_prefix=args.get("image_prefix"),
-                               publish_mode=args.get("publish_mode", "ingress"))
+                               publish_mode=args.get("publish_mode", "ingress"), profiles=args.get("profiles"),
+                               env_files=[case / e for e in args.get("env_files", [])])
     except ComposeError as exc:
         return "error.txt", str(exc).replace(f"{case}/", "") + "\n"
     report = "".join(f"{f}\n" for f in result.report.findings).replace(f"{case}/", "")

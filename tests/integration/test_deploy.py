@@ -283,3 +283,25 @@ def test_no_rollback_leaves_a_failed_deploy_in_place(engine, deployer, tmp_path)
     assert [s["state"] for s in out["result"]["services"]] == ["failed"]
     assert set(_services(engine, "ghosts")) == {"ghosts_ghost"}
     engine.docker("stack", "rm", "ghosts")
+
+
+def test_the_compose_file_and_its_converted_stack_file_deploy_the_same(engine, deployer, case_dir):
+    """`bakery deploy app.yml`, then `bakery convert app.yml -o stack.yml` and `bakery deploy
+    stack.yml`: the second deploy updates nothing (same specs, same version indexes)."""
+    from bakery.cli import main
+
+    d, _ = case_dir("roundtrip")
+    code, out = deployer(str(d / "docker-compose.yml"), "--name", "rt")
+    assert code == 0, out
+    services = _services(engine, "rt")
+    app, db = services["rt_app"]["Spec"], services["rt_db"]["Spec"]
+    assert "PRICE=$5" in app["TaskTemplate"]["ContainerSpec"]["Env"]
+    assert db["TaskTemplate"]["Resources"]["Limits"]["MemoryBytes"] == 64 << 20
+    assert (app["UpdateConfig"]["Order"], db["UpdateConfig"]["Order"]) == ("start-first", "stop-first")
+    versions = {n: s["Version"]["Index"] for n, s in services.items()}
+
+    assert main(["convert", str(d / "docker-compose.yml"), "-o", str(d / "stack.yml")]) == 0
+    code, out = deployer(str(d / "stack.yml"), "--name", "rt")
+    assert code == 0, out
+    assert {c["action"] for c in out["plan"]} == {"unchanged"}, out["plan"]
+    assert {n: s["Version"]["Index"] for n, s in _services(engine, "rt").items()} == versions

@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 import os
 import resource
+import selectors
 import shutil
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,9 +60,10 @@ pytestmark = pytest.mark.engine
 
 @contextmanager
 def running_service(engine: Engine, tmp_path: Path, capsysbinary: Any, nofile: int | None = None,
-                    docker_socket: str | None = None) -> Iterator[dict]:
+                    docker_socket: str | None = None, extra_fds: int = 0) -> Iterator[dict]:
     """The rendered seed's join service on the engine fixture's swarm, on a free loopback port;
-    `nofile` caps its file descriptors (soft and hard), as a starved host would."""
+    `nofile` caps its file descriptors (soft and hard), as a starved host would; `extra_fds`
+    descriptors are open in it from the start (used by something else: a leak, a library)."""
     state = tmp_path / "state"
     seed = materialise(render(["--role", "seed"], state, capsysbinary), tmp_path / "seed")
     port = free_port()
@@ -72,9 +75,15 @@ def running_service(engine: Engine, tmp_path: Path, capsysbinary: Any, nofile: i
         if nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, str(tmp_path / "seed" / AGENT_PATH.lstrip("/")), "serve"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=limit)
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(extra_fds)]
+    try:
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, str(tmp_path / "seed" / AGENT_PATH.lstrip("/")), "serve"],
+                                    env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=limit,
+                                    pass_fds=held)
+    finally:
+        for fd in held:
+            os.close(fd)
     try:
         wait_port("127.0.0.1", port, proc)
         yield {"state": state, "port": port, "log": log, "tmp": tmp_path, "proc": proc}
@@ -214,8 +223,9 @@ def test_log_lines_escape_control_characters(token_service, capsysbinary):
 
 
 def test_accept_pauses_when_out_of_file_descriptors(engine, tmp_path, capsysbinary):
-    """EMFILE leaves the connection queued: a service that retried at once would spin and log without end."""
-    with running_service(engine, tmp_path, capsysbinary, nofile=40) as svc:
+    """EMFILE leaves the connection queued: a service that retried at once would spin and log without end.
+    Sessions alone never get there (their cap leaves a reserve), so descriptors are taken by other means."""
+    with running_service(engine, tmp_path, capsysbinary, nofile=40, extra_fds=26) as svc:
         idle = []
         try:
             for _ in range(60):  # more than 40 descriptors allow
@@ -229,6 +239,94 @@ def test_accept_pauses_when_out_of_file_descriptors(engine, tmp_path, capsysbina
             for conn in idle:
                 conn.close()
         _fetch_ok(svc, capsysbinary, engine)  # descriptors back: accepting again
+
+
+class Flood:
+    """Idle TCP connections to the service from other loopback addresses (bound as the source), each one
+    opened again as soon as the service closes or resets it, on a thread of their own."""
+
+    def __init__(self, port: int, sources: list[str], each: int) -> None:
+        self.port, self.stop, self.reconnects = port, threading.Event(), 0
+        self.sel = selectors.DefaultSelector()
+        for src in sources:
+            for _ in range(each):
+                self.open(src)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def open(self, src: str) -> None:
+        s = socket.socket()
+        s.bind((src, 0))
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", self.port))  # EINPROGRESS; the kernel completes it from the backlog
+        self.sel.register(s, selectors.EVENT_READ, src)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for key, _ in self.sel.select(0.2):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    if sock.recv(4096):
+                        continue  # the service never sends before a handshake; ignore it if it did
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    pass  # reset: refused at once
+                self.sel.unregister(sock)
+                sock.close()
+                self.reconnects += 1
+                self.open(key.data)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        self.sel.close()
+
+
+def test_one_host_flooding_above_the_whole_cap_does_not_starve_another(engine, token_service, capsysbinary):
+    """~2,200 idle connections from 127.0.0.2, reopened as they are closed: more than twice the session cap.
+    One address gets at most half the sessions in their handshake; a worker on 127.0.0.1 still fetches."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 3000:
+        pytest.skip(f"the flood needs 3000 descriptors here (hard limit {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 3000), hard))
+    flood = Flood(token_service["port"], ["127.0.0.2"], 2200)
+    try:
+        _eventually("the flood refused in part", lambda: flood.reconnects > 500, 60)
+        _fetch_ok(token_service, capsysbinary, engine)
+        assert flood.reconnects > 2200 - 1024  # it kept pressing while the worker was served
+    finally:
+        flood.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    log = token_service["log"].read_text()
+    assert "at most 1024 sessions at once, 512 of them in their TLS handshake from one address" in log
+    assert "127.0.0.2: reset " in log
+
+
+def test_sessions_leave_descriptors_for_the_engine_query(engine, tmp_path, capsysbinary):
+    """A hard RLIMIT_NOFILE below the session cap: the cap comes from the limit, with a reserve, so a
+    valid request is answered (not a 503 from an engine query out of descriptors) while sessions fill it."""
+    with running_service(engine, tmp_path, capsysbinary, nofile=64) as svc:
+        _eventually("the cap logged", lambda: "at most 48 sessions at once, 24 of them" in svc["log"].read_text(), 10)
+        agent, cfg = node_cfg(svc, "worker", capsysbinary)
+        tcp = socket.create_connection(("127.0.0.1", svc["port"]), 10)
+        with agent.client_context(cfg).wrap_socket(tcp, server_hostname="127.0.0.1") as tls:
+            # handshaken, then every descriptor sessions may take is taken, from 8 addresses
+            flood = Flood(svc["port"], [f"127.0.0.{i}" for i in range(3, 11)], 20)
+            try:
+                time.sleep(1.5)  # well within the 5 s idle deadline of the session above
+                tls.sendall(b"GET /v1/token/worker HTTP/1.0\r\n\r\n")
+                answer = b""
+                while chunk := tls.recv(4096):
+                    answer += chunk
+            finally:
+                flood.close()
+        want = engine.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+        assert answer.startswith(b"HTTP/1.0 200") and want.encode() in answer, answer[:200]
+        assert svc["proc"].poll() is None
 
 
 # --- 2. a real dockerd with the rendered daemon.json -------------------------------------------

@@ -43,7 +43,9 @@ def _format(case: str) -> str:
 
 ALL_CASES = sorted(p.name for p in CASES.iterdir() if p.is_dir() and _format(p.name) == "cloud-init")
 IGNITION_CASES = sorted(p.name for p in CASES.iterdir() if p.is_dir() and _format(p.name) == "ignition")
-KNOWN_TOP_LEVEL = {"write_files", "runcmd", "apt", "packages", "merge_how"}
+KNOWN_TOP_LEVEL = {"bootcmd", "write_files", "runcmd", "apt", "packages", "merge_how"}
+# The shell scripts bakery writes (the join agent is Python).
+SCRIPTS = ("/usr/local/lib/bakery/bootstrap", "/usr/local/lib/bakery/nfs-mount")
 DOCKER_UNIT = Path("/lib/systemd/system/docker.service")
 
 
@@ -110,12 +112,15 @@ def test_scripts_parse(case, tmp_path, capsysbinary):
     sh = need_tool("sh")
     shellcheck = need_tool("shellcheck")
     files = written_files(_render_case(case, tmp_path, capsysbinary)[0])
-    boot = tmp_path / "bootstrap"
-    boot.write_text(files["/usr/local/lib/bakery/bootstrap"]["content"])
-    res = subprocess.run([sh, "-n", str(boot)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    res = subprocess.run([shellcheck, "-s", "sh", "-e", "SC1091", str(boot)], capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout
+    scripts = [path for path in SCRIPTS if path in files]
+    assert scripts[0] == "/usr/local/lib/bakery/bootstrap"
+    for path in scripts:
+        script = tmp_path / Path(path).name
+        script.write_text(files[path]["content"])
+        res = subprocess.run([sh, "-n", str(script)], capture_output=True, text=True)
+        assert res.returncode == 0, f"{path}: {res.stderr}"
+        res = subprocess.run([shellcheck, "-s", "sh", "-e", "SC1091", str(script)], capture_output=True, text=True)
+        assert res.returncode == 0, f"{path}: {res.stdout}"
     agent = files.get("/usr/local/lib/bakery/bakery-join")
     if agent:
         src = tmp_path / "bakery-join.py"

@@ -1,4 +1,5 @@
-"""Fixtures for the OpenStack tests: a fake cloud at the HTTP level, and a real Glance on loopback.
+"""Fixtures for the OpenStack tests: a fake cloud at the HTTP level, a real Glance on loopback, and
+the diskimage-builder image (built once per session, for test_diskimage_build.py and test_nfs_boot.py).
 
 A private dockerd behind mutual TLS (tls_engine.py) serves the Ready wait.
 The real Glance starts once per session (tests/openstack/glance_server.py).
@@ -8,6 +9,11 @@ a failure.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +23,7 @@ import pytest
 import requests_mock
 from testkit import require_or_skip
 from testkit.fakecloud import FakeCloud
+from testkit.qemu import KernelImage
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,3 +90,57 @@ def glance_endpoint() -> Iterator[str]:
         yield server.endpoint
     finally:
         server.stop()
+
+
+class Built:
+    """What `bakery bake --target openstack --from-local --layout kernel-boot` made: its JSON output,
+    the kept image files, a connection to the Glance it uploaded to, and its progress on stderr."""
+
+    def __init__(self, out: dict[str, Any], files: Path, conn: Any, stderr: str) -> None:
+        self.out, self.files, self.conn, self.stderr = out, files, conn, stderr
+
+    def file(self, suffix: str) -> Path:
+        return self.files / f"{self.out['image_name']}.{suffix}"
+
+    def kernel_image(self) -> KernelImage:
+        from bakery.providers.openstack import diskimage
+
+        return KernelImage(self.file("qcow2"), self.file("vmlinuz"), self.file("initrd"), diskimage.COMMAND_LINE)
+
+
+@pytest.fixture(scope="session")
+def built(engine: Any, busybox_image: str, glance_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """One real diskimage-builder build per session (root; BAKERY_REQUIRE_DIB=1 makes absence a failure),
+    with an archive of the test image pre-loaded, uploaded to the real Glance."""
+    import openstack
+
+    from bakery.providers.openstack import diskimage
+
+    switch = "BAKERY_REQUIRE_DIB"
+    if os.geteuid() != 0:
+        require_or_skip(switch, "a diskimage-builder build needs root")
+    try:
+        diskimage.disk_image_create()
+    except Exception as exc:  # noqa: BLE001 (EnvironmentMissing, said as the skip reason)
+        require_or_skip(switch, str(exc))
+    for tool in ("qemu-img", "debootstrap", "systemd-nspawn", "debugfs"):
+        if not shutil.which(tool) and not shutil.which(tool, path="/usr/sbin:/sbin"):
+            require_or_skip(switch, f"{tool} is not installed")
+    work = tmp_path_factory.mktemp("dib")
+    archive = work / "busybox.tar"
+    engine.docker("save", "-o", str(archive), busybox_image)
+    clouds = work / "clouds.yaml"
+    clouds.write_text(f"clouds:\n  loopback:\n    auth_type: none\n    image_endpoint_override: {glance_endpoint}\n")
+    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds))
+    env.pop("OS_CLOUD", None)
+    files = work / "image"
+    cmd = [sys.executable, "-m", "bakery", "bake", "--target", "openstack", "--from-local", "--layout",
+           "kernel-boot", "--pre-pull-archive", str(archive), "--keep-image", str(files), "--os-cloud", "loopback",
+           "--image-name", "bakery-dib-test", "--output", "json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800, check=False)
+    if done.returncode != 0:
+        log = "".join(p.read_text(errors="replace")[-4000:] for p in files.glob("*.log"))
+        pytest.fail(f"bakery bake --from-local exited {done.returncode}:\n{done.stderr[-3000:]}\n{log}")
+    conn = openstack.connect(load_yaml_config=False, load_envvars=False, auth_type="none",
+                             image_endpoint_override=glance_endpoint)
+    return Built(json.loads(done.stdout), files, conn, done.stderr)

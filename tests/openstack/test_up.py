@@ -135,3 +135,31 @@ def test_only_the_seed_of_a_new_cluster_forms_the_swarm(cloud, clock, tmp_path):
     again = cloud.bodies("POST", "/v2.1/servers")[3:]
     assert [b["server"]["name"] for b in again] == ["prod-seed"]
     assert _join_json(again[0]["server"])["form"] is False
+
+
+def test_every_node_knows_the_managers_so_a_rebuilt_seed_can_rejoin(cloud, clock, tmp_path):
+    """The managers get their ports (and fixed IPs) before any user-data is rendered: the seed's names
+    them, and a seed booted again beside the running managers fetches its token from them."""
+    opts = ou.UpOptions(**{**OPTS.__dict__, "managers": 3})
+    run_up(cloud, clock, tmp_path, opts)
+    ports = {p["name"]: p for p in cloud.neutron["ports"].values()}
+    ips = {n: ports[n]["fixed_ips"][0]["ip_address"] for n in ("prod-seed", "prod-manager-1", "prod-manager-2")}
+    assert len(set(ips.values())) == 3 and all(ports[n]["tags"] == ["bakery.cluster=prod"] for n in ips)
+    bodies = {b["server"]["name"]: b["server"] for b in cloud.bodies("POST", "/v2.1/servers")}
+    managers = [ips["prod-manager-1"], ips["prod-manager-2"]]
+    for name in ("prod-manager-1", "prod-manager-2"):
+        assert bodies[name]["networks"] == [{"port": ports[name]["id"]}]
+        assert sorted(ports[name]["security_groups"]) == ["secu-0001", "secu-0002"]  # nodes, managers
+        others = [ips["prod-seed"], *[m for m in managers if m != ips[name]]]
+        assert _join_json(bodies[name])["endpoints"] == others  # never itself
+    assert _join_json(bodies["prod-worker-1"])["endpoints"] == [ips["prod-seed"], *managers]
+    seed = _join_json(bodies["prod-seed"])
+    assert seed["form"] is True and seed["endpoints"] == [ips["prod-seed"], *managers]
+
+    next(s for s in cloud.servers.values() if s["name"] == "prod-seed")["_deleted"] = True
+    run_up(cloud, clock, tmp_path, opts)
+    (again,) = [b["server"] for b in cloud.bodies("POST", "/v2.1/servers")[4:]]
+    rebuilt = _join_json(again)
+    assert again["name"] == "prod-seed" and rebuilt["form"] is False
+    assert rebuilt["endpoints"] == [ips["prod-seed"], *managers]  # the managers it rejoins through
+    assert len(cloud.neutron["ports"]) == 3  # every port found again, none duplicated

@@ -254,7 +254,7 @@ def test_an_existing_ca_key_is_never_replaced(state, capsys):
     (["--role", "manager"], "this manager is node 'manager'"),
     (["--role", "consul"], "this consul is node 'consul'"),
     (["--role", "worker", "--name", "worker-1"], None),
-    (["--role", "seed"], None),
+    (["--role", "seed", "--form"], None),
 ])
 def test_a_node_without_name_is_told_it_shares_a_key_pair(argv, warns, state, capsys):
     code, _, err = run(capsys, "render", *argv)
@@ -354,3 +354,94 @@ def test_renew_stopped_at_any_write_never_leaves_a_key_beside_another_keys_certi
         assert _pairs_match(state / "nodes" / name), (nth, name, calls[-1])
     render(capsys, "--role", "manager", "--name", "m1")
     assert not [p for p in (state / "nodes").iterdir() if p.name.startswith(".")]
+
+
+def test_a_node_is_never_silently_given_another_identity(state, capsys, tmp_path):
+    """Rendering an existing node with other flags (a forgotten --address, another role given the same
+    --name) replaced its key pair and certificates without a word."""
+    render(capsys, "--role", "manager", "--name", "manager-1", "--address", "10.0.0.11")
+    key = (state / "nodes" / "manager-1" / "server-key.pem").read_bytes()
+    code, _, err = run(capsys, "render", "--role", "manager", "--name", "manager-1")
+    assert code == 2 and "would drop 10.0.0.11" in err and "--reissue" in err
+    code, _, err = run(capsys, "render", "--role", "worker", "--name", "manager-1", "--address", "10.0.0.11")
+    assert code == 2 and "exists as a manager; this render would make it a worker" in err
+    assert (state / "nodes" / "manager-1" / "server-key.pem").read_bytes() == key
+    render(capsys, "--role", "manager", "--name", "manager-1", "--address", "10.0.0.12", "--reissue")
+    assert (state / "nodes" / "manager-1" / "server-key.pem").read_bytes() != key
+    assert json.loads((state / "nodes" / "manager-1" / "meta.json").read_text())["sans"].count("10.0.0.12") == 1
+
+
+def test_a_named_manager_must_name_its_address_among_the_managers(state, capsys, tmp_path):
+    cfg = tmp_path / "bakery.yml"
+    cfg.write_text("swarm: {seed: 10.0.0.10, managers: [10.0.0.11, 10.0.0.12]}\n")
+    code, _, err = run(capsys, "render", "--role", "manager", "--name", "manager-1", "-c", str(cfg))
+    assert code == 2 and "would name none of swarm.managers (10.0.0.11, 10.0.0.12)" in err
+    assert "--address 10.0.0.11" in err
+    render(capsys, "--role", "manager", "--name", "manager-1", "--address", "10.0.0.11", "-c", str(cfg))
+
+
+def test_a_seed_that_can_never_start_is_warned(state, capsys):
+    code, _, err = run(capsys, "render", "--role", "seed")
+    assert code == 0 and "WARNING: this seed may not form a swarm" in err
+
+
+def test_a_ca_certificate_that_is_not_its_keys_is_refused(state, capsys, tmp_path):
+    render(capsys, "--role", "worker", "--name", "w1")
+    other = tmp_path / "other"
+    assert main(["render", "--role", "worker", "--name", "w1", "--state-dir", str(other)]) == 0
+    capsys.readouterr()
+    (state / "ca" / "ca.pem").write_bytes((other / "default" / "ca" / "ca.pem").read_bytes())
+    code, _, err = run(capsys, "render", "--role", "worker", "--name", "w2")
+    assert code == 2 and "is not the certificate of" in err
+
+
+def test_a_missing_node_file_says_how_to_renew(state, capsys):
+    render(capsys, "--role", "worker", "--name", "w1")
+    (state / "nodes" / "w1" / "server-key.pem").unlink()
+    code, _, err = run(capsys, "render", "--role", "worker", "--name", "w1")
+    assert code == 2 and "it is missing" in err and "bakery certs --renew --nodes w1" in err
+
+
+def test_extra_sans_are_for_managers_only(state, capsys, tmp_path):
+    """tls.sans name the managers' front (a load balancer, floating IPs): a worker's certificate for
+    them would let a worker's key pose as the cluster's API."""
+    cfg = tmp_path / "bakery.yml"
+    cfg.write_text("tls: {sans: [swarm.example.com, 203.0.113.10]}\n")
+    for role, name in (("manager", "m1"), ("worker", "w1")):
+        render(capsys, "--role", role, "--name", name, "-c", str(cfg))
+    sans = {n: json.loads((state / "nodes" / n / "meta.json").read_text())["sans"] for n in ("m1", "w1")}
+    assert "swarm.example.com" in sans["m1"] and "203.0.113.10" in sans["m1"]
+    assert "swarm.example.com" not in sans["w1"] and "203.0.113.10" not in sans["w1"]
+
+
+@pytest.mark.parametrize("meta", ['{"join_class": 5, "sans": null}', '{"join_class": "worker", "sans": "abc"}',
+                                  '{"join_class": "worker", "sans": [1, {"a": 2}]}',
+                                  '{"join_class": "root", "sans": []}',
+                                  '{"join_class": "worker", "sans": ["a b", "*.example.com"]}'])
+def test_renew_refuses_a_record_edited_by_hand(meta, state, capsys):
+    render(capsys, "--role", "worker", "--name", "w1")
+    (state / "nodes" / "w1" / "meta.json").write_text(meta)
+    code, _, err = run(capsys, "certs", "--renew")
+    assert code == 2 and "is not bakery's record of node w1" in err and "Traceback" not in err
+
+
+def test_symbolic_links_in_the_state_dir_are_refused(state, capsys, tmp_path):
+    render(capsys, "--role", "worker", "--name", "w1")
+    key = state / "nodes" / "w1" / "server-key.pem"
+    planted = tmp_path / "ssh-key"
+    planted.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n")
+    planted.chmod(0o600)
+    key.unlink()
+    key.symlink_to(planted)
+    code, out, err = run(capsys, "render", "--role", "worker", "--name", "w1")
+    assert code == 2 and "is a symbolic link" in err and "OPENSSH" not in out
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    nodes = state / "nodes"
+    import shutil
+
+    shutil.rmtree(nodes)
+    nodes.symlink_to(elsewhere)
+    code, _, err = run(capsys, "render", "--role", "worker", "--name", "w2")
+    assert code == 2 and "is a symbolic link" in err
+    assert elsewhere.stat().st_mode & 0o777 == 0o755 and not list(elsewhere.iterdir())

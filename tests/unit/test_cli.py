@@ -160,3 +160,13 @@ def test_form_is_for_the_seed_and_lands_in_its_join_config(state, capsys):
         code = main(["render", "--role", "seed", "--gzip", "never", *flag])
         assert code == 0
         assert want in capsys.readouterr().out.encode()
+
+
+def test_render_json_summary_with_out_file_still_writes_the_user_data(state, tmp_path, capsys):
+    """`--output json -o FILE` wrote the summary into FILE: a node booted from it was never configured."""
+    out = tmp_path / "w1.ud"
+    code, stdout, err = run(capsys, "render", "--role", "worker", "--name", "w1", "--output", "json", "-o", str(out))
+    assert code == 0, err
+    assert out.read_bytes().startswith(b"#cloud-config")
+    summary = json.loads(stdout)
+    assert summary["out"] == str(out) and summary["bytes"] == out.stat().st_size

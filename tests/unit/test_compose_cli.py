@@ -27,7 +27,7 @@ def test_stack_to_stdout_report_to_stderr(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert yaml.safe_load(out)["services"]["web"]["image"] == "a"
     assert "privileged not supported by swarm" in err
-    assert "converted 1 service(s) from compose 2.0 to stack 3.0: 1 warning(s)" in err
+    assert "converted 1 service(s) from compose 2.0 to stack 3.7: 1 warning(s)" in err
 
 
 def test_out_file_and_json_report(tmp_path, capsys):
@@ -35,11 +35,11 @@ def test_out_file_and_json_report(tmp_path, capsys):
     assert main(["convert", str(write(tmp_path, WARN)), "-o", str(out_file), "--output", "json"]) == 0
     out, err = capsys.readouterr()
     doc = json.loads(out)
-    assert doc["version"] == "3.0" and doc["source_version"] == "2.0" and doc["ok"] is True
+    assert doc["version"] == "3.7" and doc["source_version"] == "2.0" and doc["ok"] is True
     assert "stack" not in doc
     assert any(f["code"] == "compose.key.unsupported" and f["path"] == "services.web.privileged"
                for f in doc["findings"])
-    assert yaml.safe_load(out_file.read_text())["version"] == "3.0"
+    assert yaml.safe_load(out_file.read_text())["version"] == "3.7"
     assert err == ""
 
 
@@ -56,7 +56,7 @@ def test_json_without_out_includes_the_stack(tmp_path, capsys):
         ('version: "2"\nservices:\n  web:\n    image: a\n    imag: b\n', [], 2),
         ('version: "2"\nservices:\n  web:\n    build: .\n', [], 2),
         ('version: "2"\nservices:\n  web:\n    build: .\n', ["--image-prefix", "reg/p"], 0),
-        ('version: "2"\nservices:\n  web:\n    image: "${X}"\n', ["--strict"], 3),
+        ('version: "2"\nservices:\n  web:\n    image: "${X}"\n', [], 2),  # image "" from an unset variable
     ],
 )
 def test_exit_codes(tmp_path, capsys, text, args, code):
@@ -125,3 +125,36 @@ def test_help_documents_the_nodes_file(capsys):
         main(["convert", "--help"])
     out = capsys.readouterr().out
     assert "engine_labels" in out and "--image-prefix" in out
+
+
+def test_relative_paths_follow_the_output_file(tmp_path):
+    src = write(tmp_path, 'version: "2"\nservices:\n  web:\n    image: a\n    volumes: ["./html:/html:ro"]\n')
+    out = tmp_path / "deploy" / "stack.yml"
+    out.parent.mkdir()
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    assert yaml.safe_load(out.read_text())["services"]["web"]["volumes"] == ["../html:/html:ro"]
+
+
+SPEC = """\
+services:
+  web: {image: web:1}
+  debug: {image: busybox, profiles: [debug]}
+  tools: {image: adminer, profiles: [tools, all]}
+"""
+
+
+@pytest.mark.parametrize(
+    "args, env, services",
+    [([], {}, ["web"]), (["--profile", "debug"], {}, ["debug", "web"]),
+     (["--profile", "debug", "--profile", "all"], {}, ["debug", "tools", "web"]),
+     (["--profile", "*"], {}, ["debug", "tools", "web"]), ([], {"COMPOSE_PROFILES": "tools,debug"},
+                                                            ["debug", "tools", "web"])],
+)
+def test_profiles(tmp_path, capsys, monkeypatch, args, env, services):
+    monkeypatch.delenv("COMPOSE_PROFILES", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["convert", str(write(tmp_path, SPEC, "compose.yaml")), "--output", "json", *args]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert sorted(doc["stack"]["services"]) == services
+    assert doc["source_version"] == "spec"

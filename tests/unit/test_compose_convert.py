@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,8 @@ def test_service_rules(tmp_path, body, path, expected):
     ],
 )
 def test_lowest_version_that_holds_it(tmp_path, body, version):
-    assert convert(tmp_path, body).version == version
+    # 2.x input also gets bakery's update/rollback config written out, which needs 3.7.
+    assert convert(tmp_path, body).version == max(version, "3.7")
 
 
 @pytest.mark.parametrize(
@@ -144,7 +146,7 @@ def test_depends_on_conditions_go_to_x_bakery(tmp_path):
     result = convert_files([path], environ={})
     assert result.stack["services"]["web"]["depends_on"] == ["cache", "db"]
     assert result.stack["x-bakery"] == {"depends_on": {"web": {"cache": "service_started", "db": "service_healthy"}}}
-    assert result.version == "3.4"
+    assert result.version == "3.7"
 
 
 def test_networks_and_volumes_top_level(tmp_path):
@@ -207,3 +209,34 @@ def test_local_volume_warning_unless_pinned(tmp_path, env, code):
     result = convert(tmp_path, f'image: a\nenvironment: {env}\nvolumes: ["data:/d"]', top="volumes:\n  data: {}\n")
     assert code in {f.code for f in result.report.findings}
     assert (code == "compose.volumes.local") == any(f.code == code for f in result.report.warnings)
+
+
+@pytest.mark.parametrize(("scale", "deploy"), [
+    ("scale: 3\n", {"replicas": 3, "placement": {"max_replicas_per_node": 1}}),
+    ("", {"mode": "global"}),
+])
+def test_anti_affinity_keeps_the_count(tmp_path, scale, deploy):
+    result = convert(tmp_path, f'image: a\nrestart: always\n{scale}environment: ["affinity:container!=*s*"]')
+    got = result.stack["services"]["s"]["deploy"]
+    assert {k: got[k] for k in deploy} == deploy
+    assert "mode" not in got or not scale
+
+
+def test_a_link_alias_becomes_a_network_alias(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text('version: "2"\nservices:\n  web: {image: a, links: ["db:database"]}\n  db: {image: b}\n')
+    result = convert_files([path], environ={})
+    assert result.stack["services"]["db"]["networks"] == {"default": {"aliases": ["database"]}}
+    db = next(s for s in result.model.services if s.name == "db")
+    assert [(a.network, a.aliases) for a in db.networks] == [("default", ("database",))]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('image: "${NO_IMAGE}"', "needs an image (variable NO_IMAGE not set)"),
+    ('image: a\nvolumes: ["${NO_DIR}:/etc/x"]', "empty source or target (variable NO_DIR not set)"),
+    ('image: a\nports: ["${NO_PORT}:${NO_PORT}"]', "not a port mapping (variable NO_PORT not set)"),
+])
+def test_a_value_emptied_by_an_unset_variable_names_it(tmp_path, body, message):
+    with pytest.raises(ComposeError, match=re.escape(message)) as err:
+        convert(tmp_path, body)
+    assert err.value.line is not None and "set NO_" in (err.value.fix or "")

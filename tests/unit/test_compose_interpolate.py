@@ -112,3 +112,59 @@ def test_service_env_file_accepts_hint_keys(tmp_path: Path):
 def test_missing_env_file(tmp_path: Path):
     with pytest.raises(ComposeError, match="no such env file"):
         parse_env_file(tmp_path / "nope.env")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("plain", "plain"),
+        ("$SET ${SET}", "value value"),
+        ("${UNSET:-${SET}}", "value"),  # Compose v2 substitutes operands: defaults nest
+        ("${UNSET:-${ALSO_UNSET:-x}}", "x"),
+        ("${UNSET:-a-${SET}-b}", "a-value-b"),
+        ("${SET:+alt}", "alt"),
+        ("${EMPTY:+alt}", ""),
+        ("${EMPTY+alt}", "alt"),
+        ("${UNSET+alt}", ""),
+        ("${SET:+${SET}!}", "value!"),
+        ("${EMPTY-dflt}", ""),
+        ("${EMPTY:-dflt}", "dflt"),
+        ("$$SET", "$SET"),
+        ("${SET:?boom}", "value"),
+        ("$UNSET", ""),
+    ],
+)
+def test_spec_interpolation(text, expected):
+    doc = loads("a: 1\n", "f.yml")
+    assert Interpolator(doc, ENV, spec=True).text(text, ("a",)) == expected
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("${UNSET:?must be ${SET}}", "required variable UNSET is missing a value: must be value"),
+        ("${UNSET?}", "required variable UNSET is missing a value: not set"),
+        ("${UNSET:-${X}", "invalid interpolation format"),
+        ("${SET:%x}", "invalid interpolation format"),
+        ("$-", "invalid interpolation format"),
+    ],
+)
+def test_spec_interpolation_errors(text, needle):
+    doc = loads("a: 1\n", "f.yml")
+    with pytest.raises(ComposeError, match=needle.replace("$", r"\$")):
+        Interpolator(doc, ENV, spec=True).text(text, ("a",))
+
+
+def test_spec_interpolation_remembers_where_unset_variables_were():
+    doc = loads("a: 1\n", "f.yml")
+    interp = Interpolator(doc, ENV, spec=True)
+    interp.text("${A}:${B}:${A}", ("services", "web", "ports", 0))
+    assert interp.unset_at == {("services", "web", "ports", 0): ["A", "B"]}
+
+
+def test_env_file_references_and_comments(tmp_path):
+    """As docker-compose 1.29 (python-dotenv) and Compose v2 read them (checked by test_compose_oracles)."""
+    f = tmp_path / "app.env"
+    f.write_text("A=one\nB=${A}-two\nC=\"q ${A}\"\nD='s ${A}'\nE=x # note\nF=${NOPE:-dflt}\nG=${FROM_ENV}\n")
+    assert parse_env_file(f, lookup={"FROM_ENV": "env", "A": "shadowed"}) == {
+        "A": "one", "B": "one-two", "C": "q one", "D": "s ${A}", "E": "x", "F": "dflt", "G": "env"}

@@ -13,7 +13,9 @@ from bakery.compose.keys import ALL_VERSIONS, NETWORK_KEYS, SERVICE_KEYS, VOLUME
 DISPOSITIONS = {"exact", "approximated", "unsupported", "resolved"}
 # Keys whose conversion is done elsewhere: by normalize (v1 spellings), by another key's handler, or
 # (approximated) by dropping them with the report line.
-HANDLED_ELSEWHERE = {"log_driver", "log_opt", "dockerfile", "net", "cpu_period", "expose", "links", "extends"}
+# profiles: the loader (merge.py) leaves out inactive services and removes the key.
+HANDLED_ELSEWHERE = {"log_driver", "log_opt", "dockerfile", "net", "cpu_period", "expose", "links", "extends",
+                     "profiles"}
 
 
 @pytest.mark.parametrize("version", ALL_VERSIONS)

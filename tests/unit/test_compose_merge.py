@@ -40,8 +40,7 @@ def files(tmp_path: Path, **texts: str) -> dict[str, Path]:
 def test_extends_same_and_other_file(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "common.yml").write_text(
-        'version: "2"\nservices:\n  base:\n    image: a\n    environment: {A: "1"}\n    volumes: ["./data:/d"]\n'
-        "    links: [x]\n")
+        'version: "2"\nservices:\n  base:\n    image: a\n    environment: {A: "1"}\n    volumes: ["./data:/d"]\n')
     f = files(tmp_path, main='version: "2"\nservices:\n  web:\n    extends: {file: sub/common.yml, service: base}\n'
               '    environment: {B: "2"}\n  worker:\n    extends: web\n    command: work\n')
     stack = convert_files([f["main"]], environ={}).stack
@@ -58,6 +57,13 @@ def test_extends_same_and_other_file(tmp_path):
         ('version: "2"\nservices:\n  a: {extends: a}\n', "extends cycle"),
         ('version: "2"\nservices:\n  a: {extends: nope}\n', "no service 'nope'"),
         ('version: "2"\nservices:\n  a: {extends: {file: none.yml, service: x}}\n', "no such file"),
+        # docker-compose 1.x: "services with 'links' cannot be extended" (and volumes_from, depends_on, ...)
+        ('version: "2"\nservices:\n  a: {extends: b}\n  b: {image: x, links: [c]}\n  c: {image: c}\n',
+         "services with 'links' cannot be extended"),
+        ('version: "2.1"\nservices:\n  a: {extends: b}\n  b: {image: x, depends_on: [c]}\n  c: {image: c}\n',
+         "services with 'depends_on' cannot be extended"),
+        ('version: "2"\nservices:\n  a: {extends: b}\n  b: {image: x, network_mode: "service:c"}\n  c: {image: c}\n',
+         "services with 'network_mode: service' cannot be extended"),
     ],
 )
 def test_extends_errors(tmp_path, text, needle):
@@ -92,3 +98,32 @@ def test_mixed_major_versions_refused(tmp_path):
     f = files(tmp_path, a='version: "2"\nservices:\n  x: {image: a}\n', b='version: "3"\nservices:\n  x: {image: b}\n')
     with pytest.raises(ComposeError, match="mix compose versions"):
         convert_files([f["a"], f["b"]], environ={})
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        # Docker Compose v2: "can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus'"
+        ("services:\n  a: {image: x, cpus: 0.5, deploy: {resources: {limits: {cpus: '1'}}}}\n", "cpus 0.5"),
+        ("services:\n  a: {image: x, cpus: 0.5, deploy: {resources: {limits: {memory: 1g}}}}\n",
+         "without cpus differ"),
+        ("services:\n  a: {image: x, mem_limit: 64m, deploy: {resources: {limits: {memory: 32m}}}}\n", "mem_limit"),
+        ("services:\n  a: {image: x, scale: 2, deploy: {replicas: 3}}\n", "scale 2 and deploy.replicas 3"),
+        ('web: {image: x, build: .}\n', "has both image and build"),
+    ],
+)
+def test_compose_refusals(tmp_path, text, needle):
+    f = files(tmp_path, main=text)
+    with pytest.raises(ComposeError, match=needle):
+        convert_files([f["main"]], environ={})
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["services:\n  a: {image: x, cpus: 0.5, mem_limit: 64m, deploy: {resources: {limits: {cpus: '0.5', "
+     "memory: 67108864}}}}\n",
+     "services:\n  a: {image: x, scale: 2, deploy: {mode: replicated}}\n"],
+)
+def test_the_same_value_twice_is_fine(tmp_path, text):
+    f = files(tmp_path, main=text)
+    assert convert_files([f["main"]], environ={}).stack["services"]["a"]["image"] == "x"

@@ -22,6 +22,8 @@ BAD = [
     ("nfs: [{server: nfs1, export: /srv, path: \"/mnt/it's\"}]", "nfs[0].path"),
     ("nfs: [{server: nfs1, export: /srv, path: '//'}]", "nfs[0].path"),
     ("nfs: [{server: nfs1, export: /srv, path: '//proc/x'}]", "nfs[0].path"),
+    *[(f"nfs: [{{server: nfs1, export: /srv, path: {p}}}]", "nfs[0].path")  # would hide the system or bakery
+      for p in ("/etc", "/etc/bakery", "/usr/local", "/var", "/var/lib", "/var/lib/docker", "/boot", "/run/x", "/")],
     ('swarm: {seed: "seed\\n"}', "swarm.seed"),
     ('cluster: {name: "prod\\n"}', "cluster.name"),
     ("swarm: {join_port: 2377}", "swarm.join_port"),
@@ -45,6 +47,7 @@ GOOD = [
     "consul: {image: hashicorp/consul:1.19}",
     "consul: {image: 'registry.example:5000/team/consul:1.19@sha256:" + "a" * 64 + "'}",
     "nfs: [{server: 10.0.0.9, export: /srv/share, path: /mnt/docker-nfs}]",
+    "nfs: [{server: 'fd00::5', export: /srv/share, path: /srv/data}, {server: n, export: /e, path: /var/www}]",
     "docker: {daemon: {insecure_registries: ['10.0.0.0/8', 'reg.example:5000']}}",
 ]
 
@@ -98,3 +101,21 @@ def test_out_and_part_refuse_what_is_not_a_regular_file(tmp_path, capsys):
     for extra in (["-o", str(fifo)], ["--part", str(fifo)]):
         assert main(["render", "--role", "worker", "--state-dir", str(tmp_path / "s"), *extra]) == 2
         assert "not a regular file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host", ["10.0.0.5:2378", "a..b", ":::::", "1:2:3:4:5:6:7:8:9", "-x"])
+def test_every_host_is_an_ip_or_a_dns_name(host, tmp_path, capsys):
+    """`swarm.managers: ["10.0.0.5:2378"]` passed the schema's pattern, and a seed never reached that manager
+    (the name did not resolve): with form: true it started a second swarm."""
+    cfg = tmp_path / "bakery.yml"
+    cfg.write_text(f'swarm: {{managers: ["{host}"]}}\n')
+    code = main(["render", "--role", "worker", "--config", str(cfg), "--state-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2 and "swarm.managers[0]" in err, err
+
+
+def test_a_share_path_too_long_for_a_unit_name_is_refused(tmp_path, capsys):
+    cfg = tmp_path / "bakery.yml"
+    cfg.write_text("nfs: [{server: n, export: /e, path: /srv/" + "é" * 60 + "}]\n")
+    code = main(["render", "--role", "worker", "--config", str(cfg), "--state-dir", str(tmp_path / "s")])
+    assert code == 2 and "systemd takes at most 255" in capsys.readouterr().err

@@ -54,7 +54,8 @@ def test_same_files_and_units_as_cloud_init(conf, tmp_path, capsysbinary):
 
 
 def test_managers_keep_the_python_join_service(conf, tmp_path, capsysbinary):
-    payload = render(["--role", "manager", "--name", "m1", "--config", conf, "--format", "ignition"],
+    payload = render(["--role", "manager", "--name", "m1", "--address", "10.0.0.11", "--config", conf,
+                      "--format", "ignition"],
                      tmp_path / "s", capsysbinary)
     units = ignition_units(payload)
     assert "ExecStart=/usr/bin/python3 /opt/bakery/bakery-join serve" in units["bakery-join-server.service"]["contents"]
@@ -74,7 +75,7 @@ def test_join_env_is_join_json(conf, tmp_path, capsysbinary):
 
 
 def test_butane_says_the_same(conf, tmp_path, capsysbinary):
-    args = ["--role", "manager", "--name", "m1", "--config", conf]
+    args = ["--role", "manager", "--name", "m1", "--address", "10.0.0.11", "--config", conf]
     ign = json.loads(render([*args, "--format", "ignition", "--gzip", "always"], tmp_path / "s", capsysbinary))
     but = yaml.safe_load(render([*args, "--format", "butane"], tmp_path / "s", capsysbinary))
     assert (but["variant"], but["version"]) == ("flatcar", "1.0.0")

@@ -3,6 +3,7 @@ import copy
 import pytest
 
 from bakery.errors import UserError
+from bakery.stack import load
 from bakery.swarm.model import HASH_LABEL, NAMESPACE_LABEL
 from bakery.swarm.specs import build
 
@@ -15,14 +16,13 @@ STACK = {
             "environment": {"B": "2", "A": "1"},
             "networks": {"front": {"aliases": ["www"]}},
             "secrets": ["token"],
-            "depends_on": ["api"],
+            "depends_on": {"api": {"condition": "service_healthy"}},
             "deploy": {"replicas": 2, "placement": {"constraints": ["node.role==worker"]}},
         },
-        "api": {"image": "api:1", "command": "serve --port 8000", "container_name": "ignored"},
+        "api": {"image": "api:1", "command": "serve --port 8000"},
     },
     "networks": {"front": {"attachable": True}},
     "secrets": {"token": {"file": "token.txt"}},
-    "x-bakery": {"depends_on": {"web": {"api": "service_healthy"}}},
 }
 
 
@@ -32,9 +32,9 @@ def stack_dir(tmp_path):
     return tmp_path
 
 
-def specs(data, stack_dir, **kw):
-    out, report = build("st", data, base_dir=stack_dir, environ={}, **kw)
-    return {(d.kind, d.key): d for d in out.objects}, out, report
+def specs(data, stack_dir):
+    out = build("st", load(data, source="stack.yml"), base_dir=stack_dir, environ={})
+    return {(d.kind, d.key): d for d in out.objects}, out, None
 
 
 def test_names_labels_and_references(stack_dir):
@@ -55,7 +55,6 @@ def test_names_labels_and_references(stack_dir):
     assert "s3cret" not in repr(secret) and "s3cret" not in str(secret.spec)
     ref = web["TaskTemplate"]["ContainerSpec"]["Secrets"][0]
     assert ref == {"File": {"Name": "token", "UID": "0", "GID": "0", "Mode": 0o444}, "SecretName": secret.name}
-    assert [f.path for f in report.warnings] == [("services", "api", "container_name")]
 
 
 def test_explicit_defaults_avoid_the_docker_py_traps(stack_dir):
@@ -71,15 +70,13 @@ def test_explicit_defaults_avoid_the_docker_py_traps(stack_dir):
     assert (web["UpdateConfig"]["Order"], web["UpdateConfig"]["FailureAction"]) == ("stop-first", "pause")
 
 
-@pytest.mark.parametrize(
-    ("ports", "order"), [(["80:80"], "start-first"), ([{"target": 80, "published": 80, "mode": "host"}], "stop-first")]
-)
-def test_v2_update_defaults(stack_dir, ports, order):
+def test_update_config_from_the_file(stack_dir):
     data = copy.deepcopy(STACK)
-    data["services"]["web"]["ports"] = ports
-    objs, _, _ = specs(data, stack_dir, update_defaults=True)
+    data["services"]["web"]["deploy"]["update_config"] = {"order": "start-first", "failure_action": "rollback",
+                                                          "delay": "1m30s"}
+    objs, _, _ = specs(data, stack_dir)
     update = objs[("service", "web")].spec["UpdateConfig"]
-    assert (update["Order"], update["FailureAction"], update["Parallelism"]) == (order, "rollback", 1)
+    assert (update["Order"], update["FailureAction"], update["Delay"]) == ("start-first", "rollback", 90 * 10**9)
 
 
 def test_deterministic_and_hash_follows_content(stack_dir):
@@ -100,7 +97,7 @@ def test_secret_content_changes_its_name(stack_dir):
     assert a[("secret", "token")].name != b[("secret", "token")].name
 
 
-def test_dependencies_with_x_bakery_conditions(stack_dir):
+def test_dependencies_with_conditions(stack_dir):
     _, out, _ = specs(STACK, stack_dir)
     runs = {r.key: r for r in out.runs}
     assert runs["web"].depends_on == (("api", "service_healthy"),)
@@ -110,32 +107,49 @@ def test_dependencies_with_x_bakery_conditions(stack_dir):
 @pytest.mark.parametrize(
     ("mutate", "path", "message"),
     [
-        (lambda d: d["services"]["api"].update(depends_on=["web"]), ("services",), "dependency cycle"),
-        (
-            lambda d: d["services"]["api"].update(depends_on=["nope"]),
-            ("services", "api", "depends_on"),
-            "not a service",
-        ),
-        (
-            lambda d: d["services"]["api"].update(volumes=["logs:/logs"]),
-            ("services", "api", "volumes", 0),
-            "not declared",
-        ),
+        (lambda d: d["services"]["api"].update(depends_on=["web"]), ("services",), "depends_on cycle"),
+        (lambda d: d["services"]["api"].update(depends_on=["nope"]), ("services", "api", "depends_on"),
+         "unknown service"),
+        (lambda d: d["services"]["api"].update(volumes=["logs:/logs"]), ("services", "api", "volumes", 0),
+         "not declared"),
         (lambda d: d["services"]["api"].update(ports=["http"]), ("services", "api", "ports", 0), "not a port"),
+        (lambda d: d["services"]["api"].update(ports=["99999:80"]), ("services", "api", "ports", 0),
+         "not a port number"),
+        (lambda d: d["services"]["api"].update(ports=["80:80", "80:81"]), ("services", "api", "ports"),
+         "published twice"),
         (lambda d: d["services"]["api"].pop("image"), ("services", "api", "image"), "needs an image"),
-        (lambda d: d["services"]["api"].update(stop_grace_period="soon"), ("services", "api"), "not a duration"),
-        (lambda d: d["services"]["api"].update(networks=["back"]), ("networks", "back"), "not declared"),
+        (lambda d: d["services"]["api"].update(stop_grace_period="soon"), ("services", "api", "stop_grace_period"),
+         "not a duration"),
+        (lambda d: d["services"]["api"].update(networks=["back"]), ("services", "api", "networks"), "not declared"),
+        (lambda d: d["services"]["api"].update(deploy={"placement": "x"}), ("services", "api", "deploy", "placement"),
+         "must be a mapping"),
+        (lambda d: d["services"]["api"].update(deploy={"replicas": float("inf")}),
+         ("services", "api", "deploy", "replicas"), "not a valid replica count"),
+        (lambda d: d["services"]["api"].update(deploy={"mode": ["global"]}), ("services", "api", "deploy", "mode"),
+         "is not one of"),
+        (lambda d: d["services"]["api"].update(deploy={"resources": {"limits": {"memory": "12x"}}}),
+         ("services", "api", "deploy", "resources", "limits", "memory"), "not a size"),
+        (lambda d: d["services"]["api"].update(volumes=[":/etc/x"]), ("services", "api", "volumes", 0),
+         "empty source"),
     ],
 )
 def test_errors_name_the_yaml_path(stack_dir, mutate, path, message):
     data = copy.deepcopy(STACK)
     mutate(data)
     with pytest.raises(UserError, match=message) as err:
-        build("st", data, base_dir=stack_dir, environ={}, source="stack.yml", locate=lambda p: (3, 5))
+        build("st", load(data, source="stack.yml"), base_dir=stack_dir, environ={})
     assert err.value.path[: len(path)] == path
-    assert str(err.value).startswith("stack.yml:3:5 ")
+    assert err.value.source == "stack.yml"
+
+
+def test_sizes_take_docker_units(stack_dir):
+    data = copy.deepcopy(STACK)
+    data["services"]["api"]["deploy"] = {"resources": {"limits": {"memory": "64MiB", "cpus": "0.5"}}}
+    objs, _, _ = specs(data, stack_dir)
+    limits = objs[("service", "api")].spec["TaskTemplate"]["Resources"]["Limits"]
+    assert limits == {"MemoryBytes": 64 << 20, "NanoCPUs": 5 * 10**8}
 
 
 def test_bad_stack_name():
     with pytest.raises(UserError, match="stack name"):
-        build("-bad name", STACK)
+        build("-bad name", load(STACK))

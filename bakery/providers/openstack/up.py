@@ -5,8 +5,9 @@ for months without 2377): 2377/tcp between managers, 7946/tcp+udp and
 4789/udp between nodes, 2378/tcp (bakery's join service) from nodes to
 managers, 2376/tcp (the TLS Docker API) from the operator's CIDR only, and
 consul's server ports for consul. Managers share an anti-affinity server
-group. The seed gets a Neutron port first, so its fixed IP is known to every
-other node's user-data. Every resource is tagged (Neutron) or carries
+group. The seed and every manager get a Neutron port first, so their fixed IPs
+are known to every node's user-data (`swarm.seed`, `swarm.managers`): a seed
+booted again later fetches its token from the managers. Every resource is tagged (Neutron) or carries
 metadata (Nova) with the cluster, and up looks for it before creating it, so
 re-running after a partial failure converges. Server groups cannot be
 tagged: theirs is an exact name derived from the cluster (keypairs: access.py).
@@ -191,8 +192,14 @@ def ensure_server_group(conn: Any, cluster: str, ledger: Ledger) -> str:
 
 
 def ensure_seed_port(conn: Any, opts: UpOptions, network_id: str, sg_ids: list[str], ledger: Ledger) -> Any:
-    name = f"{opts.cluster}-seed"
-    for port in _tagged(conn, "port", opts.cluster):
+    return ensure_port(conn, opts, f"{opts.cluster}-seed", network_id, sg_ids, ledger)
+
+
+def ensure_port(conn: Any, opts: UpOptions, name: str, network_id: str, sg_ids: list[str], ledger: Ledger,
+                tagged: list[Any] | None = None) -> Any:
+    """The node's tagged port (found again by its name), created if missing: its fixed IP is known
+    before any user-data is rendered."""
+    for port in _tagged(conn, "port", opts.cluster) if tagged is None else tagged:
         if port.name == name:
             return port
     try:
@@ -200,8 +207,25 @@ def ensure_seed_port(conn: Any, opts: UpOptions, network_id: str, sg_ids: list[s
         ledger.add("port", port.id)
         conn.network.set_tags(port, [cluster_tag(opts.cluster)])
     except Exception as exc:
-        raise cloud_error(exc, f"creating the seed's port {name}") from exc
+        raise cloud_error(exc, f"creating the port {name}") from exc
     return port
+
+
+def manager_ports(conn: Any, opts: UpOptions, network_id: str, sg_ids: list[str], existing: dict[str, Any],
+                  ledger: Ledger) -> tuple[dict[str, Any], dict[str, str]]:
+    """(ports of the managers still to boot, every manager's fixed IP by name). A manager that already
+    runs keeps the address it has (it may predate manager ports)."""
+    names = [n for r, n in node_plan(opts) if r == "manager"]
+    tagged = _tagged(conn, "port", opts.cluster) if names else []
+    ports: dict[str, Any] = {}
+    addrs: dict[str, str] = {}
+    for name in names:
+        if name in existing:
+            addrs[name] = fixed_ip(existing[name])
+            continue
+        ports[name] = ensure_port(conn, opts, name, network_id, sg_ids, ledger, tagged)
+        addrs[name] = str(ports[name].fixed_ips[0]["ip_address"])
+    return ports, addrs
 
 
 def seed_address(conn: Any, cluster: str) -> str | None:
@@ -260,6 +284,9 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
         access.ensure_keypair(conn, opts.keypair, opts.public_key, sgs[group_names(opts.cluster)["nodes"]])
     group_id = ensure_server_group(conn, opts.cluster, ledger)
     port = ensure_seed_port(conn, opts, network.id, [sgs[n] for n in groups_for("seed", opts.cluster)], ledger)
+    ports, manager_ips = manager_ports(conn, opts, network.id, [sgs[n] for n in groups_for("manager", opts.cluster)],
+                                       existing, ledger)
+    ports[port.name] = port
     result = UpResult({}, {}, str(port.fixed_ips[0]["ip_address"]))
     if external is not None:
         fip = access.ensure_floating_ip(conn, tag, external.id, port.id, f"{opts.cluster}-seed")
@@ -272,9 +299,12 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
             fip = access.ensure_floating_ip(conn, tag, external.id, balancer.vip_port_id, lb.lb_name(opts.cluster))
             result = dataclasses.replace(result, lb_floating_ip=str(fip.floating_ip_address))
     extra = [a for a in (result.seed_floating_ip, result.lb_vip, result.lb_floating_ip) if a]
+    # Every node knows the seed and the managers by their fixed IPs (in the managers' certificates too):
+    # a seed booted again beside running managers fetches its token from them.
     cfg = dataclasses.replace(cfg, name=opts.cluster, tls_sans=tuple(sorted({*cfg.tls_sans, *extra})),
-                              swarm=dataclasses.replace(cfg.swarm, seed=result.seed_ip))
-    ids = boot(conn, opts, cfg, state_root, (flavor, image, network, port, group_id), existing, progress)
+                              swarm=dataclasses.replace(cfg.swarm, seed=result.seed_ip,
+                                                        managers=tuple(manager_ips.values())))
+    ids = boot(conn, opts, cfg, state_root, (flavor, image, network, ports, group_id), existing, progress)
     servers = wait_active(conn, ids, opts, progress, clock)
     result = dataclasses.replace(result, servers=ids, roles=dict((n, r) for r, n in node_plan(opts)))
     if balancer is not None and subnet is not None:
@@ -301,7 +331,8 @@ def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None
     """Boot every planned server that does not exist yet; returns node name -> server id."""
     from ...render import Node, build_userdata
 
-    flavor, image, network, port, group_id = found
+    flavor, image, network, ports, group_id = found
+    addresses = dict(zip((n for r, n in node_plan(opts) if r == "manager"), cfg.swarm.managers, strict=True))
     ids: dict[str, str] = {}
     # The seed forms the swarm only if no manager of the cluster exists (the cloud's tagged servers are
     # the record): a seed booted again beside running managers must join them, never init a second swarm.
@@ -310,16 +341,18 @@ def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None
         if name in existing:
             ids[name] = existing[name].id
             continue
-        node = Node(role, name, (cfg.swarm.seed,) if role == "seed" else ())
+        own = cfg.swarm.seed if role == "seed" else addresses.get(name)
+        node = Node(role, name, (own,) if own else ())
         form = role == "seed" and not formed
         userdata, _ = build_userdata(dataclasses.replace(cfg, swarm=dataclasses.replace(cfg.swarm, form=form)),
                                      node, state_root)
-        nets = [{"port": port.id}] if role == "seed" else [{"uuid": network.id}]
+        port = ports.get(name)  # the seed's and the managers': their security groups are the port's
+        nets = [{"port": port.id}] if port is not None else [{"uuid": network.id}]
         hints = {"group": group_id} if role in ("seed", "manager") else {}
         try:
             server = conn.compute.create_server(
                 name=name, image_id=image.id, flavor_id=flavor.id, networks=nets,
-                security_groups=[] if role == "seed" else [{"name": n} for n in groups_for(role, opts.cluster)],
+                security_groups=[] if port is not None else [{"name": n} for n in groups_for(role, opts.cluster)],
                 user_data=base64.b64encode(userdata.payload).decode(), key_name=opts.keypair,
                 scheduler_hints=hints or None,
                 metadata={CLUSTER_KEY: opts.cluster, "bakery.role": role})

@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-
-import pytest
+from typing import NoReturn
 
 # The checkout: test data (tests/cases, stacks/, bench/) lives here; code is imported from the installed package.
 REPO = Path(__file__).resolve().parents[3]
 
 
-def require_or_skip(switch: str, reason: str) -> None:
+def require_or_skip(switch: str, reason: str) -> NoReturn:
+    import pytest  # here, so that scripts (testkit/oracles.py, run by .ci/run) need no pytest
+
     if os.environ.get(switch) == "1":
         pytest.fail(f"{reason} ({switch}=1 makes this a failure)")
     pytest.skip(reason)
@@ -28,3 +29,11 @@ def need_tool(name: str, switch: str = "BAKERY_REQUIRE_VALIDATORS") -> str:
         require_or_skip(switch, f"{name} is not installed")
     assert path is not None
     return path
+
+
+def cache_dir() -> Path:
+    """Downloads the tests reuse: $BAKERY_CACHE_DIR, else $XDG_CACHE_HOME/bakery or ~/.cache/bakery."""
+    if os.environ.get("BAKERY_CACHE_DIR"):
+        return Path(os.environ["BAKERY_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bakery"

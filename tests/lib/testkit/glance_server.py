@@ -23,6 +23,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from testkit import cache_dir
+
 PROJECT = "bakery-test-project"
 
 CONTEXT_MIDDLEWARE = f'''\
@@ -77,13 +79,6 @@ class Glance:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-
-
-def cache_dir() -> Path:
-    if os.environ.get("BAKERY_CACHE_DIR"):
-        return Path(os.environ["BAKERY_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "bakery"
 
 
 def _importable(python: str) -> bool:

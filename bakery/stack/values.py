@@ -1,0 +1,97 @@
+"""The one place where stack value syntaxes become numbers.
+
+Sizes are docker's RAMInBytes (`512m`, `64MiB`, `1.5g`: binary units), durations
+are Go durations (`1m30s`, `500ms`; a plain number is seconds, as compose takes
+it), CPU counts become nano-CPUs, ports are checked against 0-65535. A bad value
+raises `BadValue` with the rule and the fix; `stack.load` adds the file, line and
+YAML path.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+
+class BadValue(ValueError):
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?\Z")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+MAX_PORT = 65535
+
+
+def size_bytes(value: object) -> int:
+    """`"512m"` -> 536870912; `"64MiB"`, `"1GB"` and a number of bytes too."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise BadValue(f"{value!r} is not a size", "use 512m, 2g or a number of bytes")
+    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()])
+
+
+def duration_ns(value: object) -> int:
+    """`"1m30s"` -> 90_000_000_000. Plain numbers are seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return int(value * 10**9)
+    text = value.strip() if isinstance(value, str) else None
+    if text == "0":
+        return 0
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text or ""):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _NS[match.group(2)]
+        pos = match.end()
+    if text is None or pos == 0 or pos != len(text):
+        raise BadValue(f"{value!r} is not a duration", "use 10s, 1m30s or 500ms")
+    return int(round(total))
+
+
+def nano_cpus(value: object) -> int:
+    """`"0.5"` -> 500_000_000."""
+    try:
+        cpus = float(str(value)) if not isinstance(value, bool) else -1.0
+    except ValueError:
+        cpus = -1.0
+    if not (math.isfinite(cpus) and cpus > 0):
+        raise BadValue(f"{value!r} is not a number of CPUs", "use a positive number such as 0.5 or 2")
+    return int(round(cpus * 10**9))
+
+
+def count(value: object, what: str, *, minimum: int = 0) -> int:
+    """A whole number (replicas, parallelism, retries): `.inf`, `"3"` and `true` are refused."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadValue(f"{value!r} is not a valid {what}", f"use a whole number of at least {minimum}")
+    return value
+
+
+def ratio(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise BadValue(f"{value!r} is not a valid {what}", "use a number from 0 to 1")
+    return float(value)
+
+
+def port_number(value: object, *, zero: bool = False) -> int:
+    """One port: 1-65535 (0 only where it means "none")."""
+    text = str(value).strip() if not isinstance(value, bool) else ""
+    number = int(text) if text.isdigit() else -1
+    if not (0 if zero else 1) <= number <= MAX_PORT:
+        raise BadValue(f"{value!r} is not a port number", f"use a number from 1 to {MAX_PORT}")
+    return number
+
+
+def port_range(text: str) -> list[int]:
+    """`"8000-8010"` -> [8000, ..., 8010]; a single port -> [port]."""
+    lo, sep, hi = text.partition("-")
+    first, last = port_number(lo), port_number(hi) if sep else port_number(lo)
+    if last < first:
+        raise BadValue(f"port range {text!r} runs backwards", f"write {last}-{first}")
+    return list(range(first, last + 1))

@@ -1,0 +1,62 @@
+import pytest
+
+from bakery.stack.values import BadValue, count, duration_ns, nano_cpus, port_range, size_bytes
+
+
+@pytest.mark.parametrize(
+    ("value", "ns"),
+    [("10s", 10 * 10**9), ("1m30s", 90 * 10**9), ("500ms", 5 * 10**8), ("1h", 3600 * 10**9),
+     ("1.5s", 15 * 10**8), ("0", 0), (2, 2 * 10**9), ("250us", 250_000)],
+)
+def test_duration(value, ns):
+    assert duration_ns(value) == ns
+
+
+@pytest.mark.parametrize("value", ["10", "ten", "10x", "s", True, "1m 30s", float("inf"), -1, None, [1]])
+def test_bad_duration(value):
+    with pytest.raises(BadValue, match="not a duration"):
+        duration_ns(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [("512m", 512 << 20), ("1g", 1 << 30), ("1GB", 1 << 30), ("64MiB", 64 << 20), ("100k", 100 << 10),
+     (4096, 4096), ("1.5g", 3 << 29), ("2 kb", 2048)],
+)
+def test_size(value, size):
+    assert size_bytes(value) == size
+
+
+@pytest.mark.parametrize("value", ["12x", "lots", "-1m", False, -1, "1.2.3m", "", None])
+def test_bad_size(value):
+    with pytest.raises(BadValue, match="not a size"):
+        size_bytes(value)
+
+
+@pytest.mark.parametrize(("value", "nano"), [("0.5", 500_000_000), (2, 2_000_000_000), ("0.01", 10_000_000)])
+def test_cpus(value, nano):
+    assert nano_cpus(value) == nano
+
+
+@pytest.mark.parametrize("value", ["half", 0, -1, "nan", "inf", True])
+def test_bad_cpus(value):
+    with pytest.raises(BadValue, match="CPUs"):
+        nano_cpus(value)
+
+
+@pytest.mark.parametrize("value", [float("inf"), "3", True, -1, 1.5])
+def test_bad_count(value):
+    with pytest.raises(BadValue, match="replica count"):
+        count(value, "replica count")
+
+
+@pytest.mark.parametrize(("text", "ports"), [("80", [80]), ("8000-8002", [8000, 8001, 8002])])
+def test_port_range(text, ports):
+    assert port_range(text) == ports
+
+
+@pytest.mark.parametrize(("text", "message"), [("99999", "not a port number"), ("0", "not a port number"),
+                                               ("90-80", "backwards"), ("http", "not a port number")])
+def test_bad_port_range(text, message):
+    with pytest.raises(BadValue, match=message):
+        port_range(text)
