@@ -62,6 +62,14 @@ class InsecureTcp:
 
 
 @dataclass(frozen=True)
+class Agent:
+    """The commands the join units run (bakery/ignition.py runs the sh agent instead)."""
+
+    join: str = f"/usr/bin/python3 {LIB_DIR}/bakery-join join"
+    serve: str = f"/usr/bin/python3 {LIB_DIR}/bakery-join serve"
+
+
+@dataclass(frozen=True)
 class UserData:
     payload: bytes
     raw_size: int  # before gzip
@@ -222,7 +230,8 @@ class _Files:
 
 
 def _files(
-    cfg: ClusterConfig, node: Node, m: NodeMaterial, insecure: InsecureTcp | None, gossip_key: str | None
+    cfg: ClusterConfig, node: Node, m: NodeMaterial, insecure: InsecureTcp | None, gossip_key: str | None,
+    agent: Agent = Agent(),
 ) -> _Files:
     f = _Files()
     role, tls = node.role, insecure is None
@@ -276,11 +285,12 @@ def _files(
         forms = role == "seed" and cfg.swarm.form
         action = "form the swarm or join a running one" if forms else f"join the swarm as a {join_class}"
         f.add(f"{UNIT_DIR}/bakery-join.service",
-              fill("systemd/bakery-join.service.j2", action=action, timeout=cfg.swarm.join_timeout + 60))
+              fill("systemd/bakery-join.service.j2", action=action, timeout=cfg.swarm.join_timeout + 60,
+                   exec_start=agent.join))
         units.append("bakery-join.service")
     if join_class == "manager":
         f.add(f"{UNIT_DIR}/bakery-join-server.service",
-              fill("systemd/bakery-join-server.service.j2", port=cfg.swarm.join_port))
+              fill("systemd/bakery-join-server.service.j2", port=cfg.swarm.join_port, exec_start=agent.serve))
         units.append("bakery-join-server.service")
 
     f.add(f"{LIB_DIR}/bootstrap", fill(
@@ -355,8 +365,10 @@ def build_userdata(
     parts: tuple[Path, ...] = (),
     insecure: InsecureTcp | None = None,
     reissue: bool = True,
+    fmt: str = "cloud-init",
 ) -> tuple[UserData, list[str]]:
     """The whole pipeline: certificates (made once), document, parts, size.
+    `fmt` "ignition" or "butane": the same node for Flatcar and Fedora CoreOS (bakery/ignition.py).
 
     Returns the user-data and the cluster material created now. `reissue=False` (the CLI's default)
     refuses to change an existing node's class or SANs; providers, which own their nodes' addresses,
@@ -364,11 +376,19 @@ def build_userdata(
     """
     from . import certs, state
 
+    if fmt != "cloud-init":
+        from . import ignition
+
+        ignition.refuse(cfg, fmt, parts)
+
     cdir = state.cluster_dir(cfg.name, state_root)
     created = certs.ensure_cluster(cdir, cfg.name)
     material = certs.ensure_node(cdir, node.name, JOIN_CLASS[node.role], node_sans(cfg, node), reissue=reissue)
     consul_here = node.role == "consul" or cfg.consul.agents
     gossip = certs.ensure_gossip_key(cdir) if consul_here and cfg.consul.encrypt else None
+    if fmt != "cloud-init":
+        return ignition.userdata(cfg, node, material, fmt, gzip_mode=gzip_mode, insecure=insecure,
+                                 gossip_key=gossip), created
     text, files = cloud_config(cfg, node, material, insecure, gossip)
     if not parts:
         return finish(text.encode(), "text/cloud-config", files, gzip_mode), created

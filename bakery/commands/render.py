@@ -44,8 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config(p)
     add_cluster(p)
     add_state_dir(p)
+    p.add_argument("--format", choices=("cloud-init", "ignition", "butane"), default="cloud-init",
+                   help="cloud-init user-data (default), an Ignition config (Flatcar, Fedora CoreOS; needs "
+                        "docker.install: none), or its Butane source")
     p.add_argument("--gzip", choices=("auto", "always", "never"), default="auto",
-                   help="gzip the user-data: auto = only when needed to fit Nova's limit (default)")
+                   help="gzip the user-data (with --format ignition: its files, as gzip data URLs): "
+                        "auto = only when needed to fit Nova's limit (default)")
     p.add_argument("--part", action="append", default=[], type=Path, metavar="FILE",
                    help="append your own cloud-config or script as a MIME part (repeatable)")
     p.add_argument("--insecure-tcp", metavar="ADDR:PORT",
@@ -110,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     node = Node(args.role, name, tuple(args.address))
     _check_reachable(cfg, node)
     userdata, created = build_userdata(cfg, node, args.state_dir, gzip_mode=args.gzip, parts=tuple(args.part),
-                                       insecure=_insecure(args.insecure_tcp), reissue=args.reissue)
+                                       insecure=_insecure(args.insecure_tcp), reissue=args.reissue, fmt=args.format)
     if created:
         from ..state import cluster_dir
 

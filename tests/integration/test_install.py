@@ -7,6 +7,7 @@ fresh venv, and runs `bakery render --role manager` from an empty directory with
 from __future__ import annotations
 
 import configparser
+import json
 import subprocess
 import sys
 import venv
@@ -67,6 +68,12 @@ def test_fresh_venv_renders_a_manager_from_an_empty_directory(wheel: Path, tmp_p
     assert done.stdout.startswith(b"#cloud-config\n"), done.stdout[:200]
     assert b"docker-tcp.socket" in done.stdout and b"bakery-join" in done.stdout
     assert (home / ".local" / "state" / "bakery" / "default").is_dir()
+    (empty / "bakery.yml").write_text("docker: {install: none}\n")
+    done = subprocess.run([str(env_dir / "bin" / "bakery"), "render", "--role", "worker", "--name", "w1",
+                           "--format", "ignition"], cwd=empty, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    files = {f["path"] for f in json.loads(done.stdout)["storage"]["files"]}
+    assert "/opt/bakery/bakery-join.sh" in files  # the sh agent's text is in the wheel
     where = subprocess.run([str(py), "-c", "import bakery; print(bakery.__file__)"], cwd=empty, env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
     assert where.startswith(str(env_dir)), where

@@ -11,7 +11,10 @@
    through the seed's join service, exactly as it runs at boot.
 4. No second swarm: three managers formed, the seed rebuilt (engine state
    wiped, user-data rendered for the running swarm) while they are unreachable
-   from it: it keeps asking, never inits, and joins their swarm when they are back."""
+   from it: it keeps asking, never inits, and joins their swarm when they are back.
+The tests of the agent as a program (3, 4 and the reboot case) run with both agents: the Python
+one of cloud-init nodes and the POSIX sh one of Ignition nodes (Flatcar, Fedora CoreOS), and a
+cluster of cloud-init managers with Ignition workers."""
 
 from __future__ import annotations
 
@@ -35,7 +38,21 @@ from typing import Any
 import pytest
 from testkit import require_or_skip
 from testkit.engine import Engine, _wait_socket, find_dockerd, private_dockerd, unmount_under
-from testkit.join import AGENT_PATH, Netns, agent_file, free_port, load_agent, materialise, wait_port, write_cfg
+from testkit.join import (
+    AGENT_PATH,
+    AGENTS,
+    Netns,
+    agent_env,
+    argv_recorders,
+    free_port,
+    join_cmd,
+    load_agent,
+    materialise,
+    render_args,
+    serve_cmd,
+    wait_port,
+    write_cfg,
+)
 from testkit.render_util import render
 
 pytestmark = pytest.mark.engine
@@ -123,13 +140,18 @@ def test_certificates_outside_the_join_ca_get_no_session(which, token_service, c
         agent.fetch_token(cfg, "localhost", ctx)
 
 
-def test_join_on_a_node_already_in_a_swarm_does_nothing(engine, tmp_path, capsysbinary):
+NO_INSTALL = "docker: {install: none}\n"  # Ignition nodes install nothing; cloud-init nodes don't care here
+
+
+@pytest.mark.parametrize("agent", [*AGENTS, "bash"])
+def test_join_on_a_node_already_in_a_swarm_does_nothing(agent, engine, tmp_path, capsysbinary):
     root = tmp_path / "w"
-    cfg = materialise(render(["--role", "worker"], tmp_path / "s", capsysbinary), root)
+    (tmp_path / "b.yml").write_text(NO_INSTALL)
+    args = render_args(agent, ["--role", "worker", "--config", str(tmp_path / "b.yml")])
+    cfg = materialise(render(args, tmp_path / "s", capsysbinary), root)
     cfg.update(docker_socket=engine.socket, endpoints=["127.0.0.1"], join_port=free_port())
-    env = dict(os.environ, BAKERY_JOIN_CONFIG=str(write_cfg(root, cfg)))
-    res = subprocess.run([sys.executable, str(root / AGENT_PATH.lstrip("/")), "join"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(join_cmd(root, agent), env=agent_env(write_cfg(root, cfg)), capture_output=True, text=True,
+                         timeout=60)
     assert res.returncode == 0, res.stderr
     assert "already part of a swarm (active)" in res.stderr
 
@@ -348,13 +370,19 @@ def test_dockerd_with_rendered_daemon_json_enforces_mutual_tls(tmp_path, capsysb
 NET = "10.213.77"
 
 
-def test_seed_inits_and_worker_joins_through_the_join_service(tmp_path, capsysbinary):
+@pytest.mark.parametrize(("seed_agent", "worker_agent"),
+                         [("python", "python"), ("sh", "sh"), ("bash", "bash"), ("python", "sh")],
+                         ids=["python", "sh", "sh under bash", "cloud-init seed, sh worker"])
+def test_seed_inits_and_worker_joins_through_the_join_service(seed_agent, worker_agent, tmp_path, capsysbinary):
     dockerd = find_dockerd()
     for tool in ("ip", "nsenter", "iptables"):
         if shutil.which(tool) is None:
             require_or_skip("BAKERY_REQUIRE_ENGINE", f"{tool} is missing")
     conf = tmp_path / "bakery.yml"
-    conf.write_text(f"swarm: {{seed: '{NET}.11', form: true}}\n")  # the first formation
+    conf.write_text(f"{NO_INSTALL}swarm: {{seed: '{NET}.11', form: true}}\n")  # the first formation
+    agents = {"seed": seed_agent, "worker": worker_agent}
+    argv_log = tmp_path / "argv.log"
+    recorders = argv_recorders(tmp_path / "bin", argv_log)
     state = tmp_path / "state"
     net = Netns(str(os.getpid() % 10000), NET)
     try:
@@ -364,7 +392,8 @@ def test_seed_inits_and_worker_joins_through_the_join_service(tmp_path, capsysbi
             ns = f"bkj{os.getpid() % 10000}-{role}"
             addr = net.add(ns, octet)
             root = tmp_path / role
-            cfg = materialise(render(["--role", role, "--config", str(conf)], state, capsysbinary), root)
+            args = render_args(agents[role], ["--role", role, "--config", str(conf)])
+            cfg = materialise(render(args, state, capsysbinary), root)
             sock = root / "docker.sock"
             cfg["docker_socket"] = str(sock)
             env_file = write_cfg(root, cfg)
@@ -379,15 +408,13 @@ def test_seed_inits_and_worker_joins_through_the_join_service(tmp_path, capsysbi
 
         def agent(role: str, verb: str) -> subprocess.CompletedProcess[str]:
             ns, root, env_file = nodes[role]
-            env = dict(os.environ, BAKERY_JOIN_CONFIG=str(env_file))
-            return net.run(ns, sys.executable, str(root / AGENT_PATH.lstrip("/")), verb, env=env, timeout=300)
+            return net.run(ns, *join_cmd(root, agents[role]), env=agent_env(env_file, recorders), timeout=300)
 
         seed = agent("seed", "join")
         assert seed.returncode == 0, seed.stderr
         assert f"initialised the swarm, advertising {NET}.11" in seed.stderr
         ns, root, env_file = nodes["seed"]
-        net.spawn(ns, [sys.executable, str(root / AGENT_PATH.lstrip("/")), "serve"], root / "serve.log",
-                  env=dict(os.environ, BAKERY_JOIN_CONFIG=str(env_file)))
+        net.spawn(ns, serve_cmd(root), root / "serve.log", env=agent_env(env_file))
         worker = agent("worker", "join")
         assert worker.returncode == 0, worker.stderr
         assert f"joined the swarm as worker through {NET}.11, advertising {NET}.12" in worker.stderr
@@ -408,6 +435,12 @@ def test_seed_inits_and_worker_joins_through_the_join_service(tmp_path, capsysbi
                                 capture_output=True, text=True).stdout.strip()
         logs = seed.stderr + worker.stderr + (nodes["seed"][1] / "serve.log").read_text()
         assert tokens and tokens not in logs
+        if set(agents.values()) != {"python"}:  # every command the sh agent ran, with its command line
+            argv = argv_log.read_text()
+            assert "curl " in argv and tokens not in argv and "SWMTKN" not in argv
+        for path in tmp_path.rglob("*"):  # never in a file
+            if path.is_file() and "data" not in path.relative_to(tmp_path).parts[1:2]:
+                assert tokens.encode() not in path.read_bytes(), path
     finally:
         net.down()
         for role in ("seed", "worker"):  # the engines' exec roots: only ours, unmounted first
@@ -433,7 +466,7 @@ class SimNode:
         return str(self.root / "docker.sock")
 
     def env(self) -> dict[str, str]:
-        return dict(os.environ, BAKERY_JOIN_CONFIG=str(self.env_file))
+        return agent_env(self.env_file)
 
 
 def _docker(node: SimNode, *args: str) -> str:
@@ -459,30 +492,31 @@ def _eventually(what: str, check: Any, timeout: float = 180) -> None:
         time.sleep(1)
 
 
-def test_a_rebuilt_seed_waits_for_unreachable_managers_and_joins_their_swarm(tmp_path, capsysbinary):
+@pytest.mark.parametrize("agent_kind", AGENTS)
+def test_a_rebuilt_seed_waits_for_unreachable_managers_and_joins_their_swarm(agent_kind, tmp_path, capsysbinary):
     dockerd = find_dockerd()
     for tool in ("ip", "nsenter", "iptables"):
         if shutil.which(tool) is None:
             require_or_skip("BAKERY_REQUIRE_ENGINE", f"{tool} is missing")
     swarm = f"seed: '{NET4}.11', managers: ['{NET4}.12', '{NET4}.13']"
-    (tmp_path / "form.yml").write_text(f"swarm: {{{swarm}, form: true}}\n")  # the first formation
-    (tmp_path / "join.yml").write_text(f"swarm: {{{swarm}}}\n")  # every later render: join only
+    (tmp_path / "form.yml").write_text(f"{NO_INSTALL}swarm: {{{swarm}, form: true}}\n")  # the first formation
+    (tmp_path / "join.yml").write_text(f"{NO_INSTALL}swarm: {{{swarm}}}\n")  # every later render: join only
     state, tag = tmp_path / "state", str(os.getpid() % 10000 + 1)
     net = Netns(tag, NET4)
     nodes: dict[str, SimNode] = {}
 
     def render_node(name: str, role: str, conf: str, octet: int) -> dict[str, Any]:
         args = ["--role", role, "--name", name, "--address", f"{NET4}.{octet}", "--config", str(tmp_path / conf)]
-        cfg = materialise(render(args, state, capsysbinary), tmp_path / name)
+        cfg = materialise(render(render_args(agent_kind, args), state, capsysbinary), tmp_path / name)
         cfg["docker_socket"] = str(tmp_path / name / "docker.sock")
         return cfg
 
     def agent(node: SimNode, verb: str) -> subprocess.CompletedProcess[str]:
-        return net.run(node.ns, sys.executable, str(agent_file(node.root)), verb, env=node.env(), timeout=300)
+        assert verb == "join"
+        return net.run(node.ns, *join_cmd(node.root), env=node.env(), timeout=300)
 
     def serve(node: SimNode) -> subprocess.Popen[bytes]:
-        return net.spawn(node.ns, [sys.executable, str(agent_file(node.root)), "serve"], node.root / "serve.log",
-                         env=node.env())
+        return net.spawn(node.ns, serve_cmd(node.root), node.root / "serve.log", env=node.env())
 
     try:
         net.up()
@@ -526,7 +560,7 @@ def test_a_rebuilt_seed_waits_for_unreachable_managers_and_joins_their_swarm(tmp
         for (addr,) in block:
             net.sh("nsenter", f"--net=/var/run/netns/{seed.ns}", "iptables", "-I", "OUTPUT", "-d", addr, "-j", "DROP")
         log = seed.root / "rejoin.log"
-        rejoin = net.spawn(seed.ns, [sys.executable, str(agent_file(seed.root)), "join"], log, env=seed.env())
+        rejoin = net.spawn(seed.ns, join_cmd(seed.root), log, env=seed.env())
         _eventually("two rounds of retries", lambda: log.read_text().count("not initialising a swarm") >= 2)
         assert rejoin.poll() is None
         assert _docker(seed, "info", "--format", "{{.Swarm.LocalNodeState}}") == "inactive"
@@ -594,3 +628,30 @@ def test_tls_sessions_are_never_resumed(token_service, capsysbinary):
                 assert tls.recv(12).startswith(b"HTTP/1.")
                 assert not tls.session_reused
                 session = tls.session
+
+
+@pytest.mark.parametrize("which", ["manager token, worker certificate", "operator certificate"])
+def test_the_sh_agent_is_refused_what_its_certificate_does_not_carry(which, token_service, tmp_path, capsysbinary):
+    """The service decides by certificate, whatever join.env asks: the sh agent, on an engine that
+    is in no swarm, keeps asking, says why, gives up at its timeout, and joins nothing."""
+    (tmp_path / "b.yml").write_text(NO_INSTALL)
+    root = tmp_path / "sh-worker"
+    args = render_args("sh", ["--role", "worker", "--name", "refused", "--config", str(tmp_path / "b.yml")])
+    cfg = materialise(render(args, token_service["state"], capsysbinary), root)
+    with private_dockerd("--bridge=none", "--iptables=false", prefix="bakery-shjoin-") as inactive:
+        cfg.update(join_port=token_service["port"], endpoints=["localhost"], docker_socket=inactive.socket,
+                   timeout=4)
+        if which == "operator certificate":  # the cluster CA's, not the join CA's
+            client = token_service["state"] / "default" / "client"
+            cfg["tls"].update(join_cert=str(client / "cert.pem"), join_key=str(client / "key.pem"))
+            why = ("TLS handshake failed", "the connection was closed", "join certificate was refused")
+        else:
+            cfg["join_class"] = "manager"
+            why = ("join service on localhost answered 403",)
+        res = subprocess.run(join_cmd(root), env=agent_env(write_cfg(root, cfg)), capture_output=True, text=True,
+                             timeout=120)
+        assert res.returncode == 1, res.stderr
+        assert "gave up joining after 4 s" in res.stderr and any(w in res.stderr for w in why), res.stderr
+        state = subprocess.run(["curl", "-sS", "--unix-socket", inactive.socket, "http://localhost/info"],
+                               capture_output=True, text=True, timeout=30).stdout
+        assert '"LocalNodeState":"inactive"' in state

@@ -4,7 +4,10 @@
   check of top-level keys (cloud-init 22.4 does not reject unknown ones);
 - each systemd unit and the docker.service drop-in: `systemd-analyze verify`
   with no warnings (unknown keys only warn, so stderr must be clean);
-- each shell script: `sh -n` and shellcheck; the join agent: py_compile.
+- each shell script: `sh -n` and shellcheck; the join agent: py_compile;
+- each `--format ignition` case: Debian's `ignition-validate` (Ignition's own parser and
+  checks), its units through `systemd-analyze verify`, its sh join agent through `sh -n`
+  and shellcheck.
 
 BAKERY_REQUIRE_VALIDATORS=1 (CI) turns a missing tool into a failure.
 """
@@ -21,11 +24,25 @@ import pytest
 import testkit
 import yaml
 from testkit import need_tool, require_or_skip
-from testkit.render_util import CASES, case_args, cloud_config_parts, render, written_files
+from testkit.render_util import (
+    CASES,
+    case_args,
+    cloud_config_parts,
+    ignition_files,
+    ignition_units,
+    render,
+    written_files,
+)
 
 pytestmark = pytest.mark.validators
 
-ALL_CASES = sorted(p.name for p in CASES.iterdir() if p.is_dir())
+def _format(case: str) -> str:
+    args = (CASES / case / "args").read_text().split()
+    return args[args.index("--format") + 1] if "--format" in args else "cloud-init"
+
+
+ALL_CASES = sorted(p.name for p in CASES.iterdir() if p.is_dir() and _format(p.name) == "cloud-init")
+IGNITION_CASES = sorted(p.name for p in CASES.iterdir() if p.is_dir() and _format(p.name) == "ignition")
 KNOWN_TOP_LEVEL = {"bootcmd", "write_files", "runcmd", "apt", "packages", "merge_how"}
 # The shell scripts bakery writes (the join agent is Python).
 SCRIPTS = ("/usr/local/lib/bakery/bootstrap", "/usr/local/lib/bakery/nfs-mount")
@@ -50,19 +67,34 @@ def test_cloud_init_schema(case, tmp_path, capsysbinary):
             assert keys <= KNOWN_TOP_LEVEL, keys - KNOWN_TOP_LEVEL
 
 
-@pytest.mark.parametrize("case", ALL_CASES)
+def _cloud_init_units(case: str, tmp_path: Path, capsysbinary) -> dict[str, str]:
+    files = written_files(_render_case(case, tmp_path, capsysbinary)[0])
+    return {p.removeprefix("/etc/systemd/system/"): e["content"] for p, e in files.items()
+            if p.startswith("/etc/systemd/system/")}
+
+
+def _ignition_units(case: str, tmp_path: Path, capsysbinary) -> dict[str, str]:
+    out = {}
+    for name, unit in ignition_units(render(case_args(CASES / case), tmp_path / "state", capsysbinary)).items():
+        if "contents" in unit:
+            out[name] = unit["contents"]
+        for d in unit.get("dropins", []):
+            out[f"{name}.d/{d['name']}"] = d["contents"]
+    return out
+
+
+@pytest.mark.parametrize("case", ALL_CASES + IGNITION_CASES)
 def test_systemd_units_verify(case, tmp_path, capsysbinary):
     analyze = need_tool("systemd-analyze")
     if not DOCKER_UNIT.exists():
         need_tool("dockerd", "BAKERY_REQUIRE_VALIDATORS")  # units reference docker.service
     units = tmp_path / "units"
     targets = []
-    for path, entry in written_files(_render_case(case, tmp_path, capsysbinary)[0]).items():
-        if not path.startswith("/etc/systemd/system/"):
-            continue
-        dest = units / path.removeprefix("/etc/systemd/system/")
+    found = (_ignition_units if case in IGNITION_CASES else _cloud_init_units)(case, tmp_path, capsysbinary)
+    for name, content in found.items():
+        dest = units / name
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(entry["content"])
+        dest.write_text(content)
         if dest.parent == units:
             targets.append(str(dest))
     assert targets
@@ -120,3 +152,32 @@ def test_operator_parts_add_to_bakerys_lists_under_real_cloud_init(first_line, t
                                     else "echo operator {{ v1.local_hostname }}")
     paths = [f["path"] for f in merged["write_files"]]
     assert "/usr/local/lib/bakery/bootstrap" in paths and paths[-1] == "/etc/operator"
+
+
+@pytest.mark.parametrize("case", IGNITION_CASES)
+def test_ignition_validate(case, tmp_path, capsysbinary):
+    validate = need_tool("ignition-validate")
+    config = tmp_path / "config.ign"
+    config.write_bytes(render(case_args(CASES / case), tmp_path / "state", capsysbinary))
+    res = subprocess.run([validate, str(config)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not (res.stdout + res.stderr).strip(), res.stdout + res.stderr  # warnings too
+
+
+@pytest.mark.parametrize("case", IGNITION_CASES)
+def test_ignition_join_agent_parses(case, tmp_path, capsysbinary):
+    sh, shellcheck = need_tool("sh"), need_tool("shellcheck")
+    files = ignition_files(render(case_args(CASES / case), tmp_path / "state", capsysbinary))
+    agent = files.get("/opt/bakery/bakery-join.sh")
+    if agent is None:
+        assert "/etc/bakery/join.json" not in files  # only a node that never joins has none
+        return
+    src = tmp_path / "bakery-join.sh"
+    src.write_text(agent["content"])
+    for cmd in ([sh, "-n", str(src)], [shellcheck, "-s", "sh", str(src)]):
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr
+    env = tmp_path / "join.env"
+    env.write_text(files["/etc/bakery/join.env"]["content"])
+    res = subprocess.run([shellcheck, "-s", "sh", "-e", "SC2034", str(env)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout

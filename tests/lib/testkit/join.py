@@ -9,14 +9,21 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from testkit.engine import stop_process
-from testkit.render_util import cloud_config_parts, written_files
+from testkit.render_util import cloud_config_parts, ignition_files, is_ignition, written_files
 
 AGENT_PATH = "/usr/local/lib/bakery/bakery-join"
+IGNITION_AGENT_PATH = "/opt/bakery/bakery-join"  # the Python one: the managers' join service there
+SH_AGENT_PATH = "/opt/bakery/bakery-join.sh"
+# The two join agents, one protocol (docs/JOIN.md): Python from cloud-init user-data, POSIX sh from
+# an Ignition config (Flatcar, Fedora CoreOS). Tests of the agent as a program run with both.
+AGENTS = ("python", "sh")
+SH_TOOLS = ("curl", "sed", "tr", "cut", "head", "od", "date", "ip", "getent", "sleep")
 
 
 def free_port() -> int:
@@ -25,9 +32,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def render_args(agent: str, args: list[str]) -> list[str]:
+    """The render flags for a node whose join runs `agent` ("python", or "sh" / "bash": the sh agent
+    under dash or bash, Flatcar's and Fedora CoreOS's /bin/sh); its config must say docker.install: none."""
+    return args if agent == "python" else [*args, "--format", "ignition"]
+
+
 def materialise(payload: bytes, root: Path) -> dict[str, Any]:
-    """Write a node's files under `root`; return join.json rewritten to point there."""
-    files = written_files(cloud_config_parts(payload)[0])
+    """Write a node's files (cloud-init user-data or an Ignition config) under `root`; return
+    join.json rewritten to point there."""
+    files = ignition_files(payload) if is_ignition(payload) else written_files(cloud_config_parts(payload)[0])
     for path, entry in files.items():
         dest = root / path.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -40,7 +54,45 @@ def materialise(payload: bytes, root: Path) -> dict[str, Any]:
 
 
 def agent_file(root: Path) -> Path:
-    return root / AGENT_PATH.lstrip("/")
+    """The Python agent (the join service on managers; the join on cloud-init nodes)."""
+    cloud_init = root / AGENT_PATH.lstrip("/")
+    return cloud_init if cloud_init.exists() else root / IGNITION_AGENT_PATH.lstrip("/")
+
+
+def join_cmd(root: Path, agent: str = "sh") -> list[str]:
+    """How the node's boot unit runs its join: the sh agent where the node has it (under bash for
+    agent "bash"), else Python."""
+    sh = root / SH_AGENT_PATH.lstrip("/")
+    if not sh.exists():
+        return [sys.executable, str(agent_file(root)), "join"]
+    return ["/bin/bash" if agent == "bash" else "/bin/sh", str(sh), "join"]
+
+
+def serve_cmd(root: Path) -> list[str]:
+    return [sys.executable, str(agent_file(root)), "serve"]
+
+
+def agent_env(cfg_path: Path, extra_path: Path | None = None) -> dict[str, str]:
+    """The environment that points either agent at the test's configuration (join.json, join.env)."""
+    env = dict(os.environ, BAKERY_JOIN_CONFIG=str(cfg_path), BAKERY_JOIN_ENV=str(cfg_path.with_suffix(".env")))
+    if extra_path is not None:
+        env["PATH"] = f"{extra_path}:{env['PATH']}"
+    return env
+
+
+def argv_recorders(bin_dir: Path, log: Path) -> Path:
+    """Wrappers for every command the sh agent runs, first on PATH: each records its command
+    line in `log`, then runs the real tool. A token on a command line would show up there."""
+    import shutil
+
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for tool in SH_TOOLS:
+        real = shutil.which(tool)
+        assert real, f"{tool} is missing"
+        wrapper = bin_dir / tool
+        wrapper.write_text(f'#!/bin/sh\nprintf \'%s\\n\' "{tool} $*" >> {log}\nexec {real} "$@"\n')
+        wrapper.chmod(0o755)
+    return bin_dir
 
 
 def load_agent(root: Path) -> Any:
@@ -54,8 +106,13 @@ def load_agent(root: Path) -> Any:
 
 
 def write_cfg(root: Path, cfg: dict[str, Any]) -> Path:
+    """join.json for the Python agent and join.env beside it for the sh one (bakery's own translation)."""
+    from bakery.ignition import join_env
+
     path = root / "join.json"
     path.write_text(json.dumps(cfg))
+    if cfg.get("join_class"):
+        path.with_suffix(".env").write_text(join_env(cfg))
     return path
 
 
@@ -77,6 +134,7 @@ class Netns:
     def __init__(self, tag: str, net: str) -> None:
         self.bridge, self.net = f"bkj{tag}", net
         self.names: list[str] = []
+        self.veths: list[str] = []  # deleted before their namespaces: a namespace's veth goes away asynchronously
         self.procs: list[subprocess.Popen[bytes]] = []
         self.rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
 
@@ -93,6 +151,7 @@ class Netns:
         self.sh("ip", "netns", "add", name)
         self.names.append(name)
         veth = f"{self.bridge}{octet}"
+        self.veths.append(veth)
         self.sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name)
         self.sh("ip", "link", "set", veth, "master", self.bridge, "up")
         self.sh("ip", "-n", name, "addr", "add", f"{self.net}.{octet}/24", "dev", "eth0")
@@ -118,6 +177,8 @@ class Netns:
     def down(self) -> None:
         for proc in reversed(self.procs):
             self.stop(proc)
+        for veth in self.veths:
+            subprocess.run(["ip", "link", "del", veth], capture_output=True)
         for name in self.names:
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
         subprocess.run(["iptables", "-D", *self.rule], capture_output=True)

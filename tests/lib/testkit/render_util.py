@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import gzip
+import json
 import re
 import shlex
 from pathlib import Path
@@ -56,3 +57,53 @@ def cloud_config_parts(payload: bytes) -> list[str]:
 def written_files(cloud_config: str) -> dict[str, dict[str, Any]]:
     doc = yaml.safe_load(cloud_config)
     return {f["path"]: f for f in doc.get("write_files", [])}
+
+
+def is_ignition(payload: bytes) -> bool:
+    return payload.lstrip()[:1] == b"{"
+
+
+def data_url_text(source: str, compression: str | None) -> str:
+    """A data URL's bytes as Ignition reads them (RFC 2397; gzip when the file says so)."""
+    import base64
+    from urllib.parse import unquote_to_bytes
+
+    head, _, data = source.partition(",")
+    assert head.startswith("data:"), source[:40]
+    raw = base64.b64decode(data) if head.endswith(";base64") else unquote_to_bytes(data)
+    return (gzip.decompress(raw) if compression == "gzip" else raw).decode()
+
+
+def ignition_files(payload: bytes) -> dict[str, dict[str, Any]]:
+    """path -> {content, permissions (octal string, as write_files has it), compression}."""
+    doc = json.loads(payload)
+    return {f["path"]: {"content": data_url_text(f["contents"]["source"], f["contents"].get("compression")),
+                        "permissions": f"{f['mode']:04o}", "compression": f["contents"].get("compression")}
+            for f in doc["storage"]["files"]}
+
+
+def ignition_units(payload: bytes) -> dict[str, dict[str, Any]]:
+    return {u["name"]: u for u in json.loads(payload)["systemd"]["units"]}
+
+
+def readable_ignition(payload: bytes) -> str:
+    """An Ignition config for a golden file: its JSON with every data URL replaced by a name, then
+    each file and unit decoded, certificates masked."""
+    doc = json.loads(payload)
+    files = ignition_files(payload)
+    for f in doc["storage"]["files"]:
+        f["contents"]["source"] = f"<data URL: {f['path']}>"
+    for u in doc["systemd"]["units"]:
+        if "contents" in u:
+            u["contents"] = "<below>"
+        for d in u.get("dropins", []):
+            d["contents"] = "<below>"
+    out = [json.dumps(doc, indent=2, sort_keys=True), ""]
+    for path, f in files.items():
+        out += [f"=== file {path} ({f['permissions']})", f["content"]]
+    for name, u in ignition_units(payload).items():
+        if "contents" in u:
+            out += [f"=== unit {name}", u["contents"]]
+        for d in u.get("dropins", []):
+            out += [f"=== unit {name} drop-in {d['name']}", d["contents"]]
+    return mask("\n".join(out))
