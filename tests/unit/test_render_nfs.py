@@ -101,3 +101,33 @@ def test_an_ipv6_server_is_bracketed_as_nfs_5_asks(server, what):
     """mount.nfs reads `fd00::5:/srv/a` as host `fd00`: an IPv6 share never mounted."""
     units = render.ShareUnits.of(share(server=server, export="/srv/a"))
     assert units.what == what
+
+
+def test_the_retry_script_says_why_each_attempt_failed_then_mounts(tmp_path):
+    """The share's service script run by a real sh, with systemctl, journalctl and sleep stubbed: a
+    failed dependency (a parent share) is named instead of "mount success", and the third attempt mounts."""
+    import os
+    import subprocess
+
+    script = tmp_path / "nfs-mount"
+    script.write_text(files(document(required=True))["/usr/local/lib/bakery/nfs-mount"])
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "systemctl").write_text(
+        '#!/bin/sh\ncase "$1" in\n  show) [ "$3" = What ] && echo 10.0.0.5:/x || echo success ;;\n'
+        '  start) n=$(cat "$STATE" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "$STATE"\n'
+        '         [ $n -ge 3 ] && exit 0; echo "A dependency job for mnt-x.mount failed." >&2; exit 1 ;;\nesac\n')
+    (stubs / "journalctl").write_text("#!/bin/sh\nexit 0\n")
+    (stubs / "sleep").write_text("#!/bin/sh\nexit 0\n")
+    (stubs / "systemd-escape").write_text("#!/bin/sh\necho mnt-x.mount\n")
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "STATE": str(tmp_path / "n")}
+    out = subprocess.run(["sh", str(script), "/mnt/x", "required"], capture_output=True, text=True, env=env,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == ("bakery-nfs: NFS share 10.0.0.5:/x on /mnt/x is not mounted (attempt 1: A dependency job "
+                        "for mnt-x.mount failed.); Docker and the swarm join wait for it; next attempt in 5 s")
+    assert "attempt 2" in lines[1] and "next attempt in 10 s" in lines[1]
+    assert lines[2].startswith("bakery-nfs: NFS share 10.0.0.5:/x mounted on /mnt/x (attempt 3")
