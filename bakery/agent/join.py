@@ -1,17 +1,9 @@
 #!/usr/bin/python3
-"""bakery-join: swarm init/join at boot, and the managers' join-token service.
+"""bakery-join join|serve: swarm init/join at boot; the managers' mutual-TLS join-token service.
 
-  bakery-join join    fetch this node's join token over mutual TLS from a manager's
-                      join service and join, retrying every manager it knows with
-                      jittered backoff. Only a seed rendered with "form" may init
-                      a swarm, and only when no manager can be reached at all.
-  bakery-join serve   managers: hand out join tokens over mutual TLS; the class
-                      (manager/worker) is the OU of the client certificate, which
-                      only the cluster's join CA signs.
-
-Configuration: /etc/bakery/join.json (no secrets). Tokens stay in memory: never
-written, logged or put on a command line. Standard library only (python3 >= 3.9).
-bakery embeds this file's text in the user-data and never imports it.
+Only a seed rendered with "form" may init a swarm, and only when no manager can be reached.
+Config: /etc/bakery/join.json (no secrets). Tokens are never written, logged or put on a command
+line. Standard library only (python3 >= 3.9). docs/JOIN.md in bakery explains the limits.
 """
 
 from __future__ import annotations
@@ -30,26 +22,30 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 CONFIG = os.environ.get("BAKERY_JOIN_CONFIG", "/etc/bakery/join.json")
 Config = dict[str, Any]
 CONNECT_TIMEOUT, FETCH_TIMEOUT = 5.0, 15.0  # client: TCP connect; every later step
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # client backoff bounds, seconds
 HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT = 10.0, 5.0, 10.0  # service, per session
-MAX_SESSIONS, BACKLOG, HEAD_LIMIT = 1024, 4096, 8192  # the kernel caps BACKLOG at net.core.somaxconn
-# Descriptors never given to sessions: stdio, the listener, the selectors, the engine query's socket, spares.
+MAX_SESSIONS, BACKLOG, HEAD_LIMIT = 1024, 4096, 8192  # BACKLOG: at most net.core.somaxconn
+# Descriptors never given to sessions (stdio, listener, selectors, engine query, spares).
 FD_RESERVE = 16
-# Sessions still in their TLS handshake (unauthenticated) from one source address, at most: half the
-# session cap, so one host never holds the rest. A NAT gateway's nodes share an address (docs/JOIN.md).
+# Sessions in their TLS handshake from one address, at most (a NAT's nodes share one).
 PEER_HANDSHAKES = MAX_SESSIONS // 2
-LOOPS, WORKERS = 2, 4  # selector loops (handshakes, request reads); threads for answers slow to write
-# Control characters (C0, DEL, C1) and the backslash escaped: a log line is one line, unambiguous.
+LOOPS, WORKERS = 2, 4  # selector loops; threads for answers slow to write
+# C0, DEL, C1, backslash: a log line is one line.
 _ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {92: "\\\\"}
 NOT_FORMING = 'not initialising a swarm: this seed was rendered to join a running one ("form" is false in join.json)'
 SWARM_EXISTS = ('not initialising a swarm although "form" is true: a manager answered (any answer, even a refusal,'
                 ' means a swarm exists), so this seed only joins')
-_LOG = threading.Lock()  # one line per write: threads never interleave their lines
+UNDECIDED = ('not initialising a swarm yet although "form" is true: a manager\'s name does not resolve (DNS may'
+             ' not be up yet: that proves nothing), so this seed asks again before it decides')
+_LOG = threading.Lock()  # threads never interleave their lines
 
 
 def log(msg: str) -> None:
@@ -58,25 +54,45 @@ def log(msg: str) -> None:
         sys.stderr.flush()
 
 
-class Docker(http.client.HTTPConnection):
-    """HTTP over the local engine's unix socket."""
+class _Deadline(socket.socket):
+    """Each read gets only the time left."""
 
-    def __init__(self, path: str, timeout: float = 60) -> None:
+    deadline = float("inf")
+
+    def left(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the engine did not answer in time")
+        self.settimeout(left)
+
+    def recv_into(self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0) -> int:
+        self.left()
+        return super().recv_into(buffer, nbytes, flags)
+
+
+class Docker(http.client.HTTPConnection):
+    """HTTP over the local engine's unix socket, all of it by `deadline`."""
+
+    def __init__(self, path: str, timeout: float = 60, deadline: float | None = None) -> None:
         super().__init__("localhost", timeout=timeout)
         self.socket_path = path
+        self.deadline = time.monotonic() + timeout if deadline is None else deadline
 
     def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
+        self.sock = sock = _Deadline(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.deadline = self.deadline
+        sock.left()
+        sock.connect(self.socket_path)
 
 
-# The join service's engine queries answer within a client's 15 s step, or it says 503.
-TOKEN_QUERY_TIMEOUT = 5.0
+# The engine query (/swarm, /info) gets 5 s in all.
+TOKEN_QUERY_TIMEOUT, ANSWER_WAIT = 5.0, 12.0
 
 
-def docker(cfg: Config, method: str, url: str, body: Any = None, timeout: float = 60) -> tuple[int, Any]:
-    conn = Docker(cfg["docker_socket"], timeout)
+def docker(cfg: Config, method: str, url: str, body: Any = None, timeout: float = 60,
+           deadline: float | None = None) -> tuple[int, Any]:
+    """One engine API call, within `timeout` s in all (or by `deadline`)."""
+    conn = Docker(cfg["docker_socket"], timeout, deadline)
     try:
         data = json.dumps(body).encode() if body is not None else None
         conn.request(method, url, body=data, headers={"Content-Type": "application/json"})
@@ -108,7 +124,6 @@ def swarm_state(info: Any) -> str:
 
 
 def advertise_address(cfg: Config, peer: str | None = None) -> str:
-    """The address this node uses to reach its peers (or its default route)."""
     iface = cfg.get("advertise_interface")
     if iface:
         out = subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", iface],
@@ -117,7 +132,7 @@ def advertise_address(cfg: Config, peer: str | None = None) -> str:
             for a in link.get("addr_info", []):
                 return str(a["local"])
         raise SystemExit(f"bakery-join: interface {iface} has no IPv4 address")
-    for target in ([peer] if peer else []) + ["192.0.2.1"]:  # TEST-NET: a route lookup, UDP connect sends nothing
+    for target in ([peer] if peer else []) + ["192.0.2.1"]:  # TEST-NET: a route lookup, sends nothing
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 s.connect((target, 9))
@@ -129,9 +144,6 @@ def advertise_address(cfg: Config, peer: str | None = None) -> str:
     raise SystemExit("bakery-join: cannot find an address to advertise; set swarm.advertise_interface")
 
 
-# --- the client: fetch a token, join ---------------------------------------------------------
-
-
 def client_context(cfg: Config) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg["tls"]["ca"])
     ctx.load_cert_chain(cfg["tls"]["join_cert"], cfg["tls"]["join_key"])
@@ -139,12 +151,15 @@ def client_context(cfg: Config) -> ssl.SSLContext:
 
 
 class Unreachable(OSError):
-    """The TCP connection to a manager's join service could not be made (refused, timed out, no route,
-    a name that does not resolve): the only failure that counts as "no manager there"."""
+    """The TCP connect failed (refused, timed out, no route): the only "no manager there"."""
+
+
+class Unresolved(OSError):
+    """The name did not resolve: unknown (DNS may not be up yet), asked again, never "no manager"."""
 
 
 class _Https(http.client.HTTPSConnection):
-    """A short TCP connect timeout (a partitioned manager costs 5 s, not 15), the longer one after it."""
+    """A short TCP connect timeout (a partitioned manager costs 5 s), then FETCH_TIMEOUT."""
 
     def __init__(self, host: str, port: int, ctx: ssl.SSLContext) -> None:
         super().__init__(host, port, timeout=FETCH_TIMEOUT, context=ctx)
@@ -154,7 +169,9 @@ class _Https(http.client.HTTPSConnection):
         try:
             sock = socket.create_connection((self.host, self.port), CONNECT_TIMEOUT)
         except ConnectionResetError:
-            raise  # the connection was made, then reset (a service over its limits): a manager is there
+            raise  # connected, then reset (a service over its limits): a manager is there
+        except socket.gaierror as exc:
+            raise Unresolved(f"the name does not resolve ({exc}): unknown, asked again") from exc
         except OSError as exc:
             raise Unreachable(f"unreachable ({type(exc).__name__}: {exc})") from exc
         sock.settimeout(FETCH_TIMEOUT)
@@ -162,7 +179,6 @@ class _Https(http.client.HTTPSConnection):
 
 
 def fetch_token(cfg: Config, endpoint: str, ctx: ssl.SSLContext) -> tuple[str, list[str]]:
-    """(token, manager swarm addresses) from one join service, or raises OSError/ValueError."""
     conn = _Https(endpoint, cfg["join_port"], ctx)
     try:
         conn.request("GET", "/v1/token/" + cfg["join_class"])
@@ -184,35 +200,33 @@ def _host(addr: str) -> str:
 
 
 def _why(exc: BaseException) -> str:
-    if isinstance(exc, Unreachable) or (isinstance(exc, OSError) and str(exc).startswith("join service")):
+    if isinstance(exc, (Unreachable, Unresolved)) or (isinstance(exc, OSError) and str(exc).startswith("join service")):
         return str(exc)
     return type(exc).__name__
 
 
 def backoff(attempt: int) -> float:
-    """Exponential, capped at RETRY_MAX, jittered over its upper half so that nodes spread out."""
     ceiling = min(RETRY_MAX, RETRY_FIRST * 2 ** min(attempt, 16))
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - retry jitter, not a secret
 
 
-def try_managers(cfg: Config, known: list[str], ctx: ssl.SSLContext) -> tuple[bool, bool, list[str]]:
-    """One pass over every manager known (learning more from each answer). Returns (joined, a manager
-    answered: some TCP connection to a join service was made, whatever came next, why each one failed)."""
-    answered, failures = False, []
-    for endpoint in known:  # grows while we iterate: learned managers are tried in the same pass
+def try_managers(cfg: Config, known: list[str], ctx: ssl.SSLContext) -> tuple[bool, str, list[str]]:
+    """One pass over the managers known: (joined, "answered"/"unknown"/"none", why each failed)."""
+    answered, unknown, failures = False, False, []
+    for endpoint in known:  # grows: learned managers are tried in the same pass
         try:
             token, managers = fetch_token(cfg, endpoint, ctx)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, http.client.HTTPException) as exc:
-            # one bad or broken manager never stops the pass: the next one is asked
             failures.append(f"{endpoint}: {_why(exc)}")
-            answered = answered or not isinstance(exc, Unreachable)  # a TLS failure, a 403 or a 503 is an answer
+            unknown = unknown or isinstance(exc, Unresolved)
+            answered = answered or not isinstance(exc, (Unreachable, Unresolved))
             continue
         answered = True
         known.extend(h for h in (_host(m) for m in managers) if h not in known)
         if do_join(cfg, token, managers or [endpoint], endpoint):
-            return True, True, failures
+            return True, "answered", failures
         failures.append(f"{endpoint}: the join failed")
-    return False, answered, failures
+    return False, "answered" if answered else "unknown" if unknown else "none", failures
 
 
 def join(cfg: Config) -> int:
@@ -229,12 +243,16 @@ def join(cfg: Config) -> int:
     if seed and not forms and not known:
         raise SystemExit(f"bakery-join: {NOT_FORMING} and knows no other manager to join (swarm.managers)")
     ctx = client_context(cfg)
-    joined, answered, failures = try_managers(cfg, known, ctx)
-    if forms and not joined and not answered:  # the first formation: no manager of this cluster can be reached
-        return init(cfg, failures)
-    why_not = SWARM_EXISTS if forms else NOT_FORMING if seed else ""  # decided on the first pass, for good
+    joined, seen, failures = try_managers(cfg, known, ctx)
     attempt = 0
     while not joined:
+        # The first pass not "unknown" decides for good: "none" forms, "answered" only joins.
+        if forms and seen == "none":
+            return init(cfg, failures)
+        if forms and seen == "unknown":
+            why_not = UNDECIDED
+        else:
+            why_not, seen = SWARM_EXISTS if forms else NOT_FORMING if seed else "", "answered"
         why = "; ".join(failures)
         left = deadline - time.monotonic()
         if left <= 0:
@@ -243,7 +261,8 @@ def join(cfg: Config) -> int:
         log(f"{why_not + ': ' if why_not else ''}no token yet ({why}); retrying in {pause:.0f} s")
         time.sleep(pause)
         attempt += 1
-        joined, _, failures = try_managers(cfg, known, ctx)
+        joined, now, failures = try_managers(cfg, known, ctx)
+        seen = now if seen == "unknown" else seen
     return 0
 
 
@@ -272,8 +291,7 @@ def settle_pending(cfg: Config, wait: int = 60) -> Any:
 
 
 def do_join(cfg: Config, token: str, managers: list[str], endpoint: str) -> bool:
-    # Only the manager that handed out the token: it is known to be alive. A dead
-    # manager in RemoteAddrs can leave the engine pending for good.
+    # Only the manager that gave the token (alive): a dead one in RemoteAddrs can leave it pending for good.
     remotes = [m if ":" in m else f"{m}:{cfg['swarm_port']}" for m in managers[:1]]
     addr = advertise_address(cfg, peer=_resolve(endpoint))
     status, body = docker(cfg, "POST", "/swarm/join", {
@@ -297,24 +315,19 @@ def _resolve(name: str) -> str | None:
         return None
 
 
-# --- the service: join tokens over mutual TLS --------------------------------------------------
-
-
 def server_context(cfg: Config) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(cfg["tls"]["join_ca"])
     ctx.load_cert_chain(cfg["tls"]["cert"], cfg["tls"]["key"])
-    # No session resumption: every connection is a full handshake, so a certificate that expired
-    # (or a CA that changed) is checked again; a resumed TLS 1.3 session is not re-verified.
+    # No resumption: every connection verifies its certificate again (TLS 1.3 resumption does not).
     ctx.options |= ssl.OP_NO_TICKET | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
     ctx.num_tickets = 0
     return ctx
 
 
 def listen(cfg: Config) -> socket.socket:
-    """Dual stack on '::' (IPv4 too), or IPv4 only where IPv6 is off; a backlog sized for a join storm."""
     bind = cfg.get("serve_address", "::")
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET)
@@ -334,7 +347,6 @@ def listen(cfg: Config) -> socket.socket:
 
 
 def keepalive(sock: socket.socket) -> None:
-    """Dead peers (a node powered off mid-session) are noticed in about a minute."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
         if hasattr(socket, name):
@@ -342,68 +354,91 @@ def keepalive(sock: socket.socket) -> None:
 
 
 def swarm_tokens(cfg: Config) -> tuple[dict[str, str], list[str]] | None:
-    """(join tokens, manager addresses, this one first) from the local engine; None if not a manager."""
-    status, swarm = docker(cfg, "GET", "/swarm", timeout=TOKEN_QUERY_TIMEOUT)
+    """(join tokens, managers, this one first); None: not a manager; ValueError: malformed."""
+    deadline = time.monotonic() + TOKEN_QUERY_TIMEOUT
+    status, swarm = docker(cfg, "GET", "/swarm", deadline=deadline)
     if status != 200:
         return None
-    sw = docker(cfg, "GET", "/info", timeout=TOKEN_QUERY_TIMEOUT)[1].get("Swarm") or {}
+    tokens = swarm.get("JoinTokens") if isinstance(swarm, dict) else None
+    if not isinstance(tokens, dict) or not all(isinstance(tokens.get(k), str) for k in ("Worker", "Manager")):
+        raise ValueError("no JoinTokens in /swarm")
+    status, info = docker(cfg, "GET", "/info", deadline=deadline)
+    sw = info.get("Swarm") if status == 200 and isinstance(info, dict) else None
+    if not isinstance(sw, dict):
+        raise ValueError(f"no Swarm in /info ({status})")
     remotes = sw.get("RemoteManagers") or []
-    # This manager first: it is alive (it just answered), the others may not be.
+    if not isinstance(remotes, list) or not all(isinstance(m, dict) and isinstance(m.get("Addr"), str)
+                                                for m in remotes):
+        raise ValueError("bad RemoteManagers in /info")
+    # This manager first: it is alive.
     mine = [m["Addr"] for m in remotes if m.get("NodeID") == sw.get("NodeID")]
-    return swarm["JoinTokens"], mine + sorted(m["Addr"] for m in remotes if m["Addr"] not in mine)
+    others = sorted({m["Addr"] for m in remotes} - set(mine))
+    return {"Worker": tokens["Worker"], "Manager": tokens["Manager"]}, mine + others
+
+
+class _Loop:
+
+    def __init__(self, cap: int) -> None:
+        self.sel, self.cap, self.count = selectors.DefaultSelector(), cap, 0
+        self.handshakes: dict[_Session, None] = {}  # the oldest first
 
 
 class _Session:
-    __slots__ = ("tls", "who", "phase", "deadline", "head", "events")
+    __slots__ = ("tls", "who", "phase", "deadline", "head", "events", "home")
 
-    def __init__(self, tls: ssl.SSLSocket, who: str, deadline: float) -> None:
+    def __init__(self, tls: ssl.SSLSocket, who: str, deadline: float, home: _Loop) -> None:
         self.tls, self.who, self.phase, self.deadline, self.head = tls, who, "handshake", deadline, b""
-        self.events = selectors.EVENT_READ
+        self.events, self.home = selectors.EVENT_READ, home
+
+
+def _reset(sock: socket.socket) -> None:
+    """SO_LINGER 0: a reset at once, no TIME_WAIT."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
 
 
 class Service:
-    """LOOPS threads, each a selector loop that accepts and runs handshakes and request reads
-    without blocking, with a deadline per phase; at most `cap` sessions at once (the rest wait in
-    the kernel's backlog), of which at most `per_peer` in their handshake from one address (more are
-    reset at once). Complete requests queue for one engine thread, which asks the engine once
-    for all those waiting (each answer is as fresh as a query begun after its request); a pool of
-    WORKERS threads writes the answers."""
+    """LOOPS selector loops (accepting always), an engine thread, WORKERS writer threads (docs/JOIN.md)."""
 
     def __init__(self, cfg: Config, listener: socket.socket, cap: int = MAX_SESSIONS) -> None:
         self.cfg, self.ctx, self.listener = cfg, server_context(cfg), listener
         self.cap, self.per_peer = cap, peer_cap(cap)
+        self.loops = [_Loop(cap // LOOPS + (1 if i < cap % LOOPS else 0)) for i in range(LOOPS)]
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="answer")
         self.lock, self.ready = threading.Lock(), threading.Condition()
-        self.sessions = 0
-        self.handshaking: dict[str, int] = {}  # source address -> its sessions not yet authenticated
-        self.refused, self.quiet = 0, 0.0  # resets since the last note of them; no note before `quiet`
+        self.handshaking: dict[str, int] = {}  # address -> its sessions in their handshake
+        self.notes: dict[str, tuple[int, float]] = {}  # reset kind -> (count, next note)
         self.waiting: list[_Session] = []
 
     def run(self) -> None:
-        for target in [self.loop] * (LOOPS - 1) + [self.answering]:
-            threading.Thread(target=self.guard, args=(target,), daemon=True).start()
-        self.guard(self.loop)
+        for target, arg in [(self.loop, home) for home in self.loops[1:]] + [(self.answering, None)]:
+            threading.Thread(target=self.guard, args=(target, arg), daemon=True).start()
+        self.guard(self.loop, self.loops[0])
 
-    def guard(self, target: Any) -> None:
+    def guard(self, target: Any, arg: Any) -> None:
         try:
-            target()
-        except BaseException as exc:  # a dead thread must not go unnoticed: systemd restarts the service
+            target() if arg is None else target(arg)
+        except BaseException as exc:  # a dead thread ends the service: systemd restarts it
             log(f"join service failed: {exc!r}")
             os._exit(1)
 
-    def loop(self) -> None:
-        sel = selectors.DefaultSelector()
+    def loop(self, home: _Loop) -> None:
+        sel = home.sel
         listening, resume, pause, scan = False, 0.0, 0.05, 0.0
         while True:
             now = time.monotonic()
-            if not listening and now >= resume and self.sessions < self.cap:
+            if not listening and now >= resume:
                 sel.register(self.listener, selectors.EVENT_READ)
                 listening = True
             for key, _ in sel.select(0.25):
                 if key.data is not None:
-                    self.step(sel, key.data)
+                    if key.data.phase != "closed":  # not evicted earlier in this batch
+                        self.step(sel, key.data)
                     continue
-                for _ in range(16):  # a burst per wake-up: a storm drains from the backlog sooner
+                for _ in range(16):  # a burst per wake-up
                     try:
                         conn, peer = self.listener.accept()
                     except BlockingIOError:
@@ -411,21 +446,14 @@ class Service:
                     except OSError as exc:
                         if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
                             continue  # that client left before it was accepted
-                        # EMFILE/ENFILE/ENOBUFS/ENOMEM: the connection stays queued; retrying at once would spin.
+                        # EMFILE/ENFILE/ENOBUFS/ENOMEM: it stays queued; retrying at once would spin.
                         log(f"accept failed ({exc.strerror or exc}); pausing {pause:.2f} s")
                         sel.unregister(self.listener)
                         listening, resume, pause = False, time.monotonic() + pause, min(pause * 2, 2.0)
                         break
                     pause = 0.05
                     who = str(peer[0]).removeprefix("::ffff:")
-                    if self.admit(who):
-                        self.start(sel, conn, who)
-                    else:
-                        self.refuse(conn, who)
-                    if self.sessions >= self.cap:
-                        sel.unregister(self.listener)
-                        listening = False
-                        break
+                    self.admit(home, conn, who)
             now = time.monotonic()
             if now >= scan:
                 scan = now + 0.25
@@ -433,39 +461,49 @@ class Service:
                     if key.data is not None and key.data.deadline < now:
                         self.close(sel, key.data, f"no {key.data.phase} within the time allowed")
 
-    def admit(self, who: str) -> bool:
-        """Count a new session, unless its address already has `per_peer` handshakes under way."""
+    def admit(self, home: _Loop, conn: socket.socket, who: str) -> None:
+        """A session, or a reset; at the cap the loop's oldest handshake is reset to make room."""
+        victim: _Session | None = None
         with self.lock:
             if self.handshaking.get(who, 0) >= self.per_peer:
-                return False
-            self.handshaking[who] = self.handshaking.get(who, 0) + 1
-            self.sessions += 1
-            return True
+                refused = f"from addresses over {self.per_peer} handshakes at once"
+            elif home.count >= home.cap and not home.handshakes:
+                refused = f"at the session cap ({self.cap}), every session authenticated"
+            else:
+                refused = ""
+                if home.count >= home.cap:
+                    victim = next(iter(home.handshakes))
+                self.handshaking[who] = self.handshaking.get(who, 0) + 1
+                home.count += 1
+        if refused:
+            _reset(conn)
+            self.note(who, f"reset {{}} connection(s) at once {refused}")
+            return
+        if victim is not None:
+            self.close(home.sel, victim, "", reset=True)
+            self.note(victim.who, f"at the session cap ({self.cap}): reset {{}} session(s) in their handshake,"
+                                  " the oldest first")
+        self.start(home, conn, who)
 
-    def authenticated(self, who: str) -> None:
-        """A session of `who` left its handshake (done, or closed): one handshake fewer for that address."""
+    def note(self, who: str, what: str) -> None:
+        now = time.monotonic()
         with self.lock:
+            count, quiet = self.notes.get(what, (0, 0.0))
+            if now < quiet:
+                self.notes[what] = (count + 1, quiet)
+                return
+            self.notes[what] = (0, now + 10)
+        log(f"{who}: {what.format(count + 1)} (notes of this at most every 10 s)")
+
+    def authenticated(self, who: str, s: _Session | None = None) -> None:
+        with self.lock:
+            if s is not None:
+                s.home.handshakes.pop(s, None)
             left = self.handshaking.pop(who, 1) - 1
             if left > 0:
                 self.handshaking[who] = left
 
-    def refuse(self, conn: socket.socket, who: str) -> None:
-        """A reset at once: no session, no TIME_WAIT left behind; one log note per 10 s at most."""
-        try:
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-        conn.close()
-        now = time.monotonic()
-        with self.lock:
-            self.refused += 1
-            if now < self.quiet:
-                return
-            count, self.refused, self.quiet = self.refused, 0, now + 10
-        log(f"{who}: reset {count} connection(s) at once from addresses over {self.per_peer} handshakes"
-            " at once (notes of this at most every 10 s)")
-
-    def start(self, sel: selectors.BaseSelector, conn: socket.socket, who: str) -> None:
+    def start(self, home: _Loop, conn: socket.socket, who: str) -> None:
         try:
             keepalive(conn)
             conn.setblocking(False)
@@ -474,21 +512,22 @@ class Service:
             conn.close()
             self.authenticated(who)
             with self.lock:
-                self.sessions -= 1
+                home.count -= 1
             log(f"{who}: closed at once: {exc}")
             return
-        session = _Session(tls, who, time.monotonic() + HANDSHAKE_TIMEOUT)
-        sel.register(tls, session.events, session)
-        self.step(sel, session)
+        session = _Session(tls, who, time.monotonic() + HANDSHAKE_TIMEOUT, home)
+        with self.lock:
+            home.handshakes[session] = None
+        home.sel.register(tls, session.events, session)
+        self.step(home.sel, session)
 
     def step(self, sel: selectors.BaseSelector, s: _Session) -> None:
-        """Advance one session as far as its bytes allow: handshake, then the request head."""
         try:
             if s.phase == "handshake":
                 s.tls.do_handshake()
                 s.phase, s.deadline = "idle", time.monotonic() + IDLE_TIMEOUT
-                self.authenticated(s.who)  # the join CA signed its certificate
-            while True:  # the request may already sit in TLS's buffer: read until it would block
+                self.authenticated(s.who, s)  # the join CA signed its certificate
+            while True:  # the request may sit in TLS's buffer: read until it would block
                 chunk = s.tls.recv(4096)
                 if not chunk:
                     raise EOFError("the client hung up")
@@ -497,6 +536,7 @@ class Service:
                 s.head += chunk
                 if b"\r\n\r\n" in s.head:
                     sel.unregister(s.tls)
+                    s.phase, s.deadline = "answer", time.monotonic() + ANSWER_WAIT
                     with self.ready:
                         self.waiting.append(s)
                         self.ready.notify()
@@ -515,21 +555,23 @@ class Service:
             s.events = events
             sel.modify(s.tls, events, s)
 
-    def close(self, sel: selectors.BaseSelector | None, s: _Session, why: str) -> None:
+    def close(self, sel: selectors.BaseSelector | None, s: _Session, why: str, reset: bool = False) -> None:
         if sel is not None:
             sel.unregister(s.tls)
-        s.tls.close()
+        if reset:
+            _reset(s.tls)
+        else:
+            s.tls.close()
         if s.phase == "handshake":
-            self.authenticated(s.who)
+            self.authenticated(s.who, s)
+        s.phase = "closed"
         with self.lock:
-            self.sessions -= 1
+            s.home.count -= 1
         if why:
             log(f"{s.who}: {why}")
 
     def answering(self) -> None:
-        """The engine thread: one engine query for every request waiting, asked only when one of them
-        may have a token. A fresh connection's send buffer takes the answer at once; a client whose
-        buffer is full (it does not read) is left to the pool, REQUEST_TIMEOUT at most."""
+        """One engine query per batch of requests; answers a client does not take at once go to the pool."""
         while True:
             with self.ready:
                 while not self.waiting:
@@ -539,7 +581,10 @@ class Service:
             for s in batch:
                 line = s.head.split(b"\r\n", 1)[0].decode("latin-1")
                 cert = s.tls.getpeercert() or {}
-                status, payload = self.answer(cert, line, found)
+                if time.monotonic() > s.deadline:
+                    status, payload = 503, {"error": "the local engine did not answer in time"}
+                else:
+                    status, payload = self.answer(cert, line, found)
                 body = json.dumps(payload).encode()
                 reason = http.client.responses[status].encode()
                 data = (b"HTTP/1.0 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
@@ -565,11 +610,12 @@ class Service:
             return 404, {"error": "unknown path"}
         if wanted not in _subject(cert, "organizationalUnitName"):
             return 403, {"error": f"this certificate may not obtain the {wanted} token"}
-        if not found:  # the first request of this batch that may have a token
+        if not found:  # the batch's first request that may have a token
             try:
                 found.append((True, swarm_tokens(self.cfg)))
-            except (OSError, ValueError, KeyError, AttributeError, TypeError, http.client.HTTPException):
-                found.append((False, None))  # a dying or garbled engine is a 503, never the end of the service
+            except Exception as exc:  # a dying, slow or garbled engine: 503, never an exit
+                log(f"the engine query failed: {str(exc)[:200] or type(exc).__name__}")
+                found.append((False, None))
         ok, result = found[0]
         if not ok:
             return 503, {"error": "local engine unavailable"}
@@ -579,7 +625,6 @@ class Service:
         return 200, {"token": tokens["Manager" if wanted == "manager" else "Worker"], "managers": managers}
 
     def reply(self, s: _Session, data: bytes, done: str) -> None:
-        """On a pool thread: write an answer the client is slow to take."""
         try:
             s.tls.settimeout(REQUEST_TIMEOUT)
             s.tls.sendall(data)
@@ -602,9 +647,7 @@ def _subject(cert: Any, key: str) -> list[str]:
 
 
 def session_cap() -> tuple[int, int | None]:
-    """(sessions at once, the soft RLIMIT_NOFILE or None if unlimited): the soft limit raised to 2 x
-    MAX_SESSIONS where the hard one allows, FD_RESERVE of it kept for everything but sessions, so that
-    the engine query and accept() never run out of descriptors because of sessions."""
+    """(sessions at once, soft RLIMIT_NOFILE raised to 2 x MAX_SESSIONS if allowed, or None), less FD_RESERVE."""
     try:
         import resource
 

@@ -655,3 +655,155 @@ def test_the_sh_agent_is_refused_what_its_certificate_does_not_carry(which, toke
         state = subprocess.run(["curl", "-sS", "--unix-socket", inactive.socket, "http://localhost/info"],
                                capture_output=True, text=True, timeout=30).stdout
         assert '"LocalNodeState":"inactive"' in state
+
+
+# --- 1c. floods beyond the session cap, and engines that trickle or garble their answers ----------
+
+
+def test_a_flood_from_many_addresses_beyond_the_cap_never_hides_the_manager(engine, token_service, capsysbinary):
+    """~6,300 idle connections from 127.0.0.2-20 (330 each, under the per-address limit) reopened as they
+    are closed: far beyond the session cap. The service never stops accepting (a full kernel backlog
+    drops SYNs, and a forming seed whose connect then times out would take a live manager for none):
+    a valid worker still fetches, and the formation probe always hears a manager."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 8000:
+        pytest.skip(f"the flood needs 8000 descriptors here (hard limit {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 8000), hard))
+    agent, cfg = node_cfg(token_service, "worker", capsysbinary)
+    ctx = agent.client_context(cfg)
+    want = engine.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+    flood = Flood(token_service["port"], [f"127.0.0.{i}" for i in range(2, 21)], 330)
+    try:
+        time.sleep(3)  # the cap full, the backlog behind it
+        outcomes = []
+        for _ in range(6):
+            try:
+                outcomes.append(agent.fetch_token(cfg, "127.0.0.1", ctx)[0] == want)
+            except agent.Unreachable as exc:  # what a forming seed would take for "no manager"
+                pytest.fail(f"a live manager looked unreachable under the flood: {exc}")
+            except (OSError, ValueError) as exc:  # a reset or a refusal: still "a manager answered"
+                outcomes.append(repr(exc))
+        assert outcomes.count(True) >= 5, outcomes  # a valid worker is served (a rare reset: it retries)
+        assert flood.reconnects > 6300 - 1024  # the flood kept pressing all along
+    finally:
+        flood.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert token_service["proc"].poll() is None
+    log = token_service["log"].read_text()
+    assert "at the session cap (1024): reset " in log and "handshake, the oldest first" in log, log[-2000:]
+
+
+class FakeEngine:
+    """An engine API on a unix socket: `answers` maps a path to the JSON body of a 200, or it trickles
+    an answer that never ends, one byte every `trickle` seconds."""
+
+    def __init__(self, path: str, answers: dict[str, Any] | None = None, trickle: float = 0) -> None:
+        self.answers, self.trickle, self.queries = answers or {}, trickle, 0
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(path)
+        self.server.listen(64)
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn: socket.socket) -> None:
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            self.queries += 1
+            try:
+                if self.trickle:
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 1000:
+                        conn.sendall(bytes([byte]))
+                        time.sleep(self.trickle)
+                path = head.split(b" ")[1].decode()
+                body = json.dumps(self.answers.get(path, {"message": "page not found"})).encode()
+                status = b"200 OK" if path in self.answers else b"404 Not Found"
+                conn.sendall(b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                             b"Connection: close\r\n\r\n%s" % (status, len(body), body))
+            except OSError:
+                return  # the service gave up on us
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def _fds(proc: subprocess.Popen[bytes]) -> int:
+    return len(os.listdir(f"/proc/{proc.pid}/fd"))
+
+
+def test_an_engine_that_trickles_its_answer_gets_a_503_in_time(engine, tmp_path, capsysbinary):
+    """A byte every 4 s never trips a timeout per read: the engine query has 5 s in all, so valid requests
+    get a 503 within it (not a client timeout), and no descriptor is left behind."""
+    fake = FakeEngine(str(tmp_path / "trickle.sock"), trickle=4)
+    try:
+        with running_service(engine, tmp_path, capsysbinary, docker_socket=str(tmp_path / "trickle.sock")) as svc:
+            baseline = _fds(svc["proc"])
+            agent, cfg = node_cfg(svc, "worker", capsysbinary)
+            ctx = agent.client_context(cfg)
+            for _ in range(2):  # twice: the service is not wedged by the first round
+                results: list[tuple[float, str]] = []
+
+                def fetch(results: list[tuple[float, str]]) -> None:
+                    start = time.monotonic()
+                    try:
+                        agent.fetch_token(cfg, "127.0.0.1", ctx)
+                        results.append((time.monotonic() - start, "a token"))
+                    except (OSError, ValueError) as exc:
+                        results.append((time.monotonic() - start, str(exc)))
+
+                threads = [threading.Thread(target=fetch, args=(results,)) for _ in range(6)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(60)
+                assert len(results) == 6 and all("answered 503" in why for _, why in results), results
+                assert max(took for took, _ in results) < 12, results  # two queries of 5 s at most
+                _eventually("descriptors back to the baseline", lambda: _fds(svc["proc"]) <= baseline, 10)
+            assert svc["proc"].poll() is None
+            assert "the engine query failed: " in svc["log"].read_text()
+    finally:
+        fake.close()
+
+
+TOKENS = {"JoinTokens": {"Worker": "SWMTKN-fake-worker", "Manager": "SWMTKN-fake-manager"}}
+INFO = {"Swarm": {"NodeID": "n1", "RemoteManagers": [{"NodeID": "n1", "Addr": "10.0.0.1:2377"}]}}
+
+
+@pytest.mark.parametrize("swarm, info", [
+    ({"JoinTokens": {"Manager": "x"}}, INFO),  # no Worker token
+    ({"JoinTokens": "x"}, INFO),
+    ({"JoinTokens": {"Worker": 5, "Manager": "x"}}, INFO),
+    (["JoinTokens"], INFO),
+    ("a string", INFO),
+    (TOKENS, {"Swarm": "x"}),
+    (TOKENS, ["Swarm"]),
+    (TOKENS, {"Swarm": {"RemoteManagers": [{"NodeID": "n1"}]}}),
+    (TOKENS, {"Swarm": {"RemoteManagers": "10.0.0.1:2377"}}),
+    (TOKENS, {"Swarm": {"RemoteManagers": [{"Addr": ["x"]}]}}),
+])
+def test_a_malformed_engine_answer_is_a_503_and_the_service_lives_on(swarm, info, engine, tmp_path, capsysbinary):
+    path = str(tmp_path / "malformed.sock")
+    fake = FakeEngine(path, {"/swarm": swarm, "/info": info})
+    try:
+        with running_service(engine, tmp_path, capsysbinary, docker_socket=path) as svc:
+            agent, cfg = node_cfg(svc, "worker", capsysbinary)
+            for _ in range(2):
+                with pytest.raises(OSError, match="answered 503"):
+                    agent.fetch_token(cfg, "127.0.0.1", agent.client_context(cfg))
+            assert svc["proc"].poll() is None, svc["log"].read_text()
+            fake.answers.update({"/swarm": TOKENS, "/info": INFO})  # a sound answer: served at once
+            assert agent.fetch_token(cfg, "127.0.0.1", agent.client_context(cfg)) == (
+                "SWMTKN-fake-worker", ["10.0.0.1:2377"])
+    finally:
+        fake.close()

@@ -138,7 +138,6 @@ NO_MANAGER = {  # a failure of the TCP connect itself: nothing of the cluster is
     "connect timed out": TimeoutError("timed out"),
     "no route to host": OSError(errno.EHOSTUNREACH, "No route to host"),
     "network unreachable": OSError(errno.ENETUNREACH, "Network is unreachable"),
-    "name does not resolve": socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
 }
 ANSWERED = ["reset after connect", "closed after connect", "no answer after connect", "not TLS",
             "TLS: an untrusted certificate", "HTTP 200 without a token", "HTTP 400", "HTTP 403",
@@ -180,3 +179,61 @@ def test_a_seed_that_may_not_form_never_inits_even_with_no_manager_reachable(see
         with pytest.raises(_Stop):
             join.join(cfg)
     assert join.NOT_FORMING in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("then", ["connection refused", "HTTP 503"])
+def test_a_name_that_does_not_resolve_is_unknown_never_no_manager(then, seed_files, monkeypatch, capsys):
+    """DNS is often not up early in boot: a failed lookup proves nothing. The forming seed asks again, and
+    the first pass in which every name resolved decides (refused: it forms; an answer: it only joins)."""
+    inits: list[list[str]] = []
+    sleeps: list[float] = []
+    monkeypatch.setattr(join, "wait_for_docker", lambda cfg, deadline: {"Swarm": {"LocalNodeState": "inactive"}})
+    monkeypatch.setattr(join, "init", lambda cfg, failures: inits.append(failures) or 0)
+    monkeypatch.setattr(join, "do_join", lambda *a: pytest.fail("no manager handed out a token"))
+    monkeypatch.setattr(join, "FETCH_TIMEOUT", 0.5)
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        if len(sleeps) == 3:  # the pause after the deciding pass: it only joins from then on
+            raise _Stop()
+
+    monkeypatch.setattr(join.time, "sleep", sleep)
+    real = socket.create_connection
+    lookups = {"count": 0}
+
+    def connect(address: Any, *a: Any, **kw: Any) -> socket.socket:
+        lookups["count"] += 1
+        if lookups["count"] <= 2:  # the first two passes: DNS not up yet
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(("127.0.0.1", address[1]), *a, **kw)
+
+    monkeypatch.setattr(join.socket, "create_connection", connect)
+    with _manager(then, seed_files["tls"]) as port:
+        cfg = dict(seed_files, seed="this-seed", endpoints=["this-seed", "manager-1.invalid"], join_port=port)
+        if then == "connection refused":
+            assert join.join(cfg) == 0
+            assert len(sleeps) == 2 and len(inits) == 1, (sleeps, inits)  # decided on the third pass only
+            assert inits[0][0].startswith("manager-1.invalid: unreachable ("), inits
+        else:
+            with pytest.raises(_Stop):
+                join.join(cfg)
+            assert inits == []
+        err = capsys.readouterr().err
+        assert join.UNDECIDED in err and "manager-1.invalid: the name does not resolve (" in err, err
+        if then != "connection refused":
+            assert join.SWARM_EXISTS in err, err
+
+
+def test_a_name_that_never_resolves_never_forms(seed_files, monkeypatch, capsys):
+    monkeypatch.setattr(join, "wait_for_docker", lambda cfg, deadline: {"Swarm": {"LocalNodeState": "inactive"}})
+    monkeypatch.setattr(join, "init", lambda cfg, failures: pytest.fail("formed on a failed lookup"))
+    monkeypatch.setattr(join.time, "sleep", lambda s: None)
+
+    def connect(*a: Any, **kw: Any) -> socket.socket:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(join.socket, "create_connection", connect)
+    cfg = dict(seed_files, seed="this-seed", endpoints=["this-seed", "manager-1.invalid"], join_port=1, timeout=0.5)
+    with pytest.raises(SystemExit, match="gave up joining .* the name does not resolve"):
+        join.join(cfg)
+    assert join.UNDECIDED in capsys.readouterr().err
