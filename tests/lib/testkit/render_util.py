@@ -55,8 +55,17 @@ def cloud_config_parts(payload: bytes) -> list[str]:
 
 
 def written_files(cloud_config: str) -> dict[str, dict[str, Any]]:
+    """path -> the write_files entry, its content decoded as cloud-init writes it (gz+b64 included)."""
     doc = yaml.safe_load(cloud_config)
-    return {f["path"]: f for f in doc.get("write_files", [])}
+    out = {}
+    for f in doc.get("write_files", []):
+        if f.get("encoding") in ("gz+b64", "gzip+base64"):
+            import base64
+            import gzip
+
+            f = {**f, "content": gzip.decompress(base64.b64decode(f["content"])).decode()}
+        out[f["path"]] = f
+    return out
 
 
 def is_ignition(payload: bytes) -> bool:
