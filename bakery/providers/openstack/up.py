@@ -139,12 +139,19 @@ def _tagged(conn: Any, kind: str, cluster: str) -> list[Any]:
         raise cloud_error(exc, f"listing {kind.replace('_', ' ')}s of cluster {cluster}") from exc
 
 
+def needed_groups(opts: UpOptions, rules: dict[str, list[Rule]]) -> dict[str, list[Rule]]:
+    """The groups this cluster's servers use: consul's only with --consul (an existing one is left to down)."""
+    consul = group_names(opts.cluster)["consul"]
+    return {name: r for name, r in rules.items() if opts.consul or name != consul}
+
+
 def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger,
                            lb_cidr: str | None = None) -> dict[str, str]:
     """Create missing groups and missing rules; returns name -> id."""
     existing = {sg.name: sg for sg in _tagged(conn, "security_group", opts.cluster)}
     ids: dict[str, str] = {}
-    rules = security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port, cfg.docker.api_port, lb_cidr)
+    rules = needed_groups(opts, security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port,
+                                               cfg.docker.api_port, lb_cidr))
     for name in rules:
         sg = existing.get(name)
         if sg is None:
@@ -306,6 +313,7 @@ def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None
     # The seed forms the swarm only if no manager of the cluster exists (the cloud's tagged servers are
     # the record): a seed booted again beside running managers must join them, never init a second swarm.
     formed = any((s.metadata or {}).get("bakery.role") in ("seed", "manager") for s in existing.values())
+    refs = group_refs(conn, opts.cluster)
     for role, name in node_plan(opts):
         if name in existing:
             ids[name] = existing[name].id
@@ -317,17 +325,29 @@ def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None
         nets = [{"port": port.id}] if role == "seed" else [{"uuid": network.id}]
         hints = {"group": group_id} if role in ("seed", "manager") else {}
         try:
-            server = conn.compute.create_server(
+            server = conn.compute.create_server(**server_request(
                 name=name, image_id=image.id, flavor_id=flavor.id, networks=nets,
-                security_groups=[] if role == "seed" else [{"name": n} for n in groups_for(role, opts.cluster)],
+                security_groups=[] if role == "seed" else [{"name": refs[n]} for n in groups_for(role, opts.cluster)],
                 user_data=base64.b64encode(userdata.payload).decode(), key_name=opts.keypair,
-                scheduler_hints=hints or None,
-                metadata={CLUSTER_KEY: opts.cluster, "bakery.role": role})
+                scheduler_hints=hints, metadata={CLUSTER_KEY: opts.cluster, "bakery.role": role}))
         except Exception as exc:
             raise cloud_error(exc, f"booting {name}") from exc
         ids[name] = server.id
         progress(f"booting {name} ({role})")
     return ids
+
+
+def group_refs(conn: Any, cluster: str) -> dict[str, str]:
+    """Security group name -> the id of the cluster's tagged group. Servers name their groups by id: Nova
+    resolves a name across the project, and an untagged group of the same name made the boot fail
+    (HTTP 409 "Multiple security_group matches found for name 'bakery-lab2-nodes'")."""
+    return {sg.name: str(sg.id) for sg in _tagged(conn, "security_group", cluster)}
+
+
+def server_request(**fields: Any) -> dict[str, Any]:
+    """The create_server arguments without unset ones: Nova's schema refuses null for key_name and
+    scheduler_hints (HTTP 400 "None is not of type 'string'/'object'"), so an absent value is never sent."""
+    return {k: v for k, v in fields.items() if v is not None and not (k == "scheduler_hints" and not v)}
 
 
 def wait_active(conn: Any, ids: dict[str, str], opts: UpOptions, progress: Progress,
