@@ -236,3 +236,35 @@ def test_down_removes_exactly_what_up_created(os_env, admin, user, sent, clean, 
     # A second down finds nothing.
     code, out, err = run(capsys, ["down", "--provider", "openstack", "--os-cloud", "bakery", "--cluster", "lab2"])
     assert code == 0, err
+
+
+def project_objects(user) -> dict[str, list[str]]:
+    pid = user.current_project_id
+    return {"security_groups": sorted(sg.name for sg in user.network.security_groups(project_id=pid)),
+            "server_groups": sorted(g.name for g in user.compute.server_groups()),
+            "servers": sorted(s.name for s in user.compute.servers()),
+            "ports": sorted(p.name for p in user.network.ports(project_id=pid)
+                            if not p.device_owner.startswith("network:")),
+            "floating_ips": sorted(ip.floating_ip_address for ip in user.network.ips())}
+
+
+def test_lb_without_octavia_is_refused_before_anything_is_created(os_env, user, clean, capsys, tmp_path):
+    before = project_objects(user)
+    code, _, err = run(capsys, up_argv("lab3", tmp_path / "state", "--managers", "1", "--workers", "0", "--lb"))
+    assert code == 2
+    assert err.strip().splitlines() == ["bakery up: error: --lb needs Octavia (the load-balancer service), and this "
+                                        "cloud's catalog has none (drop --lb and reach the seed's floating IP instead "
+                                        "(--floating-ip), or use a cloud with Octavia)"]
+    assert project_objects(user) == before
+
+
+def test_more_managers_than_computes_names_the_anti_affinity_group(os_env, user, clean, capsys, tmp_path):
+    """Three computes, five managers: the real scheduler refuses two, and bakery says why."""
+    code, _, err = run(capsys, up_argv("lab4", tmp_path / "state", "--managers", "5", "--workers", "0"))
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("bakery up: error: server lab4-manager-")
+    assert "went to ERROR: No valid host was found" in last
+    assert last.endswith("(the 5 managers are in the anti-affinity server group bakery-lab4-managers, so each needs "
+                         "a compute host of its own: use fewer --managers, or a cloud or availability zone with that "
+                         "many hosts)")

@@ -243,6 +243,14 @@ def resolve(conn: Any, opts: UpOptions) -> tuple[Any, Any, Any]:
     return flavor, image, network
 
 
+def check_services(conn: Any, opts: UpOptions) -> None:
+    """Services the options need, before anything is created: --lb needs Octavia in the catalog."""
+    if opts.lb and not has_octavia(conn):
+        raise UserError("--lb needs Octavia (the load-balancer service), and this cloud's catalog has none",
+                        fix="drop --lb and reach the seed's floating IP instead (--floating-ip), or use a cloud "
+                        "with Octavia")
+
+
 def subnet_of(conn: Any, network: Any) -> Any:
     try:
         return conn.network.get_subnet(sorted(network.subnet_ids)[0])
@@ -256,6 +264,7 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
     (re-running converges; `bakery down` removes them)."""
     clock = clock or Clock()
     flavor, image, network = resolve(conn, opts)
+    check_services(conn, opts)
     external = access.external_network(conn, opts.floating_network) if opts.floating_network else None
     existing = cluster_servers(conn, opts.cluster)
     access.check_compute_quota(conn, flavor, sum(1 for _, name in node_plan(opts) if name not in existing))
@@ -350,6 +359,21 @@ def server_request(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None and not (k == "scheduler_hints" and not v)}
 
 
+def manager_fault(opts: UpOptions, name: str, server: Any) -> CloudError:
+    """A seed or manager the scheduler could not place is named as the anti-affinity shortfall it most
+    likely is (the real scheduler says only "No valid host was found", or, for the loser of a race,
+    "Exceeded maximum number of retries")."""
+    roles = {n: r for r, n in node_plan(opts)}
+    fault = getattr(server, "fault", None) or {}
+    message = str(fault.get("message", "") if isinstance(fault, dict) else fault)
+    if roles.get(name) in ("seed", "manager") and ("no valid host" in message.lower()
+                                                   or "maximum number of retries" in message.lower()):
+        return CloudError(f"server {name} went to ERROR: {message} (the {opts.managers} managers are in the "
+                          f"anti-affinity server group bakery-{opts.cluster}-managers, so each needs a compute host "
+                          "of its own: use fewer --managers, or a cloud or availability zone with that many hosts)")
+    return server_fault(name, server)
+
+
 def wait_active(conn: Any, ids: dict[str, str], opts: UpOptions, progress: Progress,
                 clock: Clock) -> dict[str, Any]:
     """Wait until every server is ACTIVE; returns name -> server (with its addresses)."""
@@ -363,7 +387,7 @@ def wait_active(conn: Any, ids: dict[str, str], opts: UpOptions, progress: Progr
             except Exception as exc:
                 raise cloud_error(exc, f"watching {name}") from exc
             if server.status == "ERROR":
-                raise server_fault(name, server)
+                raise manager_fault(opts, name, server)
             if server.status == "ACTIVE":
                 progress(f"{name} is ACTIVE")
                 done[name] = server
