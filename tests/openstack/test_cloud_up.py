@@ -266,5 +266,39 @@ def test_more_managers_than_computes_names_the_anti_affinity_group(os_env, user,
     assert last.startswith("bakery up: error: server lab4-manager-")
     assert "went to ERROR: No valid host was found" in last
     assert last.endswith("(the 5 managers are in the anti-affinity server group bakery-lab4-managers, so each needs "
-                         "a compute host of its own: use fewer --managers, or a cloud or availability zone with that "
-                         "many hosts)")
+                         "a compute host of its own: use fewer --managers, a cloud or availability zone with that "
+                         "many hosts, or a smaller flavor)")
+
+
+def test_a_server_in_error_is_replaced_on_rerun(os_env, admin, user, clean, capsys, tmp_path):
+    """Nova's own reset-state API puts a worker in ERROR; the next `up` deletes it and boots it again."""
+    code, _, err = run(capsys, up_argv("lab5", tmp_path / "state", "--managers", "1", "--workers", "1"))
+    assert code == 0, err
+    old = servers_of(admin, "lab5")["lab5-worker-1"]
+    admin.compute.reset_server_state(old, "error")
+    assert admin.compute.get_server(old.id).status == "ERROR"
+    code, out, err = run(capsys, up_argv("lab5", tmp_path / "state", "--managers", "1", "--workers", "1"))
+    assert code == 0, err
+    assert "lab5-worker-1 is in ERROR: deleting it to boot it again" in err
+    now = servers_of(admin, "lab5")
+    assert sorted(now) == ["lab5-seed", "lab5-worker-1"]
+    assert now["lab5-worker-1"].id != old.id and now["lab5-worker-1"].status == "ACTIVE"
+    assert {n["name"]: n["server_id"] for n in json.loads(out)["nodes"]}["lab5-worker-1"] == now["lab5-worker-1"].id
+
+
+def test_network_quota_is_checked_before_anything_is_created(os_env, admin, user, clean, capsys, tmp_path):
+    """The project's security-group quota set low with Neutron's quota API: one line, nothing created."""
+    pid = user.current_project_id
+    used = len(list(user.network.security_groups(project_id=pid)))  # the default group
+    admin.network.update_quota(pid, security_groups=used + 1)
+    try:
+        before = project_objects(user)
+        code, _, err = run(capsys, up_argv("lab6", tmp_path / "state", "--managers", "1", "--workers", "1"))
+        assert code == 1
+        assert err.strip().splitlines() == [
+            f"bakery up: error: network quota exceeded: this run creates 2 security groups (used {used} of "
+            f"{used + 1}) (delete unused ones, use fewer nodes, or ask the cloud's admins to raise the project's "
+            "quota; `openstack quota show` lists it)"]
+        assert project_objects(user) == before
+    finally:
+        admin.network.delete_quota(pid)

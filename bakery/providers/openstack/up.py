@@ -26,7 +26,7 @@ from typing import Any
 from ...config import ClusterConfig
 from ...errors import CloudError, UserError
 from . import access, lb
-from .cloud import Clock, find_flavor, find_image, find_network
+from .cloud import Clock, find_flavor, find_image, find_network, find_or_none
 from .errors import cloud_error, server_fault
 from .ledger import Ledger, delete_all
 
@@ -266,8 +266,9 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
     flavor, image, network = resolve(conn, opts)
     check_services(conn, opts)
     external = access.external_network(conn, opts.floating_network) if opts.floating_network else None
-    existing = cluster_servers(conn, opts.cluster)
+    existing = replace_failed(conn, cluster_servers(conn, opts.cluster), opts, progress, clock)
     access.check_compute_quota(conn, flavor, sum(1 for _, name in node_plan(opts) if name not in existing))
+    access.check_network_quota(conn, network_needs(conn, opts, cfg, existing))
     subnet = subnet_of(conn, network) if opts.lb else None
     ledger = Ledger()
     tag = cluster_tag(opts.cluster)
@@ -300,6 +301,48 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
         lb.ensure_api(conn, balancer, opts.cluster, tag, cfg.docker.api_port, opts.operator_cidr, managers,
                       subnet.id, opts.timeout, clock)
     return result
+
+
+def network_needs(conn: Any, opts: UpOptions, cfg: ClusterConfig, existing: dict[str, Any]) -> dict[str, int]:
+    """How many security groups, rules, ports and floating IPs this run adds (for the quota check)."""
+    have = {sg.name for sg in _tagged(conn, "security_group", opts.cluster)}
+    rules = needed_groups(opts, security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port,
+                                               cfg.docker.api_port, "0.0.0.0/32" if opts.lb else None))
+    new = [name for name in rules if name not in have]
+    missing = [name for _, name in node_plan(opts) if name not in existing]
+    fips = 0
+    if opts.floating_network and not _tagged(conn, "floating_ip", opts.cluster):
+        fips = 2 if opts.lb else 1
+    # Neutron gives every new group two egress rules of its own.
+    return {"security_groups": len(new), "security_group_rules": sum(len(rules[n]) + 2 for n in new),
+            "ports": len(missing), "floating_ips": fips}
+
+
+def replace_failed(conn: Any, existing: dict[str, Any], opts: UpOptions, progress: Progress,
+                   clock: Clock) -> dict[str, Any]:
+    """Servers of the cluster in ERROR are deleted (and waited for) so that this run boots them again;
+    re-running used to keep an ERROR server forever. A pre-created port (the seed's) survives, since
+    Nova deletes only the ports it made."""
+    failed = {name: s for name, s in existing.items() if s.status == "ERROR"}
+    for name, server in sorted(failed.items()):
+        progress(f"{name} is in ERROR: deleting it to boot it again")
+        try:
+            conn.compute.delete_server(server.id)
+        except Exception as exc:
+            raise cloud_error(exc, f"deleting {name}, which is in ERROR") from exc
+    deadline = clock.now() + opts.timeout
+    for name, server in sorted(failed.items()):
+        while True:
+            try:
+                gone = find_or_none(conn.compute.find_server, server.id) is None
+            except Exception as exc:
+                raise cloud_error(exc, f"watching {name} being deleted") from exc
+            if gone:
+                break
+            if clock.now() >= deadline:
+                raise CloudError(f"{name} (in ERROR) was not deleted within {opts.timeout:.0f}s")
+            clock.sleep(opts.poll)
+    return {name: s for name, s in existing.items() if name not in failed}
 
 
 def fixed_ip(server: Any, known: str | None = None) -> str:
@@ -366,11 +409,12 @@ def manager_fault(opts: UpOptions, name: str, server: Any) -> CloudError:
     roles = {n: r for r, n in node_plan(opts)}
     fault = getattr(server, "fault", None) or {}
     message = str(fault.get("message", "") if isinstance(fault, dict) else fault)
-    if roles.get(name) in ("seed", "manager") and ("no valid host" in message.lower()
-                                                   or "maximum number of retries" in message.lower()):
+    placement = "no valid host" in message.lower() or "maximum number of retries" in message.lower()
+    if roles.get(name) in ("seed", "manager") and opts.managers > 1 and placement:
         return CloudError(f"server {name} went to ERROR: {message} (the {opts.managers} managers are in the "
                           f"anti-affinity server group bakery-{opts.cluster}-managers, so each needs a compute host "
-                          "of its own: use fewer --managers, or a cloud or availability zone with that many hosts)")
+                          "of its own: use fewer --managers, a cloud or availability zone with that many hosts, "
+                          "or a smaller flavor)")
     return server_fault(name, server)
 
 

@@ -264,6 +264,16 @@ def _preflight() -> None:
         raise Unavailable(f"ports in use on 127.0.0.1: {', '.join(busy)} (another test cloud running?)")
 
 
+def _wait_postgres(cloud: Cloud, timeout: float = 60) -> None:
+    """The port answers before the server accepts connections ("the database system is starting up")."""
+    deadline = time.monotonic() + timeout
+    while subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(PORTS["postgres"])],
+                         capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            raise Unavailable(f"PostgreSQL did not accept connections within {timeout:.0f}s: {cloud.tail('postgres')}")
+        time.sleep(0.2)
+
+
 def _fence(cloud: Cloud) -> None:
     """`ip route add unreachable` for the fake ranges, unless one holds an address this machine needs."""
     import ipaddress
@@ -328,6 +338,7 @@ def _start(cloud: Cloud) -> None:
                 RABBITMQ_PID_FILE=str(r / "rabbit.pid"), RABBITMQ_CONF_ENV_FILE=str(r / "rabbitmq-env.conf"),
                 RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}")
     cloud.wait_port("postgres", PORTS["postgres"])
+    _wait_postgres(cloud)
     psql = [*su, str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", "5433", "-U", "postgres", "-qAt", "-c"]
     cloud.check("pg-role", [*psql, "CREATE ROLE os LOGIN PASSWORD 'os' SUPERUSER"])
     for db in ("keystone", "nova_api", "nova_cell0", "nova", "placement", "neutron", "glance"):
