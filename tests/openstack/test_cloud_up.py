@@ -187,9 +187,9 @@ def test_up_three_managers_two_workers(os_env, admin, user, sent, clean, capsys,
     assert fip.floating_network_id == public.id and fip.port_id == seed_ports[0].id
     assert fip.tags == ["bakery.cluster=lab1"] and fip.floating_ip_address == result["seed_floating_ip"]
     assert ipaddress.ip_address(fip.floating_ip_address) in ipaddress.ip_network("198.18.99.0/24")
-    # Every node's user-data names the seed's fixed IP; the floating IP is in every node's certificate SANs.
+    # Every node's user-data names the seed's fixed IP; the floating IP is in the managers' certificate SANs.
     assert result["seed_ip"].encode() in sent["lab1-worker-1"]
-    for name in ("lab1-seed", "lab1-worker-1"):
+    for name in managers:
         meta = json.loads((tmp_path / "state" / "lab1" / "nodes" / name / "meta.json").read_text())
         assert fip.floating_ip_address in meta["sans"]
 
