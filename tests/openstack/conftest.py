@@ -1,5 +1,10 @@
-"""Fixtures for the OpenStack tests: a fake cloud at the HTTP level, a real Glance on loopback, and
-the diskimage-builder image (built once per session, for test_diskimage_build.py and test_nfs_boot.py).
+"""Fixtures for the OpenStack tests: the test cloud (a real control plane on loopback), a fake cloud at
+the HTTP level for what the test cloud cannot show, a real Glance on loopback, and the
+diskimage-builder image (built once per session, for test_diskimage_build.py and test_nfs_boot.py).
+
+The test cloud (testkit/oscloud.py, docs/OPENSTACK-TESTCLOUD.md) starts once per session, at the
+first test that needs it, and is stopped after the last; without it those tests skip, and
+BAKERY_REQUIRE_OPENSTACK=1 (CI) makes that a failure.
 
 A private dockerd behind mutual TLS (tls_engine.py) serves the Ready wait.
 The real Glance starts once per session (tests/openstack/glance_server.py).
@@ -144,3 +149,25 @@ def built(engine: Any, busybox_image: str, glance_endpoint: str, tmp_path_factor
     conn = openstack.connect(load_yaml_config=False, load_envvars=False, auth_type="none",
                              image_endpoint_override=glance_endpoint)
     return Built(json.loads(done.stdout), files, conn, done.stderr)
+@pytest.fixture(scope="session")
+def openstack_cloud() -> Iterator[Any]:
+    """The test cloud: clouds `admin` and `bakery` in its clouds.yaml (testkit/oscloud.py)."""
+    import sys
+
+    from testkit import oscloud
+
+    if os.environ.get("BAKERY_OPENSTACK_RUN"):  # one started by hand (oscloud.py up DIR): used, never stopped
+        yield oscloud.attach(Path(os.environ["BAKERY_OPENSTACK_RUN"]))
+        return
+    run = Path(tempfile.mkdtemp(prefix="bakery-oscloud-"))
+    try:
+        cloud = oscloud.start(run)
+    except oscloud.Unavailable as exc:
+        require_or_skip("BAKERY_REQUIRE_OPENSTACK", f"no test cloud: {exc}")
+        raise
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in cloud.timings.items())
+    print(f"\n[testcloud] up in {run}: {timings}", file=sys.stderr)
+    try:
+        yield cloud
+    finally:
+        oscloud.stop(cloud)

@@ -100,6 +100,15 @@ def test_bake_target_openstack_dry_run(fake, capsys):
     assert fake.m.request_history == []
 
 
+def test_bake_snapshot_wait_is_a_flag(fake, capsys):
+    argv = ["bake", "--target", "openstack", "--base-image", "debian-12", "--flavor", "m1.small", "--network",
+            "private", "--dry-run", "--output", "json", "--snapshot-timeout", "900", "--build-timeout", "1200"]
+    assert cli.main(argv) == 0
+    plan = json.loads(capsys.readouterr().out)["plan"]
+    assert any("wait up to 1200s for it to power off" in step for step in plan)
+    assert any("wait up to 900s for it to become active" in step for step in plan)
+
+
 def test_bake_target_openstack_refuses_local_flags(capsys):
     argv = ["bake", "--target", "openstack", "--plain", "--base-image", "b", "--flavor", "f", "--network", "n"]
     assert "are for --target local" in one_line_error(capsys, argv, 2)

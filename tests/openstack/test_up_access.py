@@ -41,46 +41,10 @@ def sans_of(tmp_path, node):
     return json.loads((tmp_path / "state" / "prod" / "nodes" / node / "meta.json").read_text())["sans"]
 
 
-def test_floating_ip_for_the_seed_is_tagged_and_in_its_sans(cloud, clock, tmp_path):
-    cloud.network("public", "net-public", external=True)
-    result = run_up(cloud, clock, tmp_path, floating_network="public")
-    fips = list(cloud.neutron["floatingips"].values())
-    assert len(fips) == 1
-    fip = fips[0]
-    assert fip["floating_network_id"] == "net-public" and fip["port_id"] == "port-0014"
-    assert fip["tags"] == [TAG] and fip["description"] == "bakery: prod-seed"
-    assert result.seed_floating_ip == fip["floating_ip_address"] == result.seed_address == result.api_address
-    # created right after the seed port, before any server (so before any user-data is rendered)
-    w = writes(cloud)
-    i = w.index("POST /v2.0/floatingips")
-    assert w[i - 2:i + 3] == ["POST /v2.0/ports", "PUT /v2.0/ports/port-0014/tags", "POST /v2.0/floatingips",
-                              f"PUT /v2.0/floatingips/{fip['id']}/tags", "POST /v2.1/servers"]
-    assert fip["floating_ip_address"] in sans_of(tmp_path, "prod-seed")
-    assert fip["floating_ip_address"] not in sans_of(tmp_path, "prod-worker-1")  # tls.sans: managers only
-    before = len(cloud.m.request_history)
-    run_up(cloud, clock, tmp_path, floating_network="public")  # converges: no second floating IP
-    assert len(cloud.neutron["floatingips"]) == 1
-    assert not [c for c in cloud.calls()[-(len(cloud.m.request_history) - before):] if not c.startswith("GET")]
-
-
 def test_floating_ip_network_must_be_external(cloud, clock, tmp_path):
     with pytest.raises(UserError, match=r"network 'private' is not external.*pass --floating-ip with the cloud"):
         run_up(cloud, clock, tmp_path, floating_network="private")
     assert writes(cloud) == []
-
-
-def test_keypair_is_imported_marked_and_used(cloud, clock, tmp_path):
-    run_up(cloud, clock, tmp_path, public_key=KEY)
-    assert cloud.keypairs["bakery-prod"]["public_key"] == KEY
-    assert cloud.bodies("POST", "/v2.1/os-keypairs") == [{"keypair": {"name": "bakery-prod", "public_key": KEY}}]
-    nodes_sg = next(sg for sg in cloud.neutron["security-groups"].values() if sg["name"] == "bakery-prod-nodes")
-    assert nodes_sg["tags"] == ["bakery.cluster=prod", "bakery.keypair=bakery-prod"]
-    w = writes(cloud)
-    assert w.index(f"PUT /v2.0/security-groups/{nodes_sg['id']}/tags", 2) < w.index("POST /v2.1/os-keypairs")
-    assert {b["server"]["key_name"] for b in cloud.bodies("POST", "/v2.1/servers")} == {"bakery-prod"}
-    assert KEY not in str(cloud.bodies("POST", "/v2.1/servers"))  # the key is Nova's business, not user-data's
-    run_up(cloud, clock, tmp_path, public_key=KEY)  # converges
-    assert len(cloud.bodies("POST", "/v2.1/os-keypairs")) == 1
 
 
 def test_existing_keypair_with_same_key_is_used_but_never_deleted(cloud, clock, tmp_path):
@@ -162,12 +126,14 @@ def test_down_removes_tagged_extras_only(cloud, clock, tmp_path):
     assert list(cloud.keypairs) == ["bakery-staging"]
     deletes = [c.split()[1].split("/")[-2] for c in cloud.calls() if c.startswith("DELETE")]
     assert deletes == ["floatingips", "floatingips", "loadbalancers", "servers", "servers", "ports",
-                       "os-server-groups", "os-keypairs", "security-groups", "security-groups", "security-groups"]
+                       "os-server-groups", "os-keypairs", "security-groups", "security-groups"]  # no consul group
     lb_calls = [c for c in cloud.calls() if "/lbaas/loadbalancers/" in c]
     mine = next(i for i in cloud.m.request_history if i.method == "POST" and "loadbalancers" in i.url).json()
     assert mine["loadbalancer"]["tags"] == [TAG]
-    assert lb_calls[-3:] == ["DELETE /v2.0/lbaas/loadbalancers/loa-0017?cascade=True"] + \
-        ["GET /v2.0/lbaas/loadbalancers/loa-0017"] * 2  # PENDING_DELETE, then gone: waited for
+    lb_id = lb_calls[-3].split("/")[-1].split("?")[0]
+    assert lb_id != other_lb.id
+    assert lb_calls[-3:] == [f"DELETE /v2.0/lbaas/loadbalancers/{lb_id}?cascade=True"] + \
+        [f"GET /v2.0/lbaas/loadbalancers/{lb_id}"] * 2  # PENDING_DELETE, then gone: waited for
 
 
 def test_quota_is_checked_before_anything_is_created(cloud, clock, tmp_path):

@@ -100,3 +100,29 @@ def check_compute_quota(conn: Any, flavor: Any, count: int) -> None:
         raise CloudError(f"quota exceeded: {count} server(s) of flavor {flavor.name} need {', '.join(short)} "
                          "(free some resources, use a smaller --flavor or fewer nodes, or ask the cloud's admins "
                          "to raise the project's quota; `openstack quota show` lists it)")
+
+
+def check_network_quota(conn: Any, needs: dict[str, int]) -> None:
+    """Fail before creating anything when Neutron's quota cannot hold what this run creates.
+
+    `needs` maps a QuotaDetails field (security_groups, security_group_rules, ports, floating_ips) to how
+    many this run adds; a quota of -1 is unlimited. Without it a run stopped half-way at the first refusal."""
+    wanted = {k: v for k, v in needs.items() if v > 0}
+    if not wanted:
+        return
+    try:
+        quota = conn.network.get_quota(conn.current_project_id, details=True)
+    except Exception as exc:
+        raise cloud_error(exc, "reading the network quota") from exc
+    words = {"security_groups": "security groups", "security_group_rules": "security group rules",
+             "ports": "ports", "floating_ips": "floating IPs"}
+    short = []
+    for field, need in wanted.items():
+        detail = getattr(quota, field, None) or {}
+        limit, used = detail.get("limit"), (detail.get("used") or 0) + (detail.get("reserved") or 0)
+        if limit is not None and limit >= 0 and need > limit - used:
+            short.append(f"{need} {words[field]} (used {used} of {limit})")
+    if short:
+        raise CloudError(f"network quota exceeded: this run creates {', '.join(short)} (delete unused ones, use "
+                         "fewer nodes, or ask the cloud's admins to raise the project's quota; `openstack quota "
+                         "show` lists it)")

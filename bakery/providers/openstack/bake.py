@@ -271,6 +271,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the new image's visibility (default private)")
     g.add_argument("--build-timeout", type=float, default=3600, metavar="S",
                    help="seconds to wait for the builder to power off (default 3600)")
+    g.add_argument("--snapshot-timeout", type=float, default=3600, metavar="S",
+                   help="seconds to wait for the snapshot to become an active image (default 3600)")
     g.add_argument("--from-local", type=Path, nargs="?", const=BUILD_HERE, metavar="FILE",
                    help="no builder server: build the image on this machine with diskimage-builder (as root) "
                         "and upload it; with FILE, upload that image file (qcow2/raw) instead")
@@ -314,7 +316,7 @@ def _options(args: argparse.Namespace, bake_id: str) -> BakeOptions:
     return BakeOptions(
         bake_id=bake_id, image_name=args.image_name or f"bakery-node-{bake_id}", base_image=args.base_image or "",
         flavor=args.flavor or "", network=args.network or "", os_distro=args.os_distro, visibility=args.visibility,
-        build_timeout=args.build_timeout, requested=tuple(args.pull))
+        build_timeout=args.build_timeout, image_timeout=args.snapshot_timeout, requested=tuple(args.pull))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -40,6 +40,10 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--floating-ip", metavar="NETWORK", help="external network: a floating IP for the seed "
                    "(and the load balancer with --lb); released by `bakery down`")
     g.add_argument("--lb", action="store_true", help="an Octavia load balancer in front of the managers' TLS API")
+    g.add_argument("--wait", choices=("ready", "active"), default="ready",
+                   help="ready: until every node is Ready in the swarm (default); active: stop once every server "
+                   "is ACTIVE in Nova, never contacting the nodes (servers that run no cloud-init, e.g. a test "
+                   "cloud's fake driver)")
 
 
 def add_cloud_arguments(p: argparse.ArgumentParser) -> None:
@@ -103,6 +107,8 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
     start = time.monotonic()
     result = up(connect(args.os_cloud), opts, cfg, state_dir, progress)
     certs = client_cert_dir(cluster, state_dir)
+    if getattr(args, "wait", "ready") == "active":
+        return _report_active(args, cluster, result, certs, time.monotonic() - start)
     expected = {name: ("worker" if role == "worker" else "manager") for name, role in result.roles.items()
                 if role != "consul"}
     progress(f"waiting for {len(expected)} node(s) to be Ready, through {result.seed_address}:{cfg.docker.api_port}")
@@ -123,6 +129,23 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
         print(f"  {node.hostname:24} {node.role:8} {node.state:8} {node.manager}".rstrip())
     print("Reach the swarm with:")
     print(f"  export DOCKER_HOST={host} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={certs}")
+    print(f"Remove it with: bakery down --provider openstack --cluster {cluster}")
+    return EXIT_OK
+
+
+def _report_active(args: argparse.Namespace, cluster: str, result: Any, certs: Path, seconds: float) -> int:
+    """`up --wait active`: every server is ACTIVE; the swarm was not asked (its nodes may still be booting)."""
+    nodes = [{"name": n, "role": result.roles[n], "server_id": result.servers[n]} for n in result.servers]
+    if args.output == "json":
+        print(json.dumps({
+            "cluster": cluster, "cert_path": str(certs), "seconds_to_active": round(seconds, 1),
+            "seed_ip": result.seed_ip, "seed_floating_ip": result.seed_floating_ip, "lb_vip": result.lb_vip,
+            "lb_floating_ip": result.lb_floating_ip, "nodes": nodes}, indent=2, sort_keys=True))
+        return EXIT_OK
+    print(f"cluster {cluster}: {len(nodes)} servers ACTIVE in {seconds:.0f}s (--wait active: the swarm was not "
+          "checked)")
+    for node in nodes:
+        print(f"  {node['name']:24} {node['role']:8} {node['server_id']}")
     print(f"Remove it with: bakery down --provider openstack --cluster {cluster}")
     return EXIT_OK
 

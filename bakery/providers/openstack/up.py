@@ -27,7 +27,7 @@ from typing import Any
 from ...config import ClusterConfig
 from ...errors import CloudError, UserError
 from . import access, lb
-from .cloud import Clock, find_flavor, find_image, find_network
+from .cloud import Clock, find_flavor, find_image, find_network, find_or_none
 from .errors import cloud_error, server_fault
 from .ledger import Ledger, delete_all
 
@@ -140,12 +140,19 @@ def _tagged(conn: Any, kind: str, cluster: str) -> list[Any]:
         raise cloud_error(exc, f"listing {kind.replace('_', ' ')}s of cluster {cluster}") from exc
 
 
+def needed_groups(opts: UpOptions, rules: dict[str, list[Rule]]) -> dict[str, list[Rule]]:
+    """The groups this cluster's servers use: consul's only with --consul (an existing one is left to down)."""
+    consul = group_names(opts.cluster)["consul"]
+    return {name: r for name, r in rules.items() if opts.consul or name != consul}
+
+
 def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger,
                            lb_cidr: str | None = None) -> dict[str, str]:
     """Create missing groups and missing rules; returns name -> id."""
     existing = {sg.name: sg for sg in _tagged(conn, "security_group", opts.cluster)}
     ids: dict[str, str] = {}
-    rules = security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port, cfg.docker.api_port, lb_cidr)
+    rules = needed_groups(opts, security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port,
+                                               cfg.docker.api_port, lb_cidr))
     for name in rules:
         sg = existing.get(name)
         if sg is None:
@@ -260,6 +267,14 @@ def resolve(conn: Any, opts: UpOptions) -> tuple[Any, Any, Any]:
     return flavor, image, network
 
 
+def check_services(conn: Any, opts: UpOptions) -> None:
+    """Services the options need, before anything is created: --lb needs Octavia in the catalog."""
+    if opts.lb and not has_octavia(conn):
+        raise UserError("--lb needs Octavia (the load-balancer service), and this cloud's catalog has none",
+                        fix="drop --lb and reach the seed's floating IP instead (--floating-ip), or use a cloud "
+                        "with Octavia")
+
+
 def subnet_of(conn: Any, network: Any) -> Any:
     try:
         return conn.network.get_subnet(sorted(network.subnet_ids)[0])
@@ -273,9 +288,11 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
     (re-running converges; `bakery down` removes them)."""
     clock = clock or Clock()
     flavor, image, network = resolve(conn, opts)
+    check_services(conn, opts)
     external = access.external_network(conn, opts.floating_network) if opts.floating_network else None
-    existing = cluster_servers(conn, opts.cluster)
+    existing = replace_failed(conn, cluster_servers(conn, opts.cluster), opts, progress, clock)
     access.check_compute_quota(conn, flavor, sum(1 for _, name in node_plan(opts) if name not in existing))
+    access.check_network_quota(conn, network_needs(conn, opts, cfg, existing))
     subnet = subnet_of(conn, network) if opts.lb else None
     ledger = Ledger()
     tag = cluster_tag(opts.cluster)
@@ -316,6 +333,48 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
     return result
 
 
+def network_needs(conn: Any, opts: UpOptions, cfg: ClusterConfig, existing: dict[str, Any]) -> dict[str, int]:
+    """How many security groups, rules, ports and floating IPs this run adds (for the quota check)."""
+    have = {sg.name for sg in _tagged(conn, "security_group", opts.cluster)}
+    rules = needed_groups(opts, security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port,
+                                               cfg.docker.api_port, "0.0.0.0/32" if opts.lb else None))
+    new = [name for name in rules if name not in have]
+    missing = [name for _, name in node_plan(opts) if name not in existing]
+    fips = 0
+    if opts.floating_network and not _tagged(conn, "floating_ip", opts.cluster):
+        fips = 2 if opts.lb else 1
+    # Neutron gives every new group two egress rules of its own.
+    return {"security_groups": len(new), "security_group_rules": sum(len(rules[n]) + 2 for n in new),
+            "ports": len(missing), "floating_ips": fips}
+
+
+def replace_failed(conn: Any, existing: dict[str, Any], opts: UpOptions, progress: Progress,
+                   clock: Clock) -> dict[str, Any]:
+    """Servers of the cluster in ERROR are deleted (and waited for) so that this run boots them again;
+    re-running used to keep an ERROR server forever. A pre-created port (the seed's) survives, since
+    Nova deletes only the ports it made."""
+    failed = {name: s for name, s in existing.items() if s.status == "ERROR"}
+    for name, server in sorted(failed.items()):
+        progress(f"{name} is in ERROR: deleting it to boot it again")
+        try:
+            conn.compute.delete_server(server.id)
+        except Exception as exc:
+            raise cloud_error(exc, f"deleting {name}, which is in ERROR") from exc
+    deadline = clock.now() + opts.timeout
+    for name, server in sorted(failed.items()):
+        while True:
+            try:
+                gone = find_or_none(conn.compute.find_server, server.id) is None
+            except Exception as exc:
+                raise cloud_error(exc, f"watching {name} being deleted") from exc
+            if gone:
+                break
+            if clock.now() >= deadline:
+                raise CloudError(f"{name} (in ERROR) was not deleted within {opts.timeout:.0f}s")
+            clock.sleep(opts.poll)
+    return {name: s for name, s in existing.items() if name not in failed}
+
+
 def fixed_ip(server: Any, known: str | None = None) -> str:
     if known:
         return known
@@ -337,6 +396,7 @@ def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None
     # The seed forms the swarm only if no manager of the cluster exists (the cloud's tagged servers are
     # the record): a seed booted again beside running managers must join them, never init a second swarm.
     formed = any((s.metadata or {}).get("bakery.role") in ("seed", "manager") for s in existing.values())
+    refs = group_refs(conn, opts.cluster)
     for role, name in node_plan(opts):
         if name in existing:
             ids[name] = existing[name].id
@@ -350,17 +410,45 @@ def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None
         nets = [{"port": port.id}] if port is not None else [{"uuid": network.id}]
         hints = {"group": group_id} if role in ("seed", "manager") else {}
         try:
-            server = conn.compute.create_server(
+            server = conn.compute.create_server(**server_request(
                 name=name, image_id=image.id, flavor_id=flavor.id, networks=nets,
-                security_groups=[] if port is not None else [{"name": n} for n in groups_for(role, opts.cluster)],
+                security_groups=[] if port is not None else [{"name": refs[n]} for n in groups_for(role, opts.cluster)],
                 user_data=base64.b64encode(userdata.payload).decode(), key_name=opts.keypair,
-                scheduler_hints=hints or None,
-                metadata={CLUSTER_KEY: opts.cluster, "bakery.role": role})
+                scheduler_hints=hints, metadata={CLUSTER_KEY: opts.cluster, "bakery.role": role}))
         except Exception as exc:
             raise cloud_error(exc, f"booting {name}") from exc
         ids[name] = server.id
         progress(f"booting {name} ({role})")
     return ids
+
+
+def group_refs(conn: Any, cluster: str) -> dict[str, str]:
+    """Security group name -> the id of the cluster's tagged group. Servers name their groups by id: Nova
+    resolves a name across the project, and an untagged group of the same name made the boot fail
+    (HTTP 409 "Multiple security_group matches found for name 'bakery-lab2-nodes'")."""
+    return {sg.name: str(sg.id) for sg in _tagged(conn, "security_group", cluster)}
+
+
+def server_request(**fields: Any) -> dict[str, Any]:
+    """The create_server arguments without unset ones: Nova's schema refuses null for key_name and
+    scheduler_hints (HTTP 400 "None is not of type 'string'/'object'"), so an absent value is never sent."""
+    return {k: v for k, v in fields.items() if v is not None and not (k == "scheduler_hints" and not v)}
+
+
+def manager_fault(opts: UpOptions, name: str, server: Any) -> CloudError:
+    """A seed or manager the scheduler could not place is named as the anti-affinity shortfall it most
+    likely is (the real scheduler says only "No valid host was found", or, for the loser of a race,
+    "Exceeded maximum number of retries")."""
+    roles = {n: r for r, n in node_plan(opts)}
+    fault = getattr(server, "fault", None) or {}
+    message = str(fault.get("message", "") if isinstance(fault, dict) else fault)
+    placement = "no valid host" in message.lower() or "maximum number of retries" in message.lower()
+    if roles.get(name) in ("seed", "manager") and opts.managers > 1 and placement:
+        return CloudError(f"server {name} went to ERROR: {message} (the {opts.managers} managers are in the "
+                          f"anti-affinity server group bakery-{opts.cluster}-managers, so each needs a compute host "
+                          "of its own: use fewer --managers, a cloud or availability zone with that many hosts, "
+                          "or a smaller flavor)")
+    return server_fault(name, server)
 
 
 def wait_active(conn: Any, ids: dict[str, str], opts: UpOptions, progress: Progress,
@@ -376,7 +464,7 @@ def wait_active(conn: Any, ids: dict[str, str], opts: UpOptions, progress: Progr
             except Exception as exc:
                 raise cloud_error(exc, f"watching {name}") from exc
             if server.status == "ERROR":
-                raise server_fault(name, server)
+                raise manager_fault(opts, name, server)
             if server.status == "ACTIVE":
                 progress(f"{name} is ACTIVE")
                 done[name] = server

@@ -259,6 +259,9 @@ class FakeCloud:
         if path in ("", "/"):
             return {"versions": [{"id": "v2.0", "status": "CURRENT",
                                   "links": [{"rel": "self", "href": f"{NETWORK}/v2.0/"}]}]}
+        if re.fullmatch(r"/v2\.0/quotas/[^/]+/details", path):  # unlimited (the real quota: test_cloud_up.py)
+            return {"quota": {k: {"limit": -1, "used": 0, "reserved": 0}
+                              for k in ("security_group", "security_group_rule", "port", "floatingip")}}
         m = re.fullmatch(r"/v2\.0/([a-z-]+)(?:/([^/]+))?(/tags)?", path)
         if not m or m.group(1) not in NEUTRON:
             raise AssertionError(f"unexpected Neutron request {method} {path}")

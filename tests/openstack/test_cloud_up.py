@@ -1,0 +1,304 @@
+"""`bakery up/down --provider openstack` against the test cloud: real Keystone, Nova (fake driver, three
+computes), Placement, Neutron (ML2) and Glance on loopback (testkit/oscloud.py).
+
+Fake-driver servers run no cloud-init, so `up` runs with `--wait active` and never contacts the nodes'
+addresses (they are unreachable routes on this host). What bakery sent is read back from the services
+as admin: security-group rules from Neutron, the anti-affinity group and the computes the managers
+landed on, user_data byte-exact, metadata, tags, floating IPs from the external network.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+
+import pytest
+
+from bakery import cli
+
+pytestmark = pytest.mark.openstack
+
+OPERATOR = "198.51.100.7/32"
+
+
+def public_key() -> str:
+    """A real OpenSSH public key: Nova computes its fingerprint and refuses junk."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate().public_key()
+    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode() + " t@bakery"
+
+
+def up_argv(cluster: str, state, *extra: str) -> list[str]:
+    return ["up", "--provider", "openstack", "--os-cloud", "bakery", "--cluster", cluster, "--state-dir", str(state),
+            "--flavor", "m1.small", "--image", "fake-raw", "--network", "private", "--operator-cidr", OPERATOR,
+            "--floating-ip", "public", "--wait", "active", "--output", "json", *extra]
+
+
+@pytest.fixture
+def os_env(openstack_cloud, monkeypatch):
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(openstack_cloud.clouds_yaml))
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    for name in [n for n in __import__("os").environ if n.startswith("OS_") and n != "OS_CLIENT_CONFIG_FILE"]:
+        monkeypatch.delenv(name, raising=False)
+    return openstack_cloud
+
+
+@pytest.fixture
+def admin(os_env):
+    import openstack
+
+    return openstack.connect(cloud="admin")
+
+
+@pytest.fixture
+def user(os_env):
+    import openstack
+
+    return openstack.connect(cloud="bakery")
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every user-data payload bakery rendered, by node name (wrapping render.build_userdata)."""
+    from bakery import render
+
+    payloads: dict[str, bytes] = {}
+    real = render.build_userdata
+
+    def recording(cfg, node, state_root, *a, **kw):
+        out = real(cfg, node, state_root, *a, **kw)
+        payloads[node.name] = out[0].payload
+        return out
+
+    monkeypatch.setattr(render, "build_userdata", recording)
+    return payloads
+
+
+@pytest.fixture
+def clean(user, admin):
+    """Each test starts and ends with a project holding only the test cloud's own objects."""
+    yield
+    wipe(user, admin)
+
+
+def wipe(user, admin) -> None:
+    pid = user.current_project_id
+    for s in list(user.compute.servers()):
+        user.compute.delete_server(s.id)
+    for s in list(user.compute.servers()):
+        user.compute.wait_for_delete(s, wait=120)
+    for ip in list(user.network.ips()):
+        user.network.delete_ip(ip.id)
+    for p in list(user.network.ports(project_id=pid)):
+        if not p.device_owner.startswith("network:"):
+            user.network.delete_port(p.id)
+    for g in list(user.compute.server_groups()):
+        user.compute.delete_server_group(g.id)
+    for sg in list(user.network.security_groups(project_id=pid)):
+        if sg.name != "default":
+            user.network.delete_security_group(sg.id)
+    for k in list(user.compute.keypairs()):
+        user.compute.delete_keypair(k.name)
+
+
+def run(capsys, argv: list[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def rules_by_group(admin, pid: str, cluster: str) -> dict[str, list[tuple]]:
+    groups = {sg.id: sg for sg in admin.network.security_groups(project_id=pid)}
+    found: dict[str, list[tuple]] = {}
+    for sg in groups.values():
+        if not sg.name.startswith(f"bakery-{cluster}-"):
+            continue
+        found[sg.name] = sorted(
+            (r["protocol"], r["port_range_min"], r["port_range_max"],
+             groups[r["remote_group_id"]].name if r.get("remote_group_id") else None, r.get("remote_ip_prefix"))
+            for r in admin.network.security_group_rules(security_group_id=sg.id) if r["direction"] == "ingress")
+    return found
+
+
+def servers_of(admin, cluster: str) -> dict[str, object]:
+    return {s.name: admin.compute.get_server(s.id) for s in admin.compute.servers(all_projects=True, details=True)
+            if (s.metadata or {}).get("bakery.cluster") == cluster}
+
+
+@pytest.mark.parametrize("keypair", [True, False], ids=["with-keypair", "without-keypair"])
+def test_up_three_managers_two_workers(os_env, admin, user, sent, clean, capsys, tmp_path, keypair):
+    extra = []
+    if keypair:
+        (tmp_path / "id.pub").write_text(public_key() + "\n")
+        extra = ["--public-key", str(tmp_path / "id.pub")]
+    code, out, err = run(capsys, up_argv("lab1", tmp_path / "state", "--managers", "3", "--workers", "2", *extra))
+    assert code == 0, err
+    result = json.loads(out)
+    names = ["lab1-seed", "lab1-manager-1", "lab1-manager-2", "lab1-worker-1", "lab1-worker-2"]
+    assert [n["name"] for n in result["nodes"]] == names
+    pid = user.current_project_id
+
+    # Security groups: exactly the swarm's ingress rules, as Neutron holds them (no consul group without --consul).
+    assert rules_by_group(admin, pid, "lab1") == {
+        "bakery-lab1-managers": [("tcp", 2376, 2376, None, OPERATOR),
+                                 ("tcp", 2377, 2377, "bakery-lab1-managers", None),
+                                 ("tcp", 2378, 2378, "bakery-lab1-nodes", None)],
+        "bakery-lab1-nodes": [("tcp", 7946, 7946, "bakery-lab1-nodes", None),
+                              ("udp", 4789, 4789, "bakery-lab1-nodes", None),
+                              ("udp", 7946, 7946, "bakery-lab1-nodes", None)],
+    }
+    for sg in admin.network.security_groups(project_id=pid):
+        if sg.name.startswith("bakery-lab1-"):
+            assert "bakery.cluster=lab1" in sg.tags
+
+    servers = servers_of(admin, "lab1")
+    assert sorted(servers) == sorted(names)
+    assert {s.status for s in servers.values()} == {"ACTIVE"}
+    # Anti-affinity: one group, the three managers its members, on three different computes.
+    groups = [g for g in user.compute.server_groups() if g.name == "bakery-lab1-managers"]
+    assert len(groups) == 1
+    group = groups[0]
+    assert (group.policy or (group.policies or [None])[0]) == "anti-affinity"
+    managers = ["lab1-seed", "lab1-manager-1", "lab1-manager-2"]
+    assert sorted(group.member_ids) == sorted(servers[n].id for n in managers)
+    assert len({servers[n].compute_host for n in managers}) == 3
+
+    for name, server in servers.items():
+        role = "seed" if name.endswith("seed") else name.split("-")[1]
+        assert server.metadata == {"bakery.cluster": "lab1", "bakery.role": role}
+        assert base64.b64decode(server.user_data) == sent[name]  # byte-exact
+        assert server.key_name == ("bakery-lab1" if keypair else None)
+        want_sgs = {"bakery-lab1-nodes"} | ({"bakery-lab1-managers"} if role in ("seed", "manager") else set())
+        assert {g["name"] for g in server.security_groups} == want_sgs
+    if keypair:
+        assert [k.name for k in user.compute.keypairs()] == ["bakery-lab1"]
+
+    # The seed's port is tagged, carries its fixed IP, and has the cluster's one floating IP, from `public`.
+    seed_ports = [p for p in user.network.ports(device_id=servers["lab1-seed"].id)]
+    assert len(seed_ports) == 1 and seed_ports[0].name == "lab1-seed" and seed_ports[0].tags == ["bakery.cluster=lab1"]
+    assert seed_ports[0].fixed_ips[0]["ip_address"] == result["seed_ip"]
+    public = user.network.find_network("public", ignore_missing=False)
+    fips = list(user.network.ips())
+    assert len(fips) == 1
+    fip = fips[0]
+    assert fip.floating_network_id == public.id and fip.port_id == seed_ports[0].id
+    assert fip.tags == ["bakery.cluster=lab1"] and fip.floating_ip_address == result["seed_floating_ip"]
+    assert ipaddress.ip_address(fip.floating_ip_address) in ipaddress.ip_network("198.18.99.0/24")
+    # Every node's user-data names the seed's fixed IP; the floating IP is in the managers' certificate SANs.
+    assert result["seed_ip"].encode() in sent["lab1-worker-1"]
+    for name in managers:
+        meta = json.loads((tmp_path / "state" / "lab1" / "nodes" / name / "meta.json").read_text())
+        assert fip.floating_ip_address in meta["sans"]
+
+    # A second up converges: nothing new.
+    code, out, err = run(capsys, up_argv("lab1", tmp_path / "state", "--managers", "3", "--workers", "2", *extra))
+    assert code == 0, err
+    assert sorted(servers_of(admin, "lab1")) == sorted(names) and len(list(user.network.ips())) == 1
+    assert len([g for g in user.compute.server_groups() if g.name == "bakery-lab1-managers"]) == 1
+
+
+def test_down_removes_exactly_what_up_created(os_env, admin, user, sent, clean, capsys, tmp_path):
+    """Another cluster's resources and untagged look-alikes in the same project survive `down`."""
+    net = user.network.find_network("private", ignore_missing=False)
+    flavor = user.compute.find_flavor("m1.small", ignore_missing=False)
+    image = user.image.find_image("fake-raw", ignore_missing=False)
+    lookalike_sg = user.network.create_security_group(name="bakery-lab2-nodes")  # same name, no tag
+    lookalike_port = user.network.create_port(name="lab2-seed", network_id=net.id)
+    plain = user.compute.create_server(name="lab2-worker-1", image_id=image.id, flavor_id=flavor.id,
+                                       networks=[{"uuid": net.id}])
+    (tmp_path / "id.pub").write_text(public_key() + "\n")
+    code, _, err = run(capsys, up_argv("other", tmp_path / "state", "--managers", "1", "--workers", "1"))
+    assert code == 0, err
+    code, _, err = run(capsys, up_argv("lab2", tmp_path / "state", "--managers", "1", "--workers", "1",
+                                       "--public-key", str(tmp_path / "id.pub")))
+    assert code == 0, err
+    pid = user.current_project_id
+    before_other = sorted(servers_of(admin, "other"))
+    assert before_other == ["other-seed", "other-worker-1"]
+
+    code, out, err = run(capsys, ["down", "--provider", "openstack", "--os-cloud", "bakery", "--cluster", "lab2"])
+    assert code == 0, err
+    assert servers_of(admin, "lab2") == {}
+    remaining = {s.name for s in user.compute.servers()}
+    assert remaining == {"lab2-worker-1", "other-seed", "other-worker-1"}
+    user.compute.wait_for_server(user.compute.get_server(plain.id), status="ACTIVE", wait=120)
+    sgs = {sg.name: sg for sg in user.network.security_groups(project_id=pid)}
+    assert sorted(sgs) == ["bakery-lab2-nodes", "bakery-other-managers", "bakery-other-nodes", "default"]
+    assert sgs["bakery-lab2-nodes"].id == lookalike_sg.id
+    ports = {p.id for p in user.network.ports(project_id=pid) if p.name.endswith("-seed")}
+    assert lookalike_port.id in ports and len(ports) == 2  # the look-alike and other-seed's
+    assert [g.name for g in user.compute.server_groups()] == ["bakery-other-managers"]
+    assert [ip.tags for ip in user.network.ips()] == [["bakery.cluster=other"]]
+    assert list(user.compute.keypairs()) == []
+    # A second down finds nothing.
+    code, out, err = run(capsys, ["down", "--provider", "openstack", "--os-cloud", "bakery", "--cluster", "lab2"])
+    assert code == 0, err
+
+
+def project_objects(user) -> dict[str, list[str]]:
+    pid = user.current_project_id
+    return {"security_groups": sorted(sg.name for sg in user.network.security_groups(project_id=pid)),
+            "server_groups": sorted(g.name for g in user.compute.server_groups()),
+            "servers": sorted(s.name for s in user.compute.servers()),
+            "ports": sorted(p.name for p in user.network.ports(project_id=pid)
+                            if not p.device_owner.startswith("network:")),
+            "floating_ips": sorted(ip.floating_ip_address for ip in user.network.ips())}
+
+
+def test_lb_without_octavia_is_refused_before_anything_is_created(os_env, user, clean, capsys, tmp_path):
+    before = project_objects(user)
+    code, _, err = run(capsys, up_argv("lab3", tmp_path / "state", "--managers", "1", "--workers", "0", "--lb"))
+    assert code == 2
+    assert err.strip().splitlines() == ["bakery up: error: --lb needs Octavia (the load-balancer service), and this "
+                                        "cloud's catalog has none (drop --lb and reach the seed's floating IP instead "
+                                        "(--floating-ip), or use a cloud with Octavia)"]
+    assert project_objects(user) == before
+
+
+def test_more_managers_than_computes_names_the_anti_affinity_group(os_env, user, clean, capsys, tmp_path):
+    """Three computes, five managers: the real scheduler refuses two, and bakery says why."""
+    code, _, err = run(capsys, up_argv("lab4", tmp_path / "state", "--managers", "5", "--workers", "0"))
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("bakery up: error: server lab4-manager-")
+    assert "went to ERROR: No valid host was found" in last
+    assert last.endswith("(the 5 managers are in the anti-affinity server group bakery-lab4-managers, so each needs "
+                         "a compute host of its own: use fewer --managers, a cloud or availability zone with that "
+                         "many hosts, or a smaller flavor)")
+
+
+def test_a_server_in_error_is_replaced_on_rerun(os_env, admin, user, clean, capsys, tmp_path):
+    """Nova's own reset-state API puts a worker in ERROR; the next `up` deletes it and boots it again."""
+    code, _, err = run(capsys, up_argv("lab5", tmp_path / "state", "--managers", "1", "--workers", "1"))
+    assert code == 0, err
+    old = servers_of(admin, "lab5")["lab5-worker-1"]
+    admin.compute.reset_server_state(old, "error")
+    assert admin.compute.get_server(old.id).status == "ERROR"
+    code, out, err = run(capsys, up_argv("lab5", tmp_path / "state", "--managers", "1", "--workers", "1"))
+    assert code == 0, err
+    assert "lab5-worker-1 is in ERROR: deleting it to boot it again" in err
+    now = servers_of(admin, "lab5")
+    assert sorted(now) == ["lab5-seed", "lab5-worker-1"]
+    assert now["lab5-worker-1"].id != old.id and now["lab5-worker-1"].status == "ACTIVE"
+    assert {n["name"]: n["server_id"] for n in json.loads(out)["nodes"]}["lab5-worker-1"] == now["lab5-worker-1"].id
+
+
+def test_network_quota_is_checked_before_anything_is_created(os_env, admin, user, clean, capsys, tmp_path):
+    """The project's security-group quota set low with Neutron's quota API: one line, nothing created."""
+    pid = user.current_project_id
+    used = len(list(user.network.security_groups(project_id=pid)))  # the default group
+    admin.network.update_quota(pid, security_groups=used + 1)
+    try:
+        before = project_objects(user)
+        code, _, err = run(capsys, up_argv("lab6", tmp_path / "state", "--managers", "1", "--workers", "1"))
+        assert code == 1
+        assert err.strip().splitlines() == [
+            f"bakery up: error: network quota exceeded: this run creates 2 security groups (used {used} of "
+            f"{used + 1}) (delete unused ones, use fewer nodes, or ask the cloud's admins to raise the project's "
+            "quota; `openstack quota show` lists it)"]
+        assert project_objects(user) == before
+    finally:
+        admin.network.delete_quota(pid)
