@@ -30,12 +30,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import check_node_name
+from .config import check_node_name, is_host
 from .errors import EnvironmentMissing, UserError
 from .state import check_private, locked, private_dir, read_private, write_private, write_public
 
@@ -220,27 +220,25 @@ def _issue(
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
-def _read(path: Path) -> str:
+def _pem(path: Path, what: str, read: Callable[[Path], bytes]) -> str:
     """A PEM file as text, its framing checked (cheap: render does not import cryptography for this)."""
     try:
-        text = path.read_text(encoding="ascii")
+        text = read(path).decode("ascii")
     except UnicodeDecodeError:
         text = ""
     except FileNotFoundError:
         raise _damaged(path, "file that is there (it is missing)") from None
     if "-----BEGIN " not in text or "-----END " not in text:
-        raise _damaged(path, "PEM file")
+        raise _damaged(path, what)
     return text
+
+
+def _read(path: Path) -> str:
+    return _pem(path, "PEM file", Path.read_bytes)
 
 
 def _read_key(path: Path) -> str:
-    try:
-        text = read_private(path).decode("ascii", "replace")
-    except FileNotFoundError:
-        raise _damaged(path, "file that is there (it is missing)") from None
-    if "-----BEGIN " not in text or "-----END " not in text:
-        raise _damaged(path, "PEM private key")
-    return text
+    return _pem(path, "PEM private key", read_private)
 
 
 def _issue_client(cluster_dir: Path) -> None:
@@ -292,9 +290,11 @@ def ensure_cluster(cluster_dir: Path, cluster: str) -> list[str]:
     with locked(cluster_dir):
         for sub in (*CA_DIRS, "client"):
             check_private(cluster_dir / sub / ("key.pem" if sub == "client" else "ca-key.pem"))
-        issued = node_names(cluster_dir) + (["client"] if (cluster_dir / "client" / "cert.pem").exists() else [])
         for sub, what in CA_DIRS.items():
-            if issued and not (cluster_dir / sub / "ca.pem").exists():
+            missing = not (cluster_dir / sub / "ca.pem").exists()
+            issued = (node_names(cluster_dir) + (["client"] if (cluster_dir / "client" / "cert.pem").exists() else [])
+                      if missing else [])  # listed only when a CA is missing: not on every render
+            if issued:
                 raise UserError(
                     f"the {what} ({cluster_dir / sub / 'ca.pem'}) is missing, but certificates it signed remain "
                     f"({', '.join(issued[:5])}{', ...' if len(issued) > 5 else ''}): a new CA would not verify them",
@@ -316,8 +316,6 @@ def _meta(node_dir: Path) -> dict[str, Any] | None:
         meta = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError):
         meta = None
-    from .config import is_host
-
     sans = meta.get("sans") if isinstance(meta, dict) else None
     if not isinstance(meta, dict) or meta.get("join_class") not in (None, "manager", "worker") \
             or not isinstance(sans, list) or not all(isinstance(x, str) and is_host(x) for x in sans):

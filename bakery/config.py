@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, gather
+from .systemd import nfs_service_name
 from .yamlsrc import Document
 
 ROLES = ("seed", "manager", "worker", "consul")
@@ -160,13 +161,6 @@ def _hides_the_system(path: str) -> str | None:
 _UNIT_NAME_MAX = 255  # systemd's UNIT_NAME_MAX (256, with the NUL)
 
 
-def _share_service_name(path: str) -> str:
-    """The longest unit name a share gets: bakery-nfs-<escaped path>.service (render.ShareUnits)."""
-    from .systemd import mount_unit_name
-
-    return f"bakery-nfs-{mount_unit_name(path).removesuffix('.mount')}.service"
-
-
 def is_host(value: str) -> bool:
     """An IP address or a DNS name (labels joined by dots): what a certificate and a connection can use."""
     import ipaddress
@@ -197,8 +191,8 @@ def _check(doc: Document | None, data: dict[str, Any]) -> list[ConfigError]:
         elif path in seen:
             found.append(_err(doc, ("nfs", i, "path"), f"{path} is already the mount path of nfs[{seen[path]}]",
                               "give each share its own path"))
-        elif len(_share_service_name(path)) > _UNIT_NAME_MAX:
-            found.append(_err(doc, ("nfs", i, "path"), f"{path} gives a unit name of {len(_share_service_name(path))} "
+        elif len(service := nfs_service_name(path)) > _UNIT_NAME_MAX:
+            found.append(_err(doc, ("nfs", i, "path"), f"{path} gives a unit name of {len(service)} "
                               f"characters once escaped; systemd takes at most {_UNIT_NAME_MAX}",
                               "use a shorter path (non-ASCII letters take 4 characters each when escaped)"))
         seen.setdefault(path, i)

@@ -43,7 +43,6 @@ SH_AGENT = f"{OPT_DIR}/bakery-join.sh"
 JOIN_ENV = "/etc/bakery/join.env"
 AGENT = Agent(join=f"/bin/sh {SH_AGENT} join", serve=f"/usr/bin/python3 {OPT_DIR}/bakery-join serve")
 GZIP_FROM = 1024  # with gzip on, every file this big or bigger is compressed
-FORMATS = ("cloud-init", "ignition", "butane")
 _DROPIN = re.compile(r"(?P<unit>[^/]+)\.d/(?P<name>[^/]+\.conf)\Z")
 _MODE = re.compile(r"^(      mode:) (\d+)$", re.M)  # a storage entry's mode, never a line of a file
 

@@ -20,7 +20,7 @@ from . import cloudyaml
 from .certs import NodeMaterial
 from .config import ClusterConfig, NfsShare
 from .errors import UserError
-from .systemd import exec_arg, mount_unit_name, unit_value
+from .systemd import exec_arg, mount_unit_name, nfs_service_name, unit_value
 
 # Nova: 65,535 characters of base64 -> 49,149 raw bytes.
 NOVA_BASE64_LIMIT = 65535
@@ -319,7 +319,7 @@ class ShareUnits:
         # once (retry=0) instead of retrying silently for two minutes, unless the options say otherwise.
         once = [] if any(w.startswith("retry=") for w in words) else ["retry=0"]
         host = f"[{share.server}]" if ":" in share.server else share.server  # nfs(5): IPv6 in brackets
-        return cls(share, mount, f"bakery-nfs-{mount.removesuffix('.mount')}.service",
+        return cls(share, mount, nfs_service_name(share.path),
                    f"{host}:{share.export}", ",".join(("_netdev", "nofail", *share.options, *once)))
 
 

@@ -75,9 +75,6 @@ def write_output_file(path: Path, data: bytes) -> None:
     """`-o FILE` for output that holds keys (user-data): a new file, 0600 from the moment it exists,
     renamed over FILE, so no one else's file or open descriptor ever sees the keys; device nodes,
     FIFOs and directories are refused, never chmod-ed."""
-    import stat
-    import tempfile
-
     try:
         st = path.lstat()
     except FileNotFoundError:

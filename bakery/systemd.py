@@ -30,6 +30,11 @@ def mount_unit_name(path: str) -> str:
     return escape_path(path) + ".mount"
 
 
+def nfs_service_name(path: str) -> str:
+    """The service that mounts the NFS share on `path` (retrying): bakery-nfs-<escaped path>.service."""
+    return f"bakery-nfs-{escape_path(path)}.service"
+
+
 _PLAIN_ARG = _SAFE | set("/-=+,@")
 
 

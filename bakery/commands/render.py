@@ -20,6 +20,7 @@ two renders with the same inputs must give the same bytes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -98,14 +99,10 @@ def _check_reachable(cfg: ClusterConfig, node: Node) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     if args.cluster is not None:  # the node joins cluster NAME: its CAs, its certificates
-        import dataclasses
-
         cfg = dataclasses.replace(cfg, name=cluster_name(args))
     if args.form:
         if args.role != "seed":
             raise UserError("--form is for --role seed: only the seed may init a swarm")
-        import dataclasses
-
         cfg = dataclasses.replace(cfg, swarm=dataclasses.replace(cfg.swarm, form=True))
     name = args.role if args.name is None else args.name
     check_node_name(name, "--name")

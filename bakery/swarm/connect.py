@@ -134,7 +134,9 @@ def recorded_seed(cluster: str, state_dir: Path) -> str | None:
     """The seed's TLS API of a cluster `bakery up --provider local` booted (its record), if any."""
     import json
 
-    record = state_dir / cluster / "local.json"
+    from ..providers.local.state import record_path
+
+    record = record_path(state_dir, cluster)
     try:
         nodes = json.loads(record.read_text()).get("nodes") or []
     except (OSError, ValueError, AttributeError):
