@@ -70,18 +70,6 @@ def _name_unset(exc: ComposeError, unset: Unset) -> ComposeError:
                         column=exc.column, path=exc.path, fix=f"{fix}; {exc.fix}" if exc.fix else fix)
 
 
-def _naming_unset(exc: ComposeError, report: Report) -> ComposeError:
-    """A value made invalid by an unset variable: the error names the variable."""
-    unset = [f.message.split()[1] for f in report.warnings if f.code == "compose.variable.unset"
-             and (f.source, f.line) == (exc.source, exc.line) and exc.line is not None]
-    if not unset:
-        return exc
-    names = ", ".join(unset)
-    word = "variable" if len(unset) == 1 else "variables"
-    return ComposeError(f"{exc.message} ({word} {names} not set)", source=exc.source, line=exc.line,
-                        column=exc.column, path=exc.path, fix=f"set {names}, or give a default: ${{{unset[0]}:-...}}")
-
-
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Loading builds many small acyclic objects; the cyclic GC's passes over
@@ -119,8 +107,7 @@ def convert_files(
                                              publish_mode=publish_mode)
             model = load_stack(data, locator(project))
         except ComposeError as exc:
-            named = _name_unset(exc, unset)  # by YAML path; else by line, from the report's warnings
-            raise (named if named is not exc else _naming_unset(exc, report)) from None
+            raise _name_unset(exc, unset) from None
     result = ConvertResult(stack=stack_file(data), model=model, report=report, version=version,
                            source_version=project.version)
     if strict and report.warnings:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..report import Report
 from ..yamlsrc import Document, Path_
-from . import emit, network
+from . import network
 from .model import NodeInfo, Project, Ref
 from .service import convert_service
 
@@ -92,4 +92,4 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
             needs.add(version)
     version = max(needs, key=_version_key)
     stack["version"] = version
-    return emit.ordered(stack), version
+    return stack, version  # ordered once, by the file emitter

@@ -387,15 +387,10 @@ def _raw_depends(svc: Service) -> Any:
 Unset = dict[str, Mapping[tuple[PathPart, ...], list[str]]]  # file -> YAML path -> unset variables there
 
 
-def load_project(paths: list[Path], environ: Mapping[str, str], report: Report,
-                 profiles: Iterable[str] | None = None) -> Project:
-    """Load, resolve extends and includes, merge the -f files in order (later files override)."""
-    return load(paths, environ, report, profiles)[0]
-
-
 def load(paths: list[Path], environ: Mapping[str, str], report: Report,
          profiles: Iterable[str] | None = None) -> tuple[Project, Unset]:
-    """`load_project`, and where unset variables emptied values (for messages about those values)."""
+    """The project (extends and includes resolved, the -f files merged in order, later files override),
+    and where unset variables emptied values (for messages about those values)."""
     if not paths:
         raise ComposeError("no compose file given", fix="bakery convert docker-compose.yml")
     parts, resolver = _collect(paths, environ, report)

@@ -1,6 +1,6 @@
 """Deploy v3 stacks onto a swarm over the Docker Engine API.
 
-    wanted, report = swarm.build("voting", stack_dict)     # every spec, checked; no engine needed
+    wanted = swarm.build("voting", result.model)          # a typed bakery.stack.Stack -> StackSpecs; no engine
     engine = swarm.connect(swarm.endpoint(host=...))
     plan, found = swarm.plan(engine, wanted)               # engine None: the plan for an empty swarm
     result = swarm.apply(engine, plan, progress=print)
