@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "deploy": "deploy a compose or stack file onto a swarm over the Docker API",
     "bake": "build a node image with Docker and the application's images preinstalled",
     "up": "boot a cluster (local systemd-nspawn nodes or OpenStack servers)",
+    "roll": "replace a cluster's nodes one at a time (a new image, renewed certificates)",
     "down": "remove what `bakery up` created, from its own records",
     "nodes": "list a cluster's nodes, roles and states",
     "completion": "print a bash or zsh completion script",

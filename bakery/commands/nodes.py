@@ -19,6 +19,12 @@ unknown) and manager_status ("Leader", "Reachable", "Unreachable"; "" for a
 worker or when unknown). A consul node, which is not in the swarm, has ""
 for the last three.
 
+Certificates: each row has cert_not_after and cert_days_left, the earliest end
+of the node's server and join certificates (null when bakery holds none for
+it). A node whose certificate expires within 30 days, or has expired, gets a
+WARNING line on stderr with the fix (a roll: the replacement gets a new one);
+the exit code stays 0. `bakery certs` lists every certificate.
+
 --provider openstack lists the cluster's servers: name, role, address,
 status (Nova's, e.g. ACTIVE), swarm (ready/down/unknown through the seed's
 mutual-TLS API, "-" when it does not answer) and manager.
@@ -29,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from ..errors import EXIT_OK
 from ..output import print_table
@@ -38,6 +45,35 @@ from .up import add_cluster_arguments
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_cluster_arguments(p)
+
+
+def cert_notes(cluster: str, state_dir: Any, rows: list[dict[str, Any]], provider: str) -> list[str]:
+    """Add each node's earliest certificate end to its row; the warnings for those ending within 30 days."""
+    import datetime as dt
+
+    from .. import certs, state
+
+    cdir = state.cluster_dir(cluster, state_dir)
+    ends: dict[str, Any] = {}
+    if (cdir / "nodes").is_dir():
+        for cert in certs.inventory(cdir):
+            if cert.node and (cert.node not in ends or cert.not_after < ends[cert.node].not_after):
+                ends[cert.node] = cert
+    now = dt.datetime.now(dt.UTC)
+    warnings = []
+    for row in rows:
+        info = ends.get(row["name"])
+        row["cert_not_after"] = info.not_after.strftime("%Y-%m-%dT%H:%M:%SZ") if info else None
+        row["cert_days_left"] = info.days_left(now) if info else None
+        if info is None or info.status(now) == "ok":
+            continue
+        end = f"{info.not_after:%Y-%m-%d}"
+        expired = info.status(now) == "expired"
+        when = f"expired on {end}" if expired else f"expires in {info.days_left(now)} days ({end})"
+        fix = (f"bakery roll --nodes {row['name']} (its replacement gets a new certificate)" if provider == "local"
+               else f"bakery certs --renew --nodes {row['name']}, then re-render and replace it (bakery certs --help)")
+        warnings.append(f"{row['name']}'s {info.what.split()[-1]} certificate {when}: {fix}")
+    return warnings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if answered_by is None:
         print(f"bakery nodes: no running manager of cluster {rec.cluster} answered `docker node ls`: "
               "swarm states are Unknown", file=sys.stderr)
+    for line in cert_notes(rec.cluster, args.state_dir, rows, "local"):
+        print(f"bakery nodes: WARNING: {line}", file=sys.stderr)
     if args.output == "json":
         print(json.dumps({"cluster": rec.cluster, "answered_by": answered_by, "nodes": rows}, indent=2))
         return EXIT_OK

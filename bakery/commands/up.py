@@ -1,6 +1,9 @@
-"""Boot a cluster: local systemd-nspawn nodes running the very user-data `bakery render` prints.
+"""Boot a cluster, or bring a running one to other counts: local systemd-nspawn nodes running the very
+user-data `bakery render` prints.
 
   bakery up --provider local --managers 3 --workers 2 [--config bakery.yml]
+  bakery up --workers 4 [--dry-run]        # the same cluster, converged: two more workers
+  bakery up --workers 1                    # three workers drained, removed and deleted, one at a time
 
 Creates a private bridge (10.213.0.0/24, DHCP and DNS for cluster.test by
 dnsmasq) and boots a seed, managers and workers from the baked image (see
@@ -10,6 +13,19 @@ node; the seed inits the swarm and the others fetch their join tokens over
 mutual TLS. Shows progress until every node is Ready, then prints how to reach
 the swarm. `bakery down` removes exactly what this created. Needs root and
 systemd-nspawn.
+
+Re-run on a cluster that is up, `up` converges to the counts given (they are
+the whole desired state: --managers, --workers, --consul). New nodes boot and
+join (they never init a swarm); nodes that go are drained (their tasks seen
+running elsewhere), demoted if managers, leave the swarm, are removed from it,
+then deleted, one at a time: down nodes first, then drained ones, then the
+highest numbered, the seed last. The manager count must be odd, and the plan
+is simulated first: a change that would leave fewer than a majority of the
+managers reachable at any step is refused with the step and the counts
+(docs/DAY-TWO.md). --dry-run prints the plan and changes nothing. A run that
+stops (a node not Ready, tasks that cannot move) says which node is where; a
+re-run continues. `bakery roll` replaces nodes (a new image, renewed
+certificates).
 
   bakery up --provider openstack --cluster prod --flavor m1.medium --image bakery-node-1a2b \
       --network private --operator-cidr 198.51.100.7/32 [--floating-ip public] [--lb]
@@ -27,9 +43,14 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from .. import fleet
 from ..errors import EXIT_OK, UserError
 from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, config_path
+
+if TYPE_CHECKING:
+    from ..providers.local.state import ClusterRecord
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_state_dir(p)
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for Ready (default 600)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (nodes to boot or retire) and change nothing")
     add_output(p)
     from ..providers.openstack.commands import add_up_arguments
 
@@ -66,7 +88,8 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..providers.local import cluster, rootfs
     from ..providers.local.host import stderr_progress
-    from ..state import client_cert_dir, default_root
+    from ..providers.local.state import record_path
+    from ..state import default_root
 
     if args.managers < 1 or args.managers % 2 == 0:
         raise UserError(f"--managers {args.managers}: a swarm needs an odd number of managers for raft quorum",
@@ -76,27 +99,82 @@ def run(args: argparse.Namespace) -> int:
     if args.provider == "openstack":
         from ..providers.openstack import commands
 
+        if args.dry_run:
+            raise UserError("--dry-run is not available with --provider openstack yet",
+                            fix="re-run without --dry-run: `up` there only adds what is missing (docs/DAY-TWO.md)")
         return commands.run_up(args, commands.tagged_name(cluster_name(args)))
-    cluster.require_local()
     state_dir = args.state_dir or default_root()
     opts = cluster.UpOptions(
         cluster=cluster_name(args), managers=args.managers, workers=args.workers,
         consul=args.consul, baked=not args.unbaked, user_config=config_path(args), state_dir=state_dir,
         cache_dir=args.cache_dir or rootfs.default_cache_dir(), timeout=args.timeout,
     )
+    if record_path(state_dir, opts.cluster).exists():
+        return _converge(args, opts)
+    if args.dry_run:
+        names = cluster.node_names(args.managers, args.workers, args.consul)
+        lines = [f"{i}. boot {n} ({r}, {cluster.address_for(n, r)})" for i, (n, r) in enumerate(names, 1)]
+        return _print_plan(args, opts.cluster, "new", lines, [])
+    cluster.require_local()
     start = time.monotonic()
     rec = cluster.up(opts, stderr_progress("bakery up"))
     seconds = time.monotonic() - start
-    seed = rec.node("seed")
-    host = f"tcp://{cluster.address_for(seed.name, seed.role)}:2376"
+    return _reach(args, rec, state_dir, f"{len(rec.nodes)} nodes Ready in {seconds:.0f}s", seconds)
+
+
+def _reach(args: argparse.Namespace, rec: ClusterRecord, state_dir: Path, summary: str, seconds: float,
+           extra: dict[str, Any] | None = None) -> int:
+    from ..providers.local import cluster
+    from ..state import client_cert_dir
+
+    api = cluster.api_node(rec)
+    host = f"tcp://{cluster.address_for(api.name, api.role)}:2376"
     certs = client_cert_dir(rec.cluster, state_dir)
     if args.output == "json":
         nodes = [{"name": n.name, "role": n.role, "address": cluster.address_for(n.name, n.role)} for n in rec.nodes]
         print(json.dumps({"cluster": rec.cluster, "docker_host": host, "cert_path": str(certs),
-                          "nodes": nodes, "seconds_to_ready": round(seconds, 1)}, indent=2))
+                          "nodes": nodes, "seconds_to_ready": round(seconds, 1), **(extra or {})}, indent=2))
         return EXIT_OK
-    print(f"cluster {rec.cluster}: {len(rec.nodes)} nodes Ready in {seconds:.0f}s. Reach the swarm with:")
+    print(f"cluster {rec.cluster}: {summary}. Reach the swarm with:")
     print(f"  export DOCKER_HOST={host} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={certs}")
     print(f"Remove it with: bakery down --cluster {rec.cluster}" +
           (f" --state-dir {args.state_dir}" if args.state_dir else ""))
     return EXIT_OK
+
+
+def _print_plan(args: argparse.Namespace, name: str, kind: str, lines: list[str], notes: list[str]) -> int:
+    if args.output == "json":
+        print(json.dumps({"cluster": name, "cluster_exists": kind != "new", "dry_run": True, "plan": lines,
+                          "notes": notes}, indent=2))
+        return EXIT_OK
+    what = "would be booted" if kind == "new" else "plan"
+    print(f"cluster {name} ({'new' if kind == 'new' else 'up'}): {what}:")
+    for line in lines:
+        print(f"  {line}")
+    for note in notes:
+        print(f"  note: {note}")
+    return EXIT_OK
+
+
+def _converge(args: argparse.Namespace, opts: Any) -> int:
+    from ..providers.local import cluster, daytwo
+    from ..providers.local.host import stderr_progress
+
+    cluster.require_local()
+    progress = stderr_progress("bakery up")
+    start = time.monotonic()
+    try:
+        plan, timed = daytwo.converge(opts, args.dry_run, progress)
+    except fleet.Stopped as exc:
+        raise fleet.Stopped(f"{exc}\nwhere the nodes are now:\n  " +
+                            "\n  ".join(daytwo.where(opts.state_dir, opts.cluster))) from None
+    if args.dry_run:
+        return _print_plan(args, opts.cluster, "up", plan.lines(), plan.notes)
+    for note in plan.notes:
+        progress(f"note: {note}")
+    rec = cluster.load(opts.state_dir, opts.cluster)
+    seconds = time.monotonic() - start
+    done = f"{len(plan.changes)} change(s) in {seconds:.0f}s" if plan.changes else "already as asked, nothing changed"
+    return _reach(args, rec, opts.state_dir, f"{len(rec.nodes)} nodes, {done}", seconds,
+                  {"changes": plan.lines() if plan.changes else [],
+                   "seconds_per_change": {n: round(s, 1) for n, s in timed}})

@@ -141,12 +141,14 @@ def recorded_seed(cluster: str, state_dir: Path) -> str | None:
         nodes = json.loads(record.read_text()).get("nodes") or []
     except (OSError, ValueError, AttributeError):
         return None
-    seed = next((n for n in nodes if isinstance(n, dict) and n.get("role") == "seed"), None)
-    if seed is None:
+    # The seed, or after a roll replaced it the first manager (a roll moves the seed last).
+    managers = [n for n in nodes if isinstance(n, dict) and n.get("role") in ("seed", "manager")]
+    managers.sort(key=lambda n: n.get("role") != "seed")
+    if not managers:
         return None
     from ..providers.local.cluster import address_for
 
-    return f"tcp://{address_for(str(seed.get('name')), 'seed')}:2376"
+    return f"tcp://{address_for(str(managers[0].get('name')), str(managers[0].get('role')))}:2376"
 
 
 def endpoint(

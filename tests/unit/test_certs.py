@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -445,3 +446,27 @@ def test_symbolic_links_in_the_state_dir_are_refused(state, capsys, tmp_path):
     code, _, err = run(capsys, "render", "--role", "worker", "--name", "w2")
     assert code == 2 and "is a symbolic link" in err
     assert elsewhere.stat().st_mode & 0o777 == 0o755 and not list(elsewhere.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="`bakery nodes --provider local` needs root")
+def test_nodes_warns_about_node_certificates_ending_within_30_days(state, capsys, monkeypatch):
+    from bakery.providers.local.state import ClusterRecord, NodeRecord
+
+    render(capsys, "--role", "manager", "--name", "manager-1", "--address", "10.0.0.5")  # 825 days
+    monkeypatch.setattr(certs, "LEAF_DAYS", 10)
+    render(capsys, "--role", "worker", "--name", "worker-1")
+    rec = ClusterRecord(cluster="default", workdir=str(state / "local"),
+                        nodes=[NodeRecord("manager-1", "manager", str(state / "local/nodes/manager-1"), stopped=True),
+                               NodeRecord("worker-1", "worker", str(state / "local/nodes/worker-1"), stopped=True),
+                               NodeRecord("worker-9", "worker", str(state / "local/nodes/worker-9"), stopped=True)])
+    rec.save(state / "local.json")
+    code, out, err = run(capsys, "nodes", "--output", "json")
+    assert code == 0, out + err
+    rows = {r["name"]: r for r in json.loads(out)["nodes"]}
+    assert code == 0
+    assert rows["worker-1"]["cert_days_left"] == 9 and rows["manager-1"]["cert_days_left"] >= 800
+    assert rows["worker-9"]["cert_not_after"] is None  # bakery holds no certificate for it
+    warnings = [line for line in err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, err
+    assert warnings[0].startswith("bakery nodes: WARNING: worker-1's server certificate expires in 9 days")
+    assert warnings[0].endswith("bakery roll --nodes worker-1 (its replacement gets a new certificate)")

@@ -78,26 +78,42 @@ def reservations() -> list[tuple[str, str]]:
     return [(name, address_for(name, role)) for name, role in names]
 
 
-def cluster_config(opts: UpOptions, names: list[tuple[str, str]], workdir: Path) -> Path:
-    """The user's cluster definition with what a local cluster must have laid over it."""
+def cluster_config(opts: UpOptions, names: list[tuple[str, str]], workdir: Path, base_file: str | None = None) -> Path:
+    """The user's cluster definition with what a local cluster must have laid over it.
+
+    `names`: every node the cluster will have (manager names go to swarm.managers, which their
+    certificates must match). swarm.seed is the seed while there is one; after a roll replaced it,
+    the lowest numbered manager. `base_file`: the definition a running cluster was made from, the
+    base when `opts.user_config` does not give a new one.
+    """
     base: dict[str, Any] = {}
-    if opts.user_config:
+    source = opts.user_config or base_file
+    if source:
         from ...config import load
 
-        load(opts.user_config)  # validate with positions before we merge
-        base = yaml.safe_load(Path(opts.user_config).read_text()) or {}
+        load(source)  # validate with positions before we merge
+        base = yaml.safe_load(Path(source).read_text()) or {}
     docker: dict[str, Any] = {"install": "none" if opts.baked else "distro", "daemon": {"storage_driver": "vfs"}}
     if not opts.baked:
         docker["apt_proxy"] = f"http://{net.HOST_ADDRESS}:{APT_PROXY_PORT}"
+    managers = sorted((n for n, r in names if r == "manager"), key=_number)
+    seed = next((n for n, r in names if r == "seed"), managers[0] if managers else "seed")
     over = {
         "cluster": {"name": opts.cluster},
-        "swarm": {"seed": "seed", "managers": [n for n, r in names if r == "manager"]},
+        "swarm": {"seed": seed, "managers": [m for m in managers if m != seed]},
         "docker": docker,
     }
     merged = _merge(base, over)
     path = workdir / "cluster.yml"
-    path.write_text(yaml.safe_dump(merged, sort_keys=True))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(merged, sort_keys=True))
+    tmp.replace(path)
     return path
+
+
+def _number(name: str) -> int:
+    tail = name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -161,20 +177,29 @@ def current_baked(cache_dir: Path, progress: Progress) -> rootfs.Image:
 
 
 def add_node(rec: ClusterRecord, state_dir: Path, name: str, role: str, progress: Progress,
-             save: Callable[[], None], form: bool = False) -> NodeRecord:
+             save: Callable[[], None], form: bool = False, image: str = "") -> NodeRecord:
     if any(n.name == name for n in rec.nodes):
         raise UserError(f"cluster {rec.cluster} already has a node {name!r}")
-    node = NodeRecord(name=name, role=role, dir=str(Path(rec.workdir) / "nodes" / name))
+    node = NodeRecord(name=name, role=role, dir=str(Path(rec.workdir) / "nodes" / name), image=image or rec.image)
     rec.nodes.append(node)
     save()
     user_data = render(rec, state_dir, name, role, form)
-    nodes.prepare(node, Path(rec.image), user_data)
+    nodes.prepare(node, Path(node.image), user_data)
     progress(f"booting {name} ({role}, {address_for(name, role)})")
-    nodes.boot(node, Path(rec.image), rec.bridge)
+    nodes.boot(node, Path(node.image), rec.bridge)
     save()
     node.init = nodes.find_init(node)
     save()
     return node
+
+
+def api_node(rec: ClusterRecord) -> NodeRecord:
+    """The node whose TLS API operators point DOCKER_HOST at: the seed, or once a roll replaced it the
+    first manager (bakery/swarm/connect.py's recorded_seed makes the same choice)."""
+    managers = sorted((n for n in rec.nodes if n.role in ("seed", "manager")), key=lambda n: n.role != "seed")
+    if not managers:
+        raise BakeryError(f"cluster {rec.cluster} has no manager in its record")
+    return managers[0]
 
 
 def ask_swarm(rec: ClusterRecord) -> tuple[NodeRecord, list[SwarmNode]] | None:

@@ -75,6 +75,7 @@ class NodeRecord:
     nspawn: Proc | None = None
     init: Proc | None = None  # the node's systemd (PID 1 inside), for nsenter and for a hard stop
     stopped: bool = False
+    image: str = ""  # the image root it booted from ("": the cluster's); a roll moves nodes to a new one
 
 
 @dataclass

@@ -208,6 +208,10 @@ def run_nodes(args: argparse.Namespace, cluster: str) -> int:
     rows, note = node_rows(connect(args.os_cloud), cluster, args.state_dir, cfg.docker.api_port)
     if note:
         print(f"bakery nodes: {note}", file=sys.stderr)
+    from ...commands.nodes import cert_notes
+
+    for line in cert_notes(cfg.name, args.state_dir, rows, "openstack"):
+        print(f"bakery nodes: WARNING: {line}", file=sys.stderr)
     if args.output == "json":
         print(json.dumps({"cluster": cluster, "nodes": rows}, indent=2))
         return EXIT_OK

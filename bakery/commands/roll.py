@@ -1,0 +1,89 @@
+"""Replace a running cluster's nodes, one at a time, with fresh ones: a new image, renewed certificates.
+
+  bakery roll [--cluster NAME] [--image baked-1a2b3c] [--nodes worker-1 ...] [--dry-run]
+
+Each node is replaced by a new one (the lowest free name of its role; a
+seed's replacement is a manager: it joins, it never inits) booted from the
+image `bakery bake --target local` made last (or --image) with freshly
+rendered user-data and a new certificate. The replacement must be Ready
+before the old node is touched; then the old one is drained (its tasks seen
+running elsewhere), demoted if a manager, leaves the swarm, is removed from
+it and deleted. Workers go first (a bad image shows where it costs least),
+then managers, the seed last; with one replacement at a time the managers
+never lose their majority (docs/DAY-TWO.md). The plan is checked against the
+swarm's quorum before anything is done.
+
+A roll that stops (a replacement not Ready, tasks that cannot move, a node
+that died) says which node is where and keeps its journal (roll.json beside
+the cluster's record): re-run `bakery roll` and it continues with the same
+image and names. --dry-run prints the plan and changes nothing.
+
+Renewing certificates is a roll: every replacement gets a new key pair and
+certificate from the cluster's CAs (`bakery certs` lists their expiry).
+
+--output json: {"cluster", "image", "dry_run", "plan" (lines), "replaced" ([{"old",
+"new", "boot_seconds", "retire_seconds"}]), "seconds"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from .. import fleet
+from ..errors import EXIT_OK
+from .common import add_cluster, add_output, add_state_dir, cluster_name
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_cluster(p)
+    add_state_dir(p)
+    p.add_argument("--nodes", nargs="+", metavar="NAME", help="replace only these nodes (default: every node)")
+    p.add_argument("--image", metavar="IMAGE",
+                   help="the image to move to: a name in the image cache (baked-...) or a directory "
+                        "(default: the one `bakery bake --target local` made last)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for each replacement to be Ready")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    add_output(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..providers.local import cluster, daytwo, rootfs
+    from ..providers.local.host import stderr_progress
+    from ..state import default_root
+
+    cluster.require_local()
+    state_dir = args.state_dir or default_root()
+    name = cluster_name(args)
+    opts = cluster.UpOptions(cluster=name, managers=1, workers=0, consul=False, baked=True, user_config=None,
+                             state_dir=state_dir, cache_dir=args.cache_dir or rootfs.default_cache_dir(),
+                             timeout=args.timeout)
+    progress = stderr_progress("bakery roll")
+    start = time.monotonic()
+    try:
+        plan, timed, info = daytwo.roll(opts, args.nodes, args.image, args.dry_run, progress)
+    except fleet.Stopped as exc:
+        raise fleet.Stopped(f"{exc}\nwhere the nodes are now:\n  " + "\n  ".join(daytwo.where(state_dir, name))
+                            + "\nre-run `bakery roll` to continue") from None
+    seconds = time.monotonic() - start
+    took = dict(timed)
+    replaced = [{"old": c.replaces, "new": c.node, "boot_seconds": round(took.get(c.node, 0.0), 1),
+                 "retire_seconds": round(took.get(c.replaces or "", 0.0), 1)}
+                for c in plan.changes if c.kind == "add" and c.replaces and c.node in took]
+    if args.output == "json":
+        print(json.dumps({"cluster": name, "image": info["image"], "dry_run": args.dry_run, "plan": plan.lines(),
+                          "replaced": replaced, "seconds": round(seconds, 1)}, indent=2))
+        return EXIT_OK
+    if args.dry_run or not plan.changes:
+        print(f"cluster {name}: roll to {info['image']}:")
+        for line in plan.lines():
+            print(f"  {line}")
+        return EXIT_OK
+    print(f"cluster {name}: {len(replaced)} node(s) replaced in {seconds:.0f}s")
+    for r in replaced:
+        print(f"  {r['old']} -> {r['new']}: booted and Ready in {r['boot_seconds']:.0f}s, "
+              f"{r['old']} retired in {r['retire_seconds']:.0f}s")
+    return EXIT_OK

@@ -1,0 +1,410 @@
+"""Day two: converge a live swarm to new node counts, and replace its nodes, without losing quorum or a task.
+
+Provider-agnostic: a provider hands in a `Driver` (its nodes as `Member`s, boot, Ready, the swarm's
+API on some manager, leave, delete); this module decides the changes and their order, checks them
+against raft's majority rule before anything is done, and runs them one node at a time
+(docs/DAY-TWO.md has the rules and the reasons).
+
+- A node that goes is drained (and its tasks seen running elsewhere), demoted if a manager, leaves
+  the swarm, is removed from the node list, and only then deleted.
+- A replacement is booted and Ready before the node it replaces is touched: a broken image never
+  costs a node.
+- The requested manager count is odd. Managers are added or retired one at a time; each step is
+  simulated first: a plan under which, at some step, fewer than a majority of the managers would be
+  reachable is refused, naming the step and the counts.
+- What goes first when shrinking: nodes already down, then drained ones, then the highest numbered;
+  the seed last. A roll replaces workers first (the canary: a bad image shows where it costs least),
+  then managers, the seed last (the address operators point DOCKER_HOST at moves last).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import BakeryError, UserError
+
+Progress = Callable[[str], None]
+MANAGER_ROLES = ("seed", "manager")
+
+
+@dataclass(frozen=True)
+class Member:
+    """A node as the provider and the swarm see it now."""
+
+    name: str
+    role: str  # seed / manager / worker / consul
+    running: bool  # the machine runs (the provider's view)
+    in_swarm: bool = False  # the swarm lists it (by hostname)
+    status: str = "Unknown"  # the swarm's: Ready / Down / Unknown
+    availability: str = ""  # Active / Pause / Drain
+    manager_status: str = ""  # Leader / Reachable / Unreachable; "" for workers
+
+    @property
+    def manager(self) -> bool:
+        return self.role in MANAGER_ROLES
+
+    @property
+    def reachable(self) -> bool:
+        return self.manager and self.running and self.manager_status in ("Leader", "Reachable")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One node in or out. `replaces`: the node this one takes over from (a roll); it is retired right
+    after this one is Ready."""
+
+    kind: str  # "add" or "retire"
+    node: str
+    role: str
+    replaces: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "add" and self.replaces:
+            return f"boot {self.node} ({self.role}) and wait until Ready, then retire {self.replaces}"
+        if self.kind == "add":
+            return f"boot {self.node} ({self.role}) and wait until Ready"
+        if self.role in MANAGER_ROLES:
+            return (f"retire {self.node} ({self.role}): drain, wait for its tasks elsewhere, demote, leave, "
+                    "remove, delete")
+        if self.role == "consul":
+            return f"delete {self.node} (consul, not a swarm member)"
+        return f"retire {self.node} ({self.role}): drain, wait for its tasks elsewhere, leave, remove, delete"
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        if not self.changes:
+            return ["nothing to change"]
+        return [f"{i}. {c.describe()}" for i, c in enumerate(self.changes, 1)]
+
+
+def _index(name: str) -> int:
+    tail = name.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def next_name(role: str, taken: set[str], limit: int) -> str:
+    """The lowest free `role-N` (a seed's replacement is a manager: only a new swarm has a seed)."""
+    base = "manager" if role in MANAGER_ROLES else role
+    if base == "consul":
+        if "consul" not in taken:
+            return "consul"
+        base = "consul"
+    for i in range(1, limit + 1):
+        if f"{base}-{i}" not in taken:
+            return f"{base}-{i}"
+    raise UserError(f"no free {base} name: {base}-1 to {base}-{limit} are all taken",
+                    fix="retire nodes first, or roll fewer at once")
+
+
+def _retire_order(members: Sequence[Member]) -> list[Member]:
+    """Which to retire first: down, drained, then highest numbered; the seed last."""
+    def key(m: Member) -> tuple[int, int, int, int]:
+        return (m.role == "seed", m.running and m.status != "Down", m.availability != "Drain", -_index(m.name))
+
+    return sorted(members, key=key)
+
+
+def _majority(managers: int) -> int:
+    return managers // 2 + 1
+
+
+def quorum_now(members: Sequence[Member]) -> tuple[int, int]:
+    """(managers the swarm lists, managers reachable)."""
+    listed = [m for m in members if m.manager and m.in_swarm]
+    return len(listed), sum(1 for m in listed if m.reachable)
+
+
+def check_quorum(members: Sequence[Member], changes: Sequence[Change]) -> None:
+    """Simulate the changes: refuse if at any step fewer than a majority of the managers are reachable."""
+    listed, reachable = quorum_now(members)
+    if all(c.role == "consul" for c in changes):  # consul is no swarm member
+        return
+    if listed and reachable < _majority(listed):
+        unreachable = [m.name for m in members if m.manager and m.in_swarm and not m.reachable]
+        raise UserError(
+            f"the swarm has no quorum: {reachable} of {listed} managers reachable, a majority is "
+            f"{_majority(listed)} (unreachable: {', '.join(unreachable)}); no node can join or leave",
+            fix="bring the unreachable managers back; if they are lost for good, run `docker swarm init "
+                "--force-new-cluster` on a surviving manager, then re-run")
+    by_name = {m.name: m for m in members}
+    for step, change in enumerate(changes, 1):
+        if change.role not in MANAGER_ROLES:
+            continue
+        if change.kind == "add":
+            listed, reachable = listed + 1, reachable + 1
+        else:
+            gone = by_name.get(change.node)
+            listed -= 1
+            if gone is None or gone.reachable:
+                reachable -= 1
+        if listed < 1 or reachable < _majority(listed):
+            raise UserError(
+                f"refused: step {step} ({change.describe()}) would leave {reachable} of {listed} managers "
+                f"reachable, fewer than a majority ({_majority(max(listed, 1))})",
+                fix="bring unreachable managers back first, or change fewer managers at once")
+
+
+def plan_scale(members: Sequence[Member], managers: int, workers: int, consul: bool, limit: int) -> Plan:
+    """The changes that take the cluster from `members` to the counts asked for."""
+    if managers < 1 or managers % 2 == 0:
+        raise UserError(f"--managers {managers}: a swarm needs an odd number of managers for raft quorum",
+                        fix="use 1, 3, 5 or 7")
+    plan = Plan()
+    taken = {m.name for m in members}
+    have_m = [m for m in members if m.manager]
+    have_w = [m for m in members if m.role == "worker"]
+    have_c = [m for m in members if m.role == "consul"]
+    adds: list[Change] = []
+    retires: list[Change] = []
+    for _ in range(managers - len(have_m)):
+        name = next_name("manager", taken, limit)
+        taken.add(name)
+        adds.append(Change("add", name, "manager"))
+    for m in _retire_order(have_m)[: max(0, len(have_m) - managers)]:
+        retires.append(Change("retire", m.name, m.role))
+    for _ in range(workers - len(have_w)):
+        name = next_name("worker", taken, limit)
+        taken.add(name)
+        adds.append(Change("add", name, "worker"))
+    for m in _retire_order(have_w)[: max(0, len(have_w) - workers)]:
+        retires.append(Change("retire", m.name, m.role))
+    if consul and not have_c:
+        adds.append(Change("add", "consul", "consul"))
+    if not consul:
+        retires += [Change("retire", m.name, "consul") for m in have_c]
+    # Managers first when growing (more of them before more work), workers first when shrinking
+    # (tasks move while every manager is still there); unreachable managers go before reachable ones.
+    retires.sort(key=lambda c: c.role in MANAGER_ROLES)
+    plan.changes = adds + retires
+    down = [m.name for m in members if m.manager and m.in_swarm and not m.reachable]
+    if down:
+        plan.notes.append(f"unreachable managers: {', '.join(down)} (they count toward the majority until retired)")
+    check_quorum(members, plan.changes)
+    return plan
+
+
+def plan_roll(members: Sequence[Member], only: Sequence[str] | None, limit: int,
+              done: dict[str, str] | None = None) -> Plan:
+    """Replace each node (or only those named) with a fresh one: workers first, then managers, the seed last.
+    `done`: replacements already chosen by an interrupted roll (old name -> new name), kept."""
+    by_name = {m.name: m for m in members}
+    if only:
+        unknown = [n for n in only if n not in by_name]
+        if unknown:
+            raise UserError(f"no node {', '.join(map(repr, unknown))} in this cluster",
+                            fix=f"its nodes: {', '.join(sorted(by_name))}")
+    chosen = [m for m in members if (not only or m.name in only) and m.name not in (done or {}).values()]
+    order = sorted(chosen, key=lambda m: (m.manager, m.role == "seed", _index(m.name)))
+    taken = set(by_name) | set((done or {}).values())
+    plan = Plan()
+    for m in order:
+        new = (done or {}).get(m.name)
+        if new is None:
+            new = next_name(m.role, taken, limit)
+            taken.add(new)
+        role = "manager" if m.manager else m.role
+        plan.changes += [Change("add", new, role, replaces=m.name), Change("retire", m.name, m.role)]
+    check_quorum(members, plan.changes)
+    return plan
+
+
+# --- running a plan ---------------------------------------------------------------------------
+
+
+class Swarm(Protocol):
+    """The swarm's API on a manager (not the node being retired)."""
+
+    def nodes(self) -> list[dict[str, str]]: ...  # ID, Hostname, Status, Availability, ManagerStatus
+    def drain(self, node_id: str) -> None: ...
+    def tasks(self, node_id: str) -> list[tuple[str, str]]: ...  # (service, current state) of running ones
+    def replicas(self) -> dict[str, tuple[int, int]]: ...  # replicated service -> (running, desired)
+    def demote(self, node_id: str) -> None: ...
+    def remove(self, node_id: str, force: bool) -> None: ...
+
+
+class Driver(Protocol):
+    limit: int
+
+    def members(self) -> list[Member]: ...
+    def boot(self, name: str, role: str, progress: Progress) -> None: ...
+    def ready(self, names: Sequence[str]) -> dict[str, bool]: ...
+    def swarm(self, avoid: Sequence[str] = ()) -> Swarm: ...
+    def leave(self, name: str) -> bool: ...  # `docker swarm leave` on the node; False when it is not running
+    def running(self, name: str) -> bool: ...
+    def delete(self, name: str) -> None: ...
+
+
+class Stopped(BakeryError):
+    """A change could not finish: what was done is kept, a re-run continues from there."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    ready: float = 600
+    drain: float = 300
+    step: float = 60
+
+
+def run_plan(driver: Driver, plan: Plan, progress: Progress, timeouts: Timeouts = Timeouts(),
+             on_step: Callable[[Change], None] | None = None) -> list[tuple[str, float]]:
+    """Run the changes in order; workers that are only added (no replacement) boot together.
+    Returns (node, seconds) for each change."""
+    timed: list[tuple[str, float]] = []
+    pending: list[Change] = []
+    # A node that ran when the plan was made and stops before bakery stops it died under us: stop there
+    # (the swarm reschedules its tasks); a re-run retires it as the down node it is.
+    alive = {c.node for c in plan.changes if c.kind == "retire" and driver.running(c.node)}
+
+    def flush() -> None:
+        if not pending:
+            return
+        start = time.monotonic()
+        for c in pending:
+            if not driver.running(c.node):
+                driver.boot(c.node, c.role, progress)
+        wait_ready(driver, [c.node for c in pending], timeouts.ready, progress)
+        timed.extend((c.node, time.monotonic() - start) for c in pending)
+        pending.clear()
+
+    for change in plan.changes:
+        if change.kind == "add" and change.role == "worker" and not change.replaces:
+            pending.append(change)
+            continue
+        flush()
+        if on_step is not None:
+            on_step(change)
+        start = time.monotonic()
+        if change.kind == "add":
+            if not driver.running(change.node):
+                driver.boot(change.node, change.role, progress)
+            if change.role != "consul":
+                wait_ready(driver, [change.node], timeouts.ready, progress)
+        else:
+            if change.node in alive and not driver.running(change.node):
+                raise Stopped(f"{change.node} stopped (not by bakery) before it was retired; the swarm "
+                              "reschedules its tasks; re-run to continue (it is then retired as a down node)")
+            retire(driver, change, progress, timeouts)
+        timed.append((change.node, time.monotonic() - start))
+    flush()
+    return timed
+
+
+def wait_ready(driver: Driver, names: Sequence[str], timeout: float, progress: Progress) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        ready = driver.ready(names)
+        done = sorted(n for n, ok in ready.items() if ok)
+        line = f"{len(done)}/{len(ready)} Ready" + (f": {', '.join(done)}" if done else "")
+        if line != last:
+            progress(line)
+            last = line
+        if all(ready.values()):
+            return
+        for name in names:
+            if not driver.running(name):
+                raise Stopped(f"{name} stopped while booting; nothing else was changed")
+        if time.monotonic() > deadline:
+            missing = ", ".join(n for n, ok in ready.items() if not ok)
+            raise Stopped(f"{missing} not Ready after {timeout:.0f}s; nothing else was changed")
+        time.sleep(2)
+
+
+def _swarm_entry(swarm: Swarm, name: str) -> list[dict[str, str]]:
+    return [n for n in swarm.nodes() if n["Hostname"] == name]
+
+
+def _until(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return True
+        except BakeryError:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+
+
+def retire(driver: Driver, change: Change, progress: Progress, timeouts: Timeouts) -> None:
+    """Drain, wait for the tasks elsewhere, demote, leave, remove, delete. Each step is skipped when
+    already done, so a re-run after a stop continues where it stopped."""
+    name = change.node
+    if change.role != "consul":
+        for entry in _swarm_entry(driver.swarm(avoid=[name]), name):
+            _leave_swarm(driver, name, entry, progress, timeouts)
+    progress(f"{name}: deleting")
+    driver.delete(name)
+
+
+def _leave_swarm(driver: Driver, name: str, entry: dict[str, str], progress: Progress, timeouts: Timeouts) -> None:
+    node_id = entry["ID"]
+
+    def mine() -> list[dict[str, str]]:
+        return [n for n in driver.swarm(avoid=[name]).nodes() if n["ID"] == node_id]
+
+    alive = driver.running(name) and entry["Status"] == "Ready"
+    held: set[str] = set()
+    if entry["Availability"] != "Drain":
+        progress(f"{name}: drain")
+        swarm = driver.swarm(avoid=[name])
+        if alive:
+            held = {service for service, _state in swarm.tasks(node_id)}
+        swarm.drain(node_id)
+    if alive:
+        _wait_drained(driver, driver.swarm(avoid=[name]), name, node_id, held, progress, timeouts.drain)
+    if entry["ManagerStatus"]:
+        progress(f"{name}: demote")
+        driver.swarm(avoid=[name]).demote(node_id)
+        if not _until(lambda: not any(n["ManagerStatus"] for n in mine()), timeouts.step):
+            raise Stopped(f"{name} is drained but still a manager after {timeouts.step:.0f}s; re-run to continue")
+    if driver.running(name):
+        progress(f"{name}: leave the swarm")
+        driver.leave(name)
+    down = _until(lambda: all(n["Status"] == "Down" for n in mine()), timeouts.step)
+    progress(f"{name}: remove from the swarm")
+    driver.swarm(avoid=[name]).remove(node_id, force=not down)
+
+
+def _wait_drained(driver: Driver, swarm: Swarm, name: str, node_id: str, held: set[str], progress: Progress,
+                  timeout: float) -> None:
+    """Until no task runs on the node and every replicated service it held has all its tasks running
+    (elsewhere). A node that stops meanwhile stops the retirement: its tasks were not moved by us."""
+    deadline = time.monotonic() + timeout
+    said = ""
+    while True:
+        if not driver.running(name):
+            raise Stopped(f"{name} stopped while it was being drained; re-run to continue (it will be removed)")
+        left = [s for s, state in swarm.tasks(node_id) if state.startswith("Running")]
+        short = {s: rc for s, rc in swarm.replicas().items() if s in held and rc[0] < rc[1]}
+        if not left and not short:
+            return
+        line = (f"{name}: {len(left)} task(s) still running there" if left else
+                f"{name}: waiting for " + ", ".join(f"{s} ({r}/{d})" for s, (r, d) in sorted(short.items())))
+        if line != said:
+            progress(line)
+            said = line
+        if time.monotonic() > deadline:
+            raise Stopped(f"{name} is drained but after {timeout:.0f}s {line.split(': ', 1)[1]}: its tasks "
+                          "cannot be placed elsewhere (constraints, resources?); see `docker service ps`. "
+                          f"Re-run to continue, or undrain it: docker node update --availability active {name}")
+        time.sleep(2)
+
+
+REPLICAS = re.compile(r"(\d+)/(\d+)")
+
+
+def parse_replicas(text: str) -> tuple[int, int] | None:
+    """`docker service ls`'s REPLICAS column: "3/4" or "3/4 (max 1 per node)"."""
+    found = REPLICAS.match(text.strip())
+    return (int(found.group(1)), int(found.group(2))) if found else None

@@ -1,0 +1,291 @@
+"""Day two on a local cluster: `bakery up` re-run with other counts, and `bakery roll` (bakery/fleet.py decides).
+
+The swarm is asked and changed with the Docker CLI of a running manager, inside that node (as an
+operator on it would); a node leaves with `docker swarm leave` run inside it. A roll keeps a
+journal (roll.json beside the record: the image and which node replaces which), so a re-run after
+a stop continues with the same names and image.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ... import fleet
+from ...errors import BakeryError, UserError
+from . import cluster, nodes, rootfs
+from .host import Progress
+from .state import ClusterRecord, NodeRecord, record_path
+
+JOURNAL = "roll.json"
+
+
+@contextmanager
+def exclusive(state_dir: Path, name: str) -> Iterator[None]:
+    """One day-two run per cluster at a time (another `up` or `roll` on it is refused, not queued)."""
+    path = record_path(state_dir, name).parent / "day2.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another `bakery up` or `bakery roll` is changing cluster {name} now",
+                            fix="wait for it to finish, then re-run") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+class CliSwarm:
+    """fleet.Swarm through the docker CLI inside one manager node."""
+
+    def __init__(self, node: NodeRecord) -> None:
+        self.node = node
+
+    def _docker(self, *args: str) -> str:
+        try:
+            done = nodes.exec_in(self.node, ["docker", *args], timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            raise BakeryError(f"`docker {' '.join(args)}` on {self.node.name} timed out") from exc
+        if done.returncode != 0:
+            raise BakeryError(f"`docker {' '.join(args)}` on {self.node.name}: {done.stderr.strip()[-400:]}")
+        return done.stdout
+
+    def nodes(self) -> list[dict[str, str]]:
+        return [json.loads(line) for line in self._docker("node", "ls", "--format", "{{json .}}").splitlines()
+                if line.strip()]
+
+    def drain(self, node_id: str) -> None:
+        self._docker("node", "update", "--availability", "drain", node_id)
+
+    def tasks(self, node_id: str) -> list[tuple[str, str]]:
+        out = self._docker("node", "ps", node_id, "--no-trunc", "--filter", "desired-state=running",
+                           "--format", "{{.Name}}|{{.CurrentState}}")
+        rows = [line.split("|", 1) for line in out.splitlines() if "|" in line]
+        return [(name.rsplit(".", 1)[0], state) for name, state in rows]
+
+    def replicas(self) -> dict[str, tuple[int, int]]:
+        out = self._docker("service", "ls", "--format", "{{.Name}}|{{.Mode}}|{{.Replicas}}")
+        found = {}
+        for line in out.splitlines():
+            name, mode, reps = (line.split("|", 2) + ["", ""])[:3]
+            counts = fleet.parse_replicas(reps)
+            if mode == "replicated" and counts:
+                found[name] = counts
+        return found
+
+    def demote(self, node_id: str) -> None:
+        self._docker("node", "demote", node_id)
+
+    def remove(self, node_id: str, force: bool) -> None:
+        self._docker("node", "rm", *(["--force"] if force else []), node_id)
+
+
+@dataclass
+class LocalDriver:
+    """fleet.Driver for the local provider: nodes in the record, booted with `bakery render`'s user-data."""
+
+    rec: ClusterRecord
+    state_dir: Path
+    opts: cluster.UpOptions
+    image: str = ""  # the image new nodes boot from ("": the cluster's)
+    limit: int = cluster.MAX_INDEX
+
+    def save(self) -> None:
+        self.rec.save(record_path(self.state_dir, self.rec.cluster))
+
+    def _manager(self, avoid: Sequence[str] = ()) -> tuple[NodeRecord, list[dict[str, str]]] | None:
+        for node in self.rec.nodes:
+            if node.role not in fleet.MANAGER_ROLES or node.name in avoid or node.stopped or not nodes.running(node):
+                continue
+            try:
+                return node, CliSwarm(node).nodes()
+            except (BakeryError, ValueError):
+                continue
+        return None
+
+    def members(self) -> list[fleet.Member]:
+        asked = self._manager()
+        if asked is None and any(n.role in fleet.MANAGER_ROLES for n in self.rec.nodes):
+            raise UserError(f"no running manager of cluster {self.rec.cluster} answers `docker node ls`, so "
+                            "nothing can join or leave its swarm",
+                            fix=f"see `bakery nodes --cluster {self.rec.cluster}`; if the swarm is lost, "
+                                f"`bakery down --cluster {self.rec.cluster}` and up again")
+        listed = asked[1] if asked else []
+        out = []
+        for node in self.rec.nodes:
+            mine = [s for s in listed if s.get("Hostname") == node.name]
+            best = next((s for s in mine if s.get("Status") == "Ready"), mine[0] if mine else {})
+            out.append(fleet.Member(
+                name=node.name, role=node.role, running=not node.stopped and nodes.running(node),
+                in_swarm=bool(mine), status=best.get("Status", "Unknown"), availability=best.get("Availability", ""),
+                manager_status=best.get("ManagerStatus", "")))
+        return out
+
+    def swarm(self, avoid: Sequence[str] = ()) -> fleet.Swarm:
+        asked = self._manager(avoid)
+        if asked is None:
+            raise fleet.Stopped(f"no running manager of cluster {self.rec.cluster} (other than "
+                                f"{', '.join(avoid) or 'none'}) answers `docker node ls`; re-run when one does")
+        return CliSwarm(asked[0])
+
+    def running(self, name: str) -> bool:
+        found = [n for n in self.rec.nodes if n.name == name]
+        return bool(found) and not found[0].stopped and nodes.running(found[0])
+
+    def ready(self, names: Sequence[str]) -> dict[str, bool]:
+        asked = self._manager()
+        listed = asked[1] if asked else []
+        out = {}
+        for name in names:
+            role = self.rec.node(name).role
+            want = "" if role == "worker" else "manager"
+            out[name] = any(s.get("Hostname") == name and s.get("Status") == "Ready"
+                            and ("manager" if s.get("ManagerStatus") else "") == want for s in listed)
+        return out
+
+    def boot(self, name: str, role: str, progress: Progress) -> None:
+        from ... import certs, state
+
+        stale = [n for n in self.rec.nodes if n.name == name]
+        if stale:  # booted by a run that stopped, and not running now: start it afresh
+            self.delete(name)
+        names = [(n.name, n.role) for n in self.rec.nodes] + [(name, role)]
+        self.rec.config = str(cluster.cluster_config(self.opts, names, Path(self.rec.workdir),
+                                                     base_file=self.rec.config or None))
+        self.save()
+        cdir = state.cluster_dir(self.rec.cluster, self.state_dir)
+        if name in certs.node_names(cdir):  # a name used before: the new node gets a new identity
+            certs.renew(cdir, [name])
+        if role != "consul":
+            self._forget(name)
+        cluster.add_node(self.rec, self.state_dir, name, role, progress, self.save, image=self.image)
+
+    def _forget(self, name: str) -> None:
+        """A Down entry left with this hostname by an earlier run: removed, so no node is listed twice."""
+        asked = self._manager()
+        if asked is None:
+            return
+        for entry in asked[1]:
+            if entry.get("Hostname") == name:
+                try:
+                    CliSwarm(asked[0]).remove(entry["ID"], force=True)
+                except BakeryError:
+                    pass
+
+    def leave(self, name: str) -> bool:
+        node = self.rec.node(name)
+        if not self.running(name):
+            return False
+        try:
+            done = nodes.exec_in(node, ["docker", "swarm", "leave"], timeout=60)
+        except subprocess.TimeoutExpired:
+            return False
+        return done.returncode == 0
+
+    def delete(self, name: str) -> None:
+        node = self.rec.node(name)
+        nodes.stop(node, grace=15)
+        self.save()
+        if not nodes.is_gone(node):
+            raise fleet.Stopped(f"{name} is still running after a stop; re-run to retry")
+        workdir = Path(self.rec.workdir)
+        if Path(node.dir).parent == workdir / "nodes":
+            shutil.rmtree(node.dir, ignore_errors=True)
+        self.rec.nodes.remove(node)
+        self.save()
+
+
+def _driver(opts: cluster.UpOptions, rec: ClusterRecord, image: str = "") -> LocalDriver:
+    return LocalDriver(rec=rec, state_dir=opts.state_dir, opts=opts, image=image)
+
+
+def _check_kind(opts: cluster.UpOptions, rec: ClusterRecord) -> None:
+    if opts.baked != rec.baked:
+        made = "baked" if rec.baked else "--unbaked"
+        raise UserError(f"cluster {rec.cluster} was made {made}; this run asks for "
+                        f"{'baked' if opts.baked else '--unbaked'} nodes",
+                        fix="re-run with the same option (move to another image with `bakery roll --image`)")
+
+
+def converge(opts: cluster.UpOptions, dry_run: bool, progress: Progress) -> tuple[fleet.Plan, list[tuple[str, float]]]:
+    """`bakery up` on a cluster that exists: the plan to the counts asked for, and (unless dry_run) run it."""
+    rec = cluster.load(opts.state_dir, opts.cluster)
+    _check_kind(opts, rec)
+    with exclusive(opts.state_dir, opts.cluster):
+        driver = _driver(opts, rec)
+        plan = fleet.plan_scale(driver.members(), opts.managers, opts.workers, opts.consul, driver.limit)
+        if dry_run or not plan.changes:
+            return plan, []
+        timed = fleet.run_plan(driver, plan, progress, fleet.Timeouts(ready=opts.timeout))
+        return plan, timed
+
+
+def journal_path(state_dir: Path, name: str) -> Path:
+    return record_path(state_dir, name).parent / JOURNAL
+
+
+def resolve_image(cache_dir: Path, image: str | None) -> str:
+    """--image: an image directory of the cache (its name, e.g. baked-1a2b3c) or a path; default the
+    image `bakery bake --target local` made last."""
+    if image is None:
+        found = rootfs.current(cache_dir)
+        if found is None:
+            raise UserError(f"no baked image in {cache_dir} to roll to",
+                            fix="bake one with `bakery bake --target local`, or name one with --image")
+        return str(found.root)
+    for candidate in (cache_dir / image / "rootfs", Path(image) / "rootfs", Path(image)):
+        if (candidate / "usr").is_dir() and (candidate / "etc").is_dir():
+            return str(candidate.resolve())
+    raise UserError(f"--image {image}: not an image in {cache_dir} nor an image directory",
+                    fix=f"see `ls {cache_dir}` (baked-*), or bake one with `bakery bake --target local`")
+
+
+def roll(opts: cluster.UpOptions, only: Sequence[str] | None, image: str | None, dry_run: bool,
+         progress: Progress) -> tuple[fleet.Plan, list[tuple[str, float]], dict[str, Any]]:
+    """Replace nodes one at a time (fleet.plan_roll), continuing an interrupted roll's journal."""
+    rec = cluster.load(opts.state_dir, opts.cluster)
+    opts = replace(opts, baked=rec.baked)
+    path = journal_path(opts.state_dir, opts.cluster)
+    with exclusive(opts.state_dir, opts.cluster):
+        journal: dict[str, Any] = {}
+        if path.exists():
+            journal = json.loads(path.read_text())
+            if only and sorted(only) != sorted(journal.get("only") or []):
+                raise UserError(f"a roll of cluster {rec.cluster} stopped part way ({path}); finish it first",
+                                fix="re-run `bakery roll` without --nodes (it continues), or remove the journal")
+            progress(f"continuing the roll recorded in {path}")
+        target = journal.get("image") or (resolve_image(opts.cache_dir, image) if image or rec.baked else rec.image)
+        driver = _driver(opts, rec, image=target)
+        plan = fleet.plan_roll(driver.members(), only or journal.get("only"), driver.limit,
+                               done=journal.get("pairs") or {})
+        info = {"image": target, "journal": str(path)}
+        if dry_run or not plan.changes:
+            return plan, [], info
+        journal = {"image": target, "only": list(only or journal.get("only") or []),
+                   "pairs": {c.replaces: c.node for c in plan.changes if c.replaces}}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(journal, indent=2) + "\n")
+        tmp.replace(path)
+        timed = fleet.run_plan(driver, plan, progress, fleet.Timeouts(ready=opts.timeout))
+        rec.image = target
+        driver.save()
+        path.unlink()
+        return plan, timed, info
+
+
+def where(state_dir: Path, name: str) -> list[str]:
+    """Each node and what the swarm says of it: the "which node is where" of a stopped change."""
+    rec = cluster.load(state_dir, name)
+    rows, _ = cluster.status(rec)
+    return [f"{r['name']} ({r['role']}): {'running' if r['running'] else 'stopped'}, {r['status']}"
+            + (f", {r['availability']}" if r["availability"] else "")
+            + (f", {r['manager_status']}" if r["manager_status"] else "") for r in rows]

@@ -1,0 +1,117 @@
+"""The day-two planner (bakery/fleet.py): which nodes go, in which order, and the majority rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from bakery import fleet
+from bakery.errors import UserError
+
+
+def member(name: str, role: str, *, running: bool = True, status: str = "Ready", availability: str = "Active",
+           manager_status: str | None = None) -> fleet.Member:
+    if manager_status is None:
+        manager_status = "Reachable" if role in ("seed", "manager") else ""
+    return fleet.Member(name, role, running, True, status, availability, manager_status)
+
+
+def cluster(managers: int = 3, workers: int = 2) -> list[fleet.Member]:
+    out = [member("seed", "seed", manager_status="Leader")]
+    out += [member(f"manager-{i}", "manager") for i in range(1, managers)]
+    out += [member(f"worker-{i}", "worker") for i in range(1, workers + 1)]
+    return out
+
+
+def test_growing_boots_the_lowest_free_names() -> None:
+    plan = fleet.plan_scale(cluster(3, 2), 5, 4, False, 19)
+    assert [(c.kind, c.node, c.role) for c in plan.changes] == [
+        ("add", "manager-3", "manager"), ("add", "manager-4", "manager"),
+        ("add", "worker-3", "worker"), ("add", "worker-4", "worker")]
+
+
+def test_the_same_counts_change_nothing() -> None:
+    plan = fleet.plan_scale(cluster(3, 2), 3, 2, False, 19)
+    assert plan.changes == [] and plan.lines() == ["nothing to change"]
+
+
+def test_shrinking_retires_down_then_drained_then_the_highest_numbered() -> None:
+    nodes = cluster(3, 4)
+    nodes[4] = member("worker-2", "worker", running=False, status="Down")
+    nodes[3] = member("worker-1", "worker", availability="Drain")
+    plan = fleet.plan_scale(nodes, 3, 1, False, 19)
+    assert [c.node for c in plan.changes] == ["worker-2", "worker-1", "worker-4"]
+    assert all(c.kind == "retire" for c in plan.changes)
+
+
+def test_shrinking_managers_keeps_the_seed_and_retires_workers_first() -> None:
+    plan = fleet.plan_scale(cluster(5, 2), 3, 1, False, 19)
+    assert [c.node for c in plan.changes] == ["worker-2", "manager-4", "manager-3"]
+    assert "demote" in plan.changes[1].describe()
+
+
+def test_an_even_manager_count_is_refused() -> None:
+    with pytest.raises(UserError, match="odd number of managers"):
+        fleet.plan_scale(cluster(), 4, 2, False, 19)
+
+
+def test_no_quorum_refuses_every_swarm_change_with_the_reason() -> None:
+    nodes = cluster(3, 2)
+    nodes[1] = member("manager-1", "manager", running=False, status="Down", manager_status="Unreachable")
+    nodes[2] = member("manager-2", "manager", running=False, status="Down", manager_status="Unreachable")
+    with pytest.raises(UserError, match=r"no quorum: 1 of 3 managers reachable, a majority is 2") as err:
+        fleet.plan_scale(nodes, 3, 3, False, 19)
+    assert "manager-1, manager-2" in str(err.value) and "--force-new-cluster" in (err.value.fix or "")
+
+
+def test_unreachable_managers_are_retired_before_reachable_ones() -> None:
+    nodes = cluster(5, 0)
+    nodes[1] = member("manager-1", "manager", running=False, status="Down", manager_status="Unreachable")
+    nodes[2] = member("manager-2", "manager", running=False, status="Down", manager_status="Unreachable")
+    plan = fleet.plan_scale(nodes, 1, 0, False, 19)
+    # 5 listed, 3 reachable: the two lost ones go first (5->4->3 listed, 3 reachable), then two live ones.
+    assert [c.node for c in plan.changes] == ["manager-2", "manager-1", "manager-4", "manager-3"]
+
+
+def test_a_step_that_would_lose_the_majority_is_refused() -> None:
+    nodes = cluster(3, 0)
+    nodes[2] = member("manager-2", "manager", running=False, status="Down", manager_status="Unreachable")
+    changes = [fleet.Change("retire", "manager-1", "manager")]  # a live one while manager-2 is lost
+    with pytest.raises(UserError, match=r"step 1 .* leave 1 of 2 managers reachable, fewer than a majority \(2\)"):
+        fleet.check_quorum(nodes, changes)
+
+
+def test_roll_replaces_workers_first_then_managers_the_seed_last() -> None:
+    plan = fleet.plan_roll(cluster(3, 2), None, 19)
+    pairs = [(c.node, c.replaces) for c in plan.changes if c.kind == "add"]
+    assert pairs == [("worker-3", "worker-1"), ("worker-4", "worker-2"), ("manager-3", "manager-1"),
+                     ("manager-4", "manager-2"), ("manager-5", "seed")]
+    assert [c.kind for c in plan.changes] == ["add", "retire"] * 5
+    seed_add = plan.changes[-2]
+    assert seed_add.role == "manager"  # a replaced seed joins, it never inits
+
+
+def test_roll_continues_with_the_names_an_interrupted_roll_chose() -> None:
+    nodes = [*cluster(3, 2), member("worker-3", "worker")]  # worker-3 replaces worker-1, booted already
+    plan = fleet.plan_roll(nodes, None, 19, done={"worker-1": "worker-3"})
+    adds = [(c.node, c.replaces) for c in plan.changes if c.kind == "add"]
+    assert adds[0] == ("worker-3", "worker-1") and ("worker-4", "worker-2") in adds
+    assert all(c.node != "worker-3" for c in plan.changes if c.kind == "retire")
+
+
+def test_roll_of_named_nodes_only_and_unknown_names_refused() -> None:
+    plan = fleet.plan_roll(cluster(3, 2), ["worker-2"], 19)
+    assert [(c.kind, c.node) for c in plan.changes] == [("add", "worker-3"),
+                                                        ("retire", "worker-2")]
+    with pytest.raises(UserError, match="no node 'worker-9'"):
+        fleet.plan_roll(cluster(3, 2), ["worker-9"], 19)
+
+
+def test_names_run_out_with_a_clear_error() -> None:
+    with pytest.raises(UserError, match="no free worker name"):
+        fleet.plan_scale(cluster(1, 2), 1, 4, False, 3)
+
+
+def test_replicas_column_is_parsed_with_or_without_the_per_node_limit() -> None:
+    assert fleet.parse_replicas("3/4") == (3, 4)
+    assert fleet.parse_replicas("2/3 (max 1 per node)") == (2, 3)
+    assert fleet.parse_replicas("") is None
