@@ -80,10 +80,11 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def lines(self) -> list[str]:
+    def lines(self, describe: Callable[[Change], str] = Change.describe) -> list[str]:
+        """Numbered; `describe`: a provider's wording of a change (its own names, what it can and cannot do)."""
         if not self.changes:
             return ["nothing to change"]
-        return [f"{i}. {c.describe()}" for i, c in enumerate(self.changes, 1)]
+        return [f"{i}. {describe(c)}" for i, c in enumerate(self.changes, 1)]
 
 
 def _index(name: str) -> int:

@@ -21,6 +21,18 @@ image and names. --dry-run prints the plan and changes nothing.
 Renewing certificates is a roll: every replacement gets a new key pair and
 certificate from the cluster's CAs (`bakery certs` lists their expiry).
 
+--provider openstack replaces the cluster's Nova servers the same way
+(`bakery roll --provider openstack --cluster NAME [--image GLANCE_IMAGE]
+[--nodes worker-2 ...]`): a replacement server is booted from --image (default:
+the image the last `bakery up --provider openstack` used; its flavor, network
+and access options are recorded in the state dir and reused) with freshly
+rendered user-data, Ready through a manager's TLS Docker API, then the old one
+is drained, demoted, leaves, is removed and deleted with its port and floating
+IP (the seed's floating IP moves to another manager's port). The journal is
+roll.json in the cluster's state dir. --wait active (servers that run no
+cloud-init): replacements only need to be ACTIVE and the old servers are only
+deleted, nothing is drained (the plan says so on every line).
+
 --output json: {"cluster", "image", "dry_run", "plan" (lines), "replaced" ([{"old",
 "new", "boot_seconds", "retire_seconds"}]), "seconds"}.
 """
@@ -30,24 +42,32 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .. import fleet
-from ..errors import EXIT_OK
-from .common import add_cluster, add_output, add_state_dir, cluster_name
+from ..errors import EXIT_OK, UserError
+from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provider", choices=("local", "openstack"), default="local",
+                   help="local: systemd-nspawn nodes (default); openstack: Nova servers")
     add_cluster(p)
+    add_config(p)
     add_state_dir(p)
     p.add_argument("--nodes", nargs="+", metavar="NAME", help="replace only these nodes (default: every node)")
     p.add_argument("--image", metavar="IMAGE",
                    help="the image to move to: a name in the image cache (baked-...) or a directory "
-                        "(default: the one `bakery bake --target local` made last)")
+                        "(default: the one `bakery bake --target local` made last); with --provider openstack a "
+                        "Glance image (default: the one the last `up` used)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for each replacement to be Ready")
     p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     add_output(p)
+    from ..providers.openstack.commands import add_roll_arguments
+
+    add_roll_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
     from ..providers.local.host import stderr_progress
     from ..state import default_root
 
+    if args.provider == "openstack":
+        return _run_openstack(args)
+    if args.config:
+        raise UserError("--config is for --provider openstack",
+                        fix="a local cluster's replacements are rendered from the definition it was made with")
     cluster.require_local()
     state_dir = args.state_dir or default_root()
     name = cluster_name(args)
@@ -68,18 +93,32 @@ def run(args: argparse.Namespace) -> int:
     except fleet.Stopped as exc:
         raise fleet.Stopped(f"{exc}\nwhere the nodes are now:\n  " + "\n  ".join(daytwo.where(state_dir, name))
                             + "\nre-run `bakery roll` to continue") from None
-    seconds = time.monotonic() - start
-    took = dict(timed)
-    replaced = [{"old": c.replaces, "new": c.node, "boot_seconds": round(took.get(c.node, 0.0), 1),
-                 "retire_seconds": round(took.get(c.replaces or "", 0.0), 1)}
-                for c in plan.changes if c.kind == "add" and c.replaces and c.node in took]
+    pairs = [(c.replaces, c.node) for c in plan.changes if c.kind == "add" and c.replaces]
+    return _report(args, name, info["image"], plan.lines(), pairs, dict(timed), time.monotonic() - start)
+
+
+def _run_openstack(args: argparse.Namespace) -> int:
+    from ..providers.openstack import commands
+
+    if args.cache_dir:
+        raise UserError("--cache-dir is for --provider local", fix="name a Glance image with --image")
+    name = commands.tagged_name(cluster_name(args))
+    start = time.monotonic()
+    lines, pairs, took, image = commands.run_roll(args, name)
+    return _report(args, name, image, lines, pairs, took, time.monotonic() - start)
+
+
+def _report(args: argparse.Namespace, name: str, image: str, lines: list[str], pairs: Sequence[tuple[str | None, str]],
+            took: dict[str, float], seconds: float) -> int:
+    replaced = [{"old": old, "new": new, "boot_seconds": round(took.get(new, 0.0), 1),
+                 "retire_seconds": round(took.get(old or "", 0.0), 1)} for old, new in pairs if new in took]
     if args.output == "json":
-        print(json.dumps({"cluster": name, "image": info["image"], "dry_run": args.dry_run, "plan": plan.lines(),
+        print(json.dumps({"cluster": name, "image": image, "dry_run": args.dry_run, "plan": lines,
                           "replaced": replaced, "seconds": round(seconds, 1)}, indent=2))
         return EXIT_OK
-    if args.dry_run or not plan.changes:
-        print(f"cluster {name}: roll to {info['image']}:")
-        for line in plan.lines():
+    if args.dry_run or not pairs:
+        print(f"cluster {name}: roll to {image}:")
+        for line in lines:
             print(f"  {line}")
         return EXIT_OK
     print(f"cluster {name}: {len(replaced)} node(s) replaced in {seconds:.0f}s")

@@ -33,8 +33,17 @@ certificates).
 --provider openstack boots the same roles as Nova servers (cloud from
 clouds.yaml / OS_* variables), with security groups holding exactly the swarm's
 ports, anti-affinity for managers, and waits until every node is Ready through
-the seed's mutual-TLS Docker API. Re-running converges; `bakery down
---provider openstack --cluster NAME` deletes what carries the cluster's tag.
+the seed's mutual-TLS Docker API. Re-run on a cluster that has servers, it
+converges to the counts given as the local provider does (the same planner,
+order and quorum rule; --dry-run prints the plan): new servers boot and join,
+servers that go are drained, demoted, leave, are removed and deleted with what
+bakery made for them (the server, its port, its floating IP). The swarm is
+asked through a manager's TLS API; if none answers, any change is refused
+(no quorum), with the reason. --wait active never contacts the nodes (servers
+that run no cloud-init): up stops at ACTIVE, and a server that goes is only
+deleted, nothing is drained (every plan line says so); such a shrink is only
+done with --wait active given. `bakery down --provider openstack --cluster
+NAME` deletes what carries the cluster's tag.
 """
 
 from __future__ import annotations
@@ -99,9 +108,6 @@ def run(args: argparse.Namespace) -> int:
     if args.provider == "openstack":
         from ..providers.openstack import commands
 
-        if args.dry_run:
-            raise UserError("--dry-run is not available with --provider openstack yet",
-                            fix="re-run without --dry-run: `up` there only adds what is missing (docs/DAY-TWO.md)")
         return commands.run_up(args, commands.tagged_name(cluster_name(args)))
     state_dir = args.state_dir or default_root()
     opts = cluster.UpOptions(

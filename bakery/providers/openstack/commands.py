@@ -40,10 +40,25 @@ def add_up_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--floating-ip", metavar="NETWORK", help="external network: a floating IP for the seed "
                    "(and the load balancer with --lb); released by `bakery down`")
     g.add_argument("--lb", action="store_true", help="an Octavia load balancer in front of the managers' TLS API")
-    g.add_argument("--wait", choices=("ready", "active"), default="ready",
-                   help="ready: until every node is Ready in the swarm (default); active: stop once every server "
-                   "is ACTIVE in Nova, never contacting the nodes (servers that run no cloud-init, e.g. a test "
-                   "cloud's fake driver)")
+    add_wait(g)
+
+
+WAIT_HELP = ("ready: until every node is Ready in the swarm, asked through a manager's TLS Docker API (default); "
+             "active: never contact the nodes (servers that run no cloud-init, e.g. a test cloud's fake driver): "
+             "stop once every server is ACTIVE in Nova, and a server that goes is only deleted (nothing is "
+             "drained, demoted or removed from a swarm; the plan says so on every line)")
+
+
+def add_wait(g: Any) -> None:
+    g.add_argument("--wait", choices=("ready", "active"), default="ready", help=WAIT_HELP)
+
+
+def add_roll_arguments(p: argparse.ArgumentParser) -> None:
+    from .cloud import add_arguments as add_cloud
+
+    g = p.add_argument_group("--provider openstack (flavor, network and access: as the last `up` recorded them)")
+    add_cloud(g)  # type: ignore[arg-type]
+    add_wait(g)
 
 
 def add_cloud_arguments(p: argparse.ArgumentParser) -> None:
@@ -93,21 +108,30 @@ def tagged_name(name: str) -> str:
 
 
 def run_up(args: argparse.Namespace, cluster: str) -> int:
+    """A new cluster is made by up.up; one that has servers is converged by fleet (daytwo.converge)."""
     from ...commands.common import load_config
     from ...state import client_cert_dir, default_root
     from ..local.host import stderr_progress
-    from . import ready
+    from . import daytwo, ready
     from .cloud import connect
-    from .up import up
+    from .up import cluster_servers, node_plan, up
 
     opts = up_options(args, cluster)
     cfg = load_config(args)
     state_dir = args.state_dir or default_root()
     progress = stderr_progress("bakery up")
+    conn = connect(args.os_cloud)
+    if cluster_servers(conn, cluster):
+        return _converge(args, daytwo.OpenStackDriver(conn, opts, cfg, state_dir, progress,
+                                                      asked=args.wait != "active"))
+    if args.dry_run:
+        lines = [f"{i}. boot {name} ({role})" for i, (role, name) in enumerate(node_plan(opts), 1)]
+        return _print_plan(args, cluster, False, lines, [])
     start = time.monotonic()
-    result = up(connect(args.os_cloud), opts, cfg, state_dir, progress)
+    daytwo.save_options(opts, state_dir)
+    result = up(conn, opts, cfg, state_dir, progress)
     certs = client_cert_dir(cluster, state_dir)
-    if getattr(args, "wait", "ready") == "active":
+    if args.wait == "active":
         return _report_active(args, cluster, result, certs, time.monotonic() - start)
     expected = {name: ("worker" if role == "worker" else "manager") for name, role in result.roles.items()
                 if role != "consul"}
@@ -131,6 +155,95 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
     print(f"  export DOCKER_HOST={host} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={certs}")
     print(f"Remove it with: bakery down --provider openstack --cluster {cluster}")
     return EXIT_OK
+
+
+def _print_plan(args: argparse.Namespace, cluster: str, exists: bool, lines: list[str], notes: list[str]) -> int:
+    if args.output == "json":
+        print(json.dumps({"cluster": cluster, "cluster_exists": exists, "dry_run": True, "plan": lines,
+                          "notes": notes}, indent=2))
+        return EXIT_OK
+    print(f"cluster {cluster} ({'up' if exists else 'new'}): {'plan' if exists else 'would be booted'}:")
+    for line in lines:
+        print(f"  {line}")
+    for note in notes:
+        print(f"  note: {note}")
+    return EXIT_OK
+
+
+def _stopped(driver: Any, exc: Exception, rerun: str) -> Exception:
+    from ... import fleet
+    from . import daytwo
+
+    return fleet.Stopped(f"{exc}\nwhere the nodes are now:\n  " + "\n  ".join(daytwo.where(driver))
+                         + f"\nre-run `{rerun}` to continue")
+
+
+def _notes(driver: Any, notes: list[str]) -> list[str]:
+    if driver.asked:
+        return notes
+    return [*notes, "--wait active: the swarm is not asked: a server that goes is deleted without being drained, "
+            "demoted or removed from a swarm, and the quorum check counts the managers ACTIVE in Nova"]
+
+
+def _converge(args: argparse.Namespace, driver: Any) -> int:
+    from ... import fleet
+    from ...state import client_cert_dir
+    from . import daytwo
+
+    start = time.monotonic()
+    if not args.dry_run:
+        daytwo.save_options(driver.opts, driver.state_root)
+    try:
+        plan, timed = daytwo.converge(driver, args.dry_run, args.timeout)
+    except fleet.Stopped as exc:
+        raise _stopped(driver, exc, "bakery up") from None
+    lines = plan.lines(daytwo.describer(driver))
+    notes = _notes(driver, plan.notes)
+    cluster = driver.opts.cluster
+    if args.dry_run:
+        return _print_plan(args, cluster, True, lines, notes)
+    seconds = time.monotonic() - start
+    servers = driver.servers()
+    nodes = [{"name": s.name, "role": (s.metadata or {}).get("bakery.role", "-"), "server_id": s.id, "status": s.status}
+             for _, s in sorted(servers.items())]
+    changes = lines if plan.changes else []
+    if args.output == "json":
+        print(json.dumps({"cluster": cluster, "cert_path": str(client_cert_dir(cluster, driver.state_root)),
+                          "changes": changes, "notes": notes, "nodes": nodes, "seconds": round(seconds, 1),
+                          "seconds_per_change": {driver.server_name(n): round(t, 1) for n, t in timed}},
+                         indent=2, sort_keys=True))
+        return EXIT_OK
+    done = f"{len(plan.changes)} change(s) in {seconds:.0f}s" if plan.changes else "already as asked, nothing changed"
+    print(f"cluster {cluster}: {len(nodes)} servers, {done}")
+    for line in changes:
+        print(f"  {line}")
+    for node in nodes:
+        print(f"  {node['name']:24} {node['role']:8} {node['status']:8} {node['server_id']}")
+    print(f"Remove it with: bakery down --provider openstack --cluster {cluster}")
+    return EXIT_OK
+
+
+def run_roll(args: argparse.Namespace, cluster: str) -> tuple[list[str], list[tuple[str, str]], dict[str, float], str]:
+    """`bakery roll --provider openstack`: (plan lines, (old, new) server names, seconds by server, image)."""
+    from ... import fleet
+    from ...commands.common import load_config
+    from ...state import default_root
+    from ..local.host import stderr_progress
+    from . import daytwo
+    from .cloud import connect
+
+    state_dir = args.state_dir or default_root()
+    opts = daytwo.load_options(cluster, state_dir, args.image, args.timeout)
+    driver = daytwo.OpenStackDriver(connect(args.os_cloud), opts, load_config(args), state_dir,
+                                    stderr_progress("bakery roll"), asked=args.wait != "active")
+    only = [n.removeprefix(f"{cluster}-") for n in args.nodes] if args.nodes else None
+    try:
+        plan, timed, image = daytwo.roll(driver, only, args.dry_run, args.timeout)
+    except fleet.Stopped as exc:
+        raise _stopped(driver, exc, "bakery roll --provider openstack") from None
+    full = driver.server_name
+    pairs = [(full(c.replaces), full(c.node)) for c in plan.changes if c.kind == "add" and c.replaces]
+    return plan.lines(daytwo.describer(driver)), pairs, {full(n): t for n, t in timed}, image
 
 
 def _report_active(args: argparse.Namespace, cluster: str, result: Any, certs: Path, seconds: float) -> int:

@@ -296,10 +296,7 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
     subnet = subnet_of(conn, network) if opts.lb else None
     ledger = Ledger()
     tag = cluster_tag(opts.cluster)
-    sgs = ensure_security_groups(conn, opts, cfg, ledger, subnet.cidr if subnet else None)
-    if opts.public_key and opts.keypair:
-        access.ensure_keypair(conn, opts.keypair, opts.public_key, sgs[group_names(opts.cluster)["nodes"]])
-    group_id = ensure_server_group(conn, opts.cluster, ledger)
+    sgs, group_id = ensure_shared(conn, opts, cfg, ledger, subnet.cidr if subnet else None)
     port = ensure_seed_port(conn, opts, network.id, [sgs[n] for n in groups_for("seed", opts.cluster)], ledger)
     ports, manager_ips = manager_ports(conn, opts, network.id, [sgs[n] for n in groups_for("manager", opts.cluster)],
                                        existing, ledger)
@@ -331,6 +328,16 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
         lb.ensure_api(conn, balancer, opts.cluster, tag, cfg.docker.api_port, opts.operator_cidr, managers,
                       subnet.id, opts.timeout, clock)
     return result
+
+
+def ensure_shared(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger,
+                  lb_cidr: str | None = None) -> tuple[dict[str, str], str]:
+    """What every server of the cluster uses: the security groups (name -> id), the imported keypair,
+    the managers' anti-affinity group (its id). Found again when they exist."""
+    sgs = ensure_security_groups(conn, opts, cfg, ledger, lb_cidr)
+    if opts.public_key and opts.keypair:
+        access.ensure_keypair(conn, opts.keypair, opts.public_key, sgs[group_names(opts.cluster)["nodes"]])
+    return sgs, ensure_server_group(conn, opts.cluster, ledger)
 
 
 def network_needs(conn: Any, opts: UpOptions, cfg: ClusterConfig, existing: dict[str, Any]) -> dict[str, int]:
@@ -388,10 +395,6 @@ def fixed_ip(server: Any, known: str | None = None) -> str:
 def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, found: tuple[Any, ...],
          existing: dict[str, Any], progress: Progress) -> dict[str, str]:
     """Boot every planned server that does not exist yet; returns node name -> server id."""
-    from ...render import Node, build_userdata
-
-    flavor, image, network, ports, group_id = found
-    addresses = dict(zip((n for r, n in node_plan(opts) if r == "manager"), cfg.swarm.managers, strict=True))
     ids: dict[str, str] = {}
     # The seed forms the swarm only if no manager of the cluster exists (the cloud's tagged servers are
     # the record): a seed booted again beside running managers must join them, never init a second swarm.
@@ -401,25 +404,37 @@ def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None
         if name in existing:
             ids[name] = existing[name].id
             continue
-        own = cfg.swarm.seed if role == "seed" else addresses.get(name)
-        node = Node(role, name, (own,) if own else ())
-        form = role == "seed" and not formed
-        userdata, _ = build_userdata(dataclasses.replace(cfg, swarm=dataclasses.replace(cfg.swarm, form=form)),
-                                     node, state_root)
-        port = ports.get(name)  # the seed's and the managers': their security groups are the port's
-        nets = [{"port": port.id}] if port is not None else [{"uuid": network.id}]
-        hints = {"group": group_id} if role in ("seed", "manager") else {}
-        try:
-            server = conn.compute.create_server(**server_request(
-                name=name, image_id=image.id, flavor_id=flavor.id, networks=nets,
-                security_groups=[] if port is not None else [{"name": refs[n]} for n in groups_for(role, opts.cluster)],
-                user_data=base64.b64encode(userdata.payload).decode(), key_name=opts.keypair,
-                scheduler_hints=hints, metadata={CLUSTER_KEY: opts.cluster, "bakery.role": role}))
-        except Exception as exc:
-            raise cloud_error(exc, f"booting {name}") from exc
-        ids[name] = server.id
+        ids[name] = boot_server(conn, opts, cfg, state_root, found, role, name, role == "seed" and not formed, refs)
         progress(f"booting {name} ({role})")
     return ids
+
+
+def boot_server(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, found: tuple[Any, ...],
+                role: str, name: str, form: bool, refs: dict[str, str]) -> str:
+    """Boot one server with freshly rendered user-data; returns its id. `found`: (flavor, image, network,
+    ports by server name, the managers' server group id). A server with a port of its own (the seed, the
+    managers) is on it (its security groups are the port's, its fixed IP known to the user-data); others
+    are on the network with the groups of their role (`refs`: group name -> id). `form`: the seed of a
+    brand-new cluster only (docs/JOIN.md)."""
+    from ...render import Node, build_userdata
+
+    flavor, image, network, ports, group_id = found
+    port = ports.get(name)
+    own = str(port.fixed_ips[0]["ip_address"]) if port is not None else None
+    node = Node(role, name, (own,) if own else ())
+    userdata, _ = build_userdata(dataclasses.replace(cfg, swarm=dataclasses.replace(cfg.swarm, form=form)),
+                                 node, state_root)
+    nets = [{"port": port.id}] if port is not None else [{"uuid": network.id}]
+    hints = {"group": group_id} if role in ("seed", "manager") else {}
+    try:
+        server = conn.compute.create_server(**server_request(
+            name=name, image_id=image.id, flavor_id=flavor.id, networks=nets,
+            security_groups=[] if port is not None else [{"name": refs[n]} for n in groups_for(role, opts.cluster)],
+            user_data=base64.b64encode(userdata.payload).decode(), key_name=opts.keypair,
+            scheduler_hints=hints, metadata={CLUSTER_KEY: opts.cluster, "bakery.role": role}))
+    except Exception as exc:
+        raise cloud_error(exc, f"booting {name}") from exc
+    return str(server.id)
 
 
 def group_refs(conn: Any, cluster: str) -> dict[str, str]:
@@ -435,7 +450,7 @@ def server_request(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None and not (k == "scheduler_hints" and not v)}
 
 
-def manager_fault(opts: UpOptions, name: str, server: Any) -> CloudError:
+def manager_fault(opts: UpOptions, name: str, server: Any, role: str | None = None) -> CloudError:
     """A seed or manager the scheduler could not place is named as the anti-affinity shortfall it most
     likely is (the real scheduler says only "No valid host was found", or, for the loser of a race,
     "Exceeded maximum number of retries")."""
@@ -443,7 +458,7 @@ def manager_fault(opts: UpOptions, name: str, server: Any) -> CloudError:
     fault = getattr(server, "fault", None) or {}
     message = str(fault.get("message", "") if isinstance(fault, dict) else fault)
     placement = "no valid host" in message.lower() or "maximum number of retries" in message.lower()
-    if roles.get(name) in ("seed", "manager") and opts.managers > 1 and placement:
+    if (role or roles.get(name)) in ("seed", "manager") and opts.managers > 1 and placement:
         return CloudError(f"server {name} went to ERROR: {message} (the {opts.managers} managers are in the "
                           f"anti-affinity server group bakery-{opts.cluster}-managers, so each needs a compute host "
                           "of its own: use fewer --managers, a cloud or availability zone with that many hosts, "

@@ -1,0 +1,531 @@
+"""Day two on OpenStack: `bakery up --provider openstack` re-run with other counts, `bakery roll` (fleet decides).
+
+The cluster's members are its tagged servers (name `CLUSTER-ROLE-N`, role from the metadata
+`bakery.role`, running = Nova ACTIVE) and what the swarm says of them through a manager's mutual-TLS
+Docker API (the docker SDK, as ready.py). A node is booted with up.py's code (the shared groups and
+the anti-affinity group found again, a port of its own for a manager, user-data freshly rendered,
+never `form`), and deleted with what bakery made for it alone: the server, its tagged port, and the
+cluster's floating IP on that port (moved to another manager's port when there is one, else released).
+
+`--wait active` (servers that run no cloud-init, e.g. the test cloud's fake driver): the swarm is not
+asked at all. Ready means ACTIVE; a node that goes is only deleted (nothing is drained, demoted or
+removed from a swarm), and the plan says so on every line; the quorum simulation counts the managers
+ACTIVE in Nova as the swarm's. Without it, a swarm that no manager's API answers for is a swarm
+without quorum: fleet refuses any change, with the reason.
+
+Member names are the server names without the `CLUSTER-` prefix (`seed`, `manager-2`, `worker-1`),
+as fleet names new nodes; server names, plan lines and messages carry the prefix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ... import fleet
+from ...config import ClusterConfig
+from ...errors import BakeryError, CloudError, UserError
+from . import up as ou
+from .cloud import Clock
+from .errors import cloud_error
+from .ledger import Ledger, delete_all
+
+Progress = Callable[[str], None]
+JOURNAL = "roll.json"
+RECORD = "openstack.json"
+NOT_ASKED = "--wait active: the swarm is not asked"
+BOOTING = ("BUILD", "REBUILD", "REBOOT", "HARD_REBOOT")
+LIMIT = 99
+
+
+def state_file(cluster: str, state_root: Path | None, name: str) -> Path:
+    from ...state import cluster_dir, private_dir
+
+    return private_dir(cluster_dir(cluster, state_root)) / name
+
+
+@contextmanager
+def exclusive(cluster: str, state_root: Path | None) -> Iterator[None]:
+    """One day-two run per cluster at a time from this state dir (a second is refused, not queued)."""
+    fd = os.open(state_file(cluster, state_root, "day2.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another `bakery up` or `bakery roll` is changing cluster {cluster} now",
+                            fix="wait for it to finish, then re-run") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+# --- the swarm through the docker SDK ------------------------------------------------------------
+
+
+def _title(value: Any) -> str:
+    return str(value or "").capitalize()
+
+
+class DockerSwarm:
+    """fleet.Swarm over a manager's TLS Docker API; hostnames as member names (the cluster prefix dropped)."""
+
+    def __init__(self, client: Any, cluster: str) -> None:
+        self.client, self.prefix = client, f"{cluster}-"
+
+    def _call(self, what: str, action: Callable[[], Any]) -> Any:
+        import docker.errors
+        import requests.exceptions
+
+        try:
+            return action()
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            raise BakeryError(f"the swarm, {what}: {str(exc).strip().splitlines()[0][:300] if str(exc) else exc}"
+                              ) from exc
+
+    def member_name(self, hostname: str) -> str:
+        from .ready import short
+
+        name = short(hostname)
+        return name[len(self.prefix):] if name.startswith(self.prefix) else name
+
+    def nodes(self) -> list[dict[str, str]]:
+        out = []
+        for a in self._call("listing nodes", self.client.api.nodes):
+            manager = a.get("ManagerStatus") or {}
+            out.append({"ID": str(a["ID"]), "Hostname": self.member_name(a.get("Description", {}).get("Hostname", "")),
+                        "Status": _title(a.get("Status", {}).get("State", "unknown")),
+                        "Availability": _title(a.get("Spec", {}).get("Availability", "")),
+                        "ManagerStatus": "Leader" if manager.get("Leader") else _title(manager.get("Reachability"))})
+        return out
+
+    def _update(self, node_id: str, **spec: str) -> None:
+        def go() -> None:
+            node = self.client.api.inspect_node(node_id)
+            self.client.api.update_node(node_id, node["Version"]["Index"], {**node["Spec"], **spec})
+
+        self._call(f"updating node {node_id}", go)
+
+    def drain(self, node_id: str) -> None:
+        self._update(node_id, Availability="drain")
+
+    def demote(self, node_id: str) -> None:
+        self._update(node_id, Role="worker")
+
+    def remove(self, node_id: str, force: bool) -> None:
+        self._call(f"removing node {node_id}", lambda: self.client.api.remove_node(node_id, force=force))
+
+    def _services(self) -> dict[str, dict[str, Any]]:
+        return {s["ID"]: s for s in self._call("listing services", self.client.api.services)}
+
+    def _running(self, **filters: str) -> list[dict[str, Any]]:
+        return list(self._call("listing tasks", lambda: self.client.api.tasks(
+            filters={"desired-state": "running", **filters})))
+
+    def tasks(self, node_id: str) -> list[tuple[str, str]]:
+        names = {i: s.get("Spec", {}).get("Name", i) for i, s in self._services().items()}
+        return [(names.get(t.get("ServiceID", ""), t.get("ServiceID", "")), _title(t.get("Status", {}).get("State")))
+                for t in self._running(node=node_id)]
+
+    def replicas(self) -> dict[str, tuple[int, int]]:
+        services = self._services()
+        running: dict[str, int] = {}
+        for t in self._running():
+            if t.get("Status", {}).get("State") == "running":
+                running[t.get("ServiceID", "")] = running.get(t.get("ServiceID", ""), 0) + 1
+        return {s.get("Spec", {}).get("Name", i): (running.get(i, 0), int(mode["Replicated"].get("Replicas", 0)))
+                for i, s in services.items() if "Replicated" in (mode := s.get("Spec", {}).get("Mode", {}))}
+
+
+class NotAsked:
+    """fleet.Swarm under --wait active: lists no node (so a node that goes is only deleted); any change refused."""
+
+    def nodes(self) -> list[dict[str, str]]:
+        return []
+
+    def _refuse(self, *_: Any) -> Any:
+        raise BakeryError(f"{NOT_ASKED}; nothing can be changed in it")
+
+    drain = demote = tasks = _refuse
+
+    def replicas(self) -> dict[str, tuple[int, int]]:
+        return {}
+
+    def remove(self, node_id: str, force: bool) -> None:
+        self._refuse()
+
+
+# --- the driver ------------------------------------------------------------------------------------
+
+
+@dataclass
+class OpenStackDriver:
+    """fleet.Driver over the cluster's tagged Nova servers."""
+
+    conn: Any
+    opts: ou.UpOptions
+    cfg: ClusterConfig
+    state_root: Path | None
+    progress: Progress
+    asked: bool = True  # False under --wait active
+    clock: Clock = field(default_factory=Clock)
+    client_for: Callable[[str], Any] | None = None  # address -> docker client (default: ready.tls_client)
+    limit: int = LIMIT
+    last_error: str = ""
+    _found: tuple[Any, ...] | None = None
+    _booted: set[str] = field(default_factory=set)
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.opts.cluster}-"
+
+    def server_name(self, name: str) -> str:
+        return self.prefix + name
+
+    def servers(self) -> dict[str, Any]:
+        """Member name -> server, for the servers named CLUSTER-... that carry the cluster's metadata."""
+        return {n[len(self.prefix):]: s for n, s in ou.cluster_servers(self.conn, self.opts.cluster).items()
+                if n.startswith(self.prefix)}
+
+    def _ports(self) -> dict[str, Any]:
+        return {p.name: p for p in ou._tagged(self.conn, "port", self.opts.cluster)}
+
+    def _address(self, server: Any, ports: dict[str, Any], fips: list[Any]) -> str:
+        """Where this machine reaches a server: the floating IP on its port, else its port's or Nova's fixed IP."""
+        port = ports.get(server.name)
+        if port is not None:
+            for fip in fips:
+                if fip.port_id == port.id:
+                    return str(fip.floating_ip_address)
+            return str(port.fixed_ips[0]["ip_address"])
+        return ou.fixed_ip(server)
+
+    def _client(self, address: str) -> Any:
+        if self.client_for is not None:
+            return self.client_for(address)
+        from ...state import client_cert_dir
+        from .ready import tls_client
+
+        return tls_client(address, self.cfg.docker.api_port, client_cert_dir(self.opts.cluster, self.state_root))
+
+    def _manager(self, avoid: Sequence[str] = ()) -> tuple[DockerSwarm, list[dict[str, str]]] | None:
+        """The first ACTIVE manager (the seed first) whose API lists the swarm's nodes."""
+        servers = self.servers()
+        ports, fips = self._ports(), ou._tagged(self.conn, "floating_ip", self.opts.cluster)
+        managers = sorted((n for n, s in servers.items() if _role(s) in fleet.MANAGER_ROLES
+                           and s.status == "ACTIVE" and n not in avoid),
+                          key=lambda n: (_role(servers[n]) != "seed", fleet._index(n)))
+        for name in managers:
+            address = self._address(servers[name], ports, fips)
+            try:
+                swarm = DockerSwarm(self._client(address), self.opts.cluster)
+                return swarm, swarm.nodes()
+            except (BakeryError, CloudError, KeyError) as exc:
+                self.last_error = f"{self.server_name(name)} at {address}: {exc}"
+        return None
+
+    def members(self) -> list[fleet.Member]:
+        servers = self.servers()
+        if not self.asked:  # the managers ACTIVE in Nova stand for the swarm's (nothing else can be known)
+            return [fleet.Member(name=n, role=_role(s), running=s.status == "ACTIVE",
+                                 in_swarm=_role(s) in fleet.MANAGER_ROLES and s.status == "ACTIVE",
+                                 manager_status="Reachable" if _role(s) in fleet.MANAGER_ROLES else "")
+                    for n, s in sorted(servers.items())]
+        asked = self._manager()
+        listed = asked[1] if asked else []
+        out = []
+        for name, server in sorted(servers.items()):
+            role = _role(server)
+            mine = [e for e in listed if e["Hostname"] == name]
+            best = next((e for e in mine if e["Status"] == "Ready"), mine[0] if mine else {})
+            if asked is None and role in fleet.MANAGER_ROLES:  # no manager answers: each one counts as unreachable
+                best = {"Status": "Unknown", "ManagerStatus": "Unreachable"}
+            out.append(fleet.Member(
+                name=name, role=role, running=server.status == "ACTIVE", in_swarm=bool(mine) or bool(best),
+                status=best.get("Status", "Unknown"), availability=best.get("Availability", ""),
+                manager_status=best.get("ManagerStatus", "")))
+        return out
+
+    def swarm(self, avoid: Sequence[str] = ()) -> fleet.Swarm:
+        if not self.asked:
+            return NotAsked()
+        asked = self._manager(avoid)
+        if asked is None:
+            raise fleet.Stopped(f"no ACTIVE manager of cluster {self.opts.cluster} (other than "
+                                f"{', '.join(avoid) or 'none'}) answers on its Docker API ({self.last_error}); "
+                                "re-run when one does")
+        return asked[0]
+
+    def running(self, name: str) -> bool:
+        """ACTIVE, or still booting (fleet's Ready wait stops at once on a node that is not running). A server
+        this run booted that went to ERROR counts as running, so that the Ready wait's next look (ready())
+        reports its fault rather than "stopped while booting"."""
+        server = self.servers().get(name)
+        if server is None:
+            return False
+        return server.status in ("ACTIVE", *BOOTING) or (server.status == "ERROR" and name in self._booted)
+
+    def ready(self, names: Sequence[str]) -> dict[str, bool]:
+        servers = self.servers()
+        for name in names:
+            if name in servers and servers[name].status == "ERROR":
+                managers = sum(1 for s in servers.values() if _role(s) in fleet.MANAGER_ROLES)
+                raise ou.manager_fault(dataclasses.replace(self.opts, managers=managers), servers[name].name,
+                                       servers[name], role=_role(servers[name]))
+        active = {n: n in servers and servers[n].status == "ACTIVE" for n in names}
+        if not self.asked:
+            return active
+        asked = self._manager()
+        listed = asked[1] if asked else []
+        return {n: active[n] and any(e["Hostname"] == n and e["Status"] == "Ready" and
+                                     bool(e["ManagerStatus"]) == (_role(servers[n]) in fleet.MANAGER_ROLES)
+                                     for e in listed) for n in names}
+
+    def _resolved(self) -> tuple[Any, ...]:
+        """(flavor, image, network, security groups, server group id), looked up once per run."""
+        if self._found is None:
+            flavor, image, network = ou.resolve(self.conn, self.opts)
+            sgs, group_id = ou.ensure_shared(self.conn, self.opts, self.cfg, Ledger())
+            self._found = (flavor, image, network, sgs, group_id)
+        return self._found
+
+    def boot(self, name: str, role: str, progress: Progress) -> None:
+        from ... import certs, state
+
+        full = self.server_name(name)
+        stale = self.servers().get(name)
+        if stale is not None:  # left by a run that stopped (ERROR, SHUTOFF): booted afresh
+            progress(f"{full} is {stale.status}: deleting it to boot it again")
+            self._delete_server(name, stale)
+        flavor, image, network, sgs, group_id = self._resolved()
+        ports: dict[str, Any] = {}
+        if role in fleet.MANAGER_ROLES:
+            ports[full] = ou.ensure_port(self.conn, self.opts, full, network.id,
+                                         [sgs[g] for g in ou.groups_for(role, self.opts.cluster)], Ledger())
+        cdir = state.cluster_dir(self.opts.cluster, self.state_root)
+        if full in certs.node_names(cdir):  # a name used before: the new node gets a new identity
+            certs.renew(cdir, [full])
+        if self.asked:
+            self._forget(name)
+        ou.boot_server(self.conn, self.opts, self._node_config(full, role, ports.get(full)), self.state_root,
+                       (flavor, image, network, ports, group_id), role, full, False,
+                       ou.group_refs(self.conn, self.opts.cluster))
+        self._booted.add(name)
+        progress(f"booting {full} ({role})")
+
+    def _node_config(self, full: str, role: str, port: Any) -> ClusterConfig:
+        """The cluster definition a new node is rendered with: the swarm's seed (the seed's fixed IP while
+        there is one, else the lowest numbered manager's) and every manager's fixed IP; the floating IPs and
+        the load balancer's VIP in the managers' certificates, as `up` puts them."""
+        servers = self.servers()
+        ports = self._ports()
+        ips: dict[str, str] = {}
+        for _, server in sorted(servers.items(), key=lambda kv: fleet._index(kv[0])):
+            if _role(server) in fleet.MANAGER_ROLES:
+                p = ports.get(server.name)
+                ips[server.name] = str(p.fixed_ips[0]["ip_address"]) if p is not None else ou.fixed_ip(server)
+        if port is not None:
+            ips[full] = str(port.fixed_ips[0]["ip_address"])
+        seed_name = next((s.name for s in servers.values() if _role(s) == "seed"), None)
+        seed = ips.get(seed_name or "") or next(iter(ips.values()), "")
+        extra = {str(f.floating_ip_address) for f in ou._tagged(self.conn, "floating_ip", self.opts.cluster)}
+        if self.opts.lb and ou.has_octavia(self.conn):
+            extra |= {str(b.vip_address) for b in ou._tagged(self.conn, "load_balancer", self.opts.cluster)}
+        return dataclasses.replace(
+            self.cfg, name=self.opts.cluster, tls_sans=tuple(sorted({*self.cfg.tls_sans, *extra})),
+            swarm=dataclasses.replace(self.cfg.swarm, seed=seed,
+                                      managers=tuple(ip for ip in ips.values() if ip != seed)))
+
+    def _forget(self, name: str) -> None:
+        """A Down entry left with this hostname (a node deleted by an earlier run): removed, so no node is
+        listed twice."""
+        asked = self._manager()
+        if asked is None:
+            return
+        for entry in asked[1]:
+            if entry["Hostname"] == name and entry["Status"] != "Ready":
+                try:
+                    asked[0].remove(entry["ID"], force=True)
+                except BakeryError:
+                    pass
+
+    def leave(self, name: str) -> bool:
+        """`docker swarm leave` through the node's own TLS API (where this machine reaches it)."""
+        server = self.servers().get(name)
+        if not self.asked or server is None or server.status != "ACTIVE":
+            return False
+        address = self._address(server, self._ports(), ou._tagged(self.conn, "floating_ip", self.opts.cluster))
+        try:
+            client = self._client(address)
+            DockerSwarm(client, self.opts.cluster)._call("leaving", client.api.leave_swarm)
+        except BakeryError as exc:
+            self.progress(f"{server.name}: `docker swarm leave` through {address} failed ({exc}); it is removed "
+                          "from the swarm by a manager")
+            return False
+        return True
+
+    def delete(self, name: str) -> None:
+        server = self.servers().get(name)
+        if server is not None:
+            self._delete_server(name, server)
+
+    def _delete_server(self, name: str, server: Any) -> None:
+        """The server, its tagged port and the cluster's floating IP on that port; nothing else. The floating
+        IP moves to another manager's port instead when there is one (it is in every manager's certificate)."""
+        ledger = Ledger()
+        ports = self._ports()
+        port = ports.get(server.name)
+        ledger.add("server", str(server.id))
+        if port is not None:
+            ledger.add("port", str(port.id))
+            others = [p for n, p in sorted(ports.items(), key=lambda kv: fleet._index(kv[0]))
+                      if n != server.name and n.removeprefix(self.prefix) in self.servers()]
+            for fip in ou._tagged(self.conn, "floating_ip", self.opts.cluster):
+                if fip.port_id != port.id:
+                    continue
+                if others:
+                    try:
+                        self.conn.network.update_ip(fip, port_id=others[0].id)
+                    except Exception as exc:
+                        raise cloud_error(exc, f"moving floating IP {fip.floating_ip_address} to {others[0].name}"
+                                          ) from exc
+                    self.progress(f"floating IP {fip.floating_ip_address} moved to {others[0].name}")
+                else:
+                    ledger.add("floating_ip", str(fip.id))
+        ledger.sort_for_deletion()
+        problems = delete_all(self.conn, ledger, self.progress, self.clock)
+        if problems:
+            raise fleet.Stopped(f"{server.name}: not everything was deleted ({'; '.join(problems)}); re-run to retry")
+
+
+def _role(server: Any) -> str:
+    return str((server.metadata or {}).get("bakery.role", "worker"))
+
+
+# --- plans, as this provider words them ------------------------------------------------------------
+
+
+def describer(driver: OpenStackDriver) -> Callable[[fleet.Change], str]:
+    """fleet's wording with server names; under --wait active what is (not) done, on every line."""
+    full = driver.server_name
+
+    def describe(c: fleet.Change) -> str:
+        if driver.asked:
+            return dataclasses.replace(c, node=full(c.node), replaces=full(c.replaces) if c.replaces else None
+                                       ).describe()
+        if c.kind == "add":
+            then = f", then delete server {full(c.replaces)}" if c.replaces else ""
+            return f"boot server {full(c.node)} ({c.role}) and wait until ACTIVE{then} ({NOT_ASKED})"
+        return f"delete server {full(c.node)} ({NOT_ASKED}, nothing is drained)"
+
+    return describe
+
+
+def _unreachable(driver: OpenStackDriver, exc: UserError) -> UserError:
+    """fleet's no-quorum refusal, with why no manager answered and the --wait active seam named."""
+    if not driver.last_error or "no quorum" not in exc.message:
+        return exc
+    return UserError(f"{exc.message}; last answer: {driver.last_error}",
+                     fix=f"{exc.fix}. On a cloud whose servers run no cloud-init (no swarm to ask), "
+                         "--wait active deletes and boots servers without asking the swarm")
+
+
+def converge(driver: OpenStackDriver, dry_run: bool, timeout: float) -> tuple[fleet.Plan, list[tuple[str, float]]]:
+    """`up` on a cluster that has servers: ERROR servers replaced, then fleet's plan to the counts asked for."""
+    opts = driver.opts
+    with exclusive(opts.cluster, driver.state_root):
+        if not dry_run:
+            ou.replace_failed(driver.conn, ou.cluster_servers(driver.conn, opts.cluster), opts, driver.progress,
+                              driver.clock)
+        try:
+            plan = fleet.plan_scale(driver.members(), opts.managers, opts.workers, opts.consul, driver.limit)
+        except UserError as exc:
+            raise _unreachable(driver, exc) from None
+        if dry_run or not plan.changes:
+            return plan, []
+        _check_quota(driver, plan)
+        return plan, fleet.run_plan(driver, plan, driver.progress, fleet.Timeouts(ready=timeout))
+
+
+def _check_quota(driver: OpenStackDriver, plan: fleet.Plan) -> None:
+    from . import access
+
+    flavor = driver._resolved()[0]
+    access.check_compute_quota(driver.conn, flavor, sum(1 for c in plan.changes if c.kind == "add"))
+
+
+def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
+         timeout: float) -> tuple[fleet.Plan, list[tuple[str, float]], str]:
+    """Replace servers one at a time (fleet.plan_roll), continuing an interrupted roll's journal (roll.json in
+    the cluster's state dir: the image and which new node replaces which). Returns the image rolled to."""
+    opts = driver.opts
+    with exclusive(opts.cluster, driver.state_root):
+        path = state_file(opts.cluster, driver.state_root, JOURNAL)
+        journal: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        if journal:
+            if only and sorted(only) != sorted(journal.get("only") or []):
+                raise UserError(f"a roll of cluster {opts.cluster} stopped part way ({path}); finish it first",
+                                fix="re-run `bakery roll` without --nodes (it continues), or remove the journal")
+            driver.progress(f"continuing the roll recorded in {path}")
+            driver.opts = opts = dataclasses.replace(opts, image=journal["image"])
+        try:
+            plan = fleet.plan_roll(driver.members(), only or journal.get("only"), driver.limit,
+                                   done=journal.get("pairs") or {})
+        except UserError as exc:
+            raise _unreachable(driver, exc) from None
+        if dry_run or not plan.changes:
+            return plan, [], opts.image
+        ou.resolve(driver.conn, opts)  # a wrong --image stops before the journal is written
+        journal = {"image": opts.image, "only": list(only or journal.get("only") or []),
+                   "pairs": {c.replaces: c.node for c in plan.changes if c.replaces}}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(journal, indent=2) + "\n")
+        tmp.replace(path)
+        _check_quota(driver, plan)
+        timed = fleet.run_plan(driver, plan, driver.progress, fleet.Timeouts(ready=timeout))
+        path.unlink()
+        return plan, timed, opts.image
+
+
+# --- what `up` used, for `roll` ----------------------------------------------------------------------
+
+RECORDED = ("flavor", "image", "network", "operator_cidr", "floating_network", "lb", "consul")
+
+
+def save_options(opts: ou.UpOptions, state_root: Path | None) -> None:
+    """What `roll` boots replacements with: the last `up`'s flavor, image, network and access options."""
+    data = {k: getattr(opts, k) for k in RECORDED} | {"key_name": opts.keypair}
+    path = state_file(opts.cluster, state_root, RECORD)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def load_options(cluster: str, state_root: Path | None, image: str | None, timeout: float) -> ou.UpOptions:
+    """The recorded options, with --image (a Glance image) instead of the recorded one when given."""
+    path = state_file(cluster, state_root, RECORD)
+    if not path.exists():
+        raise UserError(f"no record of how cluster {cluster} was booted ({path})",
+                        fix="run the `bakery up --provider openstack` that made it once more (same options, same "
+                            "--state-dir): it records the flavor, image and network `roll` boots with")
+    data = json.loads(path.read_text())
+    recorded = {k: data[k] for k in RECORDED} | ({"image": image} if image else {})
+    return ou.UpOptions(cluster=cluster, **recorded, key_name=data.get("key_name"), managers=1, workers=0,
+                        timeout=timeout)
+
+
+def where(driver: OpenStackDriver) -> list[str]:
+    """Each server and what the swarm says of it: the "which node is where" of a stopped change."""
+    try:
+        members = driver.members()
+    except BakeryError as exc:
+        return [f"(the cluster could not be read: {exc})"]
+    return [f"{driver.server_name(m.name)} ({m.role}): {'ACTIVE' if m.running else 'not ACTIVE'}"
+            + ("" if not driver.asked else f", {m.status}" + (f", {m.availability}" if m.availability else "")
+               + (f", {m.manager_status}" if m.manager_status else "")) for m in members]
