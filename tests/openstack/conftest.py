@@ -171,3 +171,52 @@ def openstack_cloud() -> Iterator[Any]:
         yield cloud
     finally:
         oscloud.stop(cloud)
+
+
+@pytest.fixture
+def os_env(openstack_cloud, monkeypatch):
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(openstack_cloud.clouds_yaml))
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    for name in [n for n in __import__("os").environ if n.startswith("OS_") and n != "OS_CLIENT_CONFIG_FILE"]:
+        monkeypatch.delenv(name, raising=False)
+    return openstack_cloud
+
+
+@pytest.fixture
+def admin(os_env):
+    import openstack
+
+    return openstack.connect(cloud="admin")
+
+
+@pytest.fixture
+def user(os_env):
+    import openstack
+
+    return openstack.connect(cloud="bakery")
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every user-data payload bakery rendered, by node name (wrapping render.build_userdata)."""
+    from bakery import render
+
+    payloads: dict[str, bytes] = {}
+    real = render.build_userdata
+
+    def recording(cfg, node, state_root, *a, **kw):
+        out = real(cfg, node, state_root, *a, **kw)
+        payloads[node.name] = out[0].payload
+        return out
+
+    monkeypatch.setattr(render, "build_userdata", recording)
+    return payloads
+
+
+@pytest.fixture
+def clean(user, admin):
+    """Each test starts and ends with a project holding only the test cloud's own objects."""
+    from testkit.osbakery import wipe
+
+    yield
+    wipe(user, admin)

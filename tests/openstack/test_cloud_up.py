@@ -14,101 +14,9 @@ import ipaddress
 import json
 
 import pytest
-
-from bakery import cli
+from testkit.osbakery import OPERATOR, public_key, run, servers_of, up_argv
 
 pytestmark = pytest.mark.openstack
-
-OPERATOR = "198.51.100.7/32"
-
-
-def public_key() -> str:
-    """A real OpenSSH public key: Nova computes its fingerprint and refuses junk."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = Ed25519PrivateKey.generate().public_key()
-    return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode() + " t@bakery"
-
-
-def up_argv(cluster: str, state, *extra: str) -> list[str]:
-    return ["up", "--provider", "openstack", "--os-cloud", "bakery", "--cluster", cluster, "--state-dir", str(state),
-            "--flavor", "m1.small", "--image", "fake-raw", "--network", "private", "--operator-cidr", OPERATOR,
-            "--floating-ip", "public", "--wait", "active", "--output", "json", *extra]
-
-
-@pytest.fixture
-def os_env(openstack_cloud, monkeypatch):
-    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(openstack_cloud.clouds_yaml))
-    monkeypatch.delenv("OS_CLOUD", raising=False)
-    for name in [n for n in __import__("os").environ if n.startswith("OS_") and n != "OS_CLIENT_CONFIG_FILE"]:
-        monkeypatch.delenv(name, raising=False)
-    return openstack_cloud
-
-
-@pytest.fixture
-def admin(os_env):
-    import openstack
-
-    return openstack.connect(cloud="admin")
-
-
-@pytest.fixture
-def user(os_env):
-    import openstack
-
-    return openstack.connect(cloud="bakery")
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Every user-data payload bakery rendered, by node name (wrapping render.build_userdata)."""
-    from bakery import render
-
-    payloads: dict[str, bytes] = {}
-    real = render.build_userdata
-
-    def recording(cfg, node, state_root, *a, **kw):
-        out = real(cfg, node, state_root, *a, **kw)
-        payloads[node.name] = out[0].payload
-        return out
-
-    monkeypatch.setattr(render, "build_userdata", recording)
-    return payloads
-
-
-@pytest.fixture
-def clean(user, admin):
-    """Each test starts and ends with a project holding only the test cloud's own objects."""
-    yield
-    wipe(user, admin)
-
-
-def wipe(user, admin) -> None:
-    pid = user.current_project_id
-    for s in list(user.compute.servers()):
-        user.compute.delete_server(s.id)
-    for s in list(user.compute.servers()):
-        user.compute.wait_for_delete(s, wait=120)
-    for ip in list(user.network.ips()):
-        user.network.delete_ip(ip.id)
-    for p in list(user.network.ports(project_id=pid)):
-        if not p.device_owner.startswith("network:"):
-            user.network.delete_port(p.id)
-    for g in list(user.compute.server_groups()):
-        user.compute.delete_server_group(g.id)
-    for sg in list(user.network.security_groups(project_id=pid)):
-        if sg.name != "default":
-            user.network.delete_security_group(sg.id)
-    for k in list(user.compute.keypairs()):
-        user.compute.delete_keypair(k.name)
-
-
-def run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def rules_by_group(admin, pid: str, cluster: str) -> dict[str, list[tuple]]:
     groups = {sg.id: sg for sg in admin.network.security_groups(project_id=pid)}
@@ -121,11 +29,6 @@ def rules_by_group(admin, pid: str, cluster: str) -> dict[str, list[tuple]]:
              groups[r["remote_group_id"]].name if r.get("remote_group_id") else None, r.get("remote_ip_prefix"))
             for r in admin.network.security_group_rules(security_group_id=sg.id) if r["direction"] == "ingress")
     return found
-
-
-def servers_of(admin, cluster: str) -> dict[str, object]:
-    return {s.name: admin.compute.get_server(s.id) for s in admin.compute.servers(all_projects=True, details=True)
-            if (s.metadata or {}).get("bakery.cluster") == cluster}
 
 
 @pytest.mark.parametrize("keypair", [True, False], ids=["with-keypair", "without-keypair"])

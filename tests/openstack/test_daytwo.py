@@ -1,0 +1,185 @@
+"""The OpenStack day-two driver where no cloud is needed: fleet's decisions on members made from Nova servers
+and a swarm listing, the plan lines as this provider words them, the refusal when no manager answers, and
+the docker SDK swarm against a real dockerd behind mutual TLS (tls_engine). Against the real test cloud:
+test_cloud_daytwo.py."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from bakery import config, fleet
+from bakery.errors import BakeryError, UserError
+from bakery.providers.openstack import daytwo
+from bakery.providers.openstack import up as ou
+
+OPTS = ou.UpOptions(cluster="prod", flavor="m1.small", image="img", network="private", operator_cidr="198.51.100.7/32")
+TAG = "bakery.cluster=prod"
+
+
+class FakeConn:
+    """Just the listings the driver reads: servers by metadata, tagged ports and floating IPs."""
+
+    def __init__(self, servers: dict[str, tuple[str, str]], ports: tuple[str, ...] = ()) -> None:
+        self.servers = [SimpleNamespace(name=n, id=f"id-{n}", status=st, metadata={"bakery.cluster": "prod",
+                                        "bakery.role": role}, addresses={"private": [{"addr": "10.0.0.9"}]})
+                        for n, (role, st) in servers.items()]
+        self.ports = [SimpleNamespace(name=n, id=f"port-{n}", tags=[TAG], fixed_ips=[{"ip_address": f"10.0.0.{i}"}])
+                      for i, n in enumerate(ports, 10)]
+        self.compute = SimpleNamespace(servers=lambda details=True: list(self.servers))
+        self.network = SimpleNamespace(ports=lambda tags=None: list(self.ports), ips=lambda tags=None: [])
+
+
+def cluster(workers: int = 2, status: str = "ACTIVE") -> FakeConn:
+    names = {"prod-seed": ("seed", status), "prod-manager-1": ("manager", status),
+             "prod-manager-2": ("manager", status)}
+    names |= {f"prod-worker-{i}": ("worker", "ACTIVE") for i in range(1, workers + 1)}
+    return FakeConn(names, ports=("prod-seed", "prod-manager-1", "prod-manager-2"))
+
+
+class FakeApi:
+    """docker.APIClient's node, service and task listings (the shapes the Engine API returns)."""
+
+    def __init__(self, nodes: list[dict], services: list[dict] = (), tasks: list[dict] = ()) -> None:
+        self._nodes, self._services, self._tasks = nodes, list(services), list(tasks)
+
+    def nodes(self):
+        return self._nodes
+
+    def services(self):
+        return self._services
+
+    def tasks(self, filters=None):
+        node = (filters or {}).get("node")
+        return [t for t in self._tasks if node is None or t["NodeID"] == node]
+
+
+def node(ident: str, hostname: str, role: str = "worker", state: str = "ready", leader: bool = False) -> dict:
+    a = {"ID": ident, "Description": {"Hostname": hostname}, "Status": {"State": state},
+         "Spec": {"Availability": "active", "Role": role}}
+    if role == "manager":
+        a["ManagerStatus"] = {"Leader": leader, "Reachability": "reachable"}
+    return a
+
+
+def driver(conn, asked=True, api=None, fail=None) -> daytwo.OpenStackDriver:
+    def client_for(address):
+        if fail:
+            raise BakeryError(fail)
+        return SimpleNamespace(api=api)
+
+    return daytwo.OpenStackDriver(conn, OPTS, config.build({}), None, lambda m: None, asked=asked,
+                                  client_for=client_for)
+
+
+SWARM = [node("a", "prod-seed.novalocal", "manager", leader=True), node("b", "prod-manager-1", "manager"),
+         node("c", "prod-manager-2", "manager"), node("d", "prod-worker-1"), node("e", "prod-worker-2")]
+
+
+def test_members_are_the_tagged_servers_with_the_swarm_view():
+    members = driver(cluster(), api=FakeApi(SWARM)).members()
+    assert [(m.name, m.role, m.running, m.in_swarm, m.status, m.manager_status) for m in members] == [
+        ("manager-1", "manager", True, True, "Ready", "Reachable"),
+        ("manager-2", "manager", True, True, "Ready", "Reachable"),
+        ("seed", "seed", True, True, "Ready", "Leader"),
+        ("worker-1", "worker", True, True, "Ready", ""),
+        ("worker-2", "worker", True, True, "Ready", ""),
+    ]
+
+
+def test_shrink_and_grow_plans_in_server_names():
+    d = driver(cluster(), api=FakeApi(SWARM))
+    plan = fleet.plan_scale(d.members(), 3, 1, False, d.limit)
+    assert plan.lines(daytwo.describer(d)) == [
+        "1. retire prod-worker-2 (worker): drain, wait for its tasks elsewhere, leave, remove, delete"]
+    plan = fleet.plan_scale(d.members(), 3, 3, False, d.limit)
+    assert plan.lines(daytwo.describer(d)) == ["1. boot prod-worker-3 (worker) and wait until Ready"]
+
+
+def test_no_manager_answering_is_no_quorum_with_the_reason_and_the_seam():
+    d = driver(cluster(), fail="No route to host")
+    with pytest.raises(UserError) as caught:
+        fleet.plan_scale(d.members(), 3, 1, False, 99)
+    wrapped = daytwo._unreachable(d, caught.value)
+    assert wrapped.message.startswith("the swarm has no quorum: 0 of 3 managers reachable, a majority is 2")
+    assert wrapped.message.endswith("last answer: prod-manager-2 at 10.0.0.12: No route to host")
+    assert "--wait active deletes and boots servers without asking the swarm" in (wrapped.fix or "")
+
+
+def test_nothing_to_change_needs_no_swarm():
+    d = driver(cluster(), fail="No route to host")
+    assert fleet.plan_scale(d.members(), 3, 2, False, 99).lines() == ["nothing to change"]
+
+
+def test_wait_active_says_on_every_line_that_the_swarm_is_not_asked():
+    d = driver(cluster(), asked=False)
+    plan = fleet.plan_scale(d.members(), 3, 1, False, d.limit)
+    assert plan.lines(daytwo.describer(d)) == [
+        "1. delete server prod-worker-2 (--wait active: the swarm is not asked, nothing is drained)"]
+    plan = fleet.plan_roll(d.members(), ["worker-1"], d.limit)
+    assert plan.lines(daytwo.describer(d)) == [
+        "1. boot server prod-worker-3 (worker) and wait until ACTIVE, then delete server prod-worker-1 "
+        "(--wait active: the swarm is not asked)",
+        "2. delete server prod-worker-1 (--wait active: the swarm is not asked, nothing is drained)"]
+    assert d.swarm().nodes() == []  # fleet.retire finds no entry: the server is only deleted
+    with pytest.raises(BakeryError, match="--wait active: the swarm is not asked"):
+        d.swarm().drain("x")
+
+
+def test_wait_active_counts_active_managers_for_quorum():
+    """Under --wait active the managers ACTIVE in Nova stand for the swarm's: 3 -> 1 goes one at a time,
+    the seed last; with two of three managers not ACTIVE, going to one manager is refused."""
+    d = driver(cluster(workers=0), asked=False)
+    plan = fleet.plan_scale(d.members(), 1, 0, False, d.limit)
+    assert [c.node for c in plan.changes] == ["manager-2", "manager-1"]
+    conn = cluster(workers=0)
+    for s in conn.servers:
+        if s.name != "prod-manager-2":
+            s.status = "SHUTOFF"
+    with pytest.raises(UserError, match="refused: step 1"):
+        fleet.plan_scale(driver(conn, asked=False).members(), 1, 0, False, 99)
+
+
+def test_a_roll_replaces_workers_first_and_the_seed_with_a_manager():
+    d = driver(cluster(workers=1), asked=False)
+    plan = fleet.plan_roll(d.members(), None, d.limit)
+    adds = [(c.replaces, c.node, c.role) for c in plan.changes if c.kind == "add"]
+    assert adds == [("worker-1", "worker-2", "worker"), ("manager-1", "manager-3", "manager"),
+                    ("manager-2", "manager-4", "manager"), ("seed", "manager-5", "manager")]
+
+
+def test_docker_swarm_tasks_and_replicas():
+    services = [{"ID": "s1", "Spec": {"Name": "web", "Mode": {"Replicated": {"Replicas": 4}}}},
+                {"ID": "s2", "Spec": {"Name": "agent", "Mode": {"Global": {}}}}]
+    tasks = [{"NodeID": "d", "ServiceID": "s1", "Status": {"State": "running"}},
+             {"NodeID": "e", "ServiceID": "s1", "Status": {"State": "running"}},
+             {"NodeID": "e", "ServiceID": "s1", "Status": {"State": "preparing"}},
+             {"NodeID": "d", "ServiceID": "s2", "Status": {"State": "running"}}]
+    swarm = daytwo.DockerSwarm(SimpleNamespace(api=FakeApi(SWARM, services, tasks)), "prod")
+    assert sorted(swarm.tasks("d")) == [("agent", "Running"), ("web", "Running")]
+    assert swarm.replicas() == {"web": (2, 4)}
+
+
+@pytest.mark.engine
+def test_docker_swarm_through_mutual_tls(tls_engine):
+    """nodes, replicas, drain (and back) through a real dockerd's TLS API, with bakery's certificates."""
+    from bakery import state
+    from bakery.providers.openstack import ready
+
+    client = ready.tls_client("127.0.0.1", tls_engine.port, state.client_cert_dir(tls_engine.cluster,
+                                                                                   tls_engine.state_dir))
+    swarm = daytwo.DockerSwarm(client, tls_engine.cluster)
+    (me,) = swarm.nodes()
+    assert (me["Hostname"], me["Status"], me["Availability"], me["ManagerStatus"]) == ("seed", "Ready", "Active",
+                                                                                       "Leader")
+    tls_engine.docker("service", "create", "--detach", "--no-resolve-image", "--replicas", "0", "--name",
+                      "daytwo-web", "local/none:1")
+    try:
+        assert swarm.replicas()["daytwo-web"] == (0, 0)
+        assert swarm.tasks(me["ID"]) == []
+        swarm.drain(me["ID"])
+        assert swarm.nodes()[0]["Availability"] == "Drain"
+    finally:
+        tls_engine.docker("node", "update", "--availability", "active", me["ID"])
+        tls_engine.docker("service", "rm", "daytwo-web")
