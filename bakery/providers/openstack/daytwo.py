@@ -440,13 +440,17 @@ def converge(driver: OpenStackDriver, dry_run: bool, timeout: float) -> tuple[fl
     """`up` on a cluster that has servers: ERROR servers replaced, then fleet's plan to the counts asked for."""
     opts = driver.opts
     with exclusive(opts.cluster, driver.state_root):
+        failed = sorted(n for n, s in driver.servers().items() if s.status == "ERROR")
         if not dry_run:
             ou.replace_failed(driver.conn, ou.cluster_servers(driver.conn, opts.cluster), opts, driver.progress,
                               driver.clock)
-        try:
-            plan = fleet.plan_scale(driver.members(), opts.managers, opts.workers, opts.consul, driver.limit)
+        try:  # a dry run plans as the run would, after the servers in ERROR are deleted
+            plan = fleet.plan_scale([m for m in driver.members() if m.name not in failed], opts.managers,
+                                    opts.workers, opts.consul, driver.limit)
         except UserError as exc:
             raise _unreachable(driver, exc) from None
+        if dry_run and failed:
+            plan.notes.append(f"in ERROR, deleted first: {', '.join(map(driver.server_name, failed))}")
         if dry_run or not plan.changes:
             return plan, []
         _check_quota(driver, plan)
@@ -489,6 +493,7 @@ def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
         tmp.replace(path)
         _check_quota(driver, plan)
         timed = fleet.run_plan(driver, plan, driver.progress, fleet.Timeouts(ready=timeout))
+        save_options(opts, driver.state_root)  # the next roll's default image is this one
         path.unlink()
         return plan, timed, opts.image
 
