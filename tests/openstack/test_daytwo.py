@@ -15,18 +15,17 @@ from bakery.providers.openstack import daytwo
 from bakery.providers.openstack import up as ou
 
 OPTS = ou.UpOptions(cluster="prod", flavor="m1.small", image="img", network="private", operator_cidr="198.51.100.7/32")
-TAG = "bakery.cluster=prod"
 
 
 class FakeConn:
     """Just the listings the driver reads: servers by metadata, tagged ports and floating IPs."""
 
-    def __init__(self, servers: dict[str, tuple[str, str]], ports: tuple[str, ...] = ()) -> None:
-        self.servers = [SimpleNamespace(name=n, id=f"id-{n}", status=st, metadata={"bakery.cluster": "prod",
+    def __init__(self, servers: dict[str, tuple[str, str]], ports: tuple[str, ...] = (), name: str = "prod") -> None:
+        self.servers = [SimpleNamespace(name=n, id=f"id-{n}", status=st, metadata={"bakery.cluster": name,
                                         "bakery.role": role}, addresses={"private": [{"addr": "10.0.0.9"}]})
                         for n, (role, st) in servers.items()]
-        self.ports = [SimpleNamespace(name=n, id=f"port-{n}", tags=[TAG], fixed_ips=[{"ip_address": f"10.0.0.{i}"}])
-                      for i, n in enumerate(ports, 10)]
+        self.ports = [SimpleNamespace(name=n, id=f"port-{n}", tags=[f"bakery.cluster={name}"],
+                                      fixed_ips=[{"ip_address": f"10.0.0.{i}"}]) for i, n in enumerate(ports, 10)]
         self.compute = SimpleNamespace(servers=lambda details=True: list(self.servers))
         self.network = SimpleNamespace(ports=lambda tags=None: list(self.ports), ips=lambda tags=None: [])
 
@@ -183,3 +182,27 @@ def test_docker_swarm_through_mutual_tls(tls_engine):
     finally:
         tls_engine.docker("node", "update", "--availability", "active", me["ID"])
         tls_engine.docker("service", "rm", "daytwo-web")
+
+
+@pytest.mark.engine
+def test_the_driver_asks_a_real_swarm_through_mutual_tls(tls_engine):
+    """The engine is the seed of cluster tlstest; a worker server it never saw is not in the swarm (so a
+    retirement only deletes it), and a new one is not Ready until the swarm lists it."""
+    from bakery import state
+    from bakery.providers.openstack import ready
+
+    certs = state.client_cert_dir(tls_engine.cluster, tls_engine.state_dir)
+    conn = FakeConn({"tlstest-seed": ("seed", "ACTIVE"), "tlstest-worker-1": ("worker", "ACTIVE")},
+                    name=tls_engine.cluster)
+    opts = ou.UpOptions(cluster=tls_engine.cluster, flavor="f", image="i", network="n", operator_cidr="127.0.0.1/32")
+    d = daytwo.OpenStackDriver(conn, opts, config.build({}), tls_engine.state_dir, lambda m: None,
+                               client_for=lambda address: ready.tls_client("127.0.0.1", tls_engine.port, certs))
+    members = {m.name: m for m in d.members()}
+    assert (members["seed"].in_swarm, members["seed"].status, members["seed"].manager_status) == (True, "Ready",
+                                                                                                  "Leader")
+    assert not members["worker-1"].in_swarm
+    assert d.ready(["seed", "worker-1"]) == {"seed": True, "worker-1": False}
+    plan = fleet.plan_scale(list(members.values()), 1, 0, False, d.limit)
+    assert plan.lines(daytwo.describer(d)) == [
+        "1. retire tlstest-worker-1 (worker): drain, wait for its tasks elsewhere, leave, remove, delete"]
+    assert [n["Hostname"] for n in d.swarm(avoid=["worker-1"]).nodes()] == ["seed"]
