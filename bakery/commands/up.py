@@ -14,8 +14,8 @@ mutual TLS. Shows progress until every node is Ready, then prints how to reach
 the swarm. `bakery down` removes exactly what this created. Needs root and
 systemd-nspawn.
 
-Re-run on a cluster that is up, `up` converges to the counts given (they are
-the whole desired state: --managers, --workers, --consul). New nodes boot and
+Re-run on a cluster that is up, `up` converges to the counts given (a count not
+given stays as it is: `bakery up --workers 4` keeps the managers). New nodes boot and
 join (they never init a swarm); nodes that go are drained (their tasks seen
 running elsewhere), demoted if managers, leave the swarm, are removed from it,
 then deleted, one at a time: down nodes first, then drained ones, then the
@@ -56,9 +56,12 @@ if TYPE_CHECKING:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", choices=("local", "openstack"), default="local",
                    help="local: systemd-nspawn nodes on this machine (default); openstack: Nova servers")
-    p.add_argument("--managers", type=int, default=3, help="managers including the seed (default 3; odd)")
-    p.add_argument("--workers", type=int, default=2, help="workers (default 2)")
-    p.add_argument("--consul", action="store_true", help="also boot a consul node")
+    p.add_argument("--managers", type=int, help="managers including the seed, odd (a new cluster: 3; "
+                                                "a running one: as many as it has)")
+    p.add_argument("--workers", type=int, help="workers (a new cluster: 2; a running one: as many as it has)")
+    p.add_argument("--consul", action=argparse.BooleanOptionalAction,
+                   help="also boot a consul node (--no-consul on a running cluster deletes it; "
+                        "not given: a new cluster has none, a running one keeps what it has)")
     p.add_argument("--unbaked", action="store_true",
                    help="boot the plain image: nodes install Docker at boot through an apt proxy on the bridge")
     add_config(p)
@@ -91,11 +94,22 @@ def run(args: argparse.Namespace) -> int:
     from ..providers.local.state import record_path
     from ..state import default_root
 
-    if args.managers < 1 or args.managers % 2 == 0:
+    if args.managers is not None and (args.managers < 1 or args.managers % 2 == 0):
         raise UserError(f"--managers {args.managers}: a swarm needs an odd number of managers for raft quorum",
                         fix="use 1, 3, 5 or 7")
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers {args.workers} is negative", fix="use 0 or more")
+    state_dir = args.state_dir or default_root()
+    exists = args.provider == "local" and record_path(state_dir, cluster_name(args)).exists()
+    if exists:  # what is not given stays as it is
+        rec = cluster.load(state_dir, cluster_name(args))
+        roles = [n.role for n in rec.nodes]
+        args.managers = roles.count("seed") + roles.count("manager") if args.managers is None else args.managers
+        args.workers = roles.count("worker") if args.workers is None else args.workers
+        args.consul = "consul" in roles if args.consul is None else args.consul
+    args.managers = 3 if args.managers is None else args.managers
+    args.workers = 2 if args.workers is None else args.workers
+    args.consul = bool(args.consul)
     if args.provider == "openstack":
         from ..providers.openstack import commands
 
@@ -103,13 +117,12 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--dry-run is not available with --provider openstack yet",
                             fix="re-run without --dry-run: `up` there only adds what is missing (docs/DAY-TWO.md)")
         return commands.run_up(args, commands.tagged_name(cluster_name(args)))
-    state_dir = args.state_dir or default_root()
     opts = cluster.UpOptions(
         cluster=cluster_name(args), managers=args.managers, workers=args.workers,
         consul=args.consul, baked=not args.unbaked, user_config=config_path(args), state_dir=state_dir,
         cache_dir=args.cache_dir or rootfs.default_cache_dir(), timeout=args.timeout,
     )
-    if record_path(state_dir, opts.cluster).exists():
+    if exists:
         return _converge(args, opts)
     if args.dry_run:
         names = cluster.node_names(args.managers, args.workers, args.consul)
