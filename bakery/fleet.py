@@ -184,10 +184,18 @@ def plan_scale(members: Sequence[Member], managers: int, workers: int, consul: b
     # Managers first when growing (more of them before more work), workers first when shrinking
     # (tasks move while every manager is still there); unreachable managers go before reachable ones.
     retires.sort(key=lambda c: c.role in MANAGER_ROLES)
-    plan.changes = adds + retires
+    going = {c.node for c in retires}
+    # Booted by a run that stopped before they joined: wait for them again (boot is skipped, they run).
+    joining = [Change("add", m.name, m.role) for m in members
+               if m.running and not m.in_swarm and m.role != "consul" and m.name not in going]
+    plan.changes = joining + adds + retires
     down = [m.name for m in members if m.manager and m.in_swarm and not m.reachable]
     if down:
         plan.notes.append(f"unreachable managers: {', '.join(down)} (they count toward the majority until retired)")
+    dead = [m.name for m in members if not m.running and m.name not in going]
+    if dead:
+        plan.notes.append(f"not running, and kept: {', '.join(dead)} (they count as nodes; `bakery roll --nodes "
+                          f"{' '.join(dead)}` replaces them)")
     check_quorum(members, plan.changes)
     return plan
 
@@ -312,10 +320,10 @@ def wait_ready(driver: Driver, names: Sequence[str], timeout: float, progress: P
             return
         for name in names:
             if not driver.running(name):
-                raise Stopped(f"{name} stopped while booting; nothing else was changed")
+                raise Stopped(f"{name} stopped while booting; no node was retired for it")
         if time.monotonic() > deadline:
             missing = ", ".join(n for n, ok in ready.items() if not ok)
-            raise Stopped(f"{missing} not Ready after {timeout:.0f}s; nothing else was changed")
+            raise Stopped(f"{missing} not Ready after {timeout:.0f}s; no node was retired for it")
         time.sleep(2)
 
 

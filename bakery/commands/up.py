@@ -129,8 +129,14 @@ def run(args: argparse.Namespace) -> int:
         lines = [f"{i}. boot {n} ({r}, {cluster.address_for(n, r)})" for i, (n, r) in enumerate(names, 1)]
         return _print_plan(args, opts.cluster, "new", lines, [])
     cluster.require_local()
+    from ..providers.local.daytwo import exclusive
+
     start = time.monotonic()
-    rec = cluster.up(opts, stderr_progress("bakery up"))
+    with exclusive(state_dir, opts.cluster):  # two `up`s of a new cluster: the second is refused
+        if record_path(state_dir, opts.cluster).exists():
+            raise UserError(f"cluster {opts.cluster} was just created by another `bakery up`",
+                            fix="re-run to converge it")
+        rec = cluster.up(opts, stderr_progress("bakery up"))
     seconds = time.monotonic() - start
     return _reach(args, rec, state_dir, f"{len(rec.nodes)} nodes Ready in {seconds:.0f}s", seconds)
 

@@ -115,3 +115,12 @@ def test_replicas_column_is_parsed_with_or_without_the_per_node_limit() -> None:
     assert fleet.parse_replicas("3/4") == (3, 4)
     assert fleet.parse_replicas("2/3 (max 1 per node)") == (2, 3)
     assert fleet.parse_replicas("") is None
+
+
+def test_a_node_booted_by_a_stopped_run_is_waited_for_and_a_dead_one_named() -> None:
+    nodes = [*cluster(3, 1), fleet.Member("worker-2", "worker", True, False),  # booted, never joined
+             member("worker-3", "worker", running=False, status="Down")]
+    plan = fleet.plan_scale(nodes, 3, 3, False, 19)
+    assert [(c.kind, c.node) for c in plan.changes] == [("add", "worker-2")]
+    assert plan.notes == ["not running, and kept: worker-3 (they count as nodes; `bakery roll --nodes worker-3` "
+                          "replaces them)"]

@@ -29,16 +29,26 @@ JOURNAL = "roll.json"
 
 
 @contextmanager
-def exclusive(state_dir: Path, name: str) -> Iterator[None]:
-    """One day-two run per cluster at a time (another `up` or `roll` on it is refused, not queued)."""
-    path = record_path(state_dir, name).parent / "day2.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def exclusive(state_dir: Path, name: str, wait: float = 0) -> Iterator[None]:
+    """One `up`, `roll` or `down` per cluster at a time: another is refused (after `wait` seconds), not queued."""
+    import time
+
+    from ...state import private_dir
+
+    folder = record_path(state_dir, name).parent
+    private_dir(folder)
+    fd = os.open(folder / "day2.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"another `bakery up` or `bakery roll` is changing cluster {name} now",
-                            fix="wait for it to finish, then re-run") from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise UserError(f"another `bakery up`, `roll` or `down` is changing cluster {name} now",
+                                    fix="wait for it to finish (or stop it), then re-run") from None
+                time.sleep(0.5)
         yield
     finally:
         os.close(fd)
@@ -202,6 +212,9 @@ class LocalDriver:
             shutil.rmtree(node.dir, ignore_errors=True)
         self.rec.nodes.remove(node)
         self.save()
+        from ... import certs, state
+
+        certs.forget(state.cluster_dir(self.rec.cluster, self.state_dir), name)
 
 
 def _driver(opts: cluster.UpOptions, rec: ClusterRecord, image: str = "") -> LocalDriver:
