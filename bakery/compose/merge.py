@@ -405,8 +405,8 @@ def load(paths: list[Path], environ: Mapping[str, str], report: Report,
         elif version == "1" and "image" in svc.data and "build" in svc.data:
             raise svc.at("build").error(f"service {svc.name} has both image and build (version 1 takes one)",
                                         "keep one of them, or move the file to version 2", "build")
-    if not services:
-        raise ComposeError("no services defined", source=str(paths[0]), fix="define at least one service")
+    if not services:  # as both compose tools take it: a stack with no services (deploying it changes nothing)
+        report.info("no services defined: the stack has none", code="compose.services.none", source=str(paths[0]))
     unset: Unset = {}
     for lf in [*parts.files, *resolver.files.values()]:
         if lf.unset_at:

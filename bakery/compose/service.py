@@ -353,6 +353,8 @@ def convert_service(svc: Service, project: Project, report: Report, nodes: Seque
     keys = sorted(svc.data, key=lambda k: (k in _LATE, k))
     for key in keys:
         value = svc.data[key]
+        if key == "restart" and value == "":  # compose reads an empty restart as no policy, as if absent
+            continue
         if key.startswith("x-"):
             c.out[key] = value
             c.needs.add("3.7")
@@ -388,9 +390,9 @@ def _update_defaults(c: Ctx) -> None:
 
 def _finish(c: Ctx, kept: list[str]) -> None:
     source_v2 = not c.project.version.startswith("3")
-    if source_v2 and "restart" not in c.svc.data and "restart_policy" not in c.deploy:
+    if source_v2 and not c.svc.data.get("restart") and "restart_policy" not in c.deploy:
         c.deploy["restart_policy"] = {"condition": "none"}
-        c.info("restart", "no restart written: compose never restarts it, so it is rewritten as restart_policy "
+        c.info("restart", "no restart policy: compose never restarts it, so it is rewritten as restart_policy "
                "condition none (swarm would restart it forever)", "compose.restart.default", kind="rewritten")
     if "image" not in c.out:
         if "build" not in c.svc.data:

@@ -322,3 +322,13 @@ def test_a_v2_update_the_engine_rolls_back_says_why(engine, deployer, tmp_path):
     errors = out["result"]["errors"]
     assert any("No such image: local/busybox:no-such-tag" in e for e in errors), errors
     engine.docker("stack", "rm", "v2rb")
+
+
+def test_a_file_without_services_deploys_nothing(engine, deployer, tmp_path):
+    """compose takes `services: {}` (both tools); the stack has no services and deploying it is a no-op."""
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services: {}\n")
+    code, out = deployer(str(compose), "--name", "empty")
+    assert code == 0, out
+    assert out["plan"] == [] and out["result"]["ok"] is True
+    assert _services(engine, "empty") == {}
