@@ -1,8 +1,23 @@
 """Convert docker-compose v1/v2.x/v3 and Compose Specification files into a swarm-mode v3 stack file.
 
-The stack YAML goes to stdout (or -o FILE); the report of what was kept,
-approximated and dropped goes to stderr. With --output json the report is
-JSON on stdout (and the stack is included in it unless -o is given).
+The stack YAML goes to stdout (or -o FILE); the report goes to stderr, one
+heading per service (network, volume; `file:` for the file as a whole). It is
+short: what was dropped or approximated, and warnings. -v adds what was
+rewritten into another form (a classic-Swarm hint into a placement constraint,
+restart: unless-stopped into condition any), notes, and the keys kept exactly.
+
+With --output json the report is JSON on stdout, every finding whatever -v:
+  {"version": "3.7", "source_version": "2.0", "ok": true,
+   "findings": [{"severity": "warning", "kind": "lost", "subject": "service web",
+                 "code": "compose.key.unsupported", "message": "...", "fix": "...",
+                 "source": "docker-compose.yml", "line": 6, "column": 17,
+                 "path": "services.web.privileged"}, ...],
+   "stack": {...}}
+severity: error, warning, info. kind: lost (dropped), approximated (kept with a
+loss), rewritten (the same meaning in another form), kept (kept exactly),
+warning, note. subject: "service NAME", "network NAME", "volume NAME" or null.
+fix: what to do instead, or null when there is nothing to do. "stack" is there
+unless -o is given or --strict failed.
 Relative host paths (bind sources like ./html, secret and config files) are
 written relative to the stack file: docker resolves them against the stack
 file's folder, so with -o elsewhere they are rewritten to name the same place
@@ -30,7 +45,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_STRICT, UserError
-from ..report import Report
+from ..report import Report, counts, render
 from .common import add_out_file, add_output
 
 
@@ -41,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_out_file(parser, "the stack")
     add_output(parser, text="the stack on stdout, the report on stderr", json="the report (and the stack unless -o)")
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on any warning")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="the report lists rewrites, notes and what was kept exactly too")
     parser.add_argument("--env-file", type=Path, action="append", default=[], metavar="F",
                         help="variables for interpolation (replaces the .env beside the file; repeatable)")
     parser.add_argument("--publish-mode", choices=("ingress", "host"), default="ingress",
@@ -54,9 +71,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "$COMPOSE_PROFILES); services without profiles are always converted")
 
 
-def _print_report(report: Report, summary: str) -> None:
-    for finding in report.findings:
-        print(finding, file=sys.stderr)
+def _print_report(report: Report, summary: str, verbose: bool) -> None:
+    for line in render(report.findings, verbose=verbose):
+        print(line, file=sys.stderr)
+    hidden = counts(f for f in report.findings if f.severity == "info")
+    if hidden and not verbose:
+        words = (("rewritten", "rewrite(s)"), ("note", "note(s)"))
+        parts = [f"{hidden[k]} {word}" for k, word in words if hidden.get(k)]
+        summary += f"; -v lists {' and '.join(parts) + ' and ' if parts else ''}what was kept exactly"
     print(summary, file=sys.stderr)
 
 
@@ -90,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(doc, sys.stdout, indent=1, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        _print_report(report, summary)
+        _print_report(report, summary, args.verbose)
     if failed:
         return EXIT_STRICT
     if args.out is not None:

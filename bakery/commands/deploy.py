@@ -75,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--name", type=given, help="stack name (default: the first file's directory name)")
     parser.add_argument("--env-file", action="append", default=[], metavar="FILE", help="variables for ${VAR}")
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on conversion warnings")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="list the conversion's rewrites, notes and what was kept exactly too")
     parser.add_argument("--publish-mode", choices=("ingress", "host"), default="ingress",
                         help="for compose v1/v2 input: publish ports through the routing mesh (default) or "
                              "in host mode")
@@ -302,14 +304,16 @@ class ProgressView:
         self.stream.flush()
 
 
-def _print_findings(report: Report) -> None:
-    for finding in report.findings:
-        print(str(finding), file=sys.stderr)
+def _print_findings(args: argparse.Namespace, report: Report) -> None:
+    from ..report import render
+
+    for line in render(report.findings, verbose=args.verbose):
+        print(line, file=sys.stderr)
 
 
 def _strict(args: argparse.Namespace, report: Report) -> None:
     if args.strict and report.warnings:
-        _print_findings(report)
+        _print_findings(args, report)
         raise StrictError(f"{len(report.warnings)} warning(s) and --strict")
 
 
@@ -365,7 +369,7 @@ def _plan(args: argparse.Namespace) -> tuple[Target, Plan, dict[str, Any]]:
     report.extend(found)
     _strict(args, report)
     if args.output == "text":
-        _print_findings(report)
+        _print_findings(args, report)
     out: dict[str, Any] = {"ok": True, "exit_code": EXIT_OK, "stack": stack, "engine": target.to_json(),
                            "plan": plan.to_json()["changes"], "findings": report.to_json()}
     return target, plan, out

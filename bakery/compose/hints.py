@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..report import Report, Severity
+from ..report import Kind, Report, Severity
 from .model import NodeInfo, Ref
 
 HINT_PREFIXES = ("constraint:", "affinity:", "reschedule:")
@@ -36,6 +36,20 @@ class Hint:
     kind: str  # constraint, affinity, reschedule
     text: str  # what follows `kind:`
     ref: Ref  # where it was written
+
+    @property
+    def key(self) -> str:
+        """The service key it was written under (environment, labels, env_file)."""
+        return str(self.ref.path[2]) if len(self.ref.path) > 2 else ""
+
+
+def beside_hints(key: str, value: Any) -> bool:
+    """Whether environment or labels hold anything besides hints (that part is kept exactly)."""
+    if not isinstance(value, dict):
+        return bool(value)
+    if key == "labels":
+        return any(k not in HINT_LABELS for k in value)
+    return any(not str(k).startswith(HINT_PREFIXES) for k in value)
 
 
 def _entry_ref(ref: Ref, key: str) -> Ref:
@@ -110,15 +124,16 @@ class Placement:
         self.constraints: list[str] = []
         self.global_mode = False
 
-    def _note(self, hint: Hint, level: Severity, message: str, code: str, fix: str | None = None) -> None:
-        hint.ref.add(self.report, level, f"service {self.service}: {message}", code, fix)
+    def _note(self, hint: Hint, level: Severity, message: str, code: str, fix: str | None = None,
+              kind: Kind = "note") -> None:
+        hint.ref.add(self.report, level, message, code, fix, kind=kind, subject=f"service {self.service}")
 
     def add(self, hint: Hint) -> None:
         if hint.kind == "reschedule":
             policy = hint.text.strip()
             level: Severity = "info" if policy == "on-node-failure" else "warning"
-            self._note(hint, level, f"reschedule:{policy}: swarm always reschedules tasks of failed nodes",
-                       "compose.hint.reschedule")
+            self._note(hint, level, f"reschedule:{policy} dropped: swarm always reschedules tasks of failed nodes",
+                       "compose.hint.reschedule", kind="note" if level == "info" else "lost")
             return
         m = _EXPR.match(hint.text)
         if m is None:
@@ -127,20 +142,21 @@ class Placement:
         key, op, value = m.group("key"), m.group("op"), m.group("value")
         if hint.kind == "affinity" and self._self_anti_affinity(key, op, value):
             self.global_mode = True
-            self._note(hint, "info", f"affinity:{hint.text} keeps at most one task per node: deploy.mode "
-                       "global, or with a scale max_replicas_per_node 1", "compose.hint.global")
+            self._note(hint, "info", f"affinity:{hint.text} rewritten as at most one task per node: deploy.mode "
+                       "global, or with a scale placement.max_replicas_per_node 1", "compose.hint.global",
+                       kind="rewritten")
         elif hint.kind == "affinity":
             self._note(hint, "warning", f"affinity:{hint.text} has no swarm-mode equivalent; dropped",
                        "compose.hint.affinity",
-                       "label the nodes and use a placement constraint, or run both parts in one service")
+                       "label the nodes and use a placement constraint, or run both parts in one service", "lost")
         elif value.startswith("~"):
             self._note(hint, "warning", f"soft constraint {hint.text} has no swarm-mode equivalent; dropped",
-                       "compose.hint.soft", "make it a hard constraint (remove ~) or drop it")
+                       "compose.hint.soft", "make it a hard constraint by removing the ~, or drop it", "lost")
         elif key in DEFAULT_TAGS:
             self._note(hint, "warning", f"constraint on classic-Swarm tag {key!r} has no swarm-mode "
                        "equivalent; dropped", "compose.hint.tag",
                        f"label the nodes (docker node update --label-add {key}=...) and constrain on "
-                       f"node.labels.{key}")
+                       f"node.labels.{key}", "lost")
         else:
             self._constraint(hint, key, op, value)
 
@@ -165,6 +181,8 @@ class Placement:
             raise hint.ref.error(str(exc), "fix the regular expression") from None
         if pattern is None:
             self.constraints.append(f"{field}{op}{value}")
+            self._note(hint, "info", f"{hint.kind}:{hint.text} rewritten as placement constraint {field}{op}{value}",
+                       "compose.hint.constraint", kind="rewritten")
             return
         if self.nodes is None:
             raise hint.ref.error(
@@ -177,14 +195,16 @@ class Placement:
             raise hint.ref.error(f"constraint {hint.text!r} matches none of the {len(self.nodes)} nodes",
                                  "check the pattern and the node inventory")
         if op == "==" and len(matching) == 1:
-            self.constraints.append(f"node.hostname=={matching[0]}")
+            added = [f"node.hostname=={matching[0]}"]
         else:
             # Constraints are ANDed, so "one of these nodes" is written as "none of the others".
             excluded = others if op == "==" else matching
-            self.constraints.extend(f"node.hostname!={h}" for h in excluded)
-        self._note(hint, "info", f"constraint {hint.text!r} expanded against the node inventory "
-                   f"({len(matching)} of {len(self.nodes)} nodes match); nodes added later are not covered",
-                   "compose.hint.expanded")
+            added = [f"node.hostname!={h}" for h in excluded]
+        self.constraints.extend(added)
+        written = ", ".join(added) or "none (every node matches)"
+        self._note(hint, "info", f"{hint.kind}:{hint.text} rewritten as placement constraints {written}: "
+                   f"expanded against the node inventory ({len(matching)} of {len(self.nodes)} nodes match); "
+                   "nodes added later are not covered", "compose.hint.expanded", kind="rewritten")
 
     def result(self) -> list[str]:
         return sorted(set(self.constraints))

@@ -25,13 +25,16 @@ _NODE_PATHS = {"/", "/sys", "/proc", "/dev", "/var/run", "/run", "/var/run/docke
 def network_mode(c: Scope, mode: str) -> str | None:
     """The swarm network a network_mode joins (host, none), or None."""
     if mode in _SPECIAL_MODES:
+        c.info("network_mode", f"{mode} rewritten as the swarm network {mode} (external)",
+               "compose.network_mode.special", kind="rewritten")
         return mode
     if mode == "bridge":
-        c.info("network_mode", "network_mode bridge: the service joins the stack's default overlay network",
-               "compose.network_mode.bridge")
+        c.info("network_mode", "bridge rewritten as the stack's default overlay network",
+               "compose.network_mode.bridge", kind="rewritten")
     else:
-        c.warn("network_mode", f"network_mode {mode!r} cannot be shared in swarm; dropped",
-               "compose.network_mode.shared", "put both processes in one service, or talk over a network")
+        c.warn("network_mode", f"{mode!r} dropped: swarm cannot share a network namespace",
+               "compose.network_mode.shared", "put both processes in one service, or talk over a network",
+               kind="lost")
     return None
 
 
@@ -95,7 +98,7 @@ def _named_volume(c: Scope, name: str, index: int) -> NodeBound | None:
     if not is_local(declared[0] if declared else {}):
         return None
     return NodeBound(f"volume {name} is local", "each node has its own copy", "compose.volumes.local", index,
-                     "pin the service to one node, or give the volume a shared driver (NFS driver_opts)")
+                     "pin the service to one node, or give the volume a shared driver such as NFS driver_opts")
 
 
 def is_local(spec: dict[str, Any]) -> bool:
@@ -141,8 +144,8 @@ def service_networks(c: Scope, networks: dict[str, Any]) -> list[str] | dict[str
 def _service_network(c: Scope, name: str, spec: dict[str, Any]) -> dict[str, Any] | None:
     for key in ("ipv4_address", "ipv6_address", "link_local_ips", "priority"):
         if key in spec:
-            c.warn("networks", f"networks.{name}.{key} dropped: swarm assigns addresses itself",
-                   "compose.networks.static", "address the service by name (or alias)", name)
+            c.warn("networks", "dropped: swarm assigns addresses itself", "compose.networks.static",
+                   "address the service by its name or an alias", name, key, kind="lost")
     aliases = spec.get("aliases")
     return {"aliases": sorted(aliases)} if aliases else None
 
@@ -167,27 +170,29 @@ def _top_network(name: str, spec: dict[str, Any], ref: Ref, report: Report, need
         if key in spec:
             net[key] = spec[key]
     if driver == "bridge":
-        ref.add(report, "info", f"network {name}: bridge becomes overlay (bridges exist on one host only)",
-                "compose.network.overlay")
+        ref.add(report, "info", "driver bridge rewritten as overlay (bridges exist on one host only)",
+                "compose.network.overlay", kind="rewritten")
         driver = "overlay"
-        _drop_bridge_options(name, net, ref, report)
+        _drop_bridge_options(net, ref, report)
     net["driver"] = driver
     if "attachable" in spec:
         needs.add("3.2")
     if "enable_ipv6" in spec:
-        ref.add(report, "warning", f"network {name}: enable_ipv6 dropped", "compose.key.unsupported",
-                "create the network yourself (docker network create --ipv6) and mark it external")
+        ref.add(report, "warning", "enable_ipv6 dropped: the stack creates IPv4 overlay networks",
+                "compose.key.unsupported",
+                "create the network yourself (docker network create --ipv6) and mark it external", "enable_ipv6",
+                kind="lost")
     if "ipam" in spec:
-        net["ipam"] = _ipam(name, spec["ipam"], ref, report)
+        net["ipam"] = _ipam(spec["ipam"], ref, report)
     return net
 
 
-def _drop_bridge_options(name: str, net: dict[str, Any], ref: Ref, report: Report) -> None:
+def _drop_bridge_options(net: dict[str, Any], ref: Ref, report: Report) -> None:
     opts = net.get("driver_opts") or {}
     bridge_only = sorted(k for k in opts if str(k).startswith("com.docker.network.bridge."))
     if bridge_only:
-        ref.add(report, "warning", f"network {name}: bridge options {', '.join(bridge_only)} dropped "
-                "(they mean nothing to overlay)", "compose.network.bridge_opts")
+        ref.add(report, "warning", f"bridge options {', '.join(bridge_only)} dropped (they mean nothing to overlay)",
+                "compose.network.bridge_opts", None, "driver_opts", kind="lost")
         kept = {k: v for k, v in opts.items() if k not in bridge_only}
         if kept:
             net["driver_opts"] = kept
@@ -195,17 +200,17 @@ def _drop_bridge_options(name: str, net: dict[str, Any], ref: Ref, report: Repor
             net.pop("driver_opts", None)
 
 
-def _ipam(name: str, ipam: dict[str, Any], ref: Ref, report: Report) -> dict[str, Any]:
+def _ipam(ipam: dict[str, Any], ref: Ref, report: Report) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k, v in ipam.items() if k == "driver"}
     if "options" in ipam:
-        ref.add(report, "warning", f"network {name}: ipam options dropped (stack files have no ipam options)",
-                "compose.network.ipam")
+        ref.add(report, "warning", "ipam options dropped (stack files have no ipam options)",
+                "compose.network.ipam", None, "ipam", "options", kind="lost")
     configs = []
-    for cfg in ipam.get("config") or []:
+    for i, cfg in enumerate(ipam.get("config") or []):
         lost = sorted(k for k in cfg if k != "subnet")
         if lost:
-            ref.add(report, "warning", f"network {name}: ipam {', '.join(lost)} dropped (swarm keeps only subnets)",
-                    "compose.network.ipam")
+            ref.add(report, "warning", f"ipam {', '.join(lost)} dropped (swarm keeps only subnets)",
+                    "compose.network.ipam", None, "ipam", "config", i, kind="lost")
         if "subnet" in cfg:
             configs.append({"subnet": cfg["subnet"]})
     if configs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..report import Report
+from ..report import Kind, Report
 from .model import Project, Ref, Service
 
 
@@ -18,8 +18,13 @@ class Scope:
     def ref(self, key: str) -> Ref:
         return self.svc.at(key)
 
-    def warn(self, key: str, message: str, code: str, fix: str | None = None, *extra: Any) -> None:
-        self.ref(key).add(self.report, "warning", f"service {self.svc.name}: {message}", code, fix, *extra)
+    def warn(self, key: str, message: str, code: str, fix: str | None = None, *extra: Any,
+             kind: Kind = "warning") -> None:
+        self.ref(key).add(self.report, "warning", message, code, fix, *extra, kind=kind, subject=self.subject)
 
-    def info(self, key: str, message: str, code: str, *extra: Any) -> None:
-        self.ref(key).add(self.report, "info", f"service {self.svc.name}: {message}", code, None, *extra)
+    def info(self, key: str, message: str, code: str, *extra: Any, kind: Kind = "note") -> None:
+        self.ref(key).add(self.report, "info", message, code, None, *extra, kind=kind, subject=self.subject)
+
+    @property
+    def subject(self) -> str:  # a key read through extends is located in the base service, but is this one's
+        return f"service {self.svc.name}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ComposeError
-from ..report import Report
+from ..report import Kind, Report
 from . import hints, network, values
 from .interpolate import parse_env_file
 from .keys import SERVICE_KEYS
@@ -68,11 +68,12 @@ class Ctx:
         res: dict[str, Any] = self.deploy.setdefault("resources", {}).setdefault(kind, {})
         return res
 
-    def warn(self, key: str, message: str, code: str, fix: str | None = None, *extra: Any) -> None:
-        self.scope.warn(key, message, code, fix, *extra)
+    def warn(self, key: str, message: str, code: str, fix: str | None = None, *extra: Any,
+             kind: Kind = "warning") -> None:
+        self.scope.warn(key, message, code, fix, *extra, kind=kind)
 
-    def info(self, key: str, message: str, code: str, *extra: Any) -> None:
-        self.scope.info(key, message, code, *extra)
+    def info(self, key: str, message: str, code: str, *extra: Any, kind: Kind = "note") -> None:
+        self.scope.info(key, message, code, *extra, kind=kind)
 
 
 def _environment(c: Ctx, value: dict[str, str | None]) -> None:
@@ -93,7 +94,7 @@ def _env_file(c: Ctx, value: list[str]) -> None:
         except ComposeError as exc:
             if exc.line is not None:  # a bad line inside the env file: that is the place to point at
                 raise
-            raise c.ref("env_file").error(f"service {c.svc.name}: env_file: {exc.message}", exc.fix) from None
+            raise c.ref("env_file").error(exc.message, exc.fix) from None
     kept, found = hints.from_environment(merged, c.ref("env_file"))
     c.hints.extend(found)
     c.env = {**kept, **c.env}
@@ -113,8 +114,8 @@ def _build(c: Ctx, value: dict[str, Any]) -> None:
         raise c.ref("build").error(f"service {c.svc.name} has build but no image; swarm cannot build images",
                                    "add image: with the name you push, or pass --image-prefix REGISTRY/PROJECT")
     c.out["image"] = f"{c.image_prefix.rstrip('/')}/{c.svc.name}"
-    c.info("build", f"image set to {c.out['image']} from --image-prefix; build and push it before deploying",
-           "compose.build.image_prefix")
+    c.info("build", f"rewritten as image {c.out['image']} (from --image-prefix); build and push it before deploying",
+           "compose.build.image_prefix", kind="rewritten")
 
 
 def _restart(c: Ctx, value: str) -> None:
@@ -128,8 +129,8 @@ def _restart(c: Ctx, value: str) -> None:
         policy["max_attempts"] = attempts
     c.deploy.setdefault("restart_policy", policy)
     if value == "unless-stopped":
-        c.info("restart", "unless-stopped becomes condition any (swarm does not remember a manual stop)",
-               "compose.restart.unless_stopped")
+        c.info("restart", "unless-stopped rewritten as restart_policy condition any (swarm does not remember a "
+               "manual stop)", "compose.restart.unless_stopped", kind="rewritten")
 
 
 def _size(c: Ctx, key: str, value: Any) -> str:
@@ -176,7 +177,8 @@ def _ports(c: Ctx, value: list[Any]) -> None:
                                        "write [HOST_IP:]PUBLISHED:TARGET[/PROTO] or TARGET", i)
         if parsed.ip:
             c.warn("ports", f"host IP {parsed.ip} of {entry!r} dropped: swarm publishes on every address",
-                   "compose.ports.host_ip", "firewall the port, or publish it in host mode on chosen nodes", i)
+                   "compose.ports.host_ip", "firewall the port, or publish it in host mode on chosen nodes", i,
+                   kind="lost")
         if not parsed.published:
             c.warn("ports", f"{entry!r} publishes container port {parsed.target} on a random port",
                    "compose.ports.random", f"write PUBLISHED:{parsed.target} to choose it", i)
@@ -221,7 +223,8 @@ def _tmpfs(c: Ctx, value: list[str]) -> None:
                 mount["tmpfs"] = {"size": size}
                 c.needs.add("3.6")
             else:
-                c.warn("tmpfs", f"tmpfs option {opt!r} on {target} is lost", "compose.tmpfs.option")
+                c.warn("tmpfs", f"option {opt!r} on {target} dropped: swarm's tmpfs mounts take only a size",
+                       "compose.tmpfs.option", kind="lost")
         c.mounts = replace(c.mounts, entries=(*c.mounts.entries, mount))
 
 
@@ -229,8 +232,8 @@ def _init(c: Ctx, value: bool | str) -> None:
     c.out["init"] = bool(value)
     c.needs.add("3.7")
     if isinstance(value, str):
-        c.warn("init", f"init binary {value!r} is lost; the engine's default init is used",
-               "compose.init.path")
+        c.warn("init", f"init binary {value!r} dropped: the engine's default init is used",
+               "compose.init.path", kind="lost")
 
 
 def _platform(c: Ctx, value: str) -> None:
@@ -337,6 +340,8 @@ HANDLERS: dict[str, Handler] = {
 }
 HANDLERS.update({key: _copy(key) for key in _COPIED})
 
+# Approximated keys whose handler reports what each value keeps or loses (the row's note is the general case).
+_SELF_REPORTING = frozenset({"network_mode"})
 # Order of handling: restart before deploy so an explicit deploy.restart_policy wins.
 _LATE = ("deploy",)
 
@@ -348,6 +353,8 @@ def convert_service(svc: Service, project: Project, report: Report, nodes: Seque
     keys = sorted(svc.data, key=lambda k: (k in _LATE, k))
     for key in keys:
         value = svc.data[key]
+        if key == "restart" and value == "":  # compose reads an empty restart as no policy, as if absent
+            continue
         if key.startswith("x-"):
             c.out[key] = value
             c.needs.add("3.7")
@@ -355,9 +362,11 @@ def convert_service(svc: Service, project: Project, report: Report, nodes: Seque
         spec = SERVICE_KEYS[key]
         if spec.disposition == "exact":
             kept.append(key)
-        elif spec.disposition != "resolved":
-            what = "approximated" if spec.disposition == "approximated" else "not supported by swarm"
-            c.warn(key, f"{key} {what}: {spec.note}", f"compose.key.{spec.disposition}")
+        elif spec.disposition == "approximated" and key not in _SELF_REPORTING:
+            c.warn(key, f"approximated: {spec.note}", "compose.key.approximated", spec.fix, kind="approximated")
+        elif spec.disposition == "unsupported":
+            c.warn(key, f"dropped, not supported by swarm: {spec.note}", "compose.key.unsupported", spec.fix,
+                   kind="lost")
         if key in _COPIED:
             c.needs.add(_COPIED[key])
         handler = HANDLERS.get(key)
@@ -381,10 +390,10 @@ def _update_defaults(c: Ctx) -> None:
 
 def _finish(c: Ctx, kept: list[str]) -> None:
     source_v2 = not c.project.version.startswith("3")
-    if source_v2 and "restart" not in c.svc.data and "restart_policy" not in c.deploy:
+    if source_v2 and not c.svc.data.get("restart") and "restart_policy" not in c.deploy:
         c.deploy["restart_policy"] = {"condition": "none"}
-        c.info("restart", "no restart: compose never restarts it, so restart_policy is condition none "
-               "(swarm would restart it forever)", "compose.restart.default")
+        c.info("restart", "no restart policy: compose never restarts it, so it is rewritten as restart_policy "
+               "condition none (swarm would restart it forever)", "compose.restart.default", kind="rewritten")
     if "image" not in c.out:
         if "build" not in c.svc.data:
             raise c.svc.ref.error(f"service {c.svc.name} has no image", "add image: NAME[:TAG]")
@@ -410,6 +419,10 @@ def _finish(c: Ctx, kept: list[str]) -> None:
         _update_defaults(c)
     if c.deploy:
         c.out["deploy"] = c.deploy
+    # environment and labels with classic-Swarm hints: the hints are rewrites (reported each), the rest is kept
+    rewritten = {h.key for h in c.hints}
+    kept = [f"{k} (other than its hints)" if k in rewritten else k for k in kept
+            if k not in rewritten or hints.beside_hints(k, c.svc.data.get(k))]
     if kept:
-        c.svc.ref.add(c.report, "info", f"service {c.svc.name}: kept exactly: {', '.join(kept)}",
-                      "compose.key.exact")
+        c.svc.ref.add(c.report, "info", f"kept exactly: {', '.join(kept)}", "compose.key.exact", kind="kept",
+                      subject=c.scope.subject)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import ComposeError, PathPart
-from ..report import Report, Severity
+from ..report import Kind, Report, Severity, subject_of
 from ..yamlsrc import Document, Path_
 
 Condition = Literal["service_started", "service_healthy", "service_completed_successfully"]
@@ -45,8 +45,14 @@ class Ref:
         return ComposeError(message, fix=fix, **self.where(*extra))
 
     def add(self, report: Report, severity: Severity, message: str, code: str,
-            fix: str | None = None, *extra: PathPart) -> None:
-        report.add(severity, message, code=code, fix=fix, **self.where(*extra))
+            fix: str | None = None, *extra: PathPart, kind: Kind | None = None,
+            subject: str | None = None) -> None:
+        """A finding here; its subject (service web) given, or from the path as written (which a
+        version 1 file shows without `services:`)."""
+        where: dict[str, Any] = {**self.where(*extra), "subject": subject or subject_of(self.path)}
+        if kind is not None:
+            where["kind"] = kind
+        report.add(severity, message, code=code, fix=fix, **where)
 
 
 @dataclass(frozen=True)

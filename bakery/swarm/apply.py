@@ -141,6 +141,9 @@ class _Applier:
             before = (t.state, t.watch.running)
             verdict = t.watch.observe(service, [x for x in tasks if x.get("ServiceID") == t.ident], now)
             if verdict == "failed":
+                # Every task of the service, not only the up-to-date ones: an update the engine rolled
+                # back leaves its failed tasks out of date, and their error is the one that explains.
+                t.watch.task_errors(self.engine.tasks([t.ident]))
                 t.errors.extend(t.watch.errors or ["did not converge"])
                 self.emit(t, "failed", "; ".join(t.watch.errors))
             elif verdict == "done":

@@ -118,7 +118,7 @@ def _compare(want: Desired, have: dict[str, Any] | None, refs: Mapping[str, str]
         diffs = differences(wanted, live)
         if diffs:
             report.warn(
-                f"{want.kind} {want.name} differs from the file ({', '.join(diffs)}) and is left as it is",
+                f"the live {want.name} differs from the file ({', '.join(diffs)}) and is left as it is",
                 path=(f"{want.kind}s", want.key),
                 code="deploy.immutable",
                 fix=f"{want.kind}s cannot be changed in place; remove the stack's {want.kind} to recreate it",

@@ -305,3 +305,30 @@ def test_the_compose_file_and_its_converted_stack_file_deploy_the_same(engine, d
     assert code == 0, out
     assert {c["action"] for c in out["plan"]} == {"unchanged"}, out["plan"]
     assert {n: s["Version"]["Index"] for n, s in _services(engine, "rt").items()} == versions
+
+
+def test_a_v2_update_the_engine_rolls_back_says_why(engine, deployer, tmp_path):
+    """v2 input deploys with update failure_action rollback: the engine rolls the bad update back
+    itself, and the failure names the task's error, not only "rollback completed"."""
+    compose = tmp_path / "docker-compose.yml"
+    app = {"image": "local/busybox:1", "command": ["sleep", "3600"], "restart": "always"}
+    compose.write_text(yaml.safe_dump({"version": "2.4", "services": {"app": app}}))
+    code, out = deployer(str(compose), "--name", "v2rb")
+    assert code == 0, out
+    app["image"] = "local/busybox:no-such-tag"
+    compose.write_text(yaml.safe_dump({"version": "2.4", "services": {"app": app}}))
+    code, out = deployer(str(compose), "--name", "v2rb")
+    assert code == 1, out
+    errors = out["result"]["errors"]
+    assert any("No such image: local/busybox:no-such-tag" in e for e in errors), errors
+    engine.docker("stack", "rm", "v2rb")
+
+
+def test_a_file_without_services_deploys_nothing(engine, deployer, tmp_path):
+    """compose takes `services: {}` (both tools); the stack has no services and deploying it is a no-op."""
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services: {}\n")
+    code, out = deployer(str(compose), "--name", "empty")
+    assert code == 0, out
+    assert out["plan"] == [] and out["result"]["ok"] is True
+    assert _services(engine, "empty") == {}
