@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ComposeError
 from ..report import Kind, Report
+from ..stack.model import NodeLabel
 from . import hints, network, values
 from .interpolate import parse_env_file
 from .keys import SERVICE_KEYS
@@ -47,6 +48,7 @@ class Ctx:
     needs: set[str] = field(default_factory=lambda: {"3.0"})
     hints: list[hints.Hint] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
+    node_labels: dict[str, NodeLabel] = field(default_factory=dict)  # pattern hints, as node labels
     env: dict[str, str | None] = field(default_factory=dict)
     depends: dict[str, str] = field(default_factory=dict)
     networks: dict[str, Any] = field(default_factory=dict)
@@ -399,8 +401,8 @@ def _finish(c: Ctx, kept: list[str]) -> None:
             raise c.svc.ref.error(f"service {c.svc.name} has no image", "add image: NAME[:TAG]")
     if c.env:
         c.out["environment"] = dict(sorted(c.env.items()))
-    constraints, global_mode = hints.place(c.svc.name, c.hints, c.nodes, c.report)
-    constraints += c.constraints
+    placed = hints.place(c.svc.name, c.hints, c.nodes, c.report)
+    constraints, global_mode, c.node_labels = placed.constraints + c.constraints, placed.global_mode, placed.labels
     if global_mode and c.deploy.get("replicas") is not None:
         # One per node, and the count kept: tasks beyond the node count stay pending, as in classic Swarm.
         c.deploy.setdefault("placement", {}).setdefault("max_replicas_per_node", 1)

@@ -28,6 +28,7 @@ from .model import (
     Mode,
     Mount,
     Network,
+    NodeLabel,
     Pairs,
     Placement,
     Port,
@@ -148,7 +149,24 @@ def load(data: Mapping[str, Any], locate: Locate | None = None, source: str = "<
                        for k, v in sorted(top.mapping(data.get("networks"), "networks").items())),
         volumes=tuple(_volume(str(k), _At(locate, ("volumes", k)), top.mapping(v, "volumes", k))
                       for k, v in sorted(top.mapping(data.get("volumes"), "volumes").items())),
-        secrets=_blobs("secret", data, locate), configs=_blobs("config", data, locate))
+        secrets=_blobs("secret", data, locate), configs=_blobs("config", data, locate),
+        node_labels=tuple(_node_label(str(k), _At(locate, ("node_labels", k)), v)
+                          for k, v in sorted(top.mapping(data.get("node_labels"), "node_labels").items())))
+
+
+def _node_label(label: str, at: _At, hint: Any) -> NodeLabel:
+    """`bakery.hint.<hex>: node==web*` (the file's x-bakery.node_labels): the label must be the
+    one its hint names, else the services' constraints and the labelled nodes would disagree."""
+    parts = values.hint_parts(at.text(hint)) if isinstance(hint, str) else None
+    if parts is None:
+        raise at.fail((), f"{hint!r} is not a classic-Swarm hint", "write KEY==PATTERN or KEY!=PATTERN")
+    if at.parse(values.hint_pattern, parts[2]) is None:
+        raise at.fail((), f"hint {hint!r} has no pattern; an exact value needs no node label",
+                      "remove the entry and constrain on the value itself")
+    if values.hint_label(*parts) != label:
+        raise at.fail((), f"label {label} does not name the hint {hint!r} (that is {values.hint_label(*parts)})",
+                      "convert the compose file again rather than editing x-bakery by hand")
+    return NodeLabel(label, *parts, ref=at.ref())
 
 
 def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:

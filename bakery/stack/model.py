@@ -9,12 +9,14 @@ top-level object keeps the `Ref` of the YAML it came from, so a check made later
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import ComposeError, PathPart
 from ..report import Kind, Report, Severity, subject_of
 from ..yamlsrc import Document, Path_
+from . import values
 
 Condition = Literal["service_started", "service_healthy", "service_completed_successfully"]
 CONDITIONS: tuple[Condition, ...] = ("service_started", "service_healthy", "service_completed_successfully")
@@ -239,9 +241,42 @@ class Blob:
 
 
 @dataclass(frozen=True)
+class NodeLabel:
+    """A classic-Swarm pattern hint (`constraint:node==web*`) kept as a node label.
+
+    Swarm mode has no patterns, so the services' constraint is `node.labels.<label>==true` and
+    the nodes the hint admits carry that label: `bakery deploy` labels them from the live swarm
+    at every deploy (and takes it off the ones that no longer match); the stack file keeps the
+    hint in `x-bakery.node_labels` for that. A node that joins later has no label, so it gets no
+    task until a deploy has matched it: the hint never admits a node it does not match."""
+
+    label: str  # bakery.hint.<12 hex>
+    key: str  # node (the hostname) or an engine label
+    op: str  # == or !=
+    value: str  # the pattern: a glob or /regex/
+    ref: Ref = field(compare=False, repr=False)
+
+    @property
+    def hint(self) -> str:
+        return f"{self.key}{self.op}{self.value}"
+
+    @property
+    def constraint(self) -> str:
+        return f"node.labels.{self.label}==true"
+
+    def admits(self, hostname: str, engine_labels: Mapping[str, str]) -> bool:
+        """Whether a node with this hostname and these engine labels satisfies the hint."""
+        pattern = values.hint_pattern(self.value)
+        assert pattern is not None  # checked when loaded
+        have = hostname if self.key == "node" else engine_labels.get(self.key)
+        return values.hint_matches(pattern, have) == (self.op == "==")
+
+
+@dataclass(frozen=True)
 class Stack:
     services: tuple[Service, ...]
     networks: tuple[Network, ...] = ()
     volumes: tuple[Volume, ...] = ()
     secrets: tuple[Blob, ...] = ()
     configs: tuple[Blob, ...] = ()
+    node_labels: tuple[NodeLabel, ...] = ()  # sorted by label

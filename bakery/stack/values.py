@@ -2,13 +2,16 @@
 
 Sizes are docker's RAMInBytes (`512m`, `64MiB`, `1.5g`: binary units), durations
 are Go durations (`1m30s`, `500ms`; a plain number is seconds, as compose takes
-it), CPU counts become nano-CPUs, ports are checked against 0-65535. A bad value
+it), CPU counts become nano-CPUs, ports are checked against 0-65535, classic-Swarm
+hint patterns (`web*`, `/re/`) become regexes and name their node label. A bad value
 raises `BadValue` with the rule and the fix; `stack.load` adds the file, line and
 YAML path.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import math
 import re
 
@@ -95,3 +98,39 @@ def port_range(text: str) -> list[int]:
     if last < first:
         raise BadValue(f"port range {text!r} runs backwards", f"write {last}-{first}")
     return list(range(first, last + 1))
+
+
+HINT_LABEL_PREFIX = "bakery.hint."
+_HINT = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.\-/]+)\s*(?P<op>==|!=)\s*(?P<value>.*?)\s*$")
+
+
+def hint_parts(text: str) -> tuple[str, str, str] | None:
+    """`"node==web*"` -> ("node", "==", "web*"); None if it is not KEY==VALUE or KEY!=VALUE."""
+    match = _HINT.match(text)
+    return None if match is None else (match.group("key"), match.group("op"), match.group("value"))
+
+
+def hint_pattern(value: str) -> re.Pattern[str] | None:
+    """A classic-Swarm value as a regex: `/re/` searched (classic Swarm's regexp.MatchString),
+    a glob (`*`, `?`, `[...]`) matched whole; None for a plain value. Case-insensitive, as
+    swarm mode compares."""
+    if len(value) >= 2 and value.startswith("/") and value.endswith("/"):
+        try:
+            return re.compile(value[1:-1], re.IGNORECASE)
+        except re.error as exc:
+            raise BadValue(f"bad regular expression {value}: {exc}", "fix the regular expression") from None
+    if any(c in value for c in "*?["):
+        return re.compile(r"\A" + fnmatch.translate(value), re.IGNORECASE)
+    return None
+
+
+def hint_matches(pattern: re.Pattern[str], have: str | None) -> bool:
+    """Whether a node's value (hostname, engine label; None: the node has no such label) matches."""
+    return have is not None and pattern.search(have) is not None
+
+
+def hint_label(key: str, op: str, value: str) -> str:
+    """The node label that stands for a pattern hint: `bakery.hint.<12 hex>`, from the hint's
+    key, operator and value, so converting the same hint again names the same label."""
+    digest = hashlib.sha256(f"{key}{op}{value}".encode()).hexdigest()[:12]
+    return f"{HINT_LABEL_PREFIX}{digest}"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..stack.model import Network, Ref, Service, Stack, UpdateConfig
+from ..stack.model import Network, NodeLabel, Ref, Service, Stack, UpdateConfig
 from . import objects
 from .model import HASH_LABEL, IMAGE_LABEL, NAMESPACE_LABEL, Desired, ServiceRun
 
@@ -34,6 +34,7 @@ class StackSpecs:
     runs: tuple[ServiceRun, ...]
     external: tuple[tuple[str, str], ...]  # (kind, engine name) that must already exist
     refs: Mapping[str, Ref] = field(default_factory=dict, compare=False, repr=False)  # service key -> its YAML
+    node_labels: tuple[NodeLabel, ...] = ()  # pattern hints: the plan labels the live nodes they admit
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -222,4 +223,4 @@ def build(stack: str, model: Stack, *, base_dir: Path | None = None,
         b.desired.append(want)
         runs.append(run)
     return StackSpecs(stack, tuple(b.desired), tuple(runs), tuple(sorted(b.external)),
-                      {s.name: s.ref for s in model.services})
+                      {s.name: s.ref for s in model.services}, model.node_labels)

@@ -164,9 +164,14 @@ def test_several_files_env_file_and_nodes(tmp_path, capsys):
     nodes = write(tmp_path, "- hostname: web1\n- hostname: db1\n  labels: {a: b}\n", "nodes.yml")
     code = main(["convert", str(base), "-f", str(over), "--env-file", str(env), "--nodes", str(nodes)])
     assert code == 0
-    web = yaml.safe_load(capsys.readouterr().out)["services"]["web"]
+    out, err = capsys.readouterr()
+    stack = yaml.safe_load(out)
+    web = stack["services"]["web"]
     assert web["image"] == "a:7"
-    assert web["deploy"]["placement"]["constraints"] == ["node.hostname==web1"]
+    label = "bakery.hint.f7a7a4afd047"  # from the hint: the same at every conversion
+    assert web["deploy"]["placement"]["constraints"] == [f"node.labels.{label}==true"]
+    assert stack["x-bakery"]["node_labels"] == {label: "node==web*"}
+    assert f"docker node update --label-add {label}=true web1" in err and " db1" not in err
 
 
 @pytest.mark.parametrize(
