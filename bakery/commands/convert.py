@@ -27,12 +27,23 @@ Several -f files are merged with docker-compose's override rules. Variables
 come from the environment and from the .env file beside the first file (or
 --env-file, which replaces it).
 
---nodes FILE is a YAML list of the swarm's nodes, used to expand classic-Swarm
-glob and regex hints (constraint:node==web*):
+A classic-Swarm hint with a pattern (constraint:node==web*, /regex/, or != with a
+pattern, on node or an engine label) becomes a constraint on a node label named
+after the hint, node.labels.bakery.hint.<hash>==true (the same label at every
+conversion), and the hint is kept in the file's x-bakery.node_labels. `bakery
+deploy` labels the live nodes the hint admits and unlabels the others at every
+deploy, so a node added later gets tasks only once a deploy has matched it. For
+`docker stack deploy`, the nodes must carry the label first: the report (a
+warning) gives the `docker node update --label-add LABEL=true NODE` commands,
+one per node of --nodes FILE the hint admits. Without --nodes it still
+converts, and the report says which nodes to label. --nodes FILE is a YAML list
+of the swarm's nodes:
 
   - hostname: web1
     labels: {zone: a}               # swarm node labels
     engine_labels: {storage: ssd}   # daemon labels
+
+A pattern that admits none of them is refused (its tasks would pend forever).
 
 Exit codes: 0 converted, 2 bad input, 3 warnings with --strict (nothing written).
 """
