@@ -21,8 +21,13 @@ image and names. --dry-run prints the plan and changes nothing.
 Renewing certificates is a roll: every replacement gets a new key pair and
 certificate from the cluster's CAs (`bakery certs` lists their expiry).
 
---output json: {"cluster", "image", "dry_run", "plan" (lines), "replaced" ([{"old",
-"new", "boot_seconds", "retire_seconds"}]), "seconds"}.
+Replacing the seed moves the API operators reach: the roll ends with the
+export line of a manager (the seed is replaced last; before it goes, progress
+says so).
+
+--output json: {"cluster", "image", "dry_run", "plan" (lines), "notes",
+"replaced" ([{"old", "new", "boot_seconds", "retire_seconds"}]), "seconds",
+"docker_host", "cert_path"}.
 """
 
 from __future__ import annotations
@@ -34,18 +39,22 @@ from pathlib import Path
 
 from .. import fleet
 from ..errors import EXIT_OK
-from .common import add_cluster, add_output, add_state_dir, cluster_name
+from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config(p)
     add_cluster(p)
     add_state_dir(p)
     p.add_argument("--nodes", nargs="+", metavar="NAME", help="replace only these nodes (default: every node)")
     p.add_argument("--image", metavar="IMAGE",
                    help="the image to move to: a name in the image cache (baked-...) or a directory "
-                        "(default: the one `bakery bake --target local` made last)")
+                        "(default: the one `bakery bake --target local` made last, refused if it lacks "
+                        "application images the cluster's image has)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for each replacement to be Ready")
+    p.add_argument("--drain-timeout", type=float, default=300, metavar="SECONDS",
+                   help="how long a drained node's tasks may take to run elsewhere before the run stops (default 300)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     add_output(p)
 
@@ -53,14 +62,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..providers.local import cluster, daytwo, rootfs
     from ..providers.local.host import stderr_progress
-    from ..state import default_root
+    from ..state import client_cert_dir, default_root
 
     cluster.require_local()
     state_dir = args.state_dir or default_root()
     name = cluster_name(args)
     opts = cluster.UpOptions(cluster=name, managers=1, workers=0, consul=False, baked=True, user_config=None,
                              state_dir=state_dir, cache_dir=args.cache_dir or rootfs.default_cache_dir(),
-                             timeout=args.timeout)
+                             timeout=args.timeout, drain_timeout=args.drain_timeout)
     progress = stderr_progress("bakery roll")
     start = time.monotonic()
     try:
@@ -73,17 +82,27 @@ def run(args: argparse.Namespace) -> int:
     replaced = [{"old": c.replaces, "new": c.node, "boot_seconds": round(took.get(c.node, 0.0), 1),
                  "retire_seconds": round(took.get(c.replaces or "", 0.0), 1)}
                 for c in plan.changes if c.kind == "add" and c.replaces and c.node in took]
+    rec = cluster.load(state_dir, name)
+    api = cluster.api_node(rec)
+    host = f"tcp://{cluster.address_for(api.name, api.role)}:2376"
+    certs = client_cert_dir(name, state_dir)
     if args.output == "json":
         print(json.dumps({"cluster": name, "image": info["image"], "dry_run": args.dry_run, "plan": plan.lines(),
-                          "replaced": replaced, "seconds": round(seconds, 1)}, indent=2))
+                          "notes": plan.notes, "replaced": replaced, "seconds": round(seconds, 1),
+                          "docker_host": host, "cert_path": str(certs)}, indent=2))
         return EXIT_OK
     if args.dry_run or not plan.changes:
         print(f"cluster {name}: roll to {info['image']}:")
         for line in plan.lines():
             print(f"  {line}")
+        for note in plan.notes:
+            print(f"  note: {note}")
         return EXIT_OK
     print(f"cluster {name}: {len(replaced)} node(s) replaced in {seconds:.0f}s")
     for r in replaced:
         print(f"  {r['old']} -> {r['new']}: booted and Ready in {r['boot_seconds']:.0f}s, "
               f"{r['old']} retired in {r['retire_seconds']:.0f}s")
+    print("Reach the swarm with:" if not any(r["old"] == "seed" for r in replaced) else
+          "The seed was replaced: reach the swarm through a manager now:")
+    print(f"  export DOCKER_HOST={host} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={certs}")
     return EXIT_OK

@@ -27,7 +27,7 @@ stops (a node not Ready, tasks that cannot move) says which node is where; a
 re-run continues. `bakery roll` replaces nodes (a new image, renewed
 certificates).
 
-  bakery up --provider openstack --cluster prod --flavor m1.medium --image bakery-node-1a2b \
+  bakery up --provider openstack --cluster prod --flavor m1.medium --image bakery-node-1a2b \\
       --network private --operator-cidr 198.51.100.7/32 [--floating-ip public] [--lb]
 
 --provider openstack boots the same roles as Nova servers (cloud from
@@ -69,6 +69,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_state_dir(p)
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for Ready (default 600)")
+    p.add_argument("--drain-timeout", type=float, default=300, metavar="SECONDS",
+                   help="how long a drained node's tasks may take to run elsewhere before the run stops (default 300)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (nodes to boot or retire) and change nothing")
     add_output(p)
     from ..providers.openstack.commands import add_up_arguments
@@ -121,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         cluster=cluster_name(args), managers=args.managers, workers=args.workers,
         consul=args.consul, baked=not args.unbaked, user_config=config_path(args), state_dir=state_dir,
         cache_dir=args.cache_dir or rootfs.default_cache_dir(), timeout=args.timeout,
+        drain_timeout=args.drain_timeout,
     )
     if exists:
         return _converge(args, opts)
@@ -151,8 +154,9 @@ def _reach(args: argparse.Namespace, rec: ClusterRecord, state_dir: Path, summar
     certs = client_cert_dir(rec.cluster, state_dir)
     if args.output == "json":
         nodes = [{"name": n.name, "role": n.role, "address": cluster.address_for(n.name, n.role)} for n in rec.nodes]
+        timing = {"seconds": round(seconds, 1)} if extra is not None else {"seconds_to_ready": round(seconds, 1)}
         print(json.dumps({"cluster": rec.cluster, "docker_host": host, "cert_path": str(certs),
-                          "nodes": nodes, "seconds_to_ready": round(seconds, 1), **(extra or {})}, indent=2))
+                          "nodes": nodes, **timing, **(extra or {})}, indent=2))
         return EXIT_OK
     print(f"cluster {rec.cluster}: {summary}. Reach the swarm with:")
     print(f"  export DOCKER_HOST={host} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={certs}")
@@ -195,5 +199,5 @@ def _converge(args: argparse.Namespace, opts: Any) -> int:
     seconds = time.monotonic() - start
     done = f"{len(plan.changes)} change(s) in {seconds:.0f}s" if plan.changes else "already as asked, nothing changed"
     return _reach(args, rec, opts.state_dir, f"{len(rec.nodes)} nodes, {done}", seconds,
-                  {"changes": plan.lines() if plan.changes else [],
+                  {"dry_run": False, "plan": plan.lines() if plan.changes else [], "notes": plan.notes,
                    "seconds_per_change": {n: round(s, 1) for n, s in timed}})

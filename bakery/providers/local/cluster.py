@@ -38,6 +38,7 @@ class UpOptions:
     state_dir: Path
     cache_dir: Path
     timeout: float
+    drain_timeout: float = 300  # day two: how long a drained node's tasks may take to run elsewhere
 
 
 @dataclass(frozen=True)
@@ -372,6 +373,8 @@ def status(rec: ClusterRecord) -> tuple[list[dict[str, Any]], str | None]:
             "availability": seen[1],
             "manager_status": seen[2],
         })
+    order = {"seed": 0, "manager": 1, "worker": 2, "consul": 3}
+    rows.sort(key=lambda r: (order.get(str(r["role"]), 9), _number(str(r["name"]))))
     return rows, asked[0].name if asked else None
 
 
