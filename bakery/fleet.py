@@ -406,15 +406,17 @@ def _leave_swarm(driver: Driver, name: str, entry: dict[str, str], progress: Pro
 
     alive = driver.running(name) and entry["Status"] == "Ready"
     swarm = driver.swarm(avoid=[name])
-    # The services to see running elsewhere: those with a task there (drained by a run that stopped:
-    # every service the node's task history names).
-    held = {service for service, state in swarm.tasks(node_id)
-            if state.startswith("Running") or entry["Availability"] == "Drain"} if alive else set()
+    # The services to see at full strength: those with a task there (a node that is drained already, or
+    # dead, by its task history: its tasks' state there is stale or gone).
+    tasks = swarm.tasks(node_id)
+    fresh = alive and entry["Availability"] != "Drain"
+    held = {service for service, state in tasks if state.startswith("Running") or not fresh}
     if entry["Availability"] != "Drain":
+        if alive:  # never start a second dip: an earlier change's tasks are all Running again first
+            _wait_drained(driver, swarm, name, node_id, held, progress, timeouts.drain, on_node=False)
         progress(f"{name}: drain")
         swarm.drain(node_id)
-    if alive:
-        _wait_drained(driver, driver.swarm(avoid=[name]), name, node_id, held, progress, timeouts.drain)
+    _wait_drained(driver, driver.swarm(avoid=[name]), name, node_id, held, progress, timeouts.drain, on_node=alive)
     if entry["ManagerStatus"]:
         progress(f"{name}: demote")
         driver.swarm(avoid=[name]).demote(node_id)
@@ -429,27 +431,32 @@ def _leave_swarm(driver: Driver, name: str, entry: dict[str, str], progress: Pro
 
 
 def _wait_drained(driver: Driver, swarm: Swarm, name: str, node_id: str, held: set[str], progress: Progress,
-                  timeout: float) -> None:
-    """Until no task runs on the node any more and every replicated service it held has all its
-    replicas Running again (elsewhere: from `docker service ps`, not `service ls`, which counts a
-    draining task as running). A node that stops meanwhile stops the retirement."""
+                  timeout: float, on_node: bool = True) -> None:
+    """Until every replicated service in `held` has all its replicas Running (from `docker service ps`,
+    not `service ls`, which counts a draining task as running), and with `on_node` no task runs on the
+    node any more (then a node that stops meanwhile stops the retirement)."""
     deadline = time.monotonic() + timeout
     said = ""
     while True:
-        if not driver.running(name):
+        if on_node and not driver.running(name):
             raise Stopped(f"{name} stopped while it was being drained; re-run to continue (it will be removed)")
-        left = sorted({s for s, state in swarm.tasks(node_id) if state.startswith(("Running", "Starting"))})
+        left = sorted({s for s, state in swarm.tasks(node_id) if state.startswith(("Running", "Starting"))}) \
+            if on_node else []
         wanted = swarm.desired()
         short = {s: (swarm.running(s), wanted[s]) for s in sorted(held) if s in wanted}
         short = {s: rd for s, rd in short.items() if rd[0] < rd[1]}
         if not left and not short:
             return
         line = (f"{name}: waiting for its tasks to stop ({', '.join(left)})" if left else
-                f"{name}: waiting for its tasks elsewhere: " +
+                f"{name}: waiting for {'its tasks elsewhere' if on_node else 'full strength before the drain'}: " +
                 ", ".join(f"{s} {r}/{d} running" for s, (r, d) in short.items()))
         if line != said:
             progress(line)
             said = line
+        if time.monotonic() > deadline and not on_node:
+            raise Stopped(f"{name} was not drained: after {timeout:.0f}s, before its drain, "
+                          f"{line.split(': ', 2)[2]} (a service short already would lose more); see `docker "
+                          "service ps`, then re-run")
         if time.monotonic() > deadline:
             raise Stopped(f"{name} is drained but after {timeout:.0f}s {line.split(': ', 1)[1]}: its tasks "
                           "cannot be placed elsewhere (constraints, resources?); see `docker service ps`. "
