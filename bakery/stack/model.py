@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import ComposeError, PathPart
-from ..report import Kind, Report, Severity, subject_of
+from ..report import Finding, Kind, Report, Severity, finding, subject_of
 from ..yamlsrc import Document, Path_
 from . import values
 
@@ -46,15 +46,20 @@ class Ref:
     def error(self, message: str, fix: str | None = None, *extra: PathPart) -> ComposeError:
         return ComposeError(message, fix=fix, **self.where(*extra))
 
-    def add(self, report: Report, severity: Severity, message: str, code: str,
-            fix: str | None = None, *extra: PathPart, kind: Kind | None = None,
-            subject: str | None = None) -> None:
+    def finding(self, severity: Severity, message: str, code: str, fix: str | None = None,
+                *extra: PathPart, kind: Kind | None = None, subject: str | None = None) -> Finding:
         """A finding here; its subject (service web) given, or from the path as written (which a
         version 1 file shows without `services:`)."""
         where: dict[str, Any] = {**self.where(*extra), "subject": subject or subject_of(self.path)}
         if kind is not None:
             where["kind"] = kind
-        report.add(severity, message, code=code, fix=fix, **where)
+        return finding(severity, message, code=code, fix=fix, **where)
+
+    def add(self, report: Report, severity: Severity, message: str, code: str,
+            fix: str | None = None, *extra: PathPart, kind: Kind | None = None,
+            subject: str | None = None) -> None:
+        """`finding`, added to `report`."""
+        report.add_all((self.finding(severity, message, code, fix, *extra, kind=kind, subject=subject),))
 
 
 @dataclass(frozen=True)
