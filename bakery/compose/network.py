@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..report import Finding, Report
+from ..stack import values as stack_values
 from . import values
 from .model import Project, Ref
 from .scope import Scope
@@ -57,10 +58,10 @@ def volumes(c: Scope, entries: list[Any]) -> tuple[Mounts, tuple[Finding, ...]]:
             entry = _tmpfs_bytes(c, entry, i)
             kind, source, target = entry.get("type", ""), str(entry.get("source", "")), entry.get("target")
         else:
-            m = values.mount(entry)
-            if m is None:
-                raise c.ref("volumes").error(f"{entry!r} is not a volume mapping",
-                                             "write SOURCE:/TARGET[:MODE] or /TARGET", i)
+            try:
+                m = stack_values.short_mount(entry)
+            except stack_values.BadValue as exc:
+                raise c.ref("volumes").error(exc.message, exc.fix, i) from None
             kind, source, target = m.kind, m.source, m.target
         if kind == "bind" and source in _NODE_PATHS:
             notes.append(c.info("volumes", f"bind mount {source} -> {target}: a path every Docker node has",

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ComposeError
 from ..report import Finding
+from ..stack import values as stack_values
 from ..stack.model import NodeLabel
 from . import hints, network, values
 from .hints import Hint
@@ -173,10 +174,10 @@ def _ports(s: Scope, value: list[Any]) -> Part:
             out.append(entry)
             needs.add("3.2")
             continue
-        parsed = values.port(entry)
-        if parsed is None:
-            raise s.ref("ports").error(f"{entry!r} is not a port mapping",
-                                       "write [HOST_IP:]PUBLISHED:TARGET[/PROTO] or TARGET", i)
+        try:
+            parsed = stack_values.short_port(entry)
+        except stack_values.BadValue as exc:
+            raise s.ref("ports").error(exc.message, exc.fix, i) from None
         if parsed.ip:
             notes.append(s.warning("ports", f"host IP {parsed.ip} of {entry!r} dropped: swarm publishes on every "
                                    "address", "compose.ports.host_ip",
@@ -195,7 +196,8 @@ def _ports(s: Scope, value: list[Any]) -> Part:
     return Part(out={"ports": ports}, needs=frozenset(needs), findings=tuple(notes))
 
 
-def _host_mode(s: Scope, parsed: values.Port, entry: Any, i: int) -> tuple[dict[str, Any] | None, tuple[Finding, ...]]:
+def _host_mode(s: Scope, parsed: stack_values.ShortPort, entry: Any, i: int
+               ) -> tuple[dict[str, Any] | None, tuple[Finding, ...]]:
     """--publish-mode host: the long syntax with mode host, where one can say it."""
     if s.publish_mode != "host" or not parsed.published:
         return None, ()

@@ -289,7 +289,7 @@ def _ports(at: _At, entries: list[Any]) -> tuple[Port, ...]:
             out.append(Port(
                 target=at.parse(values.port_number, item.get("target"), "ports", i, "target"),
                 published=None if published in (None, "") else at.parse(values.port_number, published, "ports", i),
-                protocol=at.choice(item.get("protocol", "tcp"), ("tcp", "udp", "sctp"), "ports", i, "protocol"),
+                protocol=at.choice(item.get("protocol", "tcp"), values.PROTOCOLS, "ports", i, "protocol"),
                 mode=at.choice(item.get("mode", "ingress"), ("ingress", "host"), "ports", i, "mode")))
         else:
             out.extend(at.parse(_short_port, item, "ports", i))
@@ -304,33 +304,23 @@ def _ports(at: _At, entries: list[Any]) -> tuple[Port, ...]:
 
 def _short_port(item: Any) -> list[Port]:
     """`[IP:][PUBLISHED:]TARGET[/PROTO]`, ranges expanded (a host IP is not part of a swarm port)."""
-    text, _, proto = str(item).strip().partition("/")
-    if proto and proto not in ("tcp", "udp", "sctp"):
-        raise values.BadValue(f"{item!r}: {proto!r} is not a protocol", "use tcp, udp or sctp")
-    if text.startswith("["):
-        text = text[text.index("]") + 2:] if "]:" in text else ""
-    parts = text.split(":")
-    if not 1 <= len(parts) <= 3 or not parts[-1]:
-        raise values.BadValue(f"{item!r} is not a port", "use TARGET, PUBLISHED:TARGET or PUBLISHED:TARGET/udp")
-    targets = values.port_range(parts[-1])
-    published = values.port_range(parts[-2]) if len(parts) > 1 and parts[-2] else []
+    short = values.short_port(item)
+    targets = values.port_range(short.target)
+    published = values.port_range(short.published) if short.published else []
     if published and len(published) != len(targets):
         raise values.BadValue(f"{item!r}: published and target ranges differ in size", "give ranges of one size")
-    return [Port(t, published[n] if published else None, proto or "tcp") for n, t in enumerate(targets)]
+    return [Port(t, published[n] if published else None, short.proto or "tcp") for n, t in enumerate(targets)]
 
 
 def _mount(at: _At, item: Any, i: int) -> Mount:
     if not isinstance(item, Mapping):
-        parts = str(item).split(":")
-        if len(parts) == 1:
-            return Mount("volume", parts[0])
-        opts = parts[2].split(",") if len(parts) > 2 else []
-        kind = "bind" if parts[0].startswith(("/", ".", "~")) else "volume"
-        if not parts[0] or not parts[1]:
-            raise at.fail(("volumes", i), f"{item!r} has an empty source or target",
-                          "write SOURCE:/TARGET[:MODE] (is a variable in it unset?)")
+        short = at.parse(values.short_mount, item, "volumes", i)
+        if short.kind == "anonymous":
+            return Mount("volume", short.target)
+        opts = short.mode.split(",") if short.mode else []
         prop = [o for o in opts if o in _PROPAGATION]
-        return Mount(kind, parts[1], parts[0], "ro" in opts, prop[0] if prop else None, "nocopy" in opts)
+        return Mount(short.kind, short.target, short.source, "ro" in opts, prop[0] if prop else None,
+                     "nocopy" in opts)
     kind = at.choice(item.get("type", "volume"), ("volume", "bind", "tmpfs", "npipe"), "volumes", i, "type")
     if not item.get("target"):
         raise at.fail(("volumes", i), "a mount needs a target path", "add `target: /path/in/container`")
