@@ -199,6 +199,7 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
         log_options=_labels(logging.get("options")),
         extra_hosts=tuple(sorted(_hosts(svc.get("extra_hosts")))),
         sysctls=_labels(svc.get("sysctls")), ulimits=_ulimits(at, at.mapping(svc.get("ulimits"), "ulimits")),
+        refs=_refs(at, svc),
     )
     for key in ("command", "entrypoint"):
         if svc.get(key) is not None:
@@ -217,6 +218,16 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
         spec = at.mapping(svc["credential_spec"], "credential_spec")
         fields["credential_spec"] = tuple(sorted((str(k), _scalar(v)) for k, v in spec.items()))
     return Service(**fields)
+
+
+def _refs(at: _At, svc: Mapping[str, Any]) -> dict[Path_, Ref]:
+    """Where each key of the service, and each item of its lists, was written."""
+    out: dict[Path_, Ref] = {}
+    for key, value in svc.items():
+        out[(key,)] = at.ref(key)
+        for sub in range(len(value)) if isinstance(value, list) else value if isinstance(value, Mapping) else ():
+            out[(key, sub)] = at.ref(key, sub)
+    return out
 
 
 def _mode(at: _At, deploy: Mapping[str, Any]) -> tuple[Mode, int]:
@@ -402,7 +413,8 @@ def _file_refs(at: _At, kind: str, raw: Any) -> tuple[FileRef, ...]:
         default = f"/{source}" if kind == "configs" else source
         mode = ref.get("mode", 0o444)
         out.append(FileRef(source, str(ref.get("target") or default), str(ref.get("uid", "0")),
-                           str(ref.get("gid", "0")), at.parse(lambda v: values.count(v, "file mode"), mode, kind, i)))
+                           str(ref.get("gid", "0")), at.parse(lambda v: values.count(v, "file mode"), mode, kind, i),
+                           at.ref(kind, i)))
     return tuple(sorted(out, key=lambda r: r.target))
 
 

@@ -2,9 +2,10 @@
 
 Frozen values, already parsed (bytes, nano-CPUs, nanoseconds, port numbers),
 sorted where order carries no meaning. No `$$` escaping and no `x-bakery`
-side data: those belong to the stack file (stack.stackfile). Each service and
-top-level object keeps the `Ref` of the YAML it came from, so a check made later
-(the specs, the plan) can still say file:line and YAML path.
+side data: those belong to the stack file (compose.emit). Each service and
+top-level object keeps the `Ref` of the YAML it came from, a service also that of
+each of its values (`Service.at`), so a check made later (the specs, the plan) can
+still say file:line and YAML path of the value itself.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ class FileRef:
     uid: str = "0"
     gid: str = "0"
     mode: int = 0o444
+    ref: Ref | None = field(default=None, compare=False, repr=False)  # where the entry was written
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,17 @@ class Service:
     sysctls: Pairs = ()
     ulimits: tuple[Ulimit, ...] = ()
     credential_spec: Pairs = ()  # (file|registry|config, value)
+    # Where each value was written: its YAML path below the service (`("volumes", 0)`) -> its Ref.
+    refs: Mapping[Path_, Ref] = field(default_factory=dict, compare=False, repr=False)
+
+    def at(self, *path: PathPart) -> Ref:
+        """Where the value at `path` below the service was written (a key merged in from another
+        file is located there), else the service itself with the path below it."""
+        for n in range(len(path), 0, -1):
+            found = self.refs.get(path[:n])
+            if found is not None:
+                return found.at(*path[n:])
+        return self.ref.at(*path)
 
 
 @dataclass(frozen=True)
