@@ -68,16 +68,21 @@ class Finding:
 _DEFAULT_KIND: dict[Severity, Kind] = {"error": "error", "warning": "warning", "info": "note"}
 
 
+def finding(severity: Severity, message: str, **where: Any) -> Finding:
+    """A finding, its kind and subject filled in when not given (a path under services.web: service web)."""
+    where["path"] = tuple(where.get("path") or ())
+    where.setdefault("kind", _DEFAULT_KIND[severity])
+    if where.get("subject") is None:
+        where["subject"] = subject_of(where["path"])
+    return Finding(severity, message, **where)
+
+
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
 
     def add(self, severity: Severity, message: str, **where: Any) -> None:
-        where["path"] = tuple(where.get("path") or ())
-        where.setdefault("kind", _DEFAULT_KIND[severity])
-        if where.get("subject") is None:
-            where["subject"] = subject_of(where["path"])
-        self.findings.append(Finding(severity, message, **where))
+        self.findings.append(finding(severity, message, **where))
 
     def warn(self, message: str, **where: Any) -> None:
         self.add("warning", message, **where)
@@ -90,6 +95,9 @@ class Report:
 
     def extend(self, other: Report) -> None:
         self.findings.extend(other.findings)
+
+    def add_all(self, findings: Iterable[Finding]) -> None:
+        self.findings.extend(findings)
 
     @property
     def errors(self) -> list[Finding]:

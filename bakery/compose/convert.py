@@ -10,6 +10,7 @@ from ..stack.model import NodeLabel
 from ..yamlsrc import Document, Path_
 from . import network
 from .model import NodeInfo, Project, Ref
+from .scope import Scope
 from .service import convert_service
 
 
@@ -88,17 +89,17 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
     extra_volumes: set[str] = set()
     labels: dict[str, NodeLabel] = {}
     for name in sorted(project.services):
-        out, ctx = convert_service(project.services[name], project, report, nodes, image_prefix,
-                                   publish_mode)
-        services[name] = out
-        for label, node_label in ctx.node_labels.items():
+        svc = convert_service(Scope(project.services[name], project, image_prefix, publish_mode), nodes)
+        report.add_all(svc.findings)
+        services[name] = out = svc.out
+        for label, node_label in svc.node_labels.items():
             labels.setdefault(label, node_label)
-        needs |= ctx.needs
-        extra_networks |= ctx.extra_networks
-        extra_volumes |= ctx.extra_volumes
+        needs |= svc.needs
+        extra_networks |= svc.joined
+        extra_volumes |= svc.implicit_volumes
         # A stack file bakery wrote keeps depends_on conditions in x-bakery: read them back.
         written = ((project.extras.get("x-bakery") or {}).get("depends_on") or {}).get(name) or {}
-        conditions = {**ctx.depends, **{k: v for k, v in written.items() if k in ctx.depends}}
+        conditions = {**svc.depends, **{k: v for k, v in written.items() if k in svc.depends}}
         if conditions:
             out["depends_on"] = {dep: {"condition": cond} for dep, cond in sorted(conditions.items())}
             needs.add("3.4")  # the stack file keeps the conditions in a top-level x- key

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..report import Kind, Report, Severity
+from ..report import Finding, Kind, Severity
 from ..stack import values
 from ..stack.model import NodeLabel
 from .model import NodeInfo, Ref
@@ -117,17 +117,17 @@ def _node_value(node: NodeInfo, key: str) -> str | None:
 class Placement:
     """Collects constraints for one service from its hints."""
 
-    def __init__(self, service: str, nodes: Sequence[NodeInfo] | None, report: Report) -> None:
+    def __init__(self, service: str, nodes: Sequence[NodeInfo] | None) -> None:
         self.service = service
         self.nodes = nodes
-        self.report = report
+        self.findings: list[Finding] = []
         self.constraints: list[str] = []
         self.labels: dict[str, NodeLabel] = {}
         self.global_mode = False
 
     def _note(self, hint: Hint, level: Severity, message: str, code: str, fix: str | None = None,
               kind: Kind = "note") -> None:
-        hint.ref.add(self.report, level, message, code, fix, kind=kind, subject=f"service {self.service}")
+        self.findings.append(hint.ref.finding(level, message, code, fix, kind=kind, subject=f"service {self.service}"))
 
     def add(self, hint: Hint) -> None:
         if hint.kind == "reschedule":
@@ -222,13 +222,15 @@ class Placed:
     constraints: list[str]
     global_mode: bool  # one task per node
     labels: dict[str, NodeLabel]  # the node labels the constraints name, by label
+    findings: tuple[Finding, ...] = ()  # what became of each hint
 
 
-def place(service: str, hints: list[Hint], nodes: Sequence[NodeInfo] | None, report: Report) -> Placed:
-    """Constraints for the hints, whether they ask for one task per node (global mode), and the
-    node labels that stand for pattern hints."""
-    placement = Placement(service, nodes, report)
+def place(service: str, hints: Sequence[Hint], nodes: Sequence[NodeInfo] | None) -> Placed:
+    """Constraints for the hints, whether they ask for one task per node (global mode), the
+    node labels that stand for pattern hints, and what became of each hint."""
+    placement = Placement(service, nodes)
     for hint in hints:
         placement.add(hint)
-    return Placed(placement.result(), placement.global_mode, dict(sorted(placement.labels.items())))
+    return Placed(placement.result(), placement.global_mode, dict(sorted(placement.labels.items())),
+                  tuple(placement.findings))
 

@@ -2,9 +2,10 @@
 
 Frozen values, already parsed (bytes, nano-CPUs, nanoseconds, port numbers),
 sorted where order carries no meaning. No `$$` escaping and no `x-bakery`
-side data: those belong to the stack file (stack.stackfile). Each service and
-top-level object keeps the `Ref` of the YAML it came from, so a check made later
-(the specs, the plan) can still say file:line and YAML path.
+side data: those belong to the stack file (compose.emit). Each service and
+top-level object keeps the `Ref` of the YAML it came from, a service also that of
+each of its values (`Service.at`), so a check made later (the specs, the plan) can
+still say file:line and YAML path of the value itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import ComposeError, PathPart
-from ..report import Kind, Report, Severity, subject_of
+from ..report import Finding, Kind, Report, Severity, finding, subject_of
 from ..yamlsrc import Document, Path_
 from . import values
 
@@ -46,15 +47,20 @@ class Ref:
     def error(self, message: str, fix: str | None = None, *extra: PathPart) -> ComposeError:
         return ComposeError(message, fix=fix, **self.where(*extra))
 
-    def add(self, report: Report, severity: Severity, message: str, code: str,
-            fix: str | None = None, *extra: PathPart, kind: Kind | None = None,
-            subject: str | None = None) -> None:
+    def finding(self, severity: Severity, message: str, code: str, fix: str | None = None,
+                *extra: PathPart, kind: Kind | None = None, subject: str | None = None) -> Finding:
         """A finding here; its subject (service web) given, or from the path as written (which a
         version 1 file shows without `services:`)."""
         where: dict[str, Any] = {**self.where(*extra), "subject": subject or subject_of(self.path)}
         if kind is not None:
             where["kind"] = kind
-        report.add(severity, message, code=code, fix=fix, **where)
+        return finding(severity, message, code=code, fix=fix, **where)
+
+    def add(self, report: Report, severity: Severity, message: str, code: str,
+            fix: str | None = None, *extra: PathPart, kind: Kind | None = None,
+            subject: str | None = None) -> None:
+        """`finding`, added to `report`."""
+        report.add_all((self.finding(severity, message, code, fix, *extra, kind=kind, subject=subject),))
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,7 @@ class FileRef:
     uid: str = "0"
     gid: str = "0"
     mode: int = 0o444
+    ref: Ref | None = field(default=None, compare=False, repr=False)  # where the entry was written
 
 
 @dataclass(frozen=True)
@@ -190,6 +197,17 @@ class Service:
     sysctls: Pairs = ()
     ulimits: tuple[Ulimit, ...] = ()
     credential_spec: Pairs = ()  # (file|registry|config, value)
+    # Where each value was written: its YAML path below the service (`("volumes", 0)`) -> its Ref.
+    refs: Mapping[Path_, Ref] = field(default_factory=dict, compare=False, repr=False)
+
+    def at(self, *path: PathPart) -> Ref:
+        """Where the value at `path` below the service was written (a key merged in from another
+        file is located there), else the service itself with the path below it."""
+        for n in range(len(path), 0, -1):
+            found = self.refs.get(path[:n])
+            if found is not None:
+                return found.at(*path[n:])
+        return self.ref.at(*path)
 
 
 @dataclass(frozen=True)

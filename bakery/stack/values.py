@@ -2,7 +2,9 @@
 
 Sizes are docker's RAMInBytes (`512m`, `64MiB`, `1.5g`: binary units), durations
 are Go durations (`1m30s`, `500ms`; a plain number is seconds, as compose takes
-it), CPU counts become nano-CPUs, ports are checked against 0-65535, classic-Swarm
+it), CPU counts become nano-CPUs, ports are checked against 0-65535, the short port
+(`[IP:][PUBLISHED:]TARGET[/PROTO]`) and volume (`SOURCE:/TARGET[:MODE]`) syntaxes are read
+into their parts (compose's converter and `stack.load` both read them here), classic-Swarm
 hint patterns (`web*`, `/re/`) become regexes and name their node label. A bad value
 raises `BadValue` with the rule and the fix; `stack.load` adds the file, line and
 YAML path.
@@ -14,6 +16,7 @@ import fnmatch
 import hashlib
 import math
 import re
+from dataclasses import dataclass
 
 
 class BadValue(ValueError):
@@ -98,6 +101,73 @@ def port_range(text: str) -> list[int]:
     if last < first:
         raise BadValue(f"port range {text!r} runs backwards", f"write {last}-{first}")
     return list(range(first, last + 1))
+
+
+_PORT_NUM = re.compile(r"^\d+(-\d+)?\Z")
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+@dataclass(frozen=True)
+class ShortPort:
+    """A port in the short syntax, its parts as written (ranges kept: `port_range` expands them)."""
+
+    ip: str | None
+    published: str | None
+    target: str
+    proto: str | None
+
+    def short(self) -> str:
+        """The short syntax again, without the host IP (swarm publishes on every address)."""
+        text = f"{self.published}:{self.target}" if self.published else self.target
+        return f"{text}/{self.proto}" if self.proto else text
+
+
+def short_port(value: object) -> ShortPort:
+    """`"127.0.0.1:8080:80/udp"` -> ShortPort("127.0.0.1", "8080", "80", "udp"); `[::1]:80:80` too."""
+    bad = BadValue(f"{value!r} is not a port mapping", "write [HOST_IP:]PUBLISHED:TARGET[/PROTO] or TARGET")
+    text, _, proto = str(value).strip().partition("/")
+    if proto and proto not in PROTOCOLS:
+        raise BadValue(f"{value!r}: {proto!r} is not a protocol", "use tcp, udp or sctp")
+    ip: str | None = None
+    if text.startswith("["):
+        ip, _, text = text[1:].partition("]")
+        text = text.removeprefix(":")
+        if ":" not in text:
+            raise bad
+    parts = text.split(":")
+    if len(parts) == 3 and ip is None:
+        ip, parts = parts[0], parts[1:]
+    if len(parts) > 2 or (ip is not None and len(parts) != 2):
+        raise bad
+    target = parts[-1]
+    published = parts[0] if len(parts) == 2 else None
+    if not _PORT_NUM.match(target) or (published and not _PORT_NUM.match(published)):
+        raise bad
+    return ShortPort(ip or None, published or None, target, proto or None)
+
+
+@dataclass(frozen=True)
+class ShortMount:
+    """A volume in the short syntax: `SOURCE:/TARGET[:MODE]` or `/TARGET`."""
+
+    kind: str  # bind (the source is a path), volume (a volume's name), anonymous (no source)
+    source: str
+    target: str
+    mode: str  # as written: ro, rw, z, nocopy, rshared, ... comma-separated
+
+
+def short_mount(value: object) -> ShortMount:
+    """`"./html:/html:ro"` -> ShortMount("bind", "./html", "/html", "ro")."""
+    parts = str(value).split(":")
+    if len(parts) == 1:
+        return ShortMount("anonymous", "", parts[0], "")
+    if len(parts) > 3 or not parts[1].startswith("/"):
+        raise BadValue(f"{value!r} is not a volume mapping", "write SOURCE:/TARGET[:MODE] or /TARGET")
+    if not parts[0]:
+        raise BadValue(f"{value!r} has an empty source or target",
+                       "write SOURCE:/TARGET[:MODE] (is a variable in it unset?)")
+    kind = "bind" if parts[0].startswith(("/", ".", "~")) else "volume"
+    return ShortMount(kind, parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
 HINT_LABEL_PREFIX = "bakery.hint."

@@ -22,7 +22,8 @@ REF = Ref(loads("environment: []\n", "c.yml"), ("environment",))
 def place(*texts: str, nodes=None, kind: str = "constraint"):
     report = Report()
     found = [hints.Hint(kind, t, REF) for t in texts]
-    placed = hints.place("web", found, nodes, report)
+    placed = hints.place("web", found, nodes)
+    report.add_all(placed.findings)
     return placed.constraints, placed.global_mode, report, placed.labels
 
 
@@ -78,7 +79,7 @@ def test_a_pattern_without_inventory_converts_and_says_how_to_label(text):
 
 def test_the_label_is_the_hints_whatever_the_service_or_spelling():
     one = place("node==web*", nodes=NODES)[3]
-    other = hints.place("db", [hints.Hint("constraint", " node == web* ", REF)], NODES, Report()).labels
+    other = hints.place("db", [hints.Hint("constraint", " node == web* ", REF)], NODES).labels
     assert list(one) == list(other)
     assert list(place("node!=web*")[3]) != list(one)
 
