@@ -66,6 +66,11 @@ class Member:
         return self.manager and self.in_swarm and not self.manager_status
 
     @property
+    def left(self) -> bool:
+        """Drained, and it left the swarm while it still runs: a retire that stopped after its leave."""
+        return self.running and self.in_swarm and self.status == "Down" and self.availability == "Drain"
+
+    @property
     def alive(self) -> bool:
         return self.running and self.status != "Down"
 
@@ -184,9 +189,10 @@ def plan_scale(members: Sequence[Member], managers: int, workers: int, consul: b
                         fix="use 1, 3, 5 or 7")
     plan = Plan()
     taken = {m.name for m in members}
-    # A manager the swarm already lists as a worker was being retired when a run stopped: finish that.
-    finishing = [m for m in members if m.demoted]
-    rest = [m for m in members if not m.demoted]
+    # A manager the swarm already lists as a worker, or a node that left while it runs: a retire that
+    # stopped part way. Finish it (and count the node no more).
+    finishing = [m for m in members if m.demoted or m.left]
+    rest = [m for m in members if not (m.demoted or m.left)]
     have_m = [m for m in rest if m.manager]
     have_w = [m for m in rest if m.role == "worker"]
     have_c = [m for m in rest if m.role == "consul"]
@@ -221,6 +227,10 @@ def plan_scale(members: Sequence[Member], managers: int, workers: int, consul: b
     down = [m.name for m in members if m.swarm_manager and not m.reachable]
     if down:
         plan.notes.append(f"unreachable managers: {', '.join(down)} (they count toward the majority until retired)")
+    drained = [m.name for m in rest if m.availability == "Drain" and m.name not in {c.node for c in retires}]
+    for name in drained:
+        plan.notes.append(f"{name} is drained and kept: no task goes there until `docker node update "
+                          f"--availability active {name}` (or it is retired first when you shrink)")
     if managers == 1 and len(have_m) > 1:
         plan.notes.append("one manager left: the swarm tolerates no manager failure (3 tolerate one)")
     dead = [m.name for m in members if not m.running and m.name not in going and m.name not in joined]
@@ -413,10 +423,17 @@ def _leave_swarm(driver: Driver, name: str, entry: dict[str, str], progress: Pro
     held = {service for service, state in tasks if state.startswith("Running") or not fresh}
     if entry["Availability"] != "Drain":
         if alive:  # never start a second dip: an earlier change's tasks are all Running again first
-            _wait_drained(driver, swarm, name, node_id, held, progress, timeouts.drain, on_node=False)
+            _wait_drained(driver, swarm, name, node_id, held, progress, timeouts.drain, on_node=False, after=False)
         progress(f"{name}: drain")
         swarm.drain(node_id)
-    _wait_drained(driver, driver.swarm(avoid=[name]), name, node_id, held, progress, timeouts.drain, on_node=alive)
+    if alive:
+        _wait_drained(driver, driver.swarm(avoid=[name]), name, node_id, held, progress, timeouts.drain)
+    else:  # its tasks are gone with it: give the swarm a moment to place them, never stop for them
+        try:
+            _wait_drained(driver, driver.swarm(avoid=[name]), name, node_id, held, progress,
+                          min(timeouts.drain, 60), on_node=False, after=True)
+        except Stopped as exc:
+            progress(f"{name}: not running, so retired anyway: {exc}")
     if entry["ManagerStatus"]:
         progress(f"{name}: demote")
         driver.swarm(avoid=[name]).demote(node_id)
@@ -431,7 +448,7 @@ def _leave_swarm(driver: Driver, name: str, entry: dict[str, str], progress: Pro
 
 
 def _wait_drained(driver: Driver, swarm: Swarm, name: str, node_id: str, held: set[str], progress: Progress,
-                  timeout: float, on_node: bool = True) -> None:
+                  timeout: float, on_node: bool = True, after: bool = True) -> None:
     """Until every replicated service in `held` has all its replicas Running (from `docker service ps`,
     not `service ls`, which counts a draining task as running), and with `on_node` no task runs on the
     node any more (then a node that stops meanwhile stops the retirement)."""
@@ -448,12 +465,12 @@ def _wait_drained(driver: Driver, swarm: Swarm, name: str, node_id: str, held: s
         if not left and not short:
             return
         line = (f"{name}: waiting for its tasks to stop ({', '.join(left)})" if left else
-                f"{name}: waiting for {'its tasks elsewhere' if on_node else 'full strength before the drain'}: " +
+                f"{name}: waiting for {'its tasks elsewhere' if after else 'full strength before the drain'}: " +
                 ", ".join(f"{s} {r}/{d} running" for s, (r, d) in short.items()))
         if line != said:
             progress(line)
             said = line
-        if time.monotonic() > deadline and not on_node:
+        if time.monotonic() > deadline and not after:
             raise Stopped(f"{name} was not drained: after {timeout:.0f}s, before its drain, "
                           f"{line.split(': ', 2)[2]} (a service short already would lose more); see `docker "
                           "service ps`, then re-run")

@@ -177,3 +177,62 @@ def test_consul_is_not_rolled() -> None:
     assert plan.notes == ["consul is not rolled (its data does not move with it)"]
     with pytest.raises(UserError, match="consul server: a roll does not move its data"):
         fleet.plan_roll(nodes, ["consul"], 19)
+
+
+def test_a_worker_that_left_while_running_is_finished_and_replaced() -> None:
+    nodes = [*cluster(3, 2), member("worker-3", "worker", status="Down", availability="Drain")]
+    plan = fleet.plan_scale(nodes, 3, 3, False, 19)
+    assert [(c.kind, c.node) for c in plan.changes] == [("add", "worker-4"), ("retire", "worker-3")]
+
+
+def test_a_kept_drained_node_is_named_with_the_undrain_command() -> None:
+    nodes = [*cluster(3, 1), member("worker-2", "worker", availability="Drain")]
+    plan = fleet.plan_scale(nodes, 3, 2, False, 19)
+    assert plan.changes == []
+    assert plan.notes == ["worker-2 is drained and kept: no task goes there until `docker node update "
+                          "--availability active worker-2` (or it is retired first when you shrink)"]
+
+
+class DeadDriver:
+    """Just enough of a Driver and Swarm for a dead node that held a service that cannot run elsewhere."""
+
+    limit = 19
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+        self.removed: list[tuple[str, bool]] = []
+
+    def swarm(self, avoid=()):
+        return self
+
+    def nodes(self):
+        return [] if self.removed else [{"ID": "id3", "Hostname": "worker-3", "Status": "Down",
+                                         "Availability": "Active", "ManagerStatus": ""}]
+
+    def tasks(self, node_id):
+        return [("pinned", "Running 5 minutes ago")]
+
+    def desired(self):
+        return {"pinned": 1}
+
+    def running(self, name_or_service):
+        return 0 if name_or_service == "pinned" else False
+
+    def drain(self, node_id):
+        pass
+
+    def remove(self, node_id, force):
+        self.removed.append((node_id, force))
+
+    def delete(self, name):
+        self.deleted.append(name)
+
+
+def test_a_dead_node_is_retired_even_when_its_service_cannot_run_elsewhere() -> None:
+    driver = DeadDriver()
+    said: list[str] = []
+    fleet.retire(driver, fleet.Change("retire", "worker-3", "worker"), said.append,  # type: ignore[arg-type]
+                 fleet.Timeouts(drain=2, step=2))
+    assert driver.deleted == ["worker-3"] and driver.removed == [("id3", False)]
+    assert any("not running, so retired anyway" in line and "pinned 0/1 running" in line for line in said)
+    assert not any("before its drain" in line for line in said)

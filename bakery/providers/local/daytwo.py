@@ -176,7 +176,22 @@ class LocalDriver:
             want = "" if role == "worker" else "manager"
             out[name] = any(s.get("Hostname") == name and s.get("Status") == "Ready"
                             and ("manager" if s.get("ManagerStatus") else "") == want for s in listed)
+            if out[name]:
+                self._check_address(name, role)
         return out
+
+    def _check_address(self, name: str, role: str) -> None:
+        """A node must have its reserved address: its certificate, `bakery nodes` and DOCKER_HOST name it."""
+        want = cluster.address_for(name, role)
+        try:
+            done = nodes.exec_in(self.rec.node(name), ["ip", "-4", "-o", "addr", "show"], timeout=20)
+        except (BakeryError, subprocess.TimeoutExpired):
+            return
+        if done.returncode == 0 and f" {want}/" not in done.stdout:
+            got = [w.split("/")[0] for w in done.stdout.split() if w.count(".") == 3 and "/" in w
+                   and not w.startswith("127.")]
+            raise fleet.Stopped(f"{name} is Ready but has address {', '.join(got) or 'none'}, not its reserved {want} "
+                                f"(dnsmasq's log: {self.rec.workdir}/dnsmasq.log); its certificate names {want}")
 
     def boot(self, name: str, role: str, progress: Progress) -> None:
         from ... import certs, state
@@ -255,6 +270,10 @@ def converge(opts: cluster.UpOptions, dry_run: bool, progress: Progress) -> tupl
     """`bakery up` on a cluster that exists: the plan to the counts asked for, and (unless dry_run) run it."""
     rec = cluster.load(opts.state_dir, opts.cluster)
     _check_kind(opts, rec)
+    if journal_path(opts.state_dir, opts.cluster).exists():
+        raise fleet.Refused(f"a roll of cluster {rec.cluster} stopped part way "
+                            f"({journal_path(opts.state_dir, opts.cluster)}): changing the counts now could retire "
+                            "its fresh nodes and keep the old ones", fix="finish it with `bakery roll`, then re-run")
     with exclusive(opts.state_dir, opts.cluster):
         driver = _driver(opts, rec)
         plan = fleet.plan_scale(driver.members(), opts.managers, opts.workers, opts.consul, driver.limit)
@@ -351,7 +370,8 @@ def roll(opts: cluster.UpOptions, only: Sequence[str] | None, image: str | None,
 
         timeouts = fleet.Timeouts(ready=opts.timeout, drain=opts.drain_timeout)
         timed = fleet.run_plan(driver, plan, progress, timeouts, on_step=on_step)
-        rec.image = target
+        if not journal["only"]:  # every node is on it now: the image new nodes boot from
+            rec.image = target
         driver.save()
         path.unlink()
         return plan, timed, info
