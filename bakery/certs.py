@@ -373,6 +373,16 @@ def node_names(cluster_dir: Path) -> list[str]:
     return sorted(d.name for d in nodes.iterdir() if not d.name.startswith(".") and (d / "meta.json").is_file())
 
 
+def forget(cluster_dir: Path, name: str) -> None:
+    """Remove a deleted node's material (its keys lived only on it and here); a later node of the same
+    name gets new ones."""
+    import shutil
+
+    check_node_name(name, "node name")
+    with locked(cluster_dir):
+        shutil.rmtree(cluster_dir / "nodes" / name, ignore_errors=True)
+
+
 def renew(cluster_dir: Path, nodes: Sequence[str] | None = None) -> list[str]:
     """Re-issue from the existing CAs, keeping SANs and class: the named nodes, or every node and the client.
 

@@ -25,10 +25,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .errors import BakeryError, UserError
+from .errors import EXIT_FAILED, BakeryError, UserError
 
 Progress = Callable[[str], None]
 MANAGER_ROLES = ("seed", "manager")
+
+
+class Refused(UserError):
+    """The cluster's state forbids the change (no quorum, no manager answers, another run holds it):
+    exit 1, with the fix; the input itself was fine."""
+
+    exit_code = EXIT_FAILED
 
 
 @dataclass(frozen=True)
@@ -45,11 +52,31 @@ class Member:
 
     @property
     def manager(self) -> bool:
+        """A manager by the provider's record (its role, certificate and name)."""
         return self.role in MANAGER_ROLES
 
     @property
+    def swarm_manager(self) -> bool:
+        """A manager in the swarm's own view: what raft's majority counts."""
+        return self.in_swarm and bool(self.manager_status)
+
+    @property
+    def demoted(self) -> bool:
+        """A manager by record that the swarm lists as a worker: a retire that stopped after its demote."""
+        return self.manager and self.in_swarm and not self.manager_status
+
+    @property
+    def left(self) -> bool:
+        """Drained, and it left the swarm while it still runs: a retire that stopped after its leave."""
+        return self.running and self.in_swarm and self.status == "Down" and self.availability == "Drain"
+
+    @property
+    def alive(self) -> bool:
+        return self.running and self.status != "Down"
+
+    @property
     def reachable(self) -> bool:
-        return self.manager and self.running and self.manager_status in ("Leader", "Reachable")
+        return self.running and self.manager_status in ("Leader", "Reachable")
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,8 @@ class Change:
     def describe(self) -> str:
         if self.kind == "add" and self.replaces:
             return f"boot {self.node} ({self.role}) and wait until Ready, then retire {self.replaces}"
+        if self.kind == "add" and self.role == "consul":
+            return f"boot {self.node} (consul, not a swarm member)"
         if self.kind == "add":
             return f"boot {self.node} ({self.role}) and wait until Ready"
         if self.role in MANAGER_ROLES:
@@ -107,9 +136,9 @@ def next_name(role: str, taken: set[str], limit: int) -> str:
 
 
 def _retire_order(members: Sequence[Member]) -> list[Member]:
-    """Which to retire first: down, drained, then highest numbered; the seed last."""
-    def key(m: Member) -> tuple[int, int, int, int]:
-        return (m.role == "seed", m.running and m.status != "Down", m.availability != "Drain", -_index(m.name))
+    """Which to retire first: down (the seed too), drained, then highest numbered; a live seed last."""
+    def key(m: Member) -> tuple[bool, bool, bool, int]:
+        return (m.alive, m.role == "seed", m.availability != "Drain", -_index(m.name))
 
     return sorted(members, key=key)
 
@@ -119,8 +148,8 @@ def _majority(managers: int) -> int:
 
 
 def quorum_now(members: Sequence[Member]) -> tuple[int, int]:
-    """(managers the swarm lists, managers reachable)."""
-    listed = [m for m in members if m.manager and m.in_swarm]
+    """(managers the swarm lists, managers reachable), in the swarm's view (never the record's roles)."""
+    listed = [m for m in members if m.swarm_manager]
     return len(listed), sum(1 for m in listed if m.reachable)
 
 
@@ -130,8 +159,8 @@ def check_quorum(members: Sequence[Member], changes: Sequence[Change]) -> None:
     if all(c.role == "consul" for c in changes):  # consul is no swarm member
         return
     if listed and reachable < _majority(listed):
-        unreachable = [m.name for m in members if m.manager and m.in_swarm and not m.reachable]
-        raise UserError(
+        unreachable = [m.name for m in members if m.swarm_manager and not m.reachable]
+        raise Refused(
             f"the swarm has no quorum: {reachable} of {listed} managers reachable, a majority is "
             f"{_majority(listed)} (unreachable: {', '.join(unreachable)}); no node can join or leave",
             fix="bring the unreachable managers back; if they are lost for good, run `docker swarm init "
@@ -140,15 +169,15 @@ def check_quorum(members: Sequence[Member], changes: Sequence[Change]) -> None:
     for step, change in enumerate(changes, 1):
         if change.role not in MANAGER_ROLES:
             continue
+        gone = by_name.get(change.node)
         if change.kind == "add":
             listed, reachable = listed + 1, reachable + 1
-        else:
-            gone = by_name.get(change.node)
+        elif gone is None or gone.swarm_manager:
             listed -= 1
             if gone is None or gone.reachable:
                 reachable -= 1
         if listed < 1 or reachable < _majority(listed):
-            raise UserError(
+            raise Refused(
                 f"refused: step {step} ({change.describe()}) would leave {reachable} of {listed} managers "
                 f"reachable, fewer than a majority ({_majority(max(listed, 1))})",
                 fix="bring unreachable managers back first, or change fewer managers at once")
@@ -161,11 +190,15 @@ def plan_scale(members: Sequence[Member], managers: int, workers: int, consul: b
                         fix="use 1, 3, 5 or 7")
     plan = Plan()
     taken = {m.name for m in members}
-    have_m = [m for m in members if m.manager]
-    have_w = [m for m in members if m.role == "worker"]
-    have_c = [m for m in members if m.role == "consul"]
+    # A manager the swarm already lists as a worker, or a node that left while it runs: a retire that
+    # stopped part way. Finish it (and count the node no more).
+    finishing = [m for m in members if m.demoted or m.left]
+    rest = [m for m in members if not (m.demoted or m.left)]
+    have_m = [m for m in rest if m.manager]
+    have_w = [m for m in rest if m.role == "worker"]
+    have_c = [m for m in rest if m.role == "consul"]
     adds: list[Change] = []
-    retires: list[Change] = []
+    retires: list[Change] = [Change("retire", m.name, m.role) for m in finishing]
     for _ in range(managers - len(have_m)):
         name = next_name("manager", taken, limit)
         taken.add(name)
@@ -184,11 +217,28 @@ def plan_scale(members: Sequence[Member], managers: int, workers: int, consul: b
         retires += [Change("retire", m.name, "consul") for m in have_c]
     # Managers first when growing (more of them before more work), workers first when shrinking
     # (tasks move while every manager is still there); unreachable managers go before reachable ones.
-    retires.sort(key=lambda c: c.role in MANAGER_ROLES)
-    plan.changes = adds + retires
-    down = [m.name for m in members if m.manager and m.in_swarm and not m.reachable]
+    retires.sort(key=lambda c: (c.node not in {m.name for m in finishing}, c.role in MANAGER_ROLES))
+    going = {c.node for c in retires}
+    # Booted by a run that stopped before they joined (running or not): boot again if needed, wait for
+    # them (a node the swarm once listed and that died stays as it is: see the note below).
+    answered = any(m.reachable for m in members)  # the swarm was asked, so "not listed" means it
+    joining = [Change("add", m.name, m.role) for m in members
+               if answered and not m.in_swarm and m.role != "consul" and m.name not in going]
+    joined = {c.node for c in joining}
+    plan.changes = joining + adds + retires
+    down = [m.name for m in members if m.swarm_manager and not m.reachable]
     if down:
         plan.notes.append(f"unreachable managers: {', '.join(down)} (they count toward the majority until retired)")
+    drained = [m.name for m in rest if m.availability == "Drain" and m.name not in {c.node for c in retires}]
+    for name in drained:
+        plan.notes.append(f"{name} is drained and kept: no task goes there until `docker node update "
+                          f"--availability active {name}` (or it is retired first when you shrink)")
+    if managers == 1 and len(have_m) > 1:
+        plan.notes.append("one manager left: the swarm tolerates no manager failure (3 tolerate one)")
+    dead = [m.name for m in members if not m.running and m.name not in going and m.name not in joined]
+    if dead:
+        plan.notes.append(f"not running, and kept: {', '.join(dead)} (they count as nodes; `bakery roll --nodes "
+                          f"{' '.join(dead)}` replaces them)")
     check_quorum(members, plan.changes)
     return plan
 
@@ -198,22 +248,32 @@ def plan_roll(members: Sequence[Member], only: Sequence[str] | None, limit: int,
     """Replace each node (or only those named) with a fresh one: workers first, then managers, the seed last.
     `done`: replacements already chosen by an interrupted roll (old name -> new name), kept."""
     by_name = {m.name: m for m in members}
+    done = dict(done or {})
     if only:
-        unknown = [n for n in only if n not in by_name]
+        # A name the interrupted roll already replaced and deleted is finished, not unknown.
+        unknown = [n for n in only if n not in by_name and n not in done]
         if unknown:
             raise UserError(f"no node {', '.join(map(repr, unknown))} in this cluster",
                             fix=f"its nodes: {', '.join(sorted(by_name))}")
-    chosen = [m for m in members if (not only or m.name in only) and m.name not in (done or {}).values()]
-    order = sorted(chosen, key=lambda m: (m.manager, m.role == "seed", _index(m.name)))
-    taken = set(by_name) | set((done or {}).values())
+        consul = [n for n in only if by_name.get(n) and by_name[n].role == "consul"]
+        if consul:
+            raise UserError(f"{consul[0]} is the consul server: a roll does not move its data, so it is not rolled",
+                            fix="roll the swarm's nodes; replace consul by hand (docs/DAY-TWO.md)")
+    chosen = [m for m in members if (not only or m.name in only) and m.name not in done.values()
+              and m.role != "consul"]
+    # Workers first; then managers, lost ones first (the majority is back to full sooner), the seed last.
+    order = sorted(chosen, key=lambda m: (m.manager, m.alive, m.role == "seed", _index(m.name)))
+    taken = set(by_name) | set(done.values())
     plan = Plan()
     for m in order:
-        new = (done or {}).get(m.name)
+        new = done.get(m.name)
         if new is None:
             new = next_name(m.role, taken, limit)
             taken.add(new)
         role = "manager" if m.manager else m.role
         plan.changes += [Change("add", new, role, replaces=m.name), Change("retire", m.name, m.role)]
+    if not only and any(m.role == "consul" for m in members):
+        plan.notes.append("consul is not rolled (its data does not move with it)")
     check_quorum(members, plan.changes)
     return plan
 
@@ -226,8 +286,10 @@ class Swarm(Protocol):
 
     def nodes(self) -> list[dict[str, str]]: ...  # ID, Hostname, Status, Availability, ManagerStatus
     def drain(self, node_id: str) -> None: ...
-    def tasks(self, node_id: str) -> list[tuple[str, str]]: ...  # (service, current state) of running ones
-    def replicas(self) -> dict[str, tuple[int, int]]: ...  # replicated service -> (running, desired)
+    def tasks(self, node_id: str) -> list[tuple[str, str]]: ...  # (service, current state): every task the node
+    # still has, whatever its desired state (a draining task is desired Shutdown and still Running)
+    def desired(self) -> dict[str, int]: ...  # replicated service -> replicas wanted
+    def running(self, service: str) -> int: ...  # tasks of the service Running now (desired running too)
     def demote(self, node_id: str) -> None: ...
     def remove(self, node_id: str, force: bool) -> None: ...
 
@@ -313,10 +375,10 @@ def wait_ready(driver: Driver, names: Sequence[str], timeout: float, progress: P
             return
         for name in names:
             if not driver.running(name):
-                raise Stopped(f"{name} stopped while booting; nothing else was changed")
+                raise Stopped(f"{name} stopped while booting; no node was retired for it")
         if time.monotonic() > deadline:
             missing = ", ".join(n for n, ok in ready.items() if not ok)
-            raise Stopped(f"{missing} not Ready after {timeout:.0f}s; nothing else was changed")
+            raise Stopped(f"{missing} not Ready after {timeout:.0f}s; no node was retired for it")
         time.sleep(2)
 
 
@@ -355,22 +417,32 @@ def _leave_swarm(driver: Driver, name: str, entry: dict[str, str], progress: Pro
         return [n for n in driver.swarm(avoid=[name]).nodes() if n["ID"] == node_id]
 
     alive = driver.running(name) and entry["Status"] == "Ready"
-    held: set[str] = set()
+    swarm = driver.swarm(avoid=[name])
+    # The services to see at full strength: those with a task there (a node that is drained already, or
+    # dead, by its task history: its tasks' state there is stale or gone).
+    tasks = swarm.tasks(node_id)
+    fresh = alive and entry["Availability"] != "Drain"
+    held = {service for service, state in tasks if state.startswith("Running") or not fresh}
     if entry["Availability"] != "Drain":
+        if alive:  # never start a second dip: an earlier change's tasks are all Running again first
+            _wait_drained(driver, swarm, name, node_id, held, progress, timeouts.drain, on_node=False, after=False)
         progress(f"{name}: drain")
-        swarm = driver.swarm(avoid=[name])
-        if alive:
-            held = {service for service, _state in swarm.tasks(node_id)}
         swarm.drain(node_id)
     if alive:
         _wait_drained(driver, driver.swarm(avoid=[name]), name, node_id, held, progress, timeouts.drain)
+    else:  # its tasks are gone with it: give the swarm a moment to place them, never stop for them
+        try:
+            _wait_drained(driver, driver.swarm(avoid=[name]), name, node_id, held, progress,
+                          min(timeouts.drain, 60), on_node=False, after=True)
+        except Stopped as exc:
+            progress(f"{name}: not running, so retired anyway: {exc}")
     if entry["ManagerStatus"]:
         progress(f"{name}: demote")
         driver.swarm(avoid=[name]).demote(node_id)
         if not _until(lambda: not any(n["ManagerStatus"] for n in mine()), timeouts.step):
             raise Stopped(f"{name} is drained but still a manager after {timeouts.step:.0f}s; re-run to continue")
     if driver.running(name):
-        progress(f"{name}: leave the swarm")
+        progress(f"{name}: leave the swarm, and wait until the managers see it Down")
         driver.leave(name)
     down = _until(lambda: all(n["Status"] == "Down" for n in mine()), timeouts.step)
     progress(f"{name}: remove from the swarm")
@@ -378,28 +450,37 @@ def _leave_swarm(driver: Driver, name: str, entry: dict[str, str], progress: Pro
 
 
 def _wait_drained(driver: Driver, swarm: Swarm, name: str, node_id: str, held: set[str], progress: Progress,
-                  timeout: float) -> None:
-    """Until no task runs on the node and every replicated service it held has all its tasks running
-    (elsewhere). A node that stops meanwhile stops the retirement: its tasks were not moved by us."""
+                  timeout: float, on_node: bool = True, after: bool = True) -> None:
+    """Until every replicated service in `held` has all its replicas Running (from `docker service ps`,
+    not `service ls`, which counts a draining task as running), and with `on_node` no task runs on the
+    node any more (then a node that stops meanwhile stops the retirement)."""
     deadline = time.monotonic() + timeout
     said = ""
     while True:
-        if not driver.running(name):
+        if on_node and not driver.running(name):
             raise Stopped(f"{name} stopped while it was being drained; re-run to continue (it will be removed)")
-        left = [s for s, state in swarm.tasks(node_id) if state.startswith("Running")]
-        short = {s: rc for s, rc in swarm.replicas().items() if s in held and rc[0] < rc[1]}
+        left = sorted({s for s, state in swarm.tasks(node_id) if state.startswith(("Running", "Starting"))}) \
+            if on_node else []
+        wanted = swarm.desired()
+        short = {s: (swarm.running(s), wanted[s]) for s in sorted(held) if s in wanted}
+        short = {s: rd for s, rd in short.items() if rd[0] < rd[1]}
         if not left and not short:
             return
-        line = (f"{name}: {len(left)} task(s) still running there" if left else
-                f"{name}: waiting for " + ", ".join(f"{s} ({r}/{d})" for s, (r, d) in sorted(short.items())))
+        line = (f"{name}: waiting for its tasks to stop ({', '.join(left)})" if left else
+                f"{name}: waiting for {'its tasks elsewhere' if after else 'full strength before the drain'}: " +
+                ", ".join(f"{s} {r}/{d} running" for s, (r, d) in short.items()))
         if line != said:
             progress(line)
             said = line
+        if time.monotonic() > deadline and not after:
+            raise Stopped(f"{name} was not drained: after {timeout:.0f}s, before its drain, "
+                          f"{line.split(': ', 2)[2]} (a service short already would lose more); see `docker "
+                          "service ps`, then re-run")
         if time.monotonic() > deadline:
             raise Stopped(f"{name} is drained but after {timeout:.0f}s {line.split(': ', 1)[1]}: its tasks "
                           "cannot be placed elsewhere (constraints, resources?); see `docker service ps`. "
                           f"Re-run to continue, or undrain it: docker node update --availability active {name}")
-        time.sleep(2)
+        time.sleep(1)
 
 
 REPLICAS = re.compile(r"(\d+)/(\d+)")

@@ -2,16 +2,43 @@
 
 Library code returns a Report; only the CLI prints it. `--strict` turns
 warnings into a failure (exit 3).
+
+Each finding has a severity (error, warning, info) and a kind, which says what
+happened to the part of the input it is located at:
+
+- lost: dropped; nothing in the output stands for it (warning)
+- approximated: carried over with something lost; the message says what (warning)
+- rewritten: carried over in another form with the same meaning, named in the
+  message (a classic-Swarm hint that became a placement constraint) (info)
+- kept: carried over exactly (info; one finding per service lists the keys)
+- warning: kept, but the output may not behave as the input did (warning)
+- note: anything else worth knowing (info)
+
+The message never repeats the location: `file:line:col yaml.path` says where,
+the message says what, and `fix` (when there is one) what to do instead.
+`subject` names what the finding is about ("service web", "network front"),
+or is None for the file as a whole; `render` groups by it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .errors import PathPart, format_location, format_path
 
 Severity = Literal["error", "warning", "info"]
+Kind = Literal["lost", "approximated", "rewritten", "kept", "warning", "note", "error"]
+_SUBJECTS = {"services": "service", "networks": "network", "volumes": "volume", "secrets": "secret",
+             "configs": "config"}
+
+
+def subject_of(path: tuple[PathPart, ...]) -> str | None:
+    """"service web" for services.web.image (and the other top-level sections likewise)."""
+    if len(path) >= 2 and path[0] in _SUBJECTS:
+        return f"{_SUBJECTS[str(path[0])]} {path[1]}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -24,6 +51,8 @@ class Finding:
     column: int | None = None
     path: tuple[PathPart, ...] = ()
     fix: str | None = None
+    kind: Kind = "note"
+    subject: str | None = None
 
     def location(self) -> str:
         return format_location(self.source, self.line, self.column, self.path)
@@ -36,14 +65,24 @@ class Finding:
         return text
 
 
+_DEFAULT_KIND: dict[Severity, Kind] = {"error": "error", "warning": "warning", "info": "note"}
+
+
+def finding(severity: Severity, message: str, **where: Any) -> Finding:
+    """A finding, its kind and subject filled in when not given (a path under services.web: service web)."""
+    where["path"] = tuple(where.get("path") or ())
+    where.setdefault("kind", _DEFAULT_KIND[severity])
+    if where.get("subject") is None:
+        where["subject"] = subject_of(where["path"])
+    return Finding(severity, message, **where)
+
+
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
 
     def add(self, severity: Severity, message: str, **where: Any) -> None:
-        if "path" in where:
-            where["path"] = tuple(where["path"])
-        self.findings.append(Finding(severity, message, **where))
+        self.findings.append(finding(severity, message, **where))
 
     def warn(self, message: str, **where: Any) -> None:
         self.add("warning", message, **where)
@@ -57,6 +96,9 @@ class Report:
     def extend(self, other: Report) -> None:
         self.findings.extend(other.findings)
 
+    def add_all(self, findings: Iterable[Finding]) -> None:
+        self.findings.extend(findings)
+
     @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "error"]
@@ -66,9 +108,59 @@ class Report:
         return [f for f in self.findings if f.severity == "warning"]
 
     def to_json(self) -> list[dict[str, Any]]:
+        """Every finding, whatever the verbosity: severity, kind, subject, code, message, fix,
+        source, line, column, path (dotted)."""
         out = []
         for f in self.findings:
             d = asdict(f)
             d["path"] = format_path(f.path)
             out.append(d)
         return out
+
+
+def _short_location(f: Finding) -> str:
+    """file:line:col and the path below the subject (the group's heading names the subject)."""
+    path = f.path
+    if f.subject is not None and len(path) >= 2 and subject_of(path) == f.subject:
+        path = path[2:]
+    elif f.subject is not None and path and f.subject == f"service {path[0]}":  # version 1: no services:
+        path = path[1:]
+    return format_location(f.source, f.line, f.column, path)
+
+
+def render(findings: Iterable[Finding], *, verbose: bool = False) -> list[str]:
+    """The report as text lines, one heading per subject ("service web:"), the file's own
+    findings first. Short by default: errors and warnings (what was lost or approximated,
+    and risks). `verbose` adds the rewrites, the notes and what was kept exactly."""
+    groups: dict[str | None, list[Finding]] = {}
+    for f in findings:
+        if verbose or f.severity != "info":
+            groups.setdefault(f.subject, []).append(f)
+    lines: list[str] = []
+    for subject in sorted(groups, key=lambda s: (s is not None, _order(s))):
+        items = groups[subject]
+        lines.append(f"{subject}:" if subject else "file:")
+        kept = [f for f in items if f.kind == "kept"]
+        located = sorted((f for f in items if f.kind != "kept"),
+                         key=lambda f: (f.source or "", f.line or 0, f.column or 0))
+        for f in [*located, *kept]:
+            where = _short_location(f)
+            text = f"  {f.severity}: {where}: {f.message}" if where else f"  {f.severity}: {f.message}"
+            if f.fix:
+                text += f" ({f.fix})"
+            lines.append(text)
+    return lines
+
+
+def _order(subject: str | None) -> tuple[int, str]:
+    kind, _, name = (subject or "").partition(" ")
+    ranks = list(_SUBJECTS.values())
+    return (ranks.index(kind) if kind in ranks else len(ranks), name)
+
+
+def counts(findings: Iterable[Finding]) -> dict[str, int]:
+    """How many findings of each kind (for a summary line)."""
+    out: dict[str, int] = {}
+    for f in findings:
+        out[f.kind] = out.get(f.kind, 0) + 1
+    return out

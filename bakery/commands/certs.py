@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"bakery certs: renewed {' and '.join(done)}"
               + (f"; re-render {'each' if len(nodes) > 1 else 'it'} with the flags it had before and roll it "
                  "(see bakery certs --help)" if nodes else ""), file=err)
-    print("bakery certs: point the Docker CLI at the seed's mutual-TLS API with the line below, or: "
+    print("bakery certs: point the Docker CLI at a manager's mutual-TLS API (the seed's, while there is one) with "
+          "the line below, or: "
           "eval \"$(bakery certs)\"", file=err)
     print(" ".join(["export", *(f"{k}={shlex.quote(v)}" for k, v in env.items())]))  # eval-able for any path
     return EXIT_OK

@@ -1,8 +1,23 @@
 """Convert docker-compose v1/v2.x/v3 and Compose Specification files into a swarm-mode v3 stack file.
 
-The stack YAML goes to stdout (or -o FILE); the report of what was kept,
-approximated and dropped goes to stderr. With --output json the report is
-JSON on stdout (and the stack is included in it unless -o is given).
+The stack YAML goes to stdout (or -o FILE); the report goes to stderr, one
+heading per service (network, volume; `file:` for the file as a whole). It is
+short: what was dropped or approximated, and warnings. -v adds what was
+rewritten into another form (a classic-Swarm hint into a placement constraint,
+restart: unless-stopped into condition any), notes, and the keys kept exactly.
+
+With --output json the report is JSON on stdout, every finding whatever -v:
+  {"version": "3.7", "source_version": "2.0", "ok": true,
+   "findings": [{"severity": "warning", "kind": "lost", "subject": "service web",
+                 "code": "compose.key.unsupported", "message": "...", "fix": "...",
+                 "source": "docker-compose.yml", "line": 6, "column": 17,
+                 "path": "services.web.privileged"}, ...],
+   "stack": {...}}
+severity: error, warning, info. kind: lost (dropped), approximated (kept with a
+loss), rewritten (the same meaning in another form), kept (kept exactly),
+warning, note. subject: "service NAME", "network NAME", "volume NAME" or null.
+fix: what to do instead, or null when there is nothing to do. "stack" is there
+unless -o is given or --strict failed.
 Relative host paths (bind sources like ./html, secret and config files) are
 written relative to the stack file: docker resolves them against the stack
 file's folder, so with -o elsewhere they are rewritten to name the same place
@@ -12,12 +27,23 @@ Several -f files are merged with docker-compose's override rules. Variables
 come from the environment and from the .env file beside the first file (or
 --env-file, which replaces it).
 
---nodes FILE is a YAML list of the swarm's nodes, used to expand classic-Swarm
-glob and regex hints (constraint:node==web*):
+A classic-Swarm hint with a pattern (constraint:node==web*, /regex/, or != with a
+pattern, on node or an engine label) becomes a constraint on a node label named
+after the hint, node.labels.bakery.hint.<hash>==true (the same label at every
+conversion), and the hint is kept in the file's x-bakery.node_labels. `bakery
+deploy` labels the live nodes the hint admits and unlabels the others at every
+deploy, so a node added later gets tasks only once a deploy has matched it. For
+`docker stack deploy`, the nodes must carry the label first: the report (a
+warning) gives the `docker node update --label-add LABEL=true NODE` commands,
+one per node of --nodes FILE the hint admits. Without --nodes it still
+converts, and the report says which nodes to label. --nodes FILE is a YAML list
+of the swarm's nodes:
 
   - hostname: web1
     labels: {zone: a}               # swarm node labels
     engine_labels: {storage: ssd}   # daemon labels
+
+A pattern that admits none of them is refused (its tasks would pend forever).
 
 Exit codes: 0 converted, 2 bad input, 3 warnings with --strict (nothing written).
 """
@@ -30,7 +56,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_STRICT, UserError
-from ..report import Report
+from ..report import Report, counts, render
 from .common import add_out_file, add_output
 
 
@@ -41,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_out_file(parser, "the stack")
     add_output(parser, text="the stack on stdout, the report on stderr", json="the report (and the stack unless -o)")
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on any warning")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="the report lists rewrites, notes and what was kept exactly too")
     parser.add_argument("--env-file", type=Path, action="append", default=[], metavar="F",
                         help="variables for interpolation (replaces the .env beside the file; repeatable)")
     parser.add_argument("--publish-mode", choices=("ingress", "host"), default="ingress",
@@ -54,9 +82,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "$COMPOSE_PROFILES); services without profiles are always converted")
 
 
-def _print_report(report: Report, summary: str) -> None:
-    for finding in report.findings:
-        print(finding, file=sys.stderr)
+def _print_report(report: Report, summary: str, verbose: bool) -> None:
+    for line in render(report.findings, verbose=verbose):
+        print(line, file=sys.stderr)
+    hidden = counts(f for f in report.findings if f.severity == "info")
+    if hidden and not verbose:
+        words = (("rewritten", "rewrite(s)"), ("note", "note(s)"))
+        parts = [f"{hidden[k]} {word}" for k, word in words if hidden.get(k)]
+        summary += f"; -v lists {' and '.join(parts) + ' and ' if parts else ''}what was kept exactly"
     print(summary, file=sys.stderr)
 
 
@@ -90,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(doc, sys.stdout, indent=1, sort_keys=True)
         sys.stdout.write("\n")
     else:
-        _print_report(report, summary)
+        _print_report(report, summary, args.verbose)
     if failed:
         return EXIT_STRICT
     if args.out is not None:

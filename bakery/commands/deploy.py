@@ -32,9 +32,16 @@ the swarm; with none (nothing listens, no socket, TLS refused, not a
 manager), it is the plan for an empty swarm, every object a `create`, with
 a note on stderr, and exit 0: placement constraints and external objects
 are then not checked. A wrong engine setting (--cluster without its
-certificates, a TLS file missing) stays exit 2. A classic-Swarm hint with a pattern (`constraint:node==web*`) is
-expanded against the live nodes, so it needs the engine even then: without
-one it is exit 4, located at the hint.
+certificates, a TLS file missing) stays exit 2.
+
+A classic-Swarm hint with a pattern (`constraint:node==web*`, `/regex/`, `!=`) is
+a constraint on a node label named after it (`node.labels.bakery.hint.<hash>==true`;
+the stack file keeps the hint in x-bakery): the plan labels the live nodes the
+hint admits, by hostname or engine label, and takes the label off those that no
+longer match, before any service is created or updated (`update node NAME` lines);
+a rollback puts the old labels back. A node that joins later gets no task until the
+next deploy labels it. A hint no live node matches is refused (exit 2, located at
+the hint): its tasks would pend forever.
 
 With --output json, stdout is one JSON document whatever happens: the plan
 (and the result) with "ok" and "exit_code", or the error (see `bakery --help`).
@@ -47,26 +54,22 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
-    EXIT_ENVIRONMENT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     BakeryError,
     EnvironmentMissing,
     StrictError,
-    UserError,
 )
 from ..report import Report
 from ..swarm.model import Plan, Progress, Result
 from .common import add_config, add_output, add_state_dir, cluster_name, config_path, given, load_config
 
 if TYPE_CHECKING:
-    from ..compose import NodeInfo
     from ..stack import Stack
     from ..swarm import ClusterAddress, Endpoint, Engine
 
@@ -75,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--name", type=given, help="stack name (default: the first file's directory name)")
     parser.add_argument("--env-file", action="append", default=[], metavar="FILE", help="variables for ${VAR}")
     parser.add_argument("--strict", action="store_true", help="fail (exit 3) on conversion warnings")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="list the conversion's rewrites, notes and what was kept exactly too")
     parser.add_argument("--publish-mode", choices=("ingress", "host"), default="ingress",
                         help="for compose v1/v2 input: publish ports through the routing mesh (default) or "
                              "in host mode")
@@ -135,12 +140,6 @@ def _stack_name(args: argparse.Namespace) -> str:
         return str(args.name)
     directory = Path(args.files[0]).resolve().parent.name
     return re.sub(r"[^a-zA-Z0-9_.-]", "", directory).lstrip("_.-").lower() or "stack"
-
-
-class NeedsEngine(UserError):
-    """A located problem in the file that only a reachable engine resolves (a glob hint, no engine)."""
-
-    exit_code = EXIT_ENVIRONMENT
 
 
 class Interrupted(BakeryError):
@@ -204,78 +203,21 @@ def _cluster_address(args: argparse.Namespace) -> ClusterAddress | None:
     return ClusterAddress(cfg.name, f"tcp://{seed}:{cfg.docker.api_port}", path)
 
 
-class _NoEngine(Exception):
-    """The live nodes were asked for and no engine is reachable (only with --dry-run)."""
-
-
-class LiveNodes(Sequence["NodeInfo"]):
-    """The swarm's nodes as classic-Swarm hints see them, fetched when a hint first looks at them:
-    only a pattern (`constraint:node==web*`) does, after the files have been read and validated."""
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-        self._nodes: list[NodeInfo] | None = None
-
-    def _load(self) -> list[NodeInfo]:
-        if self._nodes is None:
-            from ..compose import NodeInfo
-
-            engine = self.target.engine()
-            if engine is None:
-                raise _NoEngine
-            self._nodes = [
-                NodeInfo(
-                    hostname=(n.get("Description") or {}).get("Hostname", ""),
-                    labels=dict((n.get("Spec") or {}).get("Labels") or {}),
-                    engine_labels=dict(((n.get("Description") or {}).get("Engine") or {}).get("Labels") or {}),
-                )
-                for n in engine.nodes()
-            ]
-        return self._nodes
-
-    def __len__(self) -> int:
-        return len(self._load())
-
-    @overload
-    def __getitem__(self, index: int) -> NodeInfo: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[NodeInfo]: ...
-    def __getitem__(self, index: int | slice) -> NodeInfo | Sequence[NodeInfo]:
-        return self._load()[index]
-
-    def __iter__(self) -> Iterator[NodeInfo]:
-        return iter(self._load())
-
-
-def load(args: argparse.Namespace, target: Target) -> tuple[Stack, Report]:
-    """The typed stack (compose and stack files alike go through the converter) and its report."""
+def load(args: argparse.Namespace) -> tuple[Stack, Report]:
+    """The typed stack (compose and stack files alike go through the converter) and its report.
+    What a `docker stack deploy` user would label by hand for a pattern hint, deploy labels itself:
+    that finding is left out."""
     from ..compose import convert_files
 
-    def convert(nodes: Sequence[NodeInfo] | None) -> Any:
-        return convert_files(
-            [Path(f) for f in args.files],
-            env_files=[Path(f) for f in args.env_file],
-            strict=args.strict,
-            image_prefix=args.image_prefix,
-            nodes=nodes,
-            publish_mode=getattr(args, "publish_mode", "ingress"),
-        )
-
-    try:
-        result = convert(LiveNodes(target))
-    except _NoEngine:
-        # Converting without nodes stops at that same hint, and says where it is.
-        try:
-            convert(None)
-        except UserError as exc:
-            where = target.endpoint.where() if target.endpoint else "the engine"
-            raise NeedsEngine(
-                f"{exc.message}; bakery deploy expands it against the live nodes, and {where} is not reachable",
-                source=exc.source, line=exc.line, column=exc.column, path=exc.path,
-                fix="dry-run against a reachable manager (-H, --cluster, DOCKER_HOST), or write the exact value",
-            ) from None
-        raise EnvironmentMissing(target.problem or "no engine reachable") from None
-    return result.model, result.report
+    result = convert_files(
+        [Path(f) for f in args.files],
+        env_files=[Path(f) for f in args.env_file],
+        strict=False,
+        image_prefix=args.image_prefix,
+        publish_mode=getattr(args, "publish_mode", "ingress"),
+    )
+    report = Report([f for f in result.report.findings if f.code != "compose.hint.label_nodes"])
+    return result.model, report
 
 
 class ProgressView:
@@ -289,7 +231,7 @@ class ProgressView:
         self.start = time.monotonic()
 
     def __call__(self, p: Progress) -> None:
-        counts = "" if p.state in ("unchanged", "removed", "rolled back") else f"{p.running}/{p.desired}"
+        counts = "" if p.state in ("unchanged", "removed", "rolled back", "labelled") else f"{p.running}/{p.desired}"
         text = f"{p.name:<32} {p.state:<11} {counts:<5}" + (f"  {p.message}" if p.message else "")
         self.lines[p.name] = text
         if not self.tty:
@@ -302,14 +244,16 @@ class ProgressView:
         self.stream.flush()
 
 
-def _print_findings(report: Report) -> None:
-    for finding in report.findings:
-        print(str(finding), file=sys.stderr)
+def _print_findings(args: argparse.Namespace, report: Report) -> None:
+    from ..report import render
+
+    for line in render(report.findings, verbose=args.verbose):
+        print(line, file=sys.stderr)
 
 
 def _strict(args: argparse.Namespace, report: Report) -> None:
     if args.strict and report.warnings:
-        _print_findings(report)
+        _print_findings(args, report)
         raise StrictError(f"{len(report.warnings)} warning(s) and --strict")
 
 
@@ -358,14 +302,14 @@ def _plan(args: argparse.Namespace) -> tuple[Target, Plan, dict[str, Any]]:
 
     stack = _stack_name(args)
     target = Target(args)
-    model, report = load(args, target)
+    model, report = load(args)
     wanted = swarm.build(stack, model, base_dir=Path(args.files[0]).resolve().parent)
     _strict(args, report)
     plan, found = swarm.plan(target.engine(), wanted, prune=args.prune)
     report.extend(found)
     _strict(args, report)
     if args.output == "text":
-        _print_findings(report)
+        _print_findings(args, report)
     out: dict[str, Any] = {"ok": True, "exit_code": EXIT_OK, "stack": stack, "engine": target.to_json(),
                            "plan": plan.to_json()["changes"], "findings": report.to_json()}
     return target, plan, out

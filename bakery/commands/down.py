@@ -43,8 +43,17 @@ def run(args: argparse.Namespace) -> int:
         from ..providers.openstack import commands
 
         return commands.run_down(args, commands.tagged_name(cluster_name(args)), output)
+    from ..providers.local.daytwo import exclusive, forget_day_two
+    from ..providers.local.state import record_path
+
     name = cluster_name(args)
     state_dir = args.state_dir or default_root()
-    done = cluster.down(state_dir, name, stderr_progress("bakery down"))
+    if record_path(state_dir, name).exists():
+        with exclusive(state_dir, name, wait=30):
+            done = cluster.down(state_dir, name, stderr_progress("bakery down"))
+            if not done.problems:
+                forget_day_two(state_dir, name)
+    else:
+        done = cluster.down(state_dir, name, stderr_progress("bakery down"))
     return teardown_result("down", name, done.removed, done.problems, looked=f"no record of it in {state_dir}",
                            output=output)

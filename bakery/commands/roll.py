@@ -33,8 +33,13 @@ roll.json in the cluster's state dir. --wait active (servers that run no
 cloud-init): replacements only need to be ACTIVE and the old servers are only
 deleted, nothing is drained (the plan says so on every line).
 
---output json: {"cluster", "image", "dry_run", "plan" (lines), "replaced" ([{"old",
-"new", "boot_seconds", "retire_seconds"}]), "seconds"}.
+Replacing the seed moves the API operators reach: a local roll ends with the
+export line of a manager (the seed is replaced last; before it goes, progress
+says so).
+
+--output json: {"cluster", "image", "dry_run", "plan" (lines), "notes",
+"replaced" ([{"old", "new", "boot_seconds", "retire_seconds"}]), "seconds"};
+local clusters also "docker_host" and "cert_path".
 """
 
 from __future__ import annotations
@@ -59,10 +64,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodes", nargs="+", metavar="NAME", help="replace only these nodes (default: every node)")
     p.add_argument("--image", metavar="IMAGE",
                    help="the image to move to: a name in the image cache (baked-...) or a directory "
-                        "(default: the one `bakery bake --target local` made last); with --provider openstack a "
+                        "(default: the one `bakery bake --target local` made last, refused if it lacks "
+                        "application images the cluster's image has); with --provider openstack a "
                         "Glance image (default: the one the last `up` used)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for each replacement to be Ready")
+    p.add_argument("--drain-timeout", type=float, default=300, metavar="SECONDS",
+                   help="how long a drained node's tasks may take to run elsewhere before the run stops (default 300)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     add_output(p)
     from ..providers.openstack.commands import add_roll_arguments
@@ -73,19 +81,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..providers.local import cluster, daytwo, rootfs
     from ..providers.local.host import stderr_progress
-    from ..state import default_root
+    from ..state import client_cert_dir, default_root
 
     if args.provider == "openstack":
         return _run_openstack(args)
-    if args.config:
-        raise UserError("--config is for --provider openstack",
-                        fix="a local cluster's replacements are rendered from the definition it was made with")
     cluster.require_local()
     state_dir = args.state_dir or default_root()
     name = cluster_name(args)
     opts = cluster.UpOptions(cluster=name, managers=1, workers=0, consul=False, baked=True, user_config=None,
                              state_dir=state_dir, cache_dir=args.cache_dir or rootfs.default_cache_dir(),
-                             timeout=args.timeout)
+                             timeout=args.timeout, drain_timeout=args.drain_timeout)
     progress = stderr_progress("bakery roll")
     start = time.monotonic()
     try:
@@ -94,7 +99,12 @@ def run(args: argparse.Namespace) -> int:
         raise fleet.Stopped(f"{exc}\nwhere the nodes are now:\n  " + "\n  ".join(daytwo.where(state_dir, name))
                             + "\nre-run `bakery roll` to continue") from None
     pairs = [(c.replaces, c.node) for c in plan.changes if c.kind == "add" and c.replaces]
-    return _report(args, name, info["image"], plan.lines(), pairs, dict(timed), time.monotonic() - start)
+    rec = cluster.load(state_dir, name)
+    api = cluster.api_node(rec)
+    reach = {"docker_host": f"tcp://{cluster.address_for(api.name, api.role)}:2376",
+             "cert_path": str(client_cert_dir(name, state_dir))}
+    return _report(args, name, info["image"], plan.lines(), pairs, dict(timed), time.monotonic() - start,
+                   plan.notes, reach)
 
 
 def _run_openstack(args: argparse.Namespace) -> int:
@@ -105,24 +115,30 @@ def _run_openstack(args: argparse.Namespace) -> int:
     name = commands.tagged_name(cluster_name(args))
     start = time.monotonic()
     lines, pairs, took, image = commands.run_roll(args, name)
-    return _report(args, name, image, lines, pairs, took, time.monotonic() - start)
+    return _report(args, name, image, lines, pairs, took, time.monotonic() - start, [], None)
 
 
 def _report(args: argparse.Namespace, name: str, image: str, lines: list[str], pairs: Sequence[tuple[str | None, str]],
-            took: dict[str, float], seconds: float) -> int:
+            took: dict[str, float], seconds: float, notes: list[str], reach: dict[str, str] | None) -> int:
     replaced = [{"old": old, "new": new, "boot_seconds": round(took.get(new, 0.0), 1),
                  "retire_seconds": round(took.get(old or "", 0.0), 1)} for old, new in pairs if new in took]
     if args.output == "json":
-        print(json.dumps({"cluster": name, "image": image, "dry_run": args.dry_run, "plan": lines,
-                          "replaced": replaced, "seconds": round(seconds, 1)}, indent=2))
+        print(json.dumps({"cluster": name, "image": image, "dry_run": args.dry_run, "plan": lines, "notes": notes,
+                          "replaced": replaced, "seconds": round(seconds, 1), **(reach or {})}, indent=2))
         return EXIT_OK
     if args.dry_run or not pairs:
         print(f"cluster {name}: roll to {image}:")
         for line in lines:
             print(f"  {line}")
+        for note in notes:
+            print(f"  note: {note}")
         return EXIT_OK
     print(f"cluster {name}: {len(replaced)} node(s) replaced in {seconds:.0f}s")
     for r in replaced:
         print(f"  {r['old']} -> {r['new']}: booted and Ready in {r['boot_seconds']:.0f}s, "
               f"{r['old']} retired in {r['retire_seconds']:.0f}s")
+    if reach is not None:
+        print("Reach the swarm with:" if not any(r["old"] == "seed" for r in replaced) else
+              "The seed was replaced: reach the swarm through a manager now:")
+        print(f"  export DOCKER_HOST={reach['docker_host']} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={reach['cert_path']}")
     return EXIT_OK

@@ -14,8 +14,8 @@ mutual TLS. Shows progress until every node is Ready, then prints how to reach
 the swarm. `bakery down` removes exactly what this created. Needs root and
 systemd-nspawn.
 
-Re-run on a cluster that is up, `up` converges to the counts given (they are
-the whole desired state: --managers, --workers, --consul). New nodes boot and
+Re-run on a cluster that is up, `up` converges to the counts given (a count not
+given stays as it is: `bakery up --workers 4` keeps the managers). New nodes boot and
 join (they never init a swarm); nodes that go are drained (their tasks seen
 running elsewhere), demoted if managers, leave the swarm, are removed from it,
 then deleted, one at a time: down nodes first, then drained ones, then the
@@ -27,7 +27,7 @@ stops (a node not Ready, tasks that cannot move) says which node is where; a
 re-run continues. `bakery roll` replaces nodes (a new image, renewed
 certificates).
 
-  bakery up --provider openstack --cluster prod --flavor m1.medium --image bakery-node-1a2b \
+  bakery up --provider openstack --cluster prod --flavor m1.medium --image bakery-node-1a2b \\
       --network private --operator-cidr 198.51.100.7/32 [--floating-ip public] [--lb]
 
 --provider openstack boots the same roles as Nova servers (cloud from
@@ -65,9 +65,12 @@ if TYPE_CHECKING:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", choices=("local", "openstack"), default="local",
                    help="local: systemd-nspawn nodes on this machine (default); openstack: Nova servers")
-    p.add_argument("--managers", type=int, default=3, help="managers including the seed (default 3; odd)")
-    p.add_argument("--workers", type=int, default=2, help="workers (default 2)")
-    p.add_argument("--consul", action="store_true", help="also boot a consul node")
+    p.add_argument("--managers", type=int, help="managers including the seed, odd (a new cluster: 3; "
+                                                "a running one: as many as it has)")
+    p.add_argument("--workers", type=int, help="workers (a new cluster: 2; a running one: as many as it has)")
+    p.add_argument("--consul", action=argparse.BooleanOptionalAction,
+                   help="also boot a consul node (--no-consul on a running cluster deletes it; "
+                        "not given: a new cluster has none, a running one keeps what it has)")
     p.add_argument("--unbaked", action="store_true",
                    help="boot the plain image: nodes install Docker at boot through an apt proxy on the bridge")
     add_config(p)
@@ -75,6 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_state_dir(p)
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for Ready (default 600)")
+    p.add_argument("--drain-timeout", type=float, default=300, metavar="SECONDS",
+                   help="how long a drained node's tasks may take to run elsewhere before the run stops (default 300)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (nodes to boot or retire) and change nothing")
     add_output(p)
     from ..providers.openstack.commands import add_up_arguments
@@ -100,30 +105,47 @@ def run(args: argparse.Namespace) -> int:
     from ..providers.local.state import record_path
     from ..state import default_root
 
-    if args.managers < 1 or args.managers % 2 == 0:
+    if args.managers is not None and (args.managers < 1 or args.managers % 2 == 0):
         raise UserError(f"--managers {args.managers}: a swarm needs an odd number of managers for raft quorum",
                         fix="use 1, 3, 5 or 7")
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers {args.workers} is negative", fix="use 0 or more")
+    state_dir = args.state_dir or default_root()
+    exists = args.provider == "local" and record_path(state_dir, cluster_name(args)).exists()
+    if exists:  # what is not given stays as it is
+        rec = cluster.load(state_dir, cluster_name(args))
+        roles = [n.role for n in rec.nodes]
+        args.managers = roles.count("seed") + roles.count("manager") if args.managers is None else args.managers
+        args.workers = roles.count("worker") if args.workers is None else args.workers
+        args.consul = "consul" in roles if args.consul is None else args.consul
+    args.managers = 3 if args.managers is None else args.managers
+    args.workers = 2 if args.workers is None else args.workers
+    args.consul = bool(args.consul)
     if args.provider == "openstack":
         from ..providers.openstack import commands
 
         return commands.run_up(args, commands.tagged_name(cluster_name(args)))
-    state_dir = args.state_dir or default_root()
     opts = cluster.UpOptions(
         cluster=cluster_name(args), managers=args.managers, workers=args.workers,
         consul=args.consul, baked=not args.unbaked, user_config=config_path(args), state_dir=state_dir,
         cache_dir=args.cache_dir or rootfs.default_cache_dir(), timeout=args.timeout,
+        drain_timeout=args.drain_timeout,
     )
-    if record_path(state_dir, opts.cluster).exists():
+    if exists:
         return _converge(args, opts)
     if args.dry_run:
         names = cluster.node_names(args.managers, args.workers, args.consul)
         lines = [f"{i}. boot {n} ({r}, {cluster.address_for(n, r)})" for i, (n, r) in enumerate(names, 1)]
         return _print_plan(args, opts.cluster, "new", lines, [])
     cluster.require_local()
+    from ..providers.local.daytwo import exclusive
+
     start = time.monotonic()
-    rec = cluster.up(opts, stderr_progress("bakery up"))
+    with exclusive(state_dir, opts.cluster):  # two `up`s of a new cluster: the second is refused
+        if record_path(state_dir, opts.cluster).exists():
+            raise UserError(f"cluster {opts.cluster} was just created by another `bakery up`",
+                            fix="re-run to converge it")
+        rec = cluster.up(opts, stderr_progress("bakery up"))
     seconds = time.monotonic() - start
     return _reach(args, rec, state_dir, f"{len(rec.nodes)} nodes Ready in {seconds:.0f}s", seconds)
 
@@ -138,8 +160,9 @@ def _reach(args: argparse.Namespace, rec: ClusterRecord, state_dir: Path, summar
     certs = client_cert_dir(rec.cluster, state_dir)
     if args.output == "json":
         nodes = [{"name": n.name, "role": n.role, "address": cluster.address_for(n.name, n.role)} for n in rec.nodes]
+        timing = {"seconds": round(seconds, 1)} if extra is not None else {"seconds_to_ready": round(seconds, 1)}
         print(json.dumps({"cluster": rec.cluster, "docker_host": host, "cert_path": str(certs),
-                          "nodes": nodes, "seconds_to_ready": round(seconds, 1), **(extra or {})}, indent=2))
+                          "nodes": nodes, **timing, **(extra or {})}, indent=2))
         return EXIT_OK
     print(f"cluster {rec.cluster}: {summary}. Reach the swarm with:")
     print(f"  export DOCKER_HOST={host} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={certs}")
@@ -182,5 +205,5 @@ def _converge(args: argparse.Namespace, opts: Any) -> int:
     seconds = time.monotonic() - start
     done = f"{len(plan.changes)} change(s) in {seconds:.0f}s" if plan.changes else "already as asked, nothing changed"
     return _reach(args, rec, opts.state_dir, f"{len(rec.nodes)} nodes, {done}", seconds,
-                  {"changes": plan.lines() if plan.changes else [],
+                  {"dry_run": False, "plan": plan.lines() if plan.changes else [], "notes": plan.notes,
                    "seconds_per_change": {n: round(s, 1) for n, s in timed}})

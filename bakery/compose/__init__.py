@@ -103,9 +103,9 @@ def convert_files(
         project, unset = load(paths, _environ(paths, [Path(p) for p in env_files or []], environ), report,
                               profiles)
         try:
-            data, version = convert_project(project, report, nodes=nodes, image_prefix=image_prefix,
-                                             publish_mode=publish_mode)
-            model = load_stack(data, locator(project))
+            data, version, hints = convert_project(project, report, nodes=nodes, image_prefix=image_prefix,
+                                                   publish_mode=publish_mode)
+            model = load_stack(data, locator(project, hints))
         except ComposeError as exc:
             raise _name_unset(exc, unset) from None
     result = ConvertResult(stack=stack_file(data), model=model, report=report, version=version,

@@ -49,7 +49,8 @@ def escape_dollars(value: Any) -> Any:
 
 def stack_file(data: dict[str, Any]) -> dict[str, Any]:
     """The stack file's form of stack data: `$` escaped (docker interpolates the file again), and
-    depends_on a list, its conditions kept for `bakery deploy` in `x-bakery` (a v3 file has none)."""
+    depends_on a list, its conditions kept for `bakery deploy` in `x-bakery` (a v3 file has none),
+    like the pattern hints behind the node labels the constraints name (`node_labels`)."""
     services, conditions = {}, {}
     for name, svc in (data.get("services") or {}).items():
         depends = svc.get("depends_on")
@@ -57,9 +58,15 @@ def stack_file(data: dict[str, Any]) -> dict[str, Any]:
             conditions[name] = {dep: spec["condition"] for dep, spec in depends.items()}
             svc = {**svc, "depends_on": sorted(depends)}
         services[name] = svc
-    out = {k: escape_dollars(v) for k, v in {**data, "services": services}.items()}
+    node_labels = data.get("node_labels")
+    out = {k: escape_dollars(v) for k, v in {**data, "services": services}.items() if k != "node_labels"}
+    side: dict[str, Any] = {}  # bakery's own, but docker interpolates x- keys too
     if conditions:
-        out["x-bakery"] = {"depends_on": conditions}  # bakery's own: nobody interpolates it
+        side["depends_on"] = conditions
+    if node_labels:  # pattern hints (a regex may end in $): bakery deploy labels the nodes they admit
+        side["node_labels"] = escape_dollars(node_labels)
+    if side:
+        out["x-bakery"] = side
     return ordered(out)
 
 

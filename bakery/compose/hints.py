@@ -5,20 +5,25 @@ Classic Swarm read hints from environment entries (`constraint:node==web1`,
 `com.docker.swarm.constraints` / `.affinities` / `.reschedule-policies`
 (JSON arrays of strings). Values: `~X` is soft, `/re/` a regex, otherwise
 `*` globs. Swarm mode matches exactly (case-insensitively) and takes `*`
-literally, so globs and regexes are expanded against a node inventory, or
-refused: a literal `*` would leave tasks pending forever.
+literally (the tasks would pend forever), so a pattern becomes a constraint on a
+node label named after the hint (`node.labels.bakery.hint.<hash>==true`): the
+nodes the hint admits carry it. `bakery deploy` labels them from the live swarm;
+for `docker stack deploy` the report says which `docker node update` commands to
+run (the nodes from `--nodes`). A node added later gets no task until it is
+labelled, so the hint never admits a node it does not match.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..report import Report, Severity
+from ..report import Finding, Kind, Severity
+from ..stack import values
+from ..stack.model import NodeLabel
 from .model import NodeInfo, Ref
 
 HINT_PREFIXES = ("constraint:", "affinity:", "reschedule:")
@@ -28,7 +33,6 @@ HINT_LABELS = {
     "com.docker.swarm.reschedule-policies": "reschedule",
 }
 DEFAULT_TAGS = ("storagedriver", "executiondriver", "kernelversion", "operatingsystem")
-_EXPR = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.\-/]+)\s*(?P<op>==|!=)\s*(?P<value>.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,20 @@ class Hint:
     kind: str  # constraint, affinity, reschedule
     text: str  # what follows `kind:`
     ref: Ref  # where it was written
+
+    @property
+    def key(self) -> str:
+        """The service key it was written under (environment, labels, env_file)."""
+        return str(self.ref.path[2]) if len(self.ref.path) > 2 else ""
+
+
+def beside_hints(key: str, value: Any) -> bool:
+    """Whether environment or labels hold anything besides hints (that part is kept exactly)."""
+    if not isinstance(value, dict):
+        return bool(value)
+    if key == "labels":
+        return any(k not in HINT_LABELS for k in value)
+    return any(not str(k).startswith(HINT_PREFIXES) for k in value)
 
 
 def _entry_ref(ref: Ref, key: str) -> Ref:
@@ -86,14 +104,10 @@ def from_labels(labels: dict[str, str], ref: Ref) -> tuple[dict[str, str], list[
 
 def _pattern(value: str) -> re.Pattern[str] | None:
     """A regex for a glob or /regex/ value; None for a plain value."""
-    if len(value) >= 2 and value.startswith("/") and value.endswith("/"):
-        try:
-            return re.compile(value[1:-1], re.IGNORECASE)
-        except re.error as exc:
-            raise ValueError(f"bad regular expression {value}: {exc}") from None
-    if any(c in value for c in "*?["):
-        return re.compile(fnmatch.translate(value), re.IGNORECASE)
-    return None
+    try:
+        return values.hint_pattern(value)
+    except values.BadValue as exc:
+        raise ValueError(exc.message) from None
 
 
 def _node_value(node: NodeInfo, key: str) -> str | None:
@@ -103,44 +117,47 @@ def _node_value(node: NodeInfo, key: str) -> str | None:
 class Placement:
     """Collects constraints for one service from its hints."""
 
-    def __init__(self, service: str, nodes: Sequence[NodeInfo] | None, report: Report) -> None:
+    def __init__(self, service: str, nodes: Sequence[NodeInfo] | None) -> None:
         self.service = service
         self.nodes = nodes
-        self.report = report
+        self.findings: list[Finding] = []
         self.constraints: list[str] = []
+        self.labels: dict[str, NodeLabel] = {}
         self.global_mode = False
 
-    def _note(self, hint: Hint, level: Severity, message: str, code: str, fix: str | None = None) -> None:
-        hint.ref.add(self.report, level, f"service {self.service}: {message}", code, fix)
+    def _note(self, hint: Hint, level: Severity, message: str, code: str, fix: str | None = None,
+              kind: Kind = "note") -> None:
+        self.findings.append(hint.ref.finding(level, message, code, fix, kind=kind, subject=f"service {self.service}"))
 
     def add(self, hint: Hint) -> None:
         if hint.kind == "reschedule":
             policy = hint.text.strip()
             level: Severity = "info" if policy == "on-node-failure" else "warning"
-            self._note(hint, level, f"reschedule:{policy}: swarm always reschedules tasks of failed nodes",
-                       "compose.hint.reschedule")
+            self._note(hint, level, f"reschedule:{policy} dropped: swarm always reschedules tasks of failed nodes",
+                       "compose.hint.reschedule", kind="note" if level == "info" else "lost")
             return
-        m = _EXPR.match(hint.text)
-        if m is None:
+        parts = values.hint_parts(hint.text)
+        if parts is None:
             raise hint.ref.error(f"cannot read the hint {hint.kind}:{hint.text!r}",
                                  "write constraint:KEY==VALUE or constraint:KEY!=VALUE")
-        key, op, value = m.group("key"), m.group("op"), m.group("value")
+        key, op, value = parts
         if hint.kind == "affinity" and self._self_anti_affinity(key, op, value):
             self.global_mode = True
-            self._note(hint, "info", f"affinity:{hint.text} keeps at most one task per node: deploy.mode "
-                       "global, or with a scale max_replicas_per_node 1", "compose.hint.global")
+            self._note(hint, "info", f"affinity:{hint.text} rewritten as at most one task per node: deploy.mode "
+                       "global, or with a scale placement.max_replicas_per_node 1", "compose.hint.global",
+                       kind="rewritten")
         elif hint.kind == "affinity":
             self._note(hint, "warning", f"affinity:{hint.text} has no swarm-mode equivalent; dropped",
                        "compose.hint.affinity",
-                       "label the nodes and use a placement constraint, or run both parts in one service")
+                       "label the nodes and use a placement constraint, or run both parts in one service", "lost")
         elif value.startswith("~"):
             self._note(hint, "warning", f"soft constraint {hint.text} has no swarm-mode equivalent; dropped",
-                       "compose.hint.soft", "make it a hard constraint (remove ~) or drop it")
+                       "compose.hint.soft", "make it a hard constraint by removing the ~, or drop it", "lost")
         elif key in DEFAULT_TAGS:
             self._note(hint, "warning", f"constraint on classic-Swarm tag {key!r} has no swarm-mode "
                        "equivalent; dropped", "compose.hint.tag",
                        f"label the nodes (docker node update --label-add {key}=...) and constrain on "
-                       f"node.labels.{key}")
+                       f"node.labels.{key}", "lost")
         else:
             self._constraint(hint, key, op, value)
 
@@ -155,7 +172,7 @@ class Placement:
         names = (self.service, f"project_{self.service}_1", f"project-{self.service}-1")
         if pattern is None:
             return value == self.service
-        return any(pattern.match(n) for n in names)
+        return any(values.hint_matches(pattern, n) for n in names)
 
     def _constraint(self, hint: Hint, key: str, op: str, value: str) -> None:
         field = "node.hostname" if key == "node" else f"engine.labels.{key}"
@@ -165,36 +182,55 @@ class Placement:
             raise hint.ref.error(str(exc), "fix the regular expression") from None
         if pattern is None:
             self.constraints.append(f"{field}{op}{value}")
+            self._note(hint, "info", f"{hint.kind}:{hint.text} rewritten as placement constraint {field}{op}{value}",
+                       "compose.hint.constraint", kind="rewritten")
             return
+        label = NodeLabel(values.hint_label(key, op, value), key, op, value, hint.ref)
+        self.labels[label.label] = label
+        self.constraints.append(label.constraint)
+        self._note(hint, "info", f"{hint.kind}:{hint.text} rewritten as placement constraint {label.constraint} "
+                   "(swarm has no patterns): bakery deploy labels the live nodes it admits and unlabels the others, "
+                   "at every deploy; a node added later gets tasks only once labelled", "compose.hint.node_label",
+                   kind="rewritten")
+        self._commands(hint, label)
+
+    def _commands(self, hint: Hint, label: NodeLabel) -> None:
+        """What a `docker stack deploy` user runs first: the label on each node the hint admits."""
+        add = f"docker node update --label-add {label.label}=true"
         if self.nodes is None:
-            raise hint.ref.error(
-                f"constraint {hint.text!r} uses a pattern; swarm takes {value!r} literally and the tasks "
-                "would pend forever", "pass --nodes FILE to expand it against your nodes, or write the exact value")
-        matching = sorted(n.hostname for n in self.nodes if pattern.match(_node_value(n, key) or "") and
-                          _node_value(n, key) is not None)
-        others = sorted(n.hostname for n in self.nodes if n.hostname not in matching)
-        if op == "==" and not matching:
-            raise hint.ref.error(f"constraint {hint.text!r} matches none of the {len(self.nodes)} nodes",
-                                 "check the pattern and the node inventory")
-        if op == "==" and len(matching) == 1:
-            self.constraints.append(f"node.hostname=={matching[0]}")
-        else:
-            # Constraints are ANDed, so "one of these nodes" is written as "none of the others".
-            excluded = others if op == "==" else matching
-            self.constraints.extend(f"node.hostname!={h}" for h in excluded)
-        self._note(hint, "info", f"constraint {hint.text!r} expanded against the node inventory "
-                   f"({len(matching)} of {len(self.nodes)} nodes match); nodes added later are not covered",
-                   "compose.hint.expanded")
+            whose = "hostname" if label.key == "node" else f"engine label {label.key}"
+            admits = "matches" if label.op == "==" else "does not match"
+            self._note(hint, "warning", f"for docker stack deploy, label every node whose {whose} {admits} "
+                       f"{label.value} first: {add} NODE", "compose.hint.label_nodes",
+                       "pass --nodes FILE to list the commands; bakery deploy labels the nodes itself")
+            return
+        admitted = sorted(n.hostname for n in self.nodes if label.admits(n.hostname, n.engine_labels))
+        if not admitted:
+            raise hint.ref.error(f"constraint {hint.text!r} admits none of the {len(self.nodes)} nodes: its tasks "
+                                 "would pend forever", "check the pattern and the node inventory")
+        commands = "; ".join(f"{add} {h}" for h in admitted)
+        self._note(hint, "warning", f"for docker stack deploy, label the {len(admitted)} of {len(self.nodes)} nodes "
+                   f"it admits first: {commands}", "compose.hint.label_nodes",
+                   "bakery deploy labels the nodes itself, and a node added later at its next deploy")
 
     def result(self) -> list[str]:
         return sorted(set(self.constraints))
 
 
-def place(service: str, hints: list[Hint], nodes: Sequence[NodeInfo] | None,
-          report: Report) -> tuple[list[str], bool]:
-    """Constraints for the hints, and whether they ask for one task per node (global mode)."""
-    placement = Placement(service, nodes, report)
+@dataclass(frozen=True)
+class Placed:
+    constraints: list[str]
+    global_mode: bool  # one task per node
+    labels: dict[str, NodeLabel]  # the node labels the constraints name, by label
+    findings: tuple[Finding, ...] = ()  # what became of each hint
+
+
+def place(service: str, hints: Sequence[Hint], nodes: Sequence[NodeInfo] | None) -> Placed:
+    """Constraints for the hints, whether they ask for one task per node (global mode), the
+    node labels that stand for pattern hints, and what became of each hint."""
+    placement = Placement(service, nodes)
     for hint in hints:
         placement.add(hint)
-    return placement.result(), placement.global_mode
+    return Placed(placement.result(), placement.global_mode, dict(sorted(placement.labels.items())),
+                  tuple(placement.findings))
 

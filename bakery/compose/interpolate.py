@@ -35,6 +35,7 @@ SPEC_SECTIONS = (*SECTIONS, "name", "include")
 _NAME = re.compile(r"[_a-z][_a-z0-9]*", re.IGNORECASE)
 _OPS = (":-", ":?", ":+", "-", "?", "+")
 _FORMATS = "write ${VAR}, $VAR, ${VAR:-default}, ${VAR:+other} or ${VAR:?message}; $$ for a literal $"
+_V3_FORMATS = "write ${VAR}, $VAR, ${VAR:-default} or ${VAR:?message}; $$ for a literal $"
 
 
 @dataclass
@@ -62,7 +63,8 @@ class Interpolator:
         return _PATTERN.sub(lambda m: self._one(m, value, path), value)
 
     def _bad(self, value: str, path: Path_) -> ComposeError:
-        err = self.doc.error(path, f"invalid interpolation format in {value!r}", _FORMATS, cls=ComposeError)
+        err = self.doc.error(path, f"invalid interpolation format in {value!r}",
+                             _FORMATS if self.spec else _V3_FORMATS, cls=ComposeError)
         assert isinstance(err, ComposeError)
         return err
 
@@ -106,16 +108,21 @@ class Interpolator:
             raise self._bad(value, path)
         return self._lookup(m.group(0), op, rest[len(op):], value, path)
 
+    def _operand(self, arg: str, value: str, path: Path_) -> str:
+        """A default, replacement or message: substituted again in the Compose Specification only."""
+        return self._spec(arg, value, path) if self.spec else arg
+
     def _lookup(self, name: str, op: str | None, arg: str, value: str, path: Path_) -> str:
+        """One variable: `$NAME`, or `${NAME<op><arg>}` for the operators of `_OPS`."""
         current = self.environ.get(name)
         empty = current is None or (current == "" and op is not None and op.startswith(":"))
         if op is not None and op.endswith("-"):
-            return self._spec(arg, value, path) if empty else str(current)
+            return self._operand(arg, value, path) if empty else str(current)
         if op is not None and op.endswith("+"):
-            return "" if empty else self._spec(arg, value, path)
+            return "" if empty else self._operand(arg, value, path)
         if op is not None and op.endswith("?"):
             if empty:
-                message = self._spec(arg, value, path) or "not set"
+                message = self._operand(arg, value, path) or "not set"
                 raise self.doc.error(path, f"required variable {name} is missing a value: {message}",
                                      f"set {name} in the environment, the .env file or --env-file",
                                      cls=ComposeError)
@@ -139,25 +146,8 @@ class Interpolator:
         if m.group("escaped"):
             return "$"
         if m.group("invalid") is not None:
-            raise self.doc.error(path, f"invalid interpolation format in {value!r}",
-                                 "write ${VAR}, $VAR, ${VAR:-default} or ${VAR:?message}; $$ for a literal $",
-                                 cls=ComposeError)
-        name = m.group("named") or m.group("braced")
-        op, arg = m.group("op"), m.group("arg") or ""
-        current = self.environ.get(name)
-        missing = current is None or (current == "" and op is not None and op.startswith(":"))
-        if op and op.endswith("-"):
-            return arg if missing else str(current)
-        if op and op.endswith("?"):
-            if missing:
-                raise self.doc.error(path, f"required variable {name} is missing a value: {arg or 'not set'}",
-                                     f"set {name} in the environment, the .env file or --env-file",
-                                     cls=ComposeError)
-            return str(current)
-        if current is None:
-            self._note_unset(name, path)
-            return ""
-        return current
+            raise self._bad(value, path)
+        return self._lookup(m.group("named") or m.group("braced"), m.group("op"), m.group("arg") or "", value, path)
 
     def collect(self, value: str, path: Path_) -> str:
         """`text`, keeping a bad value's problem (reported with the others) instead of stopping."""

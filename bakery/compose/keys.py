@@ -8,8 +8,9 @@ a row, and that the converter handles every row).
 Dispositions:
 - exact: carried over with the same meaning (possibly renamed or moved
   under `deploy:`).
-- approximated: carried over, but something is lost; `note` says what.
-- unsupported: dropped; `note` says what to do instead.
+- approximated: carried over, but something is lost; `note` says what
+  (and `fix`, when there is one, what to do about it).
+- unsupported: dropped; `note` says why and `fix` what to do instead.
 - resolved: consumed while loading (extends, env_file); nothing is lost.
 """
 
@@ -39,6 +40,7 @@ class KeySpec:
     since2: str | None = "2.0"  # first 2.x version with the key; None: not in 2.x
     since3: str | None = None  # first 3.x version with the key; None: not in 3.x
     spec: bool | None = None  # in the Compose Specification; None: if in any 2.x or 3.x version
+    fix: str | None = None  # what to do instead, for what is approximated or unsupported
 
     @property
     def level(self) -> Level:
@@ -67,8 +69,9 @@ def _k(
     since2: str | None = "2.0",
     since3: str | None = "3.0",
     spec: bool | None = None,
+    fix: str | None = None,
 ) -> KeySpec:
-    return KeySpec(name, kind, disposition, note, v1, since2, since3, spec)
+    return KeySpec(name, kind, disposition, note, v1, since2, since3, spec, fix)
 
 
 SERVICE_KEYS: dict[str, KeySpec] = {
@@ -76,9 +79,9 @@ SERVICE_KEYS: dict[str, KeySpec] = {
     for k in (
         _k("image", "string", "exact", "kept"),
         _k("build", "build", "approximated",
-           "swarm does not build: build and push the image before deploying (the image name is kept)"),
+           "swarm does not build images; the image name is kept", fix="build and push the image before deploying"),
         _k("dockerfile", "string", "approximated",
-           "swarm does not build: build and push the image before deploying", since2=None, since3=None),
+           "swarm does not build images", fix="build and push the image before deploying", since2=None, since3=None),
         _k("command", "command", "exact", "kept"),
         _k("entrypoint", "command", "exact", "kept"),
         _k("environment", "list_or_dict", "exact",
@@ -98,7 +101,8 @@ SERVICE_KEYS: dict[str, KeySpec] = {
         _k("dns", "string_or_list", "exact", "kept"),
         _k("dns_search", "string_or_list", "exact", "kept"),
         _k("dns_opt", "list_of_strings", "unsupported",
-           "swarm stacks drop dns_opt; set options in the image's resolv.conf or the daemon's dns-opts",
+           "the stack format has no resolver options",
+           fix="set options in the image's resolv.conf or the daemon's dns-opts",
            v1=False, since3="3.0"),
         _k("extra_hosts", "list_or_dict", "exact", "kept as host:ip entries"),
         _k("cap_add", "list_of_strings", "exact", "kept (needs Docker 20.10+ on the nodes)"),
@@ -127,27 +131,32 @@ SERVICE_KEYS: dict[str, KeySpec] = {
         _k("pids_limit", "int", "exact", "becomes deploy.resources.limits.pids (stack version 3.9)",
            v1=False, since2="2.1", since3=None),
         _k("cpu_shares", "number_or_string", "unsupported",
-           "swarm has no relative CPU weight; set deploy.resources.reservations.cpus", since3=None),
-        _k("cpuset", "string", "unsupported", "swarm cannot pin CPUs; use node labels and constraints",
+           "swarm has no relative CPU weight", fix="set deploy.resources.reservations.cpus", since3=None),
+        _k("cpuset", "string", "unsupported", "swarm cannot pin CPUs", fix="use node labels and constraints",
            since3=None),
-        _k("cpu_count", "int", "unsupported", "Windows-only; set deploy.resources.limits.cpus",
+        _k("cpu_count", "int", "unsupported", "a Windows-only CPU setting swarm does not carry",
+           fix="set deploy.resources.limits.cpus",
            v1=False, since2="2.2", since3=None),
-        _k("cpu_percent", "int", "unsupported", "Windows-only; set deploy.resources.limits.cpus",
+        _k("cpu_percent", "int", "unsupported", "a Windows-only CPU setting swarm does not carry",
+           fix="set deploy.resources.limits.cpus",
            v1=False, since2="2.2", since3=None),
         _k("cpu_rt_period", "number_or_string", "unsupported", "swarm has no real-time scheduler settings",
            v1=False, since2="2.2", since3=None),
         _k("cpu_rt_runtime", "number_or_string", "unsupported", "swarm has no real-time scheduler settings",
            v1=False, since2="2.2", since3=None),
-        _k("memswap_limit", "size", "unsupported", "swarm sets no swap limit; size memory limits instead",
+        _k("memswap_limit", "size", "unsupported", "swarm sets no swap limit", fix="size memory limits instead",
            since3=None),
-        _k("mem_swappiness", "int", "unsupported", "swarm has no swappiness setting; set it on the nodes",
+        _k("mem_swappiness", "int", "unsupported", "swarm has no swappiness setting",
+           fix="set vm.swappiness on the nodes",
            since3=None),
-        _k("oom_kill_disable", "bool", "unsupported", "swarm cannot disable the OOM killer; raise the limit",
+        _k("oom_kill_disable", "bool", "unsupported", "swarm cannot disable the OOM killer",
+           fix="raise the memory limit",
            v1=False, since2="2.1", since3=None),
-        _k("oom_score_adj", "int", "unsupported", "swarm stacks cannot set oom_score_adj", v1=False,
+        _k("oom_score_adj", "int", "unsupported", "swarm cannot adjust the OOM score of tasks", v1=False,
            since3=None),
         _k("shm_size", "size", "unsupported",
-           "swarm has no shm_size; mount a tmpfs at /dev/shm (long-syntax volume, type tmpfs)", since3=None),
+           "swarm cannot size /dev/shm",
+           fix="mount a tmpfs at /dev/shm: a long-syntax volume of type tmpfs", since3=None),
         _k("blkio_config", "dict", "unsupported", "swarm has no block-IO weights or limits", v1=False,
            since3=None),
         _k("storage_opt", "dict", "unsupported", "swarm has no per-container storage options",
@@ -156,7 +165,7 @@ SERVICE_KEYS: dict[str, KeySpec] = {
            "kept; a host IP is dropped (swarm publishes on every address) and a lone container port "
            "gets a random published port"),
         _k("expose", "list_of_ports", "approximated",
-           "dropped: on an overlay network every port of a service is reachable; expose only documented it"),
+           "not written: on an overlay network every port of a service is reachable (expose only documented it)"),
         _k("networks", "service_networks", "exact",
            "kept with aliases; static ipv4/ipv6 addresses and link-local IPs are dropped", v1=False),
         _k("network_mode", "string", "approximated",
@@ -164,40 +173,44 @@ SERVICE_KEYS: dict[str, KeySpec] = {
            "service:/container: sharing is not possible", v1=False, since3="3.0"),
         _k("net", "string", "approximated", "treated as network_mode", since2=None, since3=None),
         _k("links", "list_of_strings", "approximated",
-           "dropped: services reach each other by service name on a shared network; a link alias "
+           "not written: services reach each other by service name on a shared network; a link alias "
            "(db:database) becomes a network alias of the linked service, seen by every service on that network"),
         _k("external_links", "list_of_strings", "unsupported",
-           "swarm services cannot link to containers; attach the service to an external overlay network"),
+           "swarm services cannot link to containers", fix="attach the service to an external overlay network"),
         _k("depends_on", "depends_on", "approximated",
            "swarm ignores start order; kept as a list, conditions in x-bakery.depends_on for `bakery deploy`",
            v1=False),
         _k("volumes", "service_volumes", "exact",
            "kept; bind mounts need the path on every node and local volumes are per node"),
         _k("volume_driver", "string", "unsupported",
-           "set driver on the top-level volume declaration instead", since3=None, spec=False),
+           "the stack format has no per-service volume driver",
+           fix="set driver on the top-level volume declaration instead", since3=None, spec=False),
         _k("volumes_from", "list_of_strings", "unsupported",
-           "swarm cannot share another container's volumes; declare a named volume for both services",
+           "swarm cannot share another container's volumes", fix="declare a named volume for both services",
            since3=None),
         _k("tmpfs", "string_or_list", "approximated",
            "becomes a tmpfs mount (long-syntax volume); mount options other than size are lost", v1=False),
-        _k("container_name", "string", "unsupported", "swarm names tasks itself; address the service by name"),
-        _k("domainname", "string", "unsupported", "swarm cannot set a domain name; set it in the image"),
+        _k("container_name", "string", "unsupported", "swarm names tasks itself", fix="address the service by name"),
+        _k("domainname", "string", "unsupported", "swarm cannot set a domain name", fix="set it in the image"),
         _k("mac_address", "string", "unsupported", "swarm cannot set a MAC address"),
         _k("privileged", "bool", "unsupported",
-           "swarm services cannot be privileged; grant the capabilities needed with cap_add"),
-        _k("security_opt", "list_of_strings", "unsupported", "swarm stacks ignore security_opt"),
+           "swarm services cannot be privileged", fix="grant the capabilities needed with cap_add"),
+        _k("security_opt", "list_of_strings", "unsupported",
+           "swarm stacks have no security options (seccomp, AppArmor, SELinux labels)"),
         _k("devices", "list_of_strings", "unsupported",
-           "swarm services cannot map devices; run this part with docker run on the node"),
+           "swarm services cannot map devices", fix="run this part with docker run on the node"),
         _k("device_cgroup_rules", "list_of_strings", "unsupported", "swarm cannot set device cgroup rules",
            v1=False, since2="2.3", since3=None),
-        _k("cgroup_parent", "string", "unsupported", "swarm stacks ignore cgroup_parent"),
-        _k("group_add", "list_of_strings", "unsupported", "swarm stacks ignore group_add; use user: uid:gid",
+        _k("cgroup_parent", "string", "unsupported", "swarm places tasks under the daemon's cgroup parent"),
+        _k("group_add", "list_of_strings", "unsupported", "swarm stacks ignore supplementary groups",
+           fix="use user: uid:gid",
            v1=False, since3=None),
         _k("ipc", "string", "unsupported", "swarm cannot share IPC namespaces"),
         _k("pid", "string", "unsupported", "swarm cannot share PID namespaces"),
-        _k("userns_mode", "string", "unsupported", "swarm stacks ignore userns_mode",
+        _k("userns_mode", "string", "unsupported", "swarm uses the daemon's user namespace setting",
            v1=False, since2="2.1"),
-        _k("runtime", "string", "unsupported", "swarm uses the nodes' default runtime; set it in daemon.json",
+        _k("runtime", "string", "unsupported", "swarm uses the nodes' default runtime",
+           fix="set default-runtime in the nodes' daemon.json",
            v1=False, since2="2.3", since3=None),
         _k("platform", "string", "approximated",
            "becomes node.platform.os/arch placement constraints (the variant is lost)",
@@ -211,25 +224,26 @@ SERVICE_KEYS: dict[str, KeySpec] = {
            "services outside the active profiles (--profile) are left out; the rest are converted",
            v1=False, since2=None, since3=None, spec=True),
         _k("develop", "dict", "unsupported",
-           "swarm has no watch mode (compose watch); rebuild and redeploy the image instead",
+           "swarm has no watch mode (compose watch)", fix="rebuild and redeploy the image instead",
            v1=False, since2=None, since3=None, spec=True),
         _k("pull_policy", "string", "unsupported",
-           "swarm resolves and pulls the image at deploy; pin a tag or digest to control what runs",
+           "swarm resolves and pulls the image at deploy", fix="pin a tag or digest to control what runs",
            v1=False, since2=None, since3=None, spec=True),
-        _k("attach", "bool", "unsupported", "swarm has no attached logs; read them with docker service logs",
+        _k("attach", "bool", "unsupported", "swarm has no attached logs", fix="read them with docker service logs",
            v1=False, since2=None, since3=None, spec=True),
         _k("annotations", "list_or_dict", "unsupported",
-           "swarm services carry no OCI annotations; use labels", v1=False, since2=None, since3=None, spec=True),
+           "swarm services carry no OCI annotations", fix="use labels", v1=False, since2=None, since3=None, spec=True),
         _k("gpus", "list_or_string", "unsupported",
-           "swarm has no gpus key; advertise the GPUs as generic resources on the nodes and reserve them "
-           "with deploy.resources.reservations.generic_resources", v1=False, since2=None, since3=None, spec=True),
+           "swarm has no GPU requests",
+           fix="advertise the GPUs as generic resources on the nodes and reserve them with "
+           "deploy.resources.reservations.generic_resources", v1=False, since2=None, since3=None, spec=True),
         _k("uts", "string", "unsupported", "swarm cannot share the host's UTS namespace",
            v1=False, since2=None, since3=None, spec=True),
         _k("cgroup", "string", "unsupported", "swarm uses the daemon's cgroup namespace mode",
            v1=False, since2=None, since3=None, spec=True),
-        _k("post_start", "list", "unsupported", "swarm has no lifecycle hooks; run the step in the entrypoint",
+        _k("post_start", "list", "unsupported", "swarm has no lifecycle hooks", fix="run the step in the entrypoint",
            v1=False, since2=None, since3=None, spec=True),
-        _k("pre_stop", "list", "unsupported", "swarm has no lifecycle hooks; handle the stop signal instead",
+        _k("pre_stop", "list", "unsupported", "swarm has no lifecycle hooks", fix="handle the stop signal instead",
            v1=False, since2=None, since3=None, spec=True),
     )
 }

@@ -161,15 +161,15 @@ def _v3_shapes(doc: Document, report: Report) -> None:
     for name, svc in (doc.data.get("services") or {}).items():
         health = (svc or {}).get("healthcheck")
         if isinstance(health, dict) and "start_interval" in health:
-            report.warn(f"healthcheck start_interval {health.pop('start_interval')!r} dropped: the v3 stack format "
-                        "has none (checks run every interval from the start)", code="compose.healthcheck.dropped",
+            report.warn(f"{health.pop('start_interval')!r} dropped: the v3 stack format has no start_interval "
+                        "(checks run every interval from the start)", code="compose.healthcheck.dropped", kind="lost",
                         fix="docker service update --health-start-interval after deploying",
                         **_where(doc, ("services", name, "healthcheck", "start_interval")))
         for i, mount in enumerate((svc or {}).get("volumes") or []):
             bind = mount.get("bind") if isinstance(mount, dict) else None
             if isinstance(bind, dict) and "create_host_path" in bind:
-                report.warn(f"bind create_host_path {bind.pop('create_host_path')} dropped: swarm never creates a "
-                            "bind source (a task whose path is missing fails)", code="compose.volumes.dropped",
+                report.warn(f"{bind.pop('create_host_path')} dropped: swarm never creates a bind source (a task "
+                            "whose path is missing fails)", code="compose.volumes.dropped", kind="lost",
                             fix="create the path on every node the service can run on",
                             **_where(doc, ("services", name, "volumes", i, "bind", "create_host_path")))
                 if not bind:
@@ -185,7 +185,7 @@ def _v3_shapes(doc: Document, report: Report) -> None:
                     value = port.pop(key)
                     why = ("swarm publishes on every address" if key == "host_ip"
                            else "the v3 stack format has no such port field")
-                    report.warn(f"port {key} {value!r} dropped: {why}", code="compose.ports.dropped",
+                    report.warn(f"{value!r} dropped: {why}", code="compose.ports.dropped", kind="lost",
                                 **_where(doc, ("services", name, "ports", i, key)))
 
 
@@ -195,7 +195,7 @@ def _drop_inner_extensions(doc: Document, report: Report) -> None:
         if isinstance(value, dict):
             for key in [k for k in value if isinstance(k, str) and k.startswith("x-")]:
                 del value[key]
-                report.info(f"{key} not carried over (an extension field inside {path[-1]})",
+                report.info(f"dropped: an extension field inside {path[-1]} is carried nowhere",
                             code="compose.extension.dropped", **_where(doc, (*path, key)))
             for key, item in value.items():
                 strip(item, (*path, key))

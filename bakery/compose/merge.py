@@ -129,8 +129,8 @@ class Resolver:
         if "file" in ext:
             target = lf.path.parent / ext["file"]
             if self.report is not None and not target.resolve().is_relative_to(self.project_dir):
-                ref.add(self.report, "warning", f"service {name}: extends reads {target.resolve()}, outside the "
-                        f"project folder {self.project_dir}", "compose.path.outside", None, "extends")
+                ref.add(self.report, "warning", f"reads {target.resolve()}, outside the project folder "
+                        f"{self.project_dir}", "compose.path.outside", None, "extends", subject=f"service {name}")
             try:
                 base_lf = self.file(target)
             except ComposeError as exc:
@@ -340,8 +340,9 @@ def _apply_profiles(services: dict[str, Service], active: set[str], report: Repo
     left_out = {n: s for n, s in services.items() if n not in kept}
     for name, svc in sorted(left_out.items()):
         profiles = ", ".join(svc.data["profiles"])
-        svc.at("profiles").add(report, "info", f"service {name} left out: its profiles ({profiles}) are not active",
-                               "compose.profiles.inactive", f"--profile {svc.data['profiles'][0]} includes it")
+        svc.at("profiles").add(report, "info", f"left out: its profiles ({profiles}) are not active",
+                               "compose.profiles.inactive", f"--profile {svc.data['profiles'][0]} includes it",
+                               subject=f"service {name}")
     out: dict[str, Service] = {}
     for name, svc in kept.items():
         data = {k: v for k, v in svc.data.items() if k != "profiles"}
@@ -367,8 +368,8 @@ def _reachable_depends(svc: Service, depends: dict[str, Any], left_out: dict[str
                 f"{', '.join(left_out[dep].data['profiles'])})",
                 f"--profile {left_out[dep].data['profiles'][0]}, or set required: false on the dependency", dep)
         else:
-            svc.at("depends_on").add(report, "info", f"service {svc.name}: optional dependency {dep} is left out "
-                                     "(its profiles are not active)", "compose.depends_on.skipped", None, dep)
+            svc.at("depends_on").add(report, "info", "optional dependency left out (its profiles are not active)",
+                                     "compose.depends_on.skipped", None, dep, subject=f"service {svc.name}")
     return out
 
 
@@ -404,8 +405,8 @@ def load(paths: list[Path], environ: Mapping[str, str], report: Report,
         elif version == "1" and "image" in svc.data and "build" in svc.data:
             raise svc.at("build").error(f"service {svc.name} has both image and build (version 1 takes one)",
                                         "keep one of them, or move the file to version 2", "build")
-    if not services:
-        raise ComposeError("no services defined", source=str(paths[0]), fix="define at least one service")
+    if not services:  # as both compose tools take it: a stack with no services (deploying it changes nothing)
+        report.info("no services defined: the stack has none", code="compose.services.none", source=str(paths[0]))
     unset: Unset = {}
     for lf in [*parts.files, *resolver.files.values()]:
         if lf.unset_at:

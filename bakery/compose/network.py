@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..report import Report
+from ..report import Finding, Report
+from ..stack import values as stack_values
 from . import values
 from .model import Project, Ref
 from .scope import Scope
@@ -22,17 +23,17 @@ _NODE_PATHS = {"/", "/sys", "/proc", "/dev", "/var/run", "/run", "/var/run/docke
                "/var/log", "/sys/fs/cgroup", "/etc/machine-id"}
 
 
-def network_mode(c: Scope, mode: str) -> str | None:
-    """The swarm network a network_mode joins (host, none), or None."""
+def network_mode(c: Scope, mode: str) -> tuple[str | None, Finding]:
+    """The swarm network a network_mode joins (host, none), or None; and what became of it."""
     if mode in _SPECIAL_MODES:
-        return mode
+        return mode, c.info("network_mode", f"{mode} rewritten as the swarm network {mode} (external)",
+                            "compose.network_mode.special", kind="rewritten")
     if mode == "bridge":
-        c.info("network_mode", "network_mode bridge: the service joins the stack's default overlay network",
-               "compose.network_mode.bridge")
-    else:
-        c.warn("network_mode", f"network_mode {mode!r} cannot be shared in swarm; dropped",
-               "compose.network_mode.shared", "put both processes in one service, or talk over a network")
-    return None
+        return None, c.info("network_mode", "bridge rewritten as the stack's default overlay network",
+                            "compose.network_mode.bridge", kind="rewritten")
+    return None, c.warning("network_mode", f"{mode!r} dropped: swarm cannot share a network namespace",
+                           "compose.network_mode.shared",
+                           "put both processes in one service, or talk over a network", kind="lost")
 
 
 @dataclass(frozen=True)
@@ -44,23 +45,27 @@ class Mounts:
     needs: frozenset[str] = frozenset()  # stack versions
     implicit: frozenset[str] = frozenset()  # version 1 named volumes nobody declared
 
+    def __add__(self, other: Mounts) -> Mounts:
+        return Mounts((*self.entries, *other.entries), (*self.node_bound, *other.node_bound),
+                      self.needs | other.needs, self.implicit | other.implicit)
 
-def volumes(c: Scope, entries: list[Any]) -> Mounts:
-    out, bound, needs, implicit = [], [], set(), set()
+
+def volumes(c: Scope, entries: list[Any]) -> tuple[Mounts, tuple[Finding, ...]]:
+    out, bound, needs, implicit, notes = [], [], set(), set(), []
     for i, entry in enumerate(entries):
         if isinstance(entry, dict):
             needs.add("3.6" if "tmpfs" in entry else "3.2")
             entry = _tmpfs_bytes(c, entry, i)
             kind, source, target = entry.get("type", ""), str(entry.get("source", "")), entry.get("target")
         else:
-            m = values.mount(entry)
-            if m is None:
-                raise c.ref("volumes").error(f"{entry!r} is not a volume mapping",
-                                             "write SOURCE:/TARGET[:MODE] or /TARGET", i)
+            try:
+                m = stack_values.short_mount(entry)
+            except stack_values.BadValue as exc:
+                raise c.ref("volumes").error(exc.message, exc.fix, i) from None
             kind, source, target = m.kind, m.source, m.target
         if kind == "bind" and source in _NODE_PATHS:
-            c.info("volumes", f"bind mount {source} -> {target}: a path every Docker node has",
-                   "compose.volumes.node_path", i)
+            notes.append(c.info("volumes", f"bind mount {source} -> {target}: a path every Docker node has",
+                                "compose.volumes.node_path", i))
         elif kind == "bind":
             bound.append(NodeBound(f"bind mount {source} -> {target}", "the path must exist on every node "
                                    "the service can run on", "compose.volumes.bind", i,
@@ -73,7 +78,7 @@ def volumes(c: Scope, entries: list[Any]) -> Mounts:
             if source not in c.project.volumes:
                 implicit.add(source)
         out.append(entry)
-    return Mounts(tuple(out), tuple(bound), frozenset(needs), frozenset(implicit))
+    return Mounts(tuple(out), tuple(bound), frozenset(needs), frozenset(implicit)), tuple(notes)
 
 
 def _tmpfs_bytes(c: Scope, entry: dict[str, Any], index: int) -> dict[str, Any]:
@@ -95,7 +100,7 @@ def _named_volume(c: Scope, name: str, index: int) -> NodeBound | None:
     if not is_local(declared[0] if declared else {}):
         return None
     return NodeBound(f"volume {name} is local", "each node has its own copy", "compose.volumes.local", index,
-                     "pin the service to one node, or give the volume a shared driver (NFS driver_opts)")
+                     "pin the service to one node, or give the volume a shared driver such as NFS driver_opts")
 
 
 def is_local(spec: dict[str, Any]) -> bool:
@@ -116,35 +121,32 @@ class NodeBound:
     fix: str
 
 
-def report_node_bound(c: Scope, bound: tuple[NodeBound, ...], deploy: dict[str, Any]) -> None:
+def node_bound(c: Scope, bound: tuple[NodeBound, ...], deploy: dict[str, Any]) -> tuple[Finding, ...]:
+    """What the data on one node means for this service: a note when it is pinned, else a warning."""
     constraints = (deploy.get("placement") or {}).get("constraints") or []
     pinned = [x.split("==", 1)[1] for x in constraints if x.replace(" ", "").startswith("node.hostname==")]
-    for item in bound:
-        if pinned and deploy.get("mode") != "global":
-            c.info("volumes", f"{item.what}: the service is pinned to node {pinned[0]}, so it stays there",
-                   item.code + "_pinned", item.index)
-        else:
-            c.warn("volumes", f"{item.what}: {item.risk}", item.code, item.fix, item.index)
+    if pinned and deploy.get("mode") != "global":
+        return tuple(c.info("volumes", f"{item.what}: the service is pinned to node {pinned[0]}, so it stays there",
+                            item.code + "_pinned", item.index) for item in bound)
+    return tuple(c.warning("volumes", f"{item.what}: {item.risk}", item.code, item.fix, item.index)
+                 for item in bound)
 
 
-def service_networks(c: Scope, networks: dict[str, Any]) -> list[str] | dict[str, Any]:
+def service_networks(c: Scope, networks: dict[str, Any]
+                     ) -> tuple[list[str] | dict[str, Any], tuple[Finding, ...]]:
     """A service's `networks:` as the stack writes it (a list unless some network has aliases)."""
     out: dict[str, Any] = {}
+    notes: list[Finding] = []
     for name, spec in sorted(networks.items()):
         if name not in c.project.networks and name not in ("default", *_SPECIAL_MODES):
             raise c.ref("networks").error(f"network {name!r} is not declared under the top-level networks",
                                           f"add `networks: {{{name}: {{}}}}` at the top level")
-        out[name] = _service_network(c, name, spec or {})
-    return sorted(out) if all(v is None for v in out.values()) else out
-
-
-def _service_network(c: Scope, name: str, spec: dict[str, Any]) -> dict[str, Any] | None:
-    for key in ("ipv4_address", "ipv6_address", "link_local_ips", "priority"):
-        if key in spec:
-            c.warn("networks", f"networks.{name}.{key} dropped: swarm assigns addresses itself",
-                   "compose.networks.static", "address the service by name (or alias)", name)
-    aliases = spec.get("aliases")
-    return {"aliases": sorted(aliases)} if aliases else None
+        notes += [c.warning("networks", "dropped: swarm assigns addresses itself", "compose.networks.static",
+                            "address the service by its name or an alias", name, key, kind="lost")
+                  for key in ("ipv4_address", "ipv6_address", "link_local_ips", "priority") if key in (spec or {})]
+        aliases = (spec or {}).get("aliases")
+        out[name] = {"aliases": sorted(aliases)} if aliases else None
+    return sorted(out) if all(v is None for v in out.values()) else out, tuple(notes)
 
 
 def top_networks(project: Project, extra: set[str], report: Report, needs: set[str]) -> dict[str, Any]:
@@ -167,27 +169,29 @@ def _top_network(name: str, spec: dict[str, Any], ref: Ref, report: Report, need
         if key in spec:
             net[key] = spec[key]
     if driver == "bridge":
-        ref.add(report, "info", f"network {name}: bridge becomes overlay (bridges exist on one host only)",
-                "compose.network.overlay")
+        ref.add(report, "info", "driver bridge rewritten as overlay (bridges exist on one host only)",
+                "compose.network.overlay", kind="rewritten")
         driver = "overlay"
-        _drop_bridge_options(name, net, ref, report)
+        _drop_bridge_options(net, ref, report)
     net["driver"] = driver
     if "attachable" in spec:
         needs.add("3.2")
     if "enable_ipv6" in spec:
-        ref.add(report, "warning", f"network {name}: enable_ipv6 dropped", "compose.key.unsupported",
-                "create the network yourself (docker network create --ipv6) and mark it external")
+        ref.add(report, "warning", "enable_ipv6 dropped: the stack creates IPv4 overlay networks",
+                "compose.key.unsupported",
+                "create the network yourself (docker network create --ipv6) and mark it external", "enable_ipv6",
+                kind="lost")
     if "ipam" in spec:
-        net["ipam"] = _ipam(name, spec["ipam"], ref, report)
+        net["ipam"] = _ipam(spec["ipam"], ref, report)
     return net
 
 
-def _drop_bridge_options(name: str, net: dict[str, Any], ref: Ref, report: Report) -> None:
+def _drop_bridge_options(net: dict[str, Any], ref: Ref, report: Report) -> None:
     opts = net.get("driver_opts") or {}
     bridge_only = sorted(k for k in opts if str(k).startswith("com.docker.network.bridge."))
     if bridge_only:
-        ref.add(report, "warning", f"network {name}: bridge options {', '.join(bridge_only)} dropped "
-                "(they mean nothing to overlay)", "compose.network.bridge_opts")
+        ref.add(report, "warning", f"bridge options {', '.join(bridge_only)} dropped (they mean nothing to overlay)",
+                "compose.network.bridge_opts", None, "driver_opts", kind="lost")
         kept = {k: v for k, v in opts.items() if k not in bridge_only}
         if kept:
             net["driver_opts"] = kept
@@ -195,17 +199,17 @@ def _drop_bridge_options(name: str, net: dict[str, Any], ref: Ref, report: Repor
             net.pop("driver_opts", None)
 
 
-def _ipam(name: str, ipam: dict[str, Any], ref: Ref, report: Report) -> dict[str, Any]:
+def _ipam(ipam: dict[str, Any], ref: Ref, report: Report) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k, v in ipam.items() if k == "driver"}
     if "options" in ipam:
-        ref.add(report, "warning", f"network {name}: ipam options dropped (stack files have no ipam options)",
-                "compose.network.ipam")
+        ref.add(report, "warning", "ipam options dropped (stack files have no ipam options)",
+                "compose.network.ipam", None, "ipam", "options", kind="lost")
     configs = []
-    for cfg in ipam.get("config") or []:
+    for i, cfg in enumerate(ipam.get("config") or []):
         lost = sorted(k for k in cfg if k != "subnet")
         if lost:
-            ref.add(report, "warning", f"network {name}: ipam {', '.join(lost)} dropped (swarm keeps only subnets)",
-                    "compose.network.ipam")
+            ref.add(report, "warning", f"ipam {', '.join(lost)} dropped (swarm keeps only subnets)",
+                    "compose.network.ipam", None, "ipam", "config", i, kind="lost")
         if "subnet" in cfg:
             configs.append({"subnet": cfg["subnet"]})
     if configs:

@@ -6,7 +6,10 @@ A YAML list, one entry per swarm node:
       labels: {zone: a}                 # swarm node labels (node.labels.*)
       engine_labels: {storage: ssd}     # daemon labels (engine.labels.*)
 
-Classic-Swarm glob and regex hints are expanded against it.
+A classic-Swarm glob or regex hint becomes a constraint on a node label named after
+it; the report lists the `docker node update --label-add` commands that label the
+nodes of this list it admits (for `docker stack deploy`; `bakery deploy` labels the
+live nodes itself), and a hint that admits none of them is refused.
 """
 
 from __future__ import annotations

@@ -1,24 +1,31 @@
 """One compose service into one swarm-mode v3 service.
 
 Every key goes through `convert_service`: its row in keys.SERVICE_KEYS
-decides the report line, and a handler here (if any) writes the v3 form.
-Keys with no handler are the unsupported ones: reported, not written.
+decides the report line, and a handler here (if any) gives its `Part` of the
+v3 service. A handler reads the frozen `Scope` and returns; `_merge` puts the
+parts together (a later key over an earlier one, `deploy` last so the input's
+own deploy wins) and `_finish` applies what needs the whole service. Keys with
+no handler are the unsupported ones: reported, not written.
 """
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ComposeError
-from ..report import Report
+from ..report import Finding
+from ..stack import values as stack_values
+from ..stack.model import NodeLabel
 from . import hints, network, values
+from .hints import Hint
 from .interpolate import parse_env_file
 from .keys import SERVICE_KEYS
-from .model import NodeInfo, Project, Ref, Service
+from .model import NodeInfo
 from .scope import Scope
 
 # Keys copied to the v3 service unchanged, with the stack version they need.
@@ -32,213 +39,216 @@ _DEPLOY_NEEDS = {("rollback_config",): "3.7", ("placement", "max_replicas_per_no
                  ("placement", "preferences"): "3.3", ("resources", "reservations", "generic_resources"): "3.5"}
 
 
-@dataclass
-class Ctx:
-    """The service being built."""
+@dataclass(frozen=True)
+class Part:
+    """What one key gives the service. Every field is optional; `_merge` adds them up."""
 
-    svc: Service
-    project: Project
-    report: Report
-    nodes: Sequence[NodeInfo] | None
-    image_prefix: str | None
-    publish_mode: str = "ingress"  # "host": every published port in host mode (long syntax, 3.2)
-    out: dict[str, Any] = field(default_factory=dict)
-    deploy: dict[str, Any] = field(default_factory=dict)
-    needs: set[str] = field(default_factory=lambda: {"3.0"})
-    hints: list[hints.Hint] = field(default_factory=list)
-    constraints: list[str] = field(default_factory=list)
-    env: dict[str, str | None] = field(default_factory=dict)
-    depends: dict[str, str] = field(default_factory=dict)
-    networks: dict[str, Any] = field(default_factory=dict)
+    out: Mapping[str, Any] = field(default_factory=dict)  # keys of the v3 service
+    deploy: Mapping[str, Any] = field(default_factory=dict)  # under deploy:, merged key by key
+    needs: frozenset[str] = frozenset()  # stack versions
+    env: Mapping[str, str | None] = field(default_factory=dict)  # environment:, over env_files
+    env_files: Mapping[str, str | None] = field(default_factory=dict)
+    hints: tuple[Hint, ...] = ()  # classic-Swarm hints, placed once the service is whole
+    constraints: tuple[str, ...] = ()
+    depends: Mapping[str, str] = field(default_factory=dict)  # service -> condition
+    networks: Mapping[str, Any] = field(default_factory=dict)  # name -> the service's settings on it
+    joined: frozenset[str] = frozenset()  # host, none (network_mode): external networks of the stack
     mounts: network.Mounts = network.Mounts()
-    extra_networks: set[str] = field(default_factory=set)  # host, none (from network_mode)
-
-    @property
-    def scope(self) -> Scope:
-        return Scope(self.svc, self.project, self.report)
-
-    @property
-    def extra_volumes(self) -> frozenset[str]:  # version 1 implicit named volumes
-        return self.mounts.implicit
-
-    def ref(self, key: str) -> Ref:
-        return self.svc.at(key)
-
-    def resources(self, kind: str) -> dict[str, Any]:
-        res: dict[str, Any] = self.deploy.setdefault("resources", {}).setdefault(kind, {})
-        return res
-
-    def warn(self, key: str, message: str, code: str, fix: str | None = None, *extra: Any) -> None:
-        self.scope.warn(key, message, code, fix, *extra)
-
-    def info(self, key: str, message: str, code: str, *extra: Any) -> None:
-        self.scope.info(key, message, code, *extra)
+    kept: tuple[str, ...] = ()  # keys kept exactly
+    findings: tuple[Finding, ...] = ()
 
 
-def _environment(c: Ctx, value: dict[str, str | None]) -> None:
-    kept, found = hints.from_environment(value, c.ref("environment"))
-    c.hints.extend(found)
-    c.env.update(kept)
+@dataclass(frozen=True)
+class Converted:
+    """One service of the stack, and what the stack as a whole takes from it."""
+
+    out: dict[str, Any]  # the v3 service (depends_on is the project's to write)
+    needs: frozenset[str]
+    depends: Mapping[str, str]
+    joined: frozenset[str]
+    implicit_volumes: frozenset[str]  # version 1 named volumes nobody declared
+    node_labels: Mapping[str, NodeLabel]  # pattern hints, as node labels
+    findings: tuple[Finding, ...]
 
 
-def _env_file(c: Ctx, value: list[str]) -> None:
+def _needs(*versions: str) -> frozenset[str]:
+    return frozenset(versions)
+
+
+def _environment(s: Scope, value: dict[str, str | None]) -> Part:
+    kept, found = hints.from_environment(value, s.ref("environment"))
+    return Part(env=kept, hints=tuple(found))
+
+
+def _env_file(s: Scope, value: list[str]) -> Part:
     merged: dict[str, str | None] = {}
+    notes = []
     for path in value:
-        where = c.project.directory
+        where = s.project.directory
         if where is not None and not Path(path).resolve().is_relative_to(where):
-            c.warn("env_file", f"env_file reads {Path(path).resolve()}, outside the project folder {where}; its "
-                   "values go into the stack", "compose.path.outside", "keep env files beside the compose file")
+            notes.append(s.warning("env_file", f"env_file reads {Path(path).resolve()}, outside the project folder "
+                                   f"{where}; its values go into the stack", "compose.path.outside",
+                                   "keep env files beside the compose file"))
         try:
             merged.update(parse_env_file(Path(path), names_only=False))
         except ComposeError as exc:
             if exc.line is not None:  # a bad line inside the env file: that is the place to point at
                 raise
-            raise c.ref("env_file").error(f"service {c.svc.name}: env_file: {exc.message}", exc.fix) from None
-    kept, found = hints.from_environment(merged, c.ref("env_file"))
-    c.hints.extend(found)
-    c.env = {**kept, **c.env}
+            raise s.ref("env_file").error(exc.message, exc.fix) from None
+    kept, found = hints.from_environment(merged, s.ref("env_file"))
+    return Part(env_files=kept, hints=tuple(found), findings=tuple(notes))
 
 
-def _labels(c: Ctx, value: dict[str, str]) -> None:
-    kept, found = hints.from_labels(value, c.ref("labels"))
-    c.hints.extend(found)
-    if kept:
-        c.out["labels"] = dict(sorted(kept.items()))
+def _labels(s: Scope, value: dict[str, str]) -> Part:
+    kept, found = hints.from_labels(value, s.ref("labels"))
+    return Part(out={"labels": dict(sorted(kept.items()))} if kept else {}, hints=tuple(found))
 
 
-def _build(c: Ctx, value: dict[str, Any]) -> None:
-    if "image" in c.svc.data:
-        return
-    if not c.image_prefix:
-        raise c.ref("build").error(f"service {c.svc.name} has build but no image; swarm cannot build images",
+def _build(s: Scope, value: dict[str, Any]) -> Part:
+    if "image" in s.svc.data:
+        return Part()
+    if not s.image_prefix:
+        raise s.ref("build").error(f"service {s.svc.name} has build but no image; swarm cannot build images",
                                    "add image: with the name you push, or pass --image-prefix REGISTRY/PROJECT")
-    c.out["image"] = f"{c.image_prefix.rstrip('/')}/{c.svc.name}"
-    c.info("build", f"image set to {c.out['image']} from --image-prefix; build and push it before deploying",
-           "compose.build.image_prefix")
+    image = f"{s.image_prefix.rstrip('/')}/{s.svc.name}"
+    return Part(out={"image": image}, findings=(s.info(
+        "build", f"rewritten as image {image} (from --image-prefix); build and push it before deploying",
+        "compose.build.image_prefix", kind="rewritten"),))
 
 
-def _restart(c: Ctx, value: str) -> None:
+def _restart(s: Scope, value: str) -> Part:
     parsed = values.restart(value)
     if parsed is None:
-        raise c.ref("restart").error(f"restart: {value!r} is not a restart policy",
+        raise s.ref("restart").error(f"restart: {value!r} is not a restart policy",
                                      "use no, always, unless-stopped, on-failure or on-failure:N")
     condition, attempts = parsed
     policy: dict[str, Any] = {"condition": condition}
     if attempts is not None:
         policy["max_attempts"] = attempts
-    c.deploy.setdefault("restart_policy", policy)
-    if value == "unless-stopped":
-        c.info("restart", "unless-stopped becomes condition any (swarm does not remember a manual stop)",
-               "compose.restart.unless_stopped")
+    notes = (s.info("restart", "unless-stopped rewritten as restart_policy condition any (swarm does not remember "
+                    "a manual stop)", "compose.restart.unless_stopped", kind="rewritten"),) \
+        if value == "unless-stopped" else ()
+    return Part(deploy={"restart_policy": policy}, findings=notes)
 
 
-def _size(c: Ctx, key: str, value: Any) -> str:
+def _resources(kind: str, **set_: Any) -> Mapping[str, Any]:
+    return {"resources": {kind: set_}}
+
+
+def _size(s: Scope, key: str, value: Any) -> str:
     parsed = values.size(value)
     if parsed is None:
-        raise c.ref(key).error(f"{value!r} is not a size", "use 512m, 2g or a number of bytes")
+        raise s.ref(key).error(f"{value!r} is not a size", "use 512m, 2g or a number of bytes")
     return parsed
 
 
-def _cpus(c: Ctx, value: Any) -> None:
+def _cpus(s: Scope, value: Any) -> Part:
     parsed = values.cpus(value)
     if parsed is None:
-        raise c.ref("cpus").error(f"{value!r} is not a CPU count", "use a positive number such as 0.5 or 2")
-    c.resources("limits")["cpus"] = parsed
+        raise s.ref("cpus").error(f"{value!r} is not a CPU count", "use a positive number such as 0.5 or 2")
+    return Part(deploy=_resources("limits", cpus=parsed))
 
 
-def _cpu_quota(c: Ctx, value: Any) -> None:
-    if "cpus" in c.svc.data:
-        return
+def _cpu_quota(s: Scope, value: Any) -> Part:
+    if "cpus" in s.svc.data:
+        return Part()
     try:
-        quota, period = float(value), float(c.svc.data.get("cpu_period", 100000))
+        quota, period = float(value), float(s.svc.data.get("cpu_period", 100000))
     except ValueError:
-        raise c.ref("cpu_quota").error(f"{value!r} is not a number of microseconds", "use e.g. 50000") from None
+        raise s.ref("cpu_quota").error(f"{value!r} is not a number of microseconds", "use e.g. 50000") from None
     if quota > 0 and period > 0:
-        c.resources("limits")["cpus"] = values.format_cpus(quota / period)
+        return Part(deploy=_resources("limits", cpus=values.format_cpus(quota / period)))
+    return Part()
 
 
-def _pids(c: Ctx, value: int) -> None:
-    if value > 0:
-        c.resources("limits")["pids"] = value
-        c.needs.add("3.9")
+def _pids(s: Scope, value: int) -> Part:
+    return Part(deploy=_resources("limits", pids=value), needs=_needs("3.9")) if value > 0 else Part()
 
 
-def _ports(c: Ctx, value: list[Any]) -> None:
+def _ports(s: Scope, value: list[Any]) -> Part:
     out: list[Any] = []
+    needs: set[str] = set()
+    notes: list[Finding] = []
     for i, entry in enumerate(value):
         if isinstance(entry, dict):
             out.append(entry)
-            c.needs.add("3.2")
+            needs.add("3.2")
             continue
-        parsed = values.port(entry)
-        if parsed is None:
-            raise c.ref("ports").error(f"{entry!r} is not a port mapping",
-                                       "write [HOST_IP:]PUBLISHED:TARGET[/PROTO] or TARGET", i)
+        try:
+            parsed = stack_values.short_port(entry)
+        except stack_values.BadValue as exc:
+            raise s.ref("ports").error(exc.message, exc.fix, i) from None
         if parsed.ip:
-            c.warn("ports", f"host IP {parsed.ip} of {entry!r} dropped: swarm publishes on every address",
-                   "compose.ports.host_ip", "firewall the port, or publish it in host mode on chosen nodes", i)
+            notes.append(s.warning("ports", f"host IP {parsed.ip} of {entry!r} dropped: swarm publishes on every "
+                                   "address", "compose.ports.host_ip",
+                                   "firewall the port, or publish it in host mode on chosen nodes", i, kind="lost"))
         if not parsed.published:
-            c.warn("ports", f"{entry!r} publishes container port {parsed.target} on a random port",
-                   "compose.ports.random", f"write PUBLISHED:{parsed.target} to choose it", i)
-        long_form = _host_mode(c, parsed, entry, i)
+            notes.append(s.warning("ports", f"{entry!r} publishes container port {parsed.target} on a random port",
+                                   "compose.ports.random", f"write PUBLISHED:{parsed.target} to choose it", i))
+        long_form, note = _host_mode(s, parsed, entry, i)
+        notes += note
         if long_form:
             out.append(long_form)
-            c.needs.add("3.2")
+            needs.add("3.2")
         else:
             out.append(parsed.short())
-    c.out["ports"] = sorted(out, key=lambda p: (isinstance(p, dict), json.dumps(p, sort_keys=True)))
+    ports = sorted(out, key=lambda p: (isinstance(p, dict), json.dumps(p, sort_keys=True)))
+    return Part(out={"ports": ports}, needs=frozenset(needs), findings=tuple(notes))
 
 
-def _host_mode(c: Ctx, parsed: values.Port, entry: Any, i: int) -> dict[str, Any] | None:
+def _host_mode(s: Scope, parsed: stack_values.ShortPort, entry: Any, i: int
+               ) -> tuple[dict[str, Any] | None, tuple[Finding, ...]]:
     """--publish-mode host: the long syntax with mode host, where one can say it."""
-    if c.publish_mode != "host" or not parsed.published:
-        return None
+    if s.publish_mode != "host" or not parsed.published:
+        return None, ()
     if "-" in parsed.target or "-" in parsed.published:
-        c.warn("ports", f"{entry!r} is a port range: kept in ingress mode (the long syntax has no ranges)",
-               "compose.ports.range_ingress", "list the ports one by one to publish them in host mode", i)
-        return None
+        return None, (s.warning("ports", f"{entry!r} is a port range: kept in ingress mode (the long syntax has no "
+                                "ranges)", "compose.ports.range_ingress",
+                                "list the ports one by one to publish them in host mode", i),)
     return {"target": int(parsed.target), "published": int(parsed.published),
-            "protocol": parsed.proto or "tcp", "mode": "host"}
+            "protocol": parsed.proto or "tcp", "mode": "host"}, ()
 
 
-def _depends_on(c: Ctx, value: dict[str, dict[str, str]]) -> None:
-    for dep, spec in value.items():
-        if dep not in c.project.services:
-            raise c.ref("depends_on").error(f"service {c.svc.name} depends on unknown service {dep!r}",
+def _depends_on(s: Scope, value: dict[str, dict[str, str]]) -> Part:
+    for dep in value:
+        if dep not in s.project.services:
+            raise s.ref("depends_on").error(f"service {s.svc.name} depends on unknown service {dep!r}",
                                             "name a service defined in the file")
-        c.depends[dep] = spec["condition"]
+    return Part(depends={dep: spec["condition"] for dep, spec in value.items()})
 
 
-def _tmpfs(c: Ctx, value: list[str]) -> None:
+def _tmpfs(s: Scope, value: list[str]) -> Part:
+    mounts: list[dict[str, Any]] = []
+    needs, notes = {"3.2"} if value else set(), []
     for entry in value:
         target, _, opts = entry.partition(":")
         mount: dict[str, Any] = {"type": "tmpfs", "target": target}
-        c.needs.add("3.2")
         for opt in filter(None, opts.split(",")):
             name, _, val = opt.partition("=")
             size = values.size_bytes(val) if name == "size" else None
             if size is not None:
                 mount["tmpfs"] = {"size": size}
-                c.needs.add("3.6")
+                needs.add("3.6")
             else:
-                c.warn("tmpfs", f"tmpfs option {opt!r} on {target} is lost", "compose.tmpfs.option")
-        c.mounts = replace(c.mounts, entries=(*c.mounts.entries, mount))
+                notes.append(s.warning("tmpfs", f"option {opt!r} on {target} dropped: swarm's tmpfs mounts take "
+                                       "only a size", "compose.tmpfs.option", kind="lost"))
+        mounts.append(mount)
+    return Part(needs=frozenset(needs), mounts=network.Mounts(entries=tuple(mounts)), findings=tuple(notes))
 
 
-def _init(c: Ctx, value: bool | str) -> None:
-    c.out["init"] = bool(value)
-    c.needs.add("3.7")
-    if isinstance(value, str):
-        c.warn("init", f"init binary {value!r} is lost; the engine's default init is used",
-               "compose.init.path")
+def _init(s: Scope, value: bool | str) -> Part:
+    notes = (s.warning("init", f"init binary {value!r} dropped: the engine's default init is used",
+                       "compose.init.path", kind="lost"),) if isinstance(value, str) else ()
+    return Part(out={"init": bool(value)}, needs=_needs("3.7"), findings=notes)
 
 
-def _platform(c: Ctx, value: str) -> None:
+def _platform(s: Scope, value: str) -> Part:
     os_name, _, arch = value.partition("/")
     arch = arch.split("/")[0]
-    c.constraints.append(f"node.platform.os=={os_name}")
+    constraints = [f"node.platform.os=={os_name}"]
     if arch:
-        c.constraints.append(f"node.platform.arch=={ {'amd64': 'x86_64', 'arm64': 'aarch64'}.get(arch, arch)}")
+        constraints.append(f"node.platform.arch=={ {'amd64': 'x86_64', 'arm64': 'aarch64'}.get(arch, arch)}")
+    return Part(constraints=tuple(constraints))
 
 
 _DEPLOY_MAPPINGS = (("placement",), ("resources",), ("resources", "limits"), ("resources", "reservations"),
@@ -251,82 +261,65 @@ def _dig(value: Any, path: tuple[str, ...]) -> Any:
     return value
 
 
-def _deploy(c: Ctx, value: dict[str, Any]) -> None:
-    """The input's deploy wins over converted values; its shape is checked here (what is inside,
-    stack.load checks) so that merging into it cannot trip over `placement: x`."""
-    import copy
-
+def _deploy(s: Scope, value: dict[str, Any]) -> Part:
+    """The input's deploy, as it is (merged last, it wins over converted values); its shape is
+    checked here (what is inside, stack.load checks) so that merging cannot trip over `placement: x`."""
     for shape in _DEPLOY_MAPPINGS:
         node = _dig(value, shape)
         if node is not None and not isinstance(node, dict):
-            raise c.ref("deploy").error(f"deploy.{'.'.join(shape)} must be a mapping, not {node!r}",
+            raise s.ref("deploy").error(f"deploy.{'.'.join(shape)} must be a mapping, not {node!r}",
                                         "write it as `key: value` lines under it", *shape)
-    for path, version in _DEPLOY_NEEDS.items():
-        if _dig(value, path) is not None:
-            c.needs.add(version)
-    c.deploy = _merge(copy.deepcopy(value), c.deploy)
+    return Part(deploy=value, needs=frozenset(v for path, v in _DEPLOY_NEEDS.items() if _dig(value, path) is not None))
 
 
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """b under a: values written in the input's deploy win over converted ones."""
-    out = dict(b)
-    for k, v in a.items():
-        out[k] = _merge(v, out[k]) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+def _healthcheck(s: Scope, value: dict[str, Any]) -> Part:
+    return Part(out={"healthcheck": value}, needs=_needs("3.4") if "start_period" in value else frozenset())
 
 
-def _healthcheck(c: Ctx, value: dict[str, Any]) -> None:
-    c.out["healthcheck"] = value
-    if "start_period" in value:
-        c.needs.add("3.4")
+def _scale(s: Scope, value: int) -> Part:
+    return Part(deploy={"replicas": value})
 
 
-def _scale(c: Ctx, value: int) -> None:
-    c.deploy["replicas"] = value
+def _mem_limit(s: Scope, value: Any) -> Part:
+    return Part(deploy=_resources("limits", memory=_size(s, "mem_limit", value)))
 
 
-def _mem_limit(c: Ctx, value: Any) -> None:
-    c.resources("limits")["memory"] = _size(c, "mem_limit", value)
+def _mem_reservation(s: Scope, value: Any) -> Part:
+    return Part(deploy=_resources("reservations", memory=_size(s, "mem_reservation", value)))
 
 
-def _mem_reservation(c: Ctx, value: Any) -> None:
-    c.resources("reservations")["memory"] = _size(c, "mem_reservation", value)
+def _extra_hosts(s: Scope, value: dict[str, str]) -> Part:
+    return Part(out={"extra_hosts": sorted(f"{host}:{ip}" for host, ip in value.items())})
 
 
-def _extra_hosts(c: Ctx, value: dict[str, str]) -> None:
-    c.out["extra_hosts"] = sorted(f"{host}:{ip}" for host, ip in value.items())
+def _sysctls(s: Scope, value: dict[str, str]) -> Part:
+    return Part(out={"sysctls": dict(sorted(value.items()))})
 
 
-def _sysctls(c: Ctx, value: dict[str, str]) -> None:
-    c.out["sysctls"] = dict(sorted(value.items()))
+def _networks(s: Scope, value: dict[str, Any]) -> Part:
+    return Part(networks=value)
 
 
-def _networks(c: Ctx, value: dict[str, Any]) -> None:
-    c.networks.update(value)
+def _network_mode(s: Scope, mode: str) -> Part:
+    joined, note = network.network_mode(s, mode)
+    if joined is None:
+        return Part(findings=(note,))
+    return Part(networks={joined: None}, joined=frozenset({joined}), findings=(note,))
 
 
-def _network_mode(c: Ctx, mode: str) -> None:
-    joined = network.network_mode(c.scope, mode)
-    if joined is not None:
-        c.networks[joined] = None
-        c.extra_networks.add(joined)
+def _volumes(s: Scope, entries: list[Any]) -> Part:
+    mounts, notes = network.volumes(s, entries)
+    return Part(needs=mounts.needs, mounts=mounts, findings=notes)
 
 
-def _volumes(c: Ctx, entries: list[Any]) -> None:
-    m = network.volumes(c.scope, entries)
-    c.needs |= m.needs
-    c.mounts = network.Mounts((*c.mounts.entries, *m.entries), (*c.mounts.node_bound, *m.node_bound),
-                              c.mounts.needs | m.needs, c.mounts.implicit | m.implicit)
+def _copy(key: str) -> Handler:
+    def copy_(s: Scope, value: Any) -> Part:
+        return Part(out={key: value}, needs=_needs(_COPIED[key]))
+
+    return copy_
 
 
-def _copy(key: str) -> Callable[[Ctx, Any], None]:
-    def copy(c: Ctx, value: Any) -> None:
-        c.out[key] = value
-
-    return copy
-
-
-Handler = Callable[[Ctx, Any], None]
+Handler = Callable[[Scope, Any], Part]
 HANDLERS: dict[str, Handler] = {
     "environment": _environment, "env_file": _env_file, "labels": _labels, "build": _build,
     "restart": _restart, "cpus": _cpus, "cpu_quota": _cpu_quota, "pids_limit": _pids, "ports": _ports,
@@ -337,79 +330,134 @@ HANDLERS: dict[str, Handler] = {
 }
 HANDLERS.update({key: _copy(key) for key in _COPIED})
 
+# Approximated keys whose handler reports what each value keeps or loses (the row's note is the general case).
+_SELF_REPORTING = frozenset({"network_mode"})
 # Order of handling: restart before deploy so an explicit deploy.restart_policy wins.
 _LATE = ("deploy",)
 
 
-def convert_service(svc: Service, project: Project, report: Report, nodes: Sequence[NodeInfo] | None,
-                    image_prefix: str | None, publish_mode: str = "ingress") -> tuple[dict[str, Any], Ctx]:
-    c = Ctx(svc, project, report, nodes, image_prefix, publish_mode)
-    kept: list[str] = []
-    keys = sorted(svc.data, key=lambda k: (k in _LATE, k))
-    for key in keys:
-        value = svc.data[key]
-        if key.startswith("x-"):
-            c.out[key] = value
-            c.needs.add("3.7")
+def _disposition(s: Scope, key: str) -> Part:
+    """The key's row of the table: kept exactly, or the warning it earns."""
+    spec = SERVICE_KEYS[key]
+    if spec.disposition == "exact":
+        return Part(kept=(key,))
+    if spec.disposition == "approximated" and key not in _SELF_REPORTING:
+        return Part(findings=(s.warning(key, f"approximated: {spec.note}", "compose.key.approximated", spec.fix,
+                                        kind="approximated"),))
+    if spec.disposition == "unsupported":
+        return Part(findings=(s.warning(key, f"dropped, not supported by swarm: {spec.note}",
+                                        "compose.key.unsupported", spec.fix, kind="lost"),))
+    return Part()
+
+
+def convert_service(s: Scope, nodes: Sequence[NodeInfo] | None) -> Converted:
+    parts: list[Part] = []
+    for key in sorted(s.svc.data, key=lambda k: (k in _LATE, k)):
+        value = s.svc.data[key]
+        if key == "restart" and value == "":  # compose reads an empty restart as no policy, as if absent
             continue
-        spec = SERVICE_KEYS[key]
-        if spec.disposition == "exact":
-            kept.append(key)
-        elif spec.disposition != "resolved":
-            what = "approximated" if spec.disposition == "approximated" else "not supported by swarm"
-            c.warn(key, f"{key} {what}: {spec.note}", f"compose.key.{spec.disposition}")
-        if key in _COPIED:
-            c.needs.add(_COPIED[key])
+        if key.startswith("x-"):
+            parts.append(Part(out={key: value}, needs=_needs("3.7")))
+            continue
+        parts.append(_disposition(s, key))
         handler = HANDLERS.get(key)
         if handler is not None:
-            handler(c, value)
-    _finish(c, kept)
-    return c.out, c
+            parts.append(handler(s, value))
+    return _finish(s, _merge(parts), nodes)
 
 
-def _update_defaults(c: Ctx) -> None:
+def _over(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` merged into a copy of `base`, mapping by mapping: `over`'s values win."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _over(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _merge(parts: Sequence[Part]) -> Part:
+    """The parts of one service as one: a later part's values over an earlier one's."""
+    out: dict[str, Any] = {}
+    deploy: dict[str, Any] = {}
+    env: dict[str, str | None] = {}
+    env_files: dict[str, str | None] = {}
+    depends: dict[str, str] = {}
+    networks: dict[str, Any] = {}
+    mounts = network.Mounts()
+    for p in parts:
+        out.update(p.out)
+        deploy = _over(deploy, p.deploy)
+        env.update(p.env)
+        env_files.update(p.env_files)
+        depends.update(p.depends)
+        networks.update(p.networks)
+        mounts += p.mounts
+    return Part(out=out, deploy=deploy, needs=frozenset({"3.0"}.union(*(p.needs for p in parts))), env=env,
+                env_files=env_files, hints=tuple(h for p in parts for h in p.hints),
+                constraints=tuple(c for p in parts for c in p.constraints), depends=depends, networks=networks,
+                joined=frozenset(j for p in parts for j in p.joined), mounts=mounts,
+                kept=tuple(k for p in parts for k in p.kept), findings=tuple(f for p in parts for f in p.findings))
+
+
+def _update_defaults(ports: list[Any], mounts: network.Mounts) -> dict[str, Any]:
     """bakery's update and rollback settings for v1/v2 input, written into the file so that
     `docker stack deploy` of it and `bakery deploy` of either file agree: one task at a time,
     roll back a failed update, start the new task first unless two tasks would fight over a
     host port or over data that lives on the node (a bind mount, a local volume)."""
-    host_port = any(isinstance(p, dict) and p.get("mode") == "host" for p in c.out.get("ports", []))
-    order = "stop-first" if host_port or c.mounts.node_bound else "start-first"
-    c.deploy.setdefault("update_config", {"parallelism": 1, "failure_action": "rollback", "order": order})
-    c.deploy.setdefault("rollback_config", {"parallelism": 1, "failure_action": "pause", "order": order})
-    c.needs.add("3.7")
+    host_port = any(isinstance(p, dict) and p.get("mode") == "host" for p in ports)
+    order = "stop-first" if host_port or mounts.node_bound else "start-first"
+    return {"update_config": {"parallelism": 1, "failure_action": "rollback", "order": order},
+            "rollback_config": {"parallelism": 1, "failure_action": "pause", "order": order}}
 
 
-def _finish(c: Ctx, kept: list[str]) -> None:
-    source_v2 = not c.project.version.startswith("3")
-    if source_v2 and "restart" not in c.svc.data and "restart_policy" not in c.deploy:
-        c.deploy["restart_policy"] = {"condition": "none"}
-        c.info("restart", "no restart: compose never restarts it, so restart_policy is condition none "
-               "(swarm would restart it forever)", "compose.restart.default")
-    if "image" not in c.out:
-        if "build" not in c.svc.data:
-            raise c.svc.ref.error(f"service {c.svc.name} has no image", "add image: NAME[:TAG]")
-    if c.env:
-        c.out["environment"] = dict(sorted(c.env.items()))
-    constraints, global_mode = hints.place(c.svc.name, c.hints, c.nodes, c.report)
-    constraints += c.constraints
-    if global_mode and c.deploy.get("replicas") is not None:
+def _finish(s: Scope, p: Part, nodes: Sequence[NodeInfo] | None) -> Converted:
+    """What needs the whole service: defaults for v1/v2 input, the hints placed, networks and mounts."""
+    out, deploy, needs, findings = dict(p.out), dict(p.deploy), set(p.needs), list(p.findings)
+    source_v2 = not s.project.version.startswith("3")
+    if source_v2 and not s.svc.data.get("restart") and "restart_policy" not in deploy:
+        deploy["restart_policy"] = {"condition": "none"}
+        findings.append(s.info("restart", "no restart policy: compose never restarts it, so it is rewritten as "
+                               "restart_policy condition none (swarm would restart it forever)",
+                               "compose.restart.default", kind="rewritten"))
+    if "image" not in out and "build" not in s.svc.data:
+        raise s.svc.ref.error(f"service {s.svc.name} has no image", "add image: NAME[:TAG]")
+    env = {**p.env_files, **p.env}
+    if env:
+        out["environment"] = dict(sorted(env.items()))
+    placed = hints.place(s.svc.name, p.hints, nodes)
+    findings += placed.findings
+    constraints = placed.constraints + list(p.constraints)
+    if placed.global_mode and deploy.get("replicas") is not None:
         # One per node, and the count kept: tasks beyond the node count stay pending, as in classic Swarm.
-        c.deploy.setdefault("placement", {}).setdefault("max_replicas_per_node", 1)
-        c.needs.add("3.8")
-    elif global_mode:
-        c.deploy["mode"] = "global"
+        deploy.setdefault("placement", {}).setdefault("max_replicas_per_node", 1)
+        needs.add("3.8")
+    elif placed.global_mode:
+        deploy["mode"] = "global"
     if constraints:
-        placement = c.deploy.setdefault("placement", {})
+        placement = deploy.setdefault("placement", {})
         placement["constraints"] = sorted(set(placement.get("constraints", []) + constraints))
-    network.report_node_bound(c.scope, c.mounts.node_bound, c.deploy)
-    if c.networks:
-        c.out["networks"] = network.service_networks(c.scope, c.networks)
-    if c.mounts.entries:
-        c.out["volumes"] = list(c.mounts.entries)
+    findings += network.node_bound(s, p.mounts.node_bound, deploy)
+    if p.networks:
+        out["networks"], notes = network.service_networks(s, dict(p.networks))
+        findings += notes
+    if p.mounts.entries:
+        out["volumes"] = list(p.mounts.entries)
     if source_v2:
-        _update_defaults(c)
-    if c.deploy:
-        c.out["deploy"] = c.deploy
-    if kept:
-        c.svc.ref.add(c.report, "info", f"service {c.svc.name}: kept exactly: {', '.join(kept)}",
-                      "compose.key.exact")
+        for key, default in _update_defaults(out.get("ports", []), p.mounts).items():
+            deploy.setdefault(key, default)
+        needs.add("3.7")
+    if deploy:
+        out["deploy"] = deploy
+    findings += _kept(s, p)
+    return Converted(out, frozenset(needs), p.depends, p.joined, p.mounts.implicit, placed.labels, tuple(findings))
+
+
+def _kept(s: Scope, p: Part) -> tuple[Finding, ...]:
+    """One line for the keys kept exactly; environment and labels with classic-Swarm hints are
+    rewrites (reported each), the rest of them is kept."""
+    rewritten = {h.key for h in p.hints}
+    kept = [f"{k} (other than its hints)" if k in rewritten else k for k in p.kept
+            if k not in rewritten or hints.beside_hints(k, s.svc.data.get(k))]
+    if not kept:
+        return ()
+    return (s.svc.ref.finding("info", f"kept exactly: {', '.join(kept)}", "compose.key.exact", kind="kept",
+                              subject=s.subject),)

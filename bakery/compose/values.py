@@ -1,13 +1,12 @@
-"""Parsers for compose value syntaxes: sizes, ports, volumes, restart, CPUs."""
+"""Compose value syntaxes as the converter writes them: sizes, restart, CPUs.
+
+The syntaxes a stack file shares (sizes, short ports and volumes) are parsed by
+stack.values, the one parser of each; here they are only given the compose form.
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from ..stack import values as stack_values
-
-_PORT_NUM = re.compile(r"^\d+(-\d+)?\Z")
 
 
 def size(value: object) -> str | None:
@@ -41,62 +40,6 @@ def cpus(value: object) -> str | None:
 def format_cpus(number: float) -> str:
     text = f"{number:.4f}".rstrip("0").rstrip(".")
     return text or "0"
-
-
-@dataclass(frozen=True)
-class Port:
-    ip: str | None
-    published: str | None
-    target: str
-    proto: str | None
-
-    def short(self) -> str:
-        text = f"{self.published}:{self.target}" if self.published else self.target
-        return f"{text}/{self.proto}" if self.proto else text
-
-
-def port(value: object) -> Port | None:
-    """Short port syntax: [[ip:][published]:]target[/proto]; None if invalid."""
-    text, _, proto = str(value).strip().partition("/")
-    if proto and proto not in ("tcp", "udp", "sctp"):
-        return None
-    ip: str | None = None
-    if text.startswith("["):
-        ip, _, text = text[1:].partition("]")
-        text = text.removeprefix(":")
-        if ":" not in text:
-            return None
-    parts = text.split(":")
-    if len(parts) == 3 and ip is None:
-        ip, parts = parts[0], parts[1:]
-    if len(parts) > 2 or (ip is not None and len(parts) != 2):
-        return None
-    target = parts[-1]
-    published = parts[0] if len(parts) == 2 else None
-    if not _PORT_NUM.match(target) or (published and not _PORT_NUM.match(published)):
-        return None
-    return Port(ip or None, published or None, target, proto or None)
-
-
-@dataclass(frozen=True)
-class Mount:
-    kind: str  # bind, volume, anonymous
-    source: str
-    target: str
-    mode: str
-
-
-def mount(value: str) -> Mount | None:
-    parts = value.split(":")
-    if len(parts) == 1:
-        return Mount("anonymous", "", parts[0], "")
-    if len(parts) > 3 or not parts[1]:
-        return None
-    source, target, mode = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
-    if not target.startswith("/"):
-        return None
-    kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
-    return Mount(kind, source, target, mode)
 
 
 def restart(value: str) -> tuple[str, int | None] | None:

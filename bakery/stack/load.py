@@ -28,6 +28,7 @@ from .model import (
     Mode,
     Mount,
     Network,
+    NodeLabel,
     Pairs,
     Placement,
     Port,
@@ -148,7 +149,24 @@ def load(data: Mapping[str, Any], locate: Locate | None = None, source: str = "<
                        for k, v in sorted(top.mapping(data.get("networks"), "networks").items())),
         volumes=tuple(_volume(str(k), _At(locate, ("volumes", k)), top.mapping(v, "volumes", k))
                       for k, v in sorted(top.mapping(data.get("volumes"), "volumes").items())),
-        secrets=_blobs("secret", data, locate), configs=_blobs("config", data, locate))
+        secrets=_blobs("secret", data, locate), configs=_blobs("config", data, locate),
+        node_labels=tuple(_node_label(str(k), _At(locate, ("node_labels", k)), v)
+                          for k, v in sorted(top.mapping(data.get("node_labels"), "node_labels").items())))
+
+
+def _node_label(label: str, at: _At, hint: Any) -> NodeLabel:
+    """`bakery.hint.<hex>: node==web*` (the file's x-bakery.node_labels): the label must be the
+    one its hint names, else the services' constraints and the labelled nodes would disagree."""
+    parts = values.hint_parts(at.text(hint)) if isinstance(hint, str) else None
+    if parts is None:
+        raise at.fail((), f"{hint!r} is not a classic-Swarm hint", "write KEY==PATTERN or KEY!=PATTERN")
+    if at.parse(values.hint_pattern, parts[2]) is None:
+        raise at.fail((), f"hint {hint!r} has no pattern; an exact value needs no node label",
+                      "remove the entry and constrain on the value itself")
+    if values.hint_label(*parts) != label:
+        raise at.fail((), f"label {label} does not name the hint {hint!r} (that is {values.hint_label(*parts)})",
+                      "convert the compose file again rather than editing x-bakery by hand")
+    return NodeLabel(label, *parts, ref=at.ref())
 
 
 def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
@@ -181,6 +199,7 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
         log_options=_labels(logging.get("options")),
         extra_hosts=tuple(sorted(_hosts(svc.get("extra_hosts")))),
         sysctls=_labels(svc.get("sysctls")), ulimits=_ulimits(at, at.mapping(svc.get("ulimits"), "ulimits")),
+        refs=_refs(at, svc),
     )
     for key in ("command", "entrypoint"):
         if svc.get(key) is not None:
@@ -199,6 +218,16 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
         spec = at.mapping(svc["credential_spec"], "credential_spec")
         fields["credential_spec"] = tuple(sorted((str(k), _scalar(v)) for k, v in spec.items()))
     return Service(**fields)
+
+
+def _refs(at: _At, svc: Mapping[str, Any]) -> dict[Path_, Ref]:
+    """Where each key of the service, and each item of its lists, was written."""
+    out: dict[Path_, Ref] = {}
+    for key, value in svc.items():
+        out[(key,)] = at.ref(key)
+        for sub in range(len(value)) if isinstance(value, list) else value if isinstance(value, Mapping) else ():
+            out[(key, sub)] = at.ref(key, sub)
+    return out
 
 
 def _mode(at: _At, deploy: Mapping[str, Any]) -> tuple[Mode, int]:
@@ -271,7 +300,7 @@ def _ports(at: _At, entries: list[Any]) -> tuple[Port, ...]:
             out.append(Port(
                 target=at.parse(values.port_number, item.get("target"), "ports", i, "target"),
                 published=None if published in (None, "") else at.parse(values.port_number, published, "ports", i),
-                protocol=at.choice(item.get("protocol", "tcp"), ("tcp", "udp", "sctp"), "ports", i, "protocol"),
+                protocol=at.choice(item.get("protocol", "tcp"), values.PROTOCOLS, "ports", i, "protocol"),
                 mode=at.choice(item.get("mode", "ingress"), ("ingress", "host"), "ports", i, "mode")))
         else:
             out.extend(at.parse(_short_port, item, "ports", i))
@@ -286,33 +315,23 @@ def _ports(at: _At, entries: list[Any]) -> tuple[Port, ...]:
 
 def _short_port(item: Any) -> list[Port]:
     """`[IP:][PUBLISHED:]TARGET[/PROTO]`, ranges expanded (a host IP is not part of a swarm port)."""
-    text, _, proto = str(item).strip().partition("/")
-    if proto and proto not in ("tcp", "udp", "sctp"):
-        raise values.BadValue(f"{item!r}: {proto!r} is not a protocol", "use tcp, udp or sctp")
-    if text.startswith("["):
-        text = text[text.index("]") + 2:] if "]:" in text else ""
-    parts = text.split(":")
-    if not 1 <= len(parts) <= 3 or not parts[-1]:
-        raise values.BadValue(f"{item!r} is not a port", "use TARGET, PUBLISHED:TARGET or PUBLISHED:TARGET/udp")
-    targets = values.port_range(parts[-1])
-    published = values.port_range(parts[-2]) if len(parts) > 1 and parts[-2] else []
+    short = values.short_port(item)
+    targets = values.port_range(short.target)
+    published = values.port_range(short.published) if short.published else []
     if published and len(published) != len(targets):
         raise values.BadValue(f"{item!r}: published and target ranges differ in size", "give ranges of one size")
-    return [Port(t, published[n] if published else None, proto or "tcp") for n, t in enumerate(targets)]
+    return [Port(t, published[n] if published else None, short.proto or "tcp") for n, t in enumerate(targets)]
 
 
 def _mount(at: _At, item: Any, i: int) -> Mount:
     if not isinstance(item, Mapping):
-        parts = str(item).split(":")
-        if len(parts) == 1:
-            return Mount("volume", parts[0])
-        opts = parts[2].split(",") if len(parts) > 2 else []
-        kind = "bind" if parts[0].startswith(("/", ".", "~")) else "volume"
-        if not parts[0] or not parts[1]:
-            raise at.fail(("volumes", i), f"{item!r} has an empty source or target",
-                          "write SOURCE:/TARGET[:MODE] (is a variable in it unset?)")
+        short = at.parse(values.short_mount, item, "volumes", i)
+        if short.kind == "anonymous":
+            return Mount("volume", short.target)
+        opts = short.mode.split(",") if short.mode else []
         prop = [o for o in opts if o in _PROPAGATION]
-        return Mount(kind, parts[1], parts[0], "ro" in opts, prop[0] if prop else None, "nocopy" in opts)
+        return Mount(short.kind, short.target, short.source, "ro" in opts, prop[0] if prop else None,
+                     "nocopy" in opts)
     kind = at.choice(item.get("type", "volume"), ("volume", "bind", "tmpfs", "npipe"), "volumes", i, "type")
     if not item.get("target"):
         raise at.fail(("volumes", i), "a mount needs a target path", "add `target: /path/in/container`")
@@ -394,7 +413,8 @@ def _file_refs(at: _At, kind: str, raw: Any) -> tuple[FileRef, ...]:
         default = f"/{source}" if kind == "configs" else source
         mode = ref.get("mode", 0o444)
         out.append(FileRef(source, str(ref.get("target") or default), str(ref.get("uid", "0")),
-                           str(ref.get("gid", "0")), at.parse(lambda v: values.count(v, "file mode"), mode, kind, i)))
+                           str(ref.get("gid", "0")), at.parse(lambda v: values.count(v, "file mode"), mode, kind, i),
+                           at.ref(kind, i)))
     return tuple(sorted(out, key=lambda r: r.target))
 
 

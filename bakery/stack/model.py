@@ -2,19 +2,22 @@
 
 Frozen values, already parsed (bytes, nano-CPUs, nanoseconds, port numbers),
 sorted where order carries no meaning. No `$$` escaping and no `x-bakery`
-side data: those belong to the stack file (stack.stackfile). Each service and
-top-level object keeps the `Ref` of the YAML it came from, so a check made later
-(the specs, the plan) can still say file:line and YAML path.
+side data: those belong to the stack file (compose.emit). Each service and
+top-level object keeps the `Ref` of the YAML it came from, a service also that of
+each of its values (`Service.at`), so a check made later (the specs, the plan) can
+still say file:line and YAML path of the value itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import ComposeError, PathPart
-from ..report import Report, Severity
+from ..report import Finding, Kind, Report, Severity, finding, subject_of
 from ..yamlsrc import Document, Path_
+from . import values
 
 Condition = Literal["service_started", "service_healthy", "service_completed_successfully"]
 CONDITIONS: tuple[Condition, ...] = ("service_started", "service_healthy", "service_completed_successfully")
@@ -44,9 +47,20 @@ class Ref:
     def error(self, message: str, fix: str | None = None, *extra: PathPart) -> ComposeError:
         return ComposeError(message, fix=fix, **self.where(*extra))
 
+    def finding(self, severity: Severity, message: str, code: str, fix: str | None = None,
+                *extra: PathPart, kind: Kind | None = None, subject: str | None = None) -> Finding:
+        """A finding here; its subject (service web) given, or from the path as written (which a
+        version 1 file shows without `services:`)."""
+        where: dict[str, Any] = {**self.where(*extra), "subject": subject or subject_of(self.path)}
+        if kind is not None:
+            where["kind"] = kind
+        return finding(severity, message, code=code, fix=fix, **where)
+
     def add(self, report: Report, severity: Severity, message: str, code: str,
-            fix: str | None = None, *extra: PathPart) -> None:
-        report.add(severity, message, code=code, fix=fix, **self.where(*extra))
+            fix: str | None = None, *extra: PathPart, kind: Kind | None = None,
+            subject: str | None = None) -> None:
+        """`finding`, added to `report`."""
+        report.add_all((self.finding(severity, message, code, fix, *extra, kind=kind, subject=subject),))
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,7 @@ class FileRef:
     uid: str = "0"
     gid: str = "0"
     mode: int = 0o444
+    ref: Ref | None = field(default=None, compare=False, repr=False)  # where the entry was written
 
 
 @dataclass(frozen=True)
@@ -182,6 +197,17 @@ class Service:
     sysctls: Pairs = ()
     ulimits: tuple[Ulimit, ...] = ()
     credential_spec: Pairs = ()  # (file|registry|config, value)
+    # Where each value was written: its YAML path below the service (`("volumes", 0)`) -> its Ref.
+    refs: Mapping[Path_, Ref] = field(default_factory=dict, compare=False, repr=False)
+
+    def at(self, *path: PathPart) -> Ref:
+        """Where the value at `path` below the service was written (a key merged in from another
+        file is located there), else the service itself with the path below it."""
+        for n in range(len(path), 0, -1):
+            found = self.refs.get(path[:n])
+            if found is not None:
+                return found.at(*path[n:])
+        return self.ref.at(*path)
 
 
 @dataclass(frozen=True)
@@ -233,9 +259,42 @@ class Blob:
 
 
 @dataclass(frozen=True)
+class NodeLabel:
+    """A classic-Swarm pattern hint (`constraint:node==web*`) kept as a node label.
+
+    Swarm mode has no patterns, so the services' constraint is `node.labels.<label>==true` and
+    the nodes the hint admits carry that label: `bakery deploy` labels them from the live swarm
+    at every deploy (and takes it off the ones that no longer match); the stack file keeps the
+    hint in `x-bakery.node_labels` for that. A node that joins later has no label, so it gets no
+    task until a deploy has matched it: the hint never admits a node it does not match."""
+
+    label: str  # bakery.hint.<12 hex>
+    key: str  # node (the hostname) or an engine label
+    op: str  # == or !=
+    value: str  # the pattern: a glob or /regex/
+    ref: Ref = field(compare=False, repr=False)
+
+    @property
+    def hint(self) -> str:
+        return f"{self.key}{self.op}{self.value}"
+
+    @property
+    def constraint(self) -> str:
+        return f"node.labels.{self.label}==true"
+
+    def admits(self, hostname: str, engine_labels: Mapping[str, str]) -> bool:
+        """Whether a node with this hostname and these engine labels satisfies the hint."""
+        pattern = values.hint_pattern(self.value)
+        assert pattern is not None  # checked when loaded
+        have = hostname if self.key == "node" else engine_labels.get(self.key)
+        return values.hint_matches(pattern, have) == (self.op == "==")
+
+
+@dataclass(frozen=True)
 class Stack:
     services: tuple[Service, ...]
     networks: tuple[Network, ...] = ()
     volumes: tuple[Volume, ...] = ()
     secrets: tuple[Blob, ...] = ()
     configs: tuple[Blob, ...] = ()
+    node_labels: tuple[NodeLabel, ...] = ()  # sorted by label

@@ -2,15 +2,21 @@
 
 Sizes are docker's RAMInBytes (`512m`, `64MiB`, `1.5g`: binary units), durations
 are Go durations (`1m30s`, `500ms`; a plain number is seconds, as compose takes
-it), CPU counts become nano-CPUs, ports are checked against 0-65535. A bad value
+it), CPU counts become nano-CPUs, ports are checked against 0-65535, the short port
+(`[IP:][PUBLISHED:]TARGET[/PROTO]`) and volume (`SOURCE:/TARGET[:MODE]`) syntaxes are read
+into their parts (compose's converter and `stack.load` both read them here), classic-Swarm
+hint patterns (`web*`, `/re/`) become regexes and name their node label. A bad value
 raises `BadValue` with the rule and the fix; `stack.load` adds the file, line and
 YAML path.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import math
 import re
+from dataclasses import dataclass
 
 
 class BadValue(ValueError):
@@ -95,3 +101,106 @@ def port_range(text: str) -> list[int]:
     if last < first:
         raise BadValue(f"port range {text!r} runs backwards", f"write {last}-{first}")
     return list(range(first, last + 1))
+
+
+_PORT_NUM = re.compile(r"^\d+(-\d+)?\Z")
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+@dataclass(frozen=True)
+class ShortPort:
+    """A port in the short syntax, its parts as written (ranges kept: `port_range` expands them)."""
+
+    ip: str | None
+    published: str | None
+    target: str
+    proto: str | None
+
+    def short(self) -> str:
+        """The short syntax again, without the host IP (swarm publishes on every address)."""
+        text = f"{self.published}:{self.target}" if self.published else self.target
+        return f"{text}/{self.proto}" if self.proto else text
+
+
+def short_port(value: object) -> ShortPort:
+    """`"127.0.0.1:8080:80/udp"` -> ShortPort("127.0.0.1", "8080", "80", "udp"); `[::1]:80:80` too."""
+    bad = BadValue(f"{value!r} is not a port mapping", "write [HOST_IP:]PUBLISHED:TARGET[/PROTO] or TARGET")
+    text, _, proto = str(value).strip().partition("/")
+    if proto and proto not in PROTOCOLS:
+        raise BadValue(f"{value!r}: {proto!r} is not a protocol", "use tcp, udp or sctp")
+    ip: str | None = None
+    if text.startswith("["):
+        ip, _, text = text[1:].partition("]")
+        text = text.removeprefix(":")
+        if ":" not in text:
+            raise bad
+    parts = text.split(":")
+    if len(parts) == 3 and ip is None:
+        ip, parts = parts[0], parts[1:]
+    if len(parts) > 2 or (ip is not None and len(parts) != 2):
+        raise bad
+    target = parts[-1]
+    published = parts[0] if len(parts) == 2 else None
+    if not _PORT_NUM.match(target) or (published and not _PORT_NUM.match(published)):
+        raise bad
+    return ShortPort(ip or None, published or None, target, proto or None)
+
+
+@dataclass(frozen=True)
+class ShortMount:
+    """A volume in the short syntax: `SOURCE:/TARGET[:MODE]` or `/TARGET`."""
+
+    kind: str  # bind (the source is a path), volume (a volume's name), anonymous (no source)
+    source: str
+    target: str
+    mode: str  # as written: ro, rw, z, nocopy, rshared, ... comma-separated
+
+
+def short_mount(value: object) -> ShortMount:
+    """`"./html:/html:ro"` -> ShortMount("bind", "./html", "/html", "ro")."""
+    parts = str(value).split(":")
+    if len(parts) == 1:
+        return ShortMount("anonymous", "", parts[0], "")
+    if len(parts) > 3 or not parts[1].startswith("/"):
+        raise BadValue(f"{value!r} is not a volume mapping", "write SOURCE:/TARGET[:MODE] or /TARGET")
+    if not parts[0]:
+        raise BadValue(f"{value!r} has an empty source or target",
+                       "write SOURCE:/TARGET[:MODE] (is a variable in it unset?)")
+    kind = "bind" if parts[0].startswith(("/", ".", "~")) else "volume"
+    return ShortMount(kind, parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+
+
+HINT_LABEL_PREFIX = "bakery.hint."
+_HINT = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.\-/]+)\s*(?P<op>==|!=)\s*(?P<value>.*?)\s*$")
+
+
+def hint_parts(text: str) -> tuple[str, str, str] | None:
+    """`"node==web*"` -> ("node", "==", "web*"); None if it is not KEY==VALUE or KEY!=VALUE."""
+    match = _HINT.match(text)
+    return None if match is None else (match.group("key"), match.group("op"), match.group("value"))
+
+
+def hint_pattern(value: str) -> re.Pattern[str] | None:
+    """A classic-Swarm value as a regex: `/re/` searched (classic Swarm's regexp.MatchString),
+    a glob (`*`, `?`, `[...]`) matched whole; None for a plain value. Case-insensitive, as
+    swarm mode compares."""
+    if len(value) >= 2 and value.startswith("/") and value.endswith("/"):
+        try:
+            return re.compile(value[1:-1], re.IGNORECASE)
+        except re.error as exc:
+            raise BadValue(f"bad regular expression {value}: {exc}", "fix the regular expression") from None
+    if any(c in value for c in "*?["):
+        return re.compile(r"\A" + fnmatch.translate(value), re.IGNORECASE)
+    return None
+
+
+def hint_matches(pattern: re.Pattern[str], have: str | None) -> bool:
+    """Whether a node's value (hostname, engine label; None: the node has no such label) matches."""
+    return have is not None and pattern.search(have) is not None
+
+
+def hint_label(key: str, op: str, value: str) -> str:
+    """The node label that stands for a pattern hint: `bakery.hint.<12 hex>`, from the hint's
+    key, operator and value, so converting the same hint again names the same label."""
+    digest = hashlib.sha256(f"{key}{op}{value}".encode()).hexdigest()[:12]
+    return f"{HINT_LABEL_PREFIX}{digest}"

@@ -1,4 +1,7 @@
-"""Carry out a plan: objects first, services in dependency order, wait, roll back on failure.
+"""Carry out a plan: node labels, objects, services in dependency order, wait, roll back on failure.
+
+The node labels of pattern hints are set and taken off first, so a service is
+never created or updated before the nodes its constraint names carry the label.
 
 Independent services are submitted together and converge concurrently; one
 poll of the task list per round watches all of them. A service is done when
@@ -6,7 +9,8 @@ its up-to-date tasks have run for `stable_for` seconds (or completed, for
 one-shot jobs). Task failures, an engine-side rollback or the timeout fail
 the deploy; then every service this deploy touched gets its previous spec
 back, services it created are removed, and so are the networks, secrets and
-configs it created. Volumes are never removed. The rollback then waits for
+configs it created, and the node labels it changed get their old values. Volumes
+are never removed. The rollback then waits for
 the restored services to run again. Ctrl-C (KeyboardInterrupt) while applying
 rolls back the same way. With `detach`, services are submitted in dependency
 order and nothing waits for them, like `docker stack deploy --detach`.
@@ -53,6 +57,7 @@ class _Applier:
         self.progress = progress or (lambda _p: None)
         self.refs = dict(plan.refs)
         self.created: list[tuple[Any, str, str]] = []  # (kind, id, name) of networks/volumes/secrets/configs
+        self.labelled: list[Change] = []  # nodes whose hint labels this deploy changed
         runs = {r.key: r for r in plan.services}
         self.tracks = {c.key: _Track(c, runs[c.key]) for c in plan.of("service", "create", "update", "unchanged")}
         self.pool = ThreadPoolExecutor(max_workers=_WORKERS)
@@ -63,6 +68,26 @@ class _Applier:
         w = t.watch
         desired = w.run.expected_tasks if w else t.run.expected_tasks  # a rollback watches the old spec
         self.progress(Progress(t.name, state, w.running if w else 0, desired, message))
+
+    # -- node labels -----------------------------------------------------------
+    def label_nodes(self) -> None:
+        for c in self.plan.of("node", "update"):
+            assert c.live_id is not None
+            self.engine.label_node(c.live_id, c.name, {e.label: e.after for e in c.labels})
+            self.labelled.append(c)
+            self.progress(Progress(f"node {c.name}", "labelled", message=", ".join(c.reasons)))
+
+    def unlabel_nodes(self) -> list[str]:
+        """Give the node labels this deploy changed their values from before it."""
+        problems = []
+        for c in reversed(self.labelled):
+            assert c.live_id is not None
+            try:
+                self.engine.label_node(c.live_id, c.name, {e.label: e.before for e in c.labels})
+                self.progress(Progress(f"node {c.name}", "rolled back", message="labels as before"))
+            except EngineError as exc:
+                problems.append(str(exc))
+        return problems
 
     # -- objects ---------------------------------------------------------------
     def create_objects(self) -> None:
@@ -141,6 +166,9 @@ class _Applier:
             before = (t.state, t.watch.running)
             verdict = t.watch.observe(service, [x for x in tasks if x.get("ServiceID") == t.ident], now)
             if verdict == "failed":
+                # Every task of the service, not only the up-to-date ones: an update the engine rolled
+                # back leaves its failed tasks out of date, and their error is the one that explains.
+                t.watch.task_errors(self.engine.tasks([t.ident]))
                 t.errors.extend(t.watch.errors or ["did not converge"])
                 self.emit(t, "failed", "; ".join(t.watch.errors))
             elif verdict == "done":
@@ -198,6 +226,7 @@ class _Applier:
                 self.engine.remove(kind, ident, name, retry_for=20)
             except EngineError as exc:
                 problems.append(str(exc))
+        problems += self.unlabel_nodes()
         try:
             problems += self._wait_restored(restored)
         except EngineError as exc:
@@ -306,6 +335,7 @@ def apply(
     interrupted = False
     try:
         try:
+            a.label_nodes()
             a.create_objects()
             ok = a.run_services()
         except EngineError as exc:

@@ -143,7 +143,11 @@ def recorded_seed(cluster: str, state_dir: Path) -> str | None:
         return None
     # The seed, or after a roll replaced it the first manager (a roll moves the seed last).
     managers = [n for n in nodes if isinstance(n, dict) and n.get("role") in ("seed", "manager")]
-    managers.sort(key=lambda n: n.get("role") != "seed")
+    def number(name: object) -> int:
+        tail = str(name).rsplit("-", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    managers.sort(key=lambda n: (bool(n.get("stopped")), n.get("role") != "seed", number(n.get("name"))))
     if not managers:
         return None
     from ..providers.local.cluster import address_for

@@ -104,6 +104,25 @@ class Engine:
                 version = None
                 time.sleep(0.1 * (attempt + 1))
 
+    def label_node(self, ident: str, name: str, labels: Mapping[str, str | None], attempts: int = 5) -> None:
+        """Set (a value) or remove (None) these labels of a node; its other labels and settings are
+        re-read and posted back as they are. `update out of sequence`: read again and retry."""
+        for attempt in range(attempts):
+            node = call(f"inspect node {name}", lambda: self.api.inspect_node(ident))
+            spec = dict(node["Spec"])
+            current = {k: v for k, v in (spec.get("Labels") or {}).items() if labels.get(k, v) is not None}
+            spec["Labels"] = {**current, **{k: v for k, v in labels.items() if v is not None}}
+            try:
+                self._update_node(ident, name, int(node["Version"]["Index"]), spec)
+                return
+            except EngineError as exc:
+                if OUT_OF_SEQUENCE not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    def _update_node(self, ident: str, name: str, version: int, spec: Spec) -> None:
+        call(f"label node {name}", lambda: self.api.update_node(ident, version, spec))
+
     def _update(self, ident: str, version: int, spec: Spec) -> None:
         path = f"/services/{ident}/update"
         call(f"update service {spec['Name']}", lambda: self._post(path, spec, version=version))

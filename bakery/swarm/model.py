@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["network", "volume", "secret", "config", "service"]
+Kind = Literal["network", "volume", "secret", "config", "service", "node"]
 Action = Literal["create", "update", "unchanged", "remove"]
 Condition = Literal["service_started", "service_healthy", "service_completed_successfully"]
 CONDITIONS: tuple[Condition, ...] = ("service_started", "service_healthy", "service_completed_successfully")
@@ -20,7 +20,8 @@ NAMESPACE_LABEL = "com.docker.stack.namespace"
 IMAGE_LABEL = "com.docker.stack.image"
 HASH_LABEL = "com.bakery.spec-hash"
 
-# Creation order of the kinds; services come last because they reference the others.
+# Creation order of the stack's kinds; services come last because they reference the others.
+# Nodes are not the stack's: a plan only edits their pattern-hint labels, before everything else.
 KIND_ORDER: tuple[Kind, ...] = ("network", "volume", "secret", "config", "service")
 
 Spec = dict[str, Any]
@@ -50,6 +51,19 @@ class ServiceRun:
 
 
 @dataclass(frozen=True)
+class LabelEdit:
+    """One node label a pattern hint stands for, set (`true`) or taken off (None)."""
+
+    label: str
+    hint: str  # node==web*: why
+    before: str | None  # restored on rollback
+    after: str | None
+
+    def __str__(self) -> str:
+        return f"+{self.label}={self.after}" if self.after is not None else f"-{self.label}"
+
+
+@dataclass(frozen=True)
 class Change:
     kind: Kind
     key: str
@@ -62,6 +76,7 @@ class Change:
     reasons: tuple[str, ...] = ()  # which parts differ, for the plan display
     live_update_started: str | None = None  # UpdateStatus.StartedAt before this deploy
     data: bytes | None = field(default=None, repr=False, hash=False)
+    labels: tuple[LabelEdit, ...] = ()  # a node's: the pattern-hint labels set or taken off
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "name": self.name, "action": self.action}
@@ -69,6 +84,9 @@ class Change:
             out["id"] = self.live_id
         if self.reasons:
             out["reasons"] = list(self.reasons)
+        if self.labels:
+            out["labels"] = [{"label": e.label, "hint": e.hint, "before": e.before, "after": e.after}
+                             for e in self.labels]
         return out
 
 

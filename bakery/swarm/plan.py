@@ -5,6 +5,8 @@ live spec still contains every value of the desired one (someone may have
 run `docker service update` by hand). Values the engine fills in on its own
 (`Isolation: default`, `ForceUpdate: 0`, omitted zeros) are not differences.
 Networks and volumes cannot be changed in place: a difference is a warning.
+The node labels of pattern hints are planned first (swarm/labels.py), and the
+placement check sees the nodes as they will be labelled.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..report import Report
-from . import constraints, specs
+from . import constraints, labels, specs
 from .engine import Engine
 from .model import HASH_LABEL, KIND_ORDER, NAMESPACE_LABEL, Change, Desired, Kind, Plan, ServiceRun, Spec
 from .objects import CONTENT_LABEL
@@ -118,7 +120,7 @@ def _compare(want: Desired, have: dict[str, Any] | None, refs: Mapping[str, str]
         diffs = differences(wanted, live)
         if diffs:
             report.warn(
-                f"{want.kind} {want.name} differs from the file ({', '.join(diffs)}) and is left as it is",
+                f"the live {want.name} differs from the file ({', '.join(diffs)}) and is left as it is",
                 path=(f"{want.kind}s", want.key),
                 code="deploy.immutable",
                 fix=f"{want.kind}s cannot be changed in place; remove the stack's {want.kind} to recreate it",
@@ -170,10 +172,13 @@ def plan(
     against); a finding says so."""
     report = Report()
     stack = wanted.stack
+    node_changes: list[Change] = []
     if engine is None:
         live: dict[Kind, list[dict[str, Any]]] = {kind: [] for kind in KIND_ORDER}
         counts: dict[str, int] = {}
-        report.info("planned against an empty swarm: placement constraints and external objects were not checked")
+        hinted = " and the nodes pattern hints label" if wanted.node_labels else ""
+        report.info(f"planned against an empty swarm: placement constraints, external objects{hinted} were not "
+                    "checked")
     else:
         live = engine.stack_objects(stack)
     refs = _refs(live)
@@ -181,7 +186,9 @@ def plan(
         for kind, name in wanted.external:
             if f"{kind}:{name}" not in refs and kind != "volume":
                 raise UserError(f"external {kind} {name} does not exist", fix=f"create it first (docker {kind} create)")
-        counts = _check_placement(wanted, engine.nodes())
+        nodes = engine.nodes()
+        node_changes = labels.plan_labels(wanted.node_labels, nodes)
+        counts = _check_placement(wanted, labels.labelled(nodes, node_changes))
     runs = tuple(
         ServiceRun(
             r.key,
@@ -196,7 +203,7 @@ def plan(
     by_kind = {kind: _by_name(live[kind], kind) for kind in KIND_ORDER}
     order = {key: i for i, key in enumerate(_order(runs))}
     objects = sorted(wanted.objects, key=lambda d: (KIND_ORDER.index(d.kind), order.get(d.key, 0), d.name))
-    changes = [_compare(w, by_kind[w.kind].get(w.name), refs, report) for w in objects]
+    changes = node_changes + [_compare(w, by_kind[w.kind].get(w.name), refs, report) for w in objects]
     stale = _stale(stack, by_kind, {w.name for w in wanted.objects})
     if prune:
         changes += stale

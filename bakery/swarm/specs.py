@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..stack.model import Network, Ref, Service, Stack, UpdateConfig
+from ..stack.model import Network, NodeLabel, Ref, Service, Stack, UpdateConfig
 from . import objects
 from .model import HASH_LABEL, IMAGE_LABEL, NAMESPACE_LABEL, Desired, ServiceRun
 
@@ -34,6 +34,7 @@ class StackSpecs:
     runs: tuple[ServiceRun, ...]
     external: tuple[tuple[str, str], ...]  # (kind, engine name) that must already exist
     refs: Mapping[str, Ref] = field(default_factory=dict, compare=False, repr=False)  # service key -> its YAML
+    node_labels: tuple[NodeLabel, ...] = ()  # pattern hints: the plan labels the live nodes they admit
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
@@ -54,8 +55,8 @@ class _Builder:
         used = {a.network: s for s in self.model.services for a in s.networks}
         for key, svc in sorted(used.items()):
             if key not in declared and key != "default":
-                raise svc.ref.error(f"network {key!r} is not declared under the top-level networks",
-                                    f"add `networks: {{{key}: {{}}}}` at the top level", "networks")
+                raise svc.at("networks").error(f"network {key!r} is not declared under the top-level networks",
+                                               f"add `networks: {{{key}: {{}}}}` at the top level")
         if "default" in used and "default" not in declared:
             declared["default"] = Network("default", self.model.services[0].ref)
         for key, net in sorted(declared.items()):
@@ -156,8 +157,8 @@ class _Builder:
                 mount["BindOptions"] = {"Propagation": m.propagation}
         elif m.type == "volume" and m.source:
             if m.source not in self.volumes:
-                raise svc.ref.error(f"volume {m.source!r} is not declared under the top-level volumes",
-                                    f"add `volumes: {{{m.source}: {{}}}}` at the top level", "volumes", index)
+                raise svc.at("volumes", index).error(f"volume {m.source!r} is not declared under the top-level "
+                                                     "volumes", f"add `volumes: {{{m.source}: {{}}}}` at the top level")
             template = self.volumes[m.source]
             mount["Source"] = template["Source"]
             options = dict(template.get("VolumeOptions", {}))
@@ -173,10 +174,10 @@ class _Builder:
 
     def _blob_refs(self, kind: str, svc: Service) -> list[dict[str, Any]]:
         out = []
-        for i, ref in enumerate(svc.secrets if kind == "secret" else svc.configs):
+        for ref in svc.secrets if kind == "secret" else svc.configs:
             if (kind, ref.source) not in self.blobs:
-                raise svc.ref.error(f"{kind} {ref.source!r} is not declared",
-                                    f"add it under top-level `{kind}s:`", f"{kind}s", i)
+                raise (ref.ref or svc.at(f"{kind}s")).error(f"{kind} {ref.source!r} is not declared",
+                                                            f"add it under top-level `{kind}s:`")
             out.append({"File": {"Name": ref.target, "UID": ref.uid, "GID": ref.gid, "Mode": ref.mode},
                         f"{kind.capitalize()}Name": self.blobs[(kind, ref.source)]})
         return out
@@ -222,4 +223,4 @@ def build(stack: str, model: Stack, *, base_dir: Path | None = None,
         b.desired.append(want)
         runs.append(run)
     return StackSpecs(stack, tuple(b.desired), tuple(runs), tuple(sorted(b.external)),
-                      {s.name: s.ref for s in model.services})
+                      {s.name: s.ref for s in model.services}, model.node_labels)

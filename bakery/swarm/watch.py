@@ -9,7 +9,7 @@ submitted; an engine-side rollback or pause of our update is a failure too.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 from .model import ServiceRun
@@ -40,7 +40,16 @@ class Watch:
         self.converged_at: float | None = None
         self.message = ""
 
-    def _errors(self, tasks: list[Mapping[str, Any]]) -> None:
+    def task_errors(self, tasks: Sequence[Mapping[str, Any]]) -> None:
+        """Record the errors of tasks that failed since we submitted. After the engine rolled our
+        update back, those tasks are no longer up to date: the caller passes every task of the
+        service, so the message says why (`No such image: ...`), not only that it rolled back."""
+        before = len(self.errors)
+        self._errors(tasks)
+        # The task's own error first: it says why the engine gave up.
+        self.errors[:] = self.errors[before:] + self.errors[:before]
+
+    def _errors(self, tasks: Sequence[Mapping[str, Any]]) -> None:
         for t in tasks:
             status = t.get("Status") or {}
             if status.get("State") in _FAILED and t["ID"] not in self.existing and t["ID"] not in self.failed:
@@ -57,9 +66,11 @@ class Watch:
             return "failed"
         update = service.get("UpdateStatus") or {}
         if update.get("State") in _ENGINE_GAVE_UP and update.get("StartedAt") != self.update_started:
+            self._errors(tasks)
             self.errors.append(f"the engine stopped the update ({update['State']}): {update.get('Message', '')}")
             return "failed"
         if (service["Spec"].get("Labels") or {}).get("com.bakery.spec-hash") != self.spec_hash:
+            self._errors(tasks)
             self.errors.append("the service spec was changed by someone else or rolled back by the engine")
             return "failed"
         self._errors(tasks)

@@ -40,8 +40,6 @@ _VOLUME_DRIVER = ("docker-compose 1.27+ checks 2.x files against the merged Comp
 VERDICTS = {
     "build-without-image": "swarm cannot build: bakery refuses a build without image (or --image-prefix); "
                            "compose builds it",
-    "hint-glob-without-nodes": "compose ignores classic-Swarm hints; bakery must expand a glob against "
-                               "--nodes, since swarm would take the * literally",
     "schema-error": "bakery checks each key against the version that introduced it (scale: 2.2); "
                     "docker-compose 1.27+ checks every 2.x file against the merged Compose Specification schema",
     "unquoted-version": "docker-compose 1.29 refuses a number as version; bakery reads its literal text "

@@ -36,8 +36,19 @@ def test_cli_output_passes_docker_stack_config(tmp_path):
 
 @pytest.mark.validators
 def test_bench_runs(tmp_path):
+    """Both comparisons run and print their ratio: docker stack config on the v2 file's output,
+    docker compose config (Compose v2) on the Compose Specification file."""
+    import os
+    import re
+
+    from testkit import oracles
+
     docker_cli()
+    env = {**os.environ, "BAKERY_COMPOSE_V2": oracles.compose_v2()}
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "convert"), "--services", "20", "--runs", "1"],
-                          capture_output=True, text=True, cwd=tmp_path)
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert "ratio bakery/docker:" in proc.stdout
+    assert re.search(r"^v2\.4 file: bakery convert [\d.]+s .*docker stack config [\d.]+s .*ratio \d+\.\d\d",
+                     proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^compose spec file: bakery convert [\d.]+s .*docker compose config [\d.]+s .*ratio "
+                     r"\d+\.\d\d", proc.stdout, re.MULTILINE), proc.stdout

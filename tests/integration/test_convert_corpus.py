@@ -20,6 +20,7 @@ from testkit import need_tool
 from bakery.compose import convert_files, dumps
 from bakery.compose.keys import ALL_VERSIONS, NETWORK_KEYS, VOLUME_KEYS, service_keys_for
 from bakery.compose.nodes import load_nodes
+from bakery.report import render
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CORPUS = REPO / "tests" / "corpus" / "compose"
@@ -115,7 +116,7 @@ def test_corpus_file_converts_and_docker_accepts_it(path, tmp_path):
 
 def _example(case: Path) -> tuple[str, str]:
     result = convert_files([case / "docker-compose.yml"], environ={})
-    report = "".join(f"{f}\n" for f in result.report.findings).replace(f"{REPO}/", "")
+    report = "".join(f"{line}\n" for line in render(result.report.findings, verbose=True)).replace(f"{REPO}/", "")
     return dumps(result.stack), report
 
 

@@ -4,7 +4,8 @@ tests/cases/convert/<case>/ holds the input (docker-compose.yml and any
 other files), an optional args.json ({"files": [...], "env": {...},
 "nodes": "nodes.yml", "image_prefix": "...", "publish_mode": "host", "profiles": [...],
 "env_files": [...]}), and the expectations:
-stack.yml and report.txt, or error.txt for input that must be refused.
+stack.yml and report.txt (the report as `bakery convert -v` prints it), or error.txt for input
+that must be refused.
 BAKERY_UPDATE_GOLDEN=1 rewrites the expectations (review them with git diff).
 Every expected stack is also checked by `docker stack config`.
 """
@@ -24,6 +25,7 @@ from testkit import need_tool
 from bakery.compose import convert_files, dumps
 from bakery.compose.nodes import load_nodes
 from bakery.errors import ComposeError
+from bakery.report import render
 
 CASES = Path(__file__).resolve().parent.parent / "cases" / "convert"
 NAMES = sorted(p.name for p in CASES.iterdir() if p.is_dir())
@@ -47,7 +49,7 @@ def run_case(case: Path) -> tuple[str, str]:
                                env_files=[case / e for e in args.get("env_files", [])])
     except ComposeError as exc:
         return "error.txt", str(exc).replace(f"{case}/", "") + "\n"
-    report = "".join(f"{f}\n" for f in result.report.findings).replace(f"{case}/", "")
+    report = "".join(f"{line}\n" for line in render(result.report.findings, verbose=True)).replace(f"{case}/", "")
     return "stack.yml", dumps(result.stack) + "---\n" + report
 
 

@@ -244,17 +244,90 @@ def test_dry_run_diffs_against_the_live_swarm(engine, deployer, case_dir):
     assert {n: s["Version"]["Index"] for n, s in _services(engine, "drydiff").items()} == versions
 
 
-def test_a_glob_hint_is_expanded_against_the_live_nodes(engine, deployer, tmp_path):
-    """The node list is fetched (lazily, after the file was read) because a hint has a pattern."""
-    hostname = engine.client().api.nodes()[0]["Description"]["Hostname"]
-    compose = tmp_path / "docker-compose.yml"
-    service = {"image": "local/busybox:1", "command": ["sleep", "3600"],
-               "environment": [f"constraint:node=={hostname[:1]}*"]}
-    compose.write_text(yaml.safe_dump({"version": "2", "services": {"app": service}}))
-    code, out = deployer(str(compose), "--name", "globbed", "--dry-run")
+def _node(engine):
+    [node] = engine.client().api.nodes()  # the session's engine is a one-node swarm
+    return node
+
+
+def _hinted(tmp_path, hint, name="docker-compose.yml", **more):
+    compose = tmp_path / name
+    app = {"image": "local/busybox:1", "command": ["sleep", "3600"], "stop_signal": "SIGKILL", "restart": "always",
+           "environment": [f"constraint:{hint}"]}
+    compose.write_text(yaml.safe_dump({"version": "2", "services": {"app": app, **more}}))
+    return compose
+
+
+def _wait_running(engine, service_id, want, attempts=120):
+    for _ in range(attempts):
+        if (_running(engine, service_id) > 0) == want:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"service {service_id}: running tasks never became {'some' if want else 'none'}")
+
+
+def test_a_pattern_hint_labels_the_nodes_it_admits_and_no_other(engine, deployer, tmp_path):
+    """`constraint:node==<first letter>*` is a constraint on a node label named after the hint:
+    deploy labels the engine's node (its hostname matches) before creating the service, a second
+    deploy changes nothing, a label taken off by hand stops the tasks there (the node no longer
+    qualifies) and the next deploy puts it back. A hint the hostname does not match is refused
+    at the hint, before anything is created: its tasks would pend forever."""
+    node = _node(engine)
+    hostname, ident = node["Description"]["Hostname"], node["ID"]
+    compose = _hinted(tmp_path, f"node=={hostname[:1]}*")
+    code, out = deployer(str(compose), "--name", "hinted")
     assert code == 0, out
-    assert [c["action"] for c in out["plan"] if c["kind"] == "service"] == ["create"]
-    assert any(f["code"] == "compose.hint.expanded" for f in out["findings"]), out["findings"]
+    [labelled] = [c for c in out["plan"] if c["kind"] == "node"]
+    [edit] = labelled["labels"]
+    label = edit["label"]
+    assert (labelled["name"], labelled["action"], edit["after"]) == (hostname, "update", "true")
+    assert out["plan"].index(labelled) == 0  # before the network and the service
+    assert engine.client().api.inspect_node(ident)["Spec"]["Labels"][label] == "true"
+    app = _services(engine, "hinted")["hinted_app"]
+    assert app["Spec"]["TaskTemplate"]["Placement"]["Constraints"] == [f"node.labels.{label}==true"]
+    assert _running(engine, app["ID"]) == 1
+
+    code, out = deployer(str(compose), "--name", "hinted")
+    assert code == 0, out
+    assert {c["action"] for c in out["plan"]} == {"unchanged"}, out["plan"]
+
+    # Without the label the node does not qualify: swarm stops the task there and none runs.
+    engine.docker("node", "update", "--label-rm", label, ident)
+    _wait_running(engine, app["ID"], False)
+    code, out = deployer(str(compose), "--name", "hinted")
+    assert code == 0, out
+    assert [(c["kind"], c["name"]) for c in out["plan"] if c["action"] != "unchanged"] == [("node", hostname)]
+    assert engine.client().api.inspect_node(ident)["Spec"]["Labels"][label] == "true"
+    _wait_running(engine, app["ID"], True)
+
+    # A hint that does not match the node's hostname: refused, located, nothing created or labelled.
+    other = _hinted(tmp_path, f"node==not-{hostname}*", "other.yml")
+    labels_before = engine.client().api.inspect_node(ident)["Spec"]["Labels"]
+    code, out = deployer(str(other), "--name", "unhinted")
+    assert code == 2, out
+    error = out["error"]
+    assert "matches none of the 1 live node(s): its tasks would pend forever" in error["message"], error
+    assert error["line"] and error["path"] == "services.app.environment[0]", error
+    assert _services(engine, "unhinted") == {}
+    assert engine.client().api.inspect_node(ident)["Spec"]["Labels"] == labels_before
+    # The same with != : the hostname matches the pattern, so the hint admits no node.
+    code, out = deployer(str(_hinted(tmp_path, f"node!={hostname[:1]}*", "not.yml")), "--name", "unhinted")
+    assert code == 2 and "admits none of the 1 live node(s)" in out["error"]["message"], out
+    engine.docker("stack", "rm", "hinted")
+
+
+def test_a_rolled_back_deploy_puts_the_node_labels_back(engine, deployer, tmp_path):
+    node = _node(engine)
+    hostname, ident = node["Description"]["Hostname"], node["ID"]
+    ghost = {"image": "local/does-not-exist:1", "restart": "always"}
+    compose = _hinted(tmp_path, f"node=={hostname[:2]}*", ghost=ghost)
+    code, out = deployer(str(compose), "--name", "hintrb", "--max-failures", "1")
+    assert code == 1, out
+    assert out["result"]["rolled_back"] is True
+    [edit] = next(c for c in out["plan"] if c["kind"] == "node")["labels"]
+    assert edit["before"] is None
+    assert f"node {hostname}" in out["_stderr"] and "labelled" in out["_stderr"]  # set, then rolled back
+    assert edit["label"] not in engine.client().api.inspect_node(ident)["Spec"]["Labels"]
+    assert _services(engine, "hintrb") == {}
 
 
 def test_legacy_compose_file_is_converted_and_ordered(engine, deployer, case_dir):
@@ -300,8 +373,39 @@ def test_the_compose_file_and_its_converted_stack_file_deploy_the_same(engine, d
     assert (app["UpdateConfig"]["Order"], db["UpdateConfig"]["Order"]) == ("start-first", "stop-first")
     versions = {n: s["Version"]["Index"] for n, s in services.items()}
 
+    [label] = [c[len("node.labels."):-len("==true")] for c in app["TaskTemplate"]["Placement"]["Constraints"]]
+    assert engine.client().api.nodes()[0]["Spec"]["Labels"][label] == "true"  # the hint's node label
+
     assert main(["convert", str(d / "docker-compose.yml"), "-o", str(d / "stack.yml")]) == 0
+    assert "/.$$/" in (d / "stack.yml").read_text()  # x-bakery is interpolated by docker too
     code, out = deployer(str(d / "stack.yml"), "--name", "rt")
     assert code == 0, out
     assert {c["action"] for c in out["plan"]} == {"unchanged"}, out["plan"]
     assert {n: s["Version"]["Index"] for n, s in _services(engine, "rt").items()} == versions
+
+
+def test_a_v2_update_the_engine_rolls_back_says_why(engine, deployer, tmp_path):
+    """v2 input deploys with update failure_action rollback: the engine rolls the bad update back
+    itself, and the failure names the task's error, not only "rollback completed"."""
+    compose = tmp_path / "docker-compose.yml"
+    app = {"image": "local/busybox:1", "command": ["sleep", "3600"], "restart": "always"}
+    compose.write_text(yaml.safe_dump({"version": "2.4", "services": {"app": app}}))
+    code, out = deployer(str(compose), "--name", "v2rb")
+    assert code == 0, out
+    app["image"] = "local/busybox:no-such-tag"
+    compose.write_text(yaml.safe_dump({"version": "2.4", "services": {"app": app}}))
+    code, out = deployer(str(compose), "--name", "v2rb")
+    assert code == 1, out
+    errors = out["result"]["errors"]
+    assert any("No such image: local/busybox:no-such-tag" in e for e in errors), errors
+    engine.docker("stack", "rm", "v2rb")
+
+
+def test_a_file_without_services_deploys_nothing(engine, deployer, tmp_path):
+    """compose takes `services: {}` (both tools); the stack has no services and deploying it is a no-op."""
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services: {}\n")
+    code, out = deployer(str(compose), "--name", "empty")
+    assert code == 0, out
+    assert out["plan"] == [] and out["result"]["ok"] is True
+    assert _services(engine, "empty") == {}

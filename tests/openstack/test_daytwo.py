@@ -50,8 +50,12 @@ class FakeApi:
         return self._services
 
     def tasks(self, filters=None):
-        node = (filters or {}).get("node")
-        return [t for t in self._tasks if node is None or t["NodeID"] == node]
+        """The Engine API's filters: node, service (ID or name), desired-state."""
+        f = filters or {}
+        names = {s["ID"]: s["Spec"]["Name"] for s in self.services()}
+        return [t for t in self._tasks if f.get("node") in (None, t["NodeID"])
+                and f.get("service") in (None, t["ServiceID"], names.get(t["ServiceID"]))
+                and f.get("desired-state") in (None, t.get("DesiredState", "running"))]
 
 
 def node(ident: str, hostname: str, role: str = "worker", state: str = "ready", leader: bool = False) -> dict:
@@ -128,7 +132,7 @@ def test_wait_active_says_on_every_line_that_the_swarm_is_not_asked():
 
 def test_wait_active_counts_active_managers_for_quorum():
     """Under --wait active the managers ACTIVE in Nova stand for the swarm's: 3 -> 1 goes one at a time,
-    the seed last; with two of three managers not ACTIVE, going to one manager is refused."""
+    the seed last; with two of three managers not ACTIVE, the swarm has no quorum: any change is refused."""
     d = driver(cluster(workers=0), asked=False)
     plan = fleet.plan_scale(d.members(), 1, 0, False, d.limit)
     assert [c.node for c in plan.changes] == ["manager-2", "manager-1"]
@@ -136,7 +140,7 @@ def test_wait_active_counts_active_managers_for_quorum():
     for s in conn.servers:
         if s.name != "prod-manager-2":
             s.status = "SHUTOFF"
-    with pytest.raises(UserError, match="refused: step 1"):
+    with pytest.raises(UserError, match="no quorum: 1 of 3 managers reachable"):
         fleet.plan_scale(driver(conn, asked=False).members(), 1, 0, False, 99)
 
 
@@ -151,13 +155,16 @@ def test_a_roll_replaces_workers_first_and_the_seed_with_a_manager():
 def test_docker_swarm_tasks_and_replicas():
     services = [{"ID": "s1", "Spec": {"Name": "web", "Mode": {"Replicated": {"Replicas": 4}}}},
                 {"ID": "s2", "Spec": {"Name": "agent", "Mode": {"Global": {}}}}]
-    tasks = [{"NodeID": "d", "ServiceID": "s1", "Status": {"State": "running"}},
-             {"NodeID": "e", "ServiceID": "s1", "Status": {"State": "running"}},
-             {"NodeID": "e", "ServiceID": "s1", "Status": {"State": "preparing"}},
-             {"NodeID": "d", "ServiceID": "s2", "Status": {"State": "running"}}]
+    tasks = [{"NodeID": "d", "ServiceID": "s1", "DesiredState": "running", "Status": {"State": "running"}},
+             {"NodeID": "e", "ServiceID": "s1", "DesiredState": "running", "Status": {"State": "running"}},
+             {"NodeID": "e", "ServiceID": "s1", "DesiredState": "running", "Status": {"State": "preparing"}},
+             {"NodeID": "d", "ServiceID": "s2", "DesiredState": "running", "Status": {"State": "running"}},
+             {"NodeID": "d", "ServiceID": "s1", "DesiredState": "shutdown", "Status": {"State": "running"}}]
     swarm = daytwo.DockerSwarm(SimpleNamespace(api=FakeApi(SWARM, services, tasks)), "prod")
-    assert sorted(swarm.tasks("d")) == [("agent", "Running"), ("web", "Running")]
-    assert swarm.replicas() == {"web": (2, 4)}
+    # a draining task (desired shutdown, still running) is the node's too
+    assert sorted(swarm.tasks("d")) == [("agent", "Running"), ("web", "Running"), ("web", "Running")]
+    assert swarm.desired() == {"web": 4}
+    assert swarm.running("s1") == 2 and swarm.running("web") == 2
 
 
 @pytest.mark.engine
@@ -175,7 +182,7 @@ def test_docker_swarm_through_mutual_tls(tls_engine):
     tls_engine.docker("service", "create", "--detach", "--no-resolve-image", "--replicas", "0", "--name",
                       "daytwo-web", "local/none:1")
     try:
-        assert swarm.replicas()["daytwo-web"] == (0, 0)
+        assert swarm.desired()["daytwo-web"] == 0 and swarm.running("daytwo-web") == 0
         assert swarm.tasks(me["ID"]) == []
         swarm.drain(me["ID"])
         assert swarm.nodes()[0]["Availability"] == "Drain"

@@ -23,11 +23,83 @@ def write(tmp_path: Path, text: str, name: str = "docker-compose.yml") -> Path:
 
 
 def test_stack_to_stdout_report_to_stderr(tmp_path, capsys):
-    assert main(["convert", str(write(tmp_path, WARN))]) == 0
+    path = write(tmp_path, WARN)
+    assert main(["convert", str(path)]) == 0
     out, err = capsys.readouterr()
     assert yaml.safe_load(out)["services"]["web"]["image"] == "a"
-    assert "privileged not supported by swarm" in err
-    assert "converted 1 service(s) from compose 2.0 to stack 3.7: 1 warning(s)" in err
+    assert err.splitlines() == [
+        "service web:",
+        f"  warning: {path}:5:17 privileged: dropped, not supported by swarm: swarm services cannot be privileged "
+        "(grant the capabilities needed with cap_add)",
+        "converted 1 service(s) from compose 2.0 to stack 3.7: 1 warning(s); -v lists 1 rewrite(s) and what was "
+        "kept exactly",
+    ]
+
+
+HINTED = ('version: "2"\nservices:\n  web:\n    image: a\n    restart: always\n    ports: ["80:80"]\n'
+          '    environment: ["constraint:node==web1", "A=1"]\n    network_mode: bridge\n'
+          '  db:\n    image: b\n    restart: unless-stopped\n')
+
+
+def test_the_report_is_short_grouped_and_verbose_adds_what_was_kept(tmp_path, capsys):
+    path = write(tmp_path, HINTED)
+    assert main(["convert", str(path), "-o", str(tmp_path / "s.yml")]) == 0
+    short = capsys.readouterr().err.splitlines()
+    assert short == ["converted 2 service(s) from compose 2.0 to stack 3.7: 0 warning(s); -v lists 3 rewrite(s) "
+                     "and what was kept exactly"]
+    assert main(["convert", str(path), "-o", str(tmp_path / "s.yml"), "-v"]) == 0
+    assert capsys.readouterr().err.splitlines()[:-1] == [
+        "service db:",
+        f"  info: {path}:11:14 restart: unless-stopped rewritten as restart_policy condition any (swarm does not "
+        "remember a manual stop)",
+        f"  info: {path}:10:5: kept exactly: image, restart",
+        "service web:",
+        f"  info: {path}:7:19 environment[0]: constraint:node==web1 rewritten as placement constraint "
+        "node.hostname==web1",
+        f"  info: {path}:8:19 network_mode: bridge rewritten as the stack's default overlay network",
+        f"  info: {path}:4:5: kept exactly: environment (other than its hints), image, ports, restart",
+    ]
+
+
+def test_only_hints_in_environment_is_not_kept_exactly(tmp_path, capsys):
+    text = 'version: "2"\nservices:\n  web:\n    image: a\n    environment: ["constraint:node==web1"]\n'
+    assert main(["convert", str(write(tmp_path, text)), "--output", "json"]) == 0
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    [kept] = [f for f in findings if f["kind"] == "kept"]
+    assert kept["message"] == "kept exactly: image"
+    [hint] = [f for f in findings if f["path"] == "services.web.environment[0]"]
+    assert (hint["kind"], hint["subject"]) == ("rewritten", "service web")
+    assert "node.hostname==web1" in hint["message"]
+
+
+def test_no_message_repeats_its_location(tmp_path, capsys):
+    text = ('version: "2.4"\nservices:\n  web:\n    image: a\n    privileged: true\n    shm_size: 64m\n'
+            '    tmpfs: ["/run:mode=1777"]\n    networks: {front: {ipv4_address: 10.0.0.5}}\n'
+            '    network_mode: "service:db"\n    ports: ["127.0.0.1:80:80"]\n'
+            'networks:\n  front:\n    enable_ipv6: true\n'
+            '    ipam: {config: [{subnet: 10.0.0.0/24, gateway: 10.0.0.1}]}\n')
+    assert main(["convert", str(write(tmp_path, text)), "--output", "json"]) == 0
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert len(findings) >= 8
+    for f in findings:
+        assert f["path"] not in f["message"] and "service web" not in f["message"], f
+        assert "network front" not in f["message"], f
+
+
+def test_json_fills_fix_from_the_disposition_table(tmp_path, capsys):
+    from bakery.compose.keys import SERVICE_KEYS
+
+    text = ('version: "2.4"\nservices:\n  web:\n    image: a\n    privileged: true\n    container_name: w\n'
+            '    build: .\n    pid: host\n')
+    assert main(["convert", str(write(tmp_path, text)), "--output", "json"]) == 0
+    by_key = {f["path"].split(".")[-1]: f for f in json.loads(capsys.readouterr().out)["findings"]
+              if f["code"].startswith("compose.key.") and f["kind"] != "kept"}
+    assert set(by_key) == {"privileged", "container_name", "build", "pid"}
+    assert by_key["privileged"]["fix"] == "grant the capabilities needed with cap_add"
+    assert by_key["privileged"]["kind"] == "lost" and by_key["build"]["kind"] == "approximated"
+    for key, f in by_key.items():
+        assert f["fix"] == SERVICE_KEYS[key].fix, key
+    assert by_key["pid"]["fix"] is None  # nothing to do instead: the table says none
 
 
 def test_out_file_and_json_report(tmp_path, capsys):
@@ -92,9 +164,14 @@ def test_several_files_env_file_and_nodes(tmp_path, capsys):
     nodes = write(tmp_path, "- hostname: web1\n- hostname: db1\n  labels: {a: b}\n", "nodes.yml")
     code = main(["convert", str(base), "-f", str(over), "--env-file", str(env), "--nodes", str(nodes)])
     assert code == 0
-    web = yaml.safe_load(capsys.readouterr().out)["services"]["web"]
+    out, err = capsys.readouterr()
+    stack = yaml.safe_load(out)
+    web = stack["services"]["web"]
     assert web["image"] == "a:7"
-    assert web["deploy"]["placement"]["constraints"] == ["node.hostname==web1"]
+    label = "bakery.hint.f7a7a4afd047"  # from the hint: the same at every conversion
+    assert web["deploy"]["placement"]["constraints"] == [f"node.labels.{label}==true"]
+    assert stack["x-bakery"]["node_labels"] == {label: "node==web*"}
+    assert f"docker node update --label-add {label}=true web1" in err and " db1" not in err
 
 
 @pytest.mark.parametrize(

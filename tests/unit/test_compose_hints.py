@@ -8,6 +8,7 @@ from bakery.compose import hints
 from bakery.compose.model import NodeInfo, Ref
 from bakery.errors import ComposeError
 from bakery.report import Report
+from bakery.stack.values import hint_label
 from bakery.yamlsrc import loads
 
 NODES = [
@@ -21,8 +22,9 @@ REF = Ref(loads("environment: []\n", "c.yml"), ("environment",))
 def place(*texts: str, nodes=None, kind: str = "constraint"):
     report = Report()
     found = [hints.Hint(kind, t, REF) for t in texts]
-    constraints, global_mode = hints.place("web", found, nodes, report)
-    return constraints, global_mode, report
+    placed = hints.place("web", found, nodes)
+    report.add_all(placed.findings)
+    return placed.constraints, placed.global_mode, report, placed.labels
 
 
 @pytest.mark.parametrize(
@@ -40,33 +42,52 @@ def test_exact_hints(text, expected):
 
 
 @pytest.mark.parametrize(
-    "text, expected",
+    "text, admitted",
     [
-        ("node==web*", ["node.hostname!=db1"]),
-        ("node==db?", ["node.hostname==db1"]),
-        ("node!=web*", ["node.hostname!=web1", "node.hostname!=web2"]),
-        ("node==/^WEB[0-9]$/", ["node.hostname!=db1"]),
-        ("storage==ssd*", ["node.hostname!=web2"]),
-        ("region==/eu-.*/", ["node.hostname!=db1"]),
-        ("region!=/eu-.*/", ["node.hostname!=web1", "node.hostname!=web2"]),
+        ("node==web*", ["web1", "web2"]),
+        ("node==db?", ["db1"]),
+        ("node!=web*", ["db1"]),
+        ("node==/^WEB[0-9]$/", ["web1", "web2"]),
+        ("node==/eb/", ["web1", "web2"]),  # a regex is searched, as classic Swarm's regexp.MatchString
+        ("storage==ssd*", ["db1", "web1"]),
+        ("region==/eu-.*/", ["web1", "web2"]),
+        ("region!=/eu-.*/", ["db1"]),
+        ("zone!=a*", ["db1", "web1", "web2"]),  # a node without the engine label satisfies !=
     ],
 )
-def test_patterns_expand_against_the_inventory(text, expected):
-    constraints, _, report = place(text, nodes=NODES)
-    assert constraints == expected
-    assert [f.code for f in report.findings] == ["compose.hint.expanded"]
+def test_a_pattern_is_a_node_label_and_the_commands_name_the_nodes_it_admits(text, admitted):
+    key, op, value = text.partition("!=" if "!=" in text else "==")
+    label = hint_label(key, op, value)
+    constraints, _, report, labels = place(text, nodes=NODES)
+    assert constraints == [f"node.labels.{label}==true"]
+    assert list(labels) == [label] and labels[label].hint == text
+    rewrite, commands = report.findings
+    assert (rewrite.code, rewrite.kind) == ("compose.hint.node_label", "rewritten")
+    assert (commands.code, commands.severity) == ("compose.hint.label_nodes", "warning")
+    assert commands.message.endswith("; ".join(f"docker node update --label-add {label}=true {h}" for h in admitted))
 
 
-@pytest.mark.parametrize("text", ["node==web*", "node==/web/", "storage==s?d"])
-def test_patterns_without_inventory_are_refused(text):
-    with pytest.raises(ComposeError) as exc:
-        place(text)
-    assert "--nodes" in str(exc.value) and "pend forever" in str(exc.value)
+@pytest.mark.parametrize("text", ["node==web*", "node==/web/", "storage==s?d", "node!=web*"])
+def test_a_pattern_without_inventory_converts_and_says_how_to_label(text):
+    constraints, _, report, labels = place(text)
+    [label] = labels
+    assert constraints == [f"node.labels.{label}==true"]
+    warning = report.warnings[0]
+    assert f"docker node update --label-add {label}=true NODE" in warning.message
+    assert "--nodes" in (warning.fix or "") and "bakery deploy labels the nodes itself" in (warning.fix or "")
 
 
-def test_pattern_matching_no_node_is_refused():
-    with pytest.raises(ComposeError, match="matches none of the 3 nodes"):
-        place("node==zz*", nodes=NODES)
+def test_the_label_is_the_hints_whatever_the_service_or_spelling():
+    one = place("node==web*", nodes=NODES)[3]
+    other = hints.place("db", [hints.Hint("constraint", " node == web* ", REF)], NODES).labels
+    assert list(one) == list(other)
+    assert list(place("node!=web*")[3]) != list(one)
+
+
+@pytest.mark.parametrize("text", ["node==zz*", "node!=*", "storage==/^nvme/"])
+def test_a_pattern_admitting_no_node_is_refused(text):
+    with pytest.raises(ComposeError, match="admits none of the 3 nodes: its tasks would pend forever"):
+        place(text, nodes=NODES)
 
 
 def test_bad_regex():
@@ -88,7 +109,7 @@ def test_bad_regex():
     ],
 )
 def test_hints_without_equivalent(kind, text, code, level):
-    constraints, _, report = place(text, kind=kind)
+    constraints, _, report, _ = place(text, kind=kind)
     assert constraints == []
     [finding] = report.findings
     assert (finding.code, finding.severity) == (code, level)

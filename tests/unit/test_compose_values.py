@@ -1,4 +1,4 @@
-"""Value syntaxes: sizes, CPUs, ports, mounts, restart policies."""
+"""Value syntaxes in their compose form: sizes, CPUs, restart policies."""
 
 from __future__ import annotations
 
@@ -31,47 +31,6 @@ def test_size_bytes(value, expected):
 )
 def test_cpus(value, expected):
     assert values.cpus(value) == expected
-
-
-@pytest.mark.parametrize(
-    "value, ip, published, target, proto",
-    [
-        ("80", None, None, "80", None),
-        (80, None, None, "80", None),
-        ("8080:80", None, "8080", "80", None),
-        ("127.0.0.1:8080:80", "127.0.0.1", "8080", "80", None),
-        ("127.0.0.1::80", "127.0.0.1", None, "80", None),
-        ("8000-8010:80-90/udp", None, "8000-8010", "80-90", "udp"),
-        ("[::1]:80:80", "::1", "80", "80", None),
-        ("53:53/sctp", None, "53", "53", "sctp"),
-    ],
-)
-def test_port(value, ip, published, target, proto):
-    assert values.port(value) == values.Port(ip, published, target, proto)
-
-
-@pytest.mark.parametrize("value", ["a:b", "80/xyz", "1:2:3:4", "", ":", "80:", "[::1]80"])
-def test_bad_port(value):
-    assert values.port(value) is None
-
-
-@pytest.mark.parametrize(
-    "value, kind, source, target, mode",
-    [
-        ("/data", "anonymous", "", "/data", ""),
-        ("data:/data", "volume", "data", "/data", ""),
-        ("./html:/html:ro", "bind", "./html", "/html", "ro"),
-        ("/srv:/srv:rw,z", "bind", "/srv", "/srv", "rw,z"),
-        ("~/x:/x", "bind", "~/x", "/x", ""),
-    ],
-)
-def test_mount(value, kind, source, target, mode):
-    assert values.mount(value) == values.Mount(kind, source, target, mode)
-
-
-@pytest.mark.parametrize("value", ["a:b", "a::/b", "a:/b:ro:x"])
-def test_bad_mount(value):
-    assert values.mount(value) is None
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ NAMES = sorted(p.name for p in CASES.iterdir() if (p / "stack.yml").exists())
 
 def _specs(result, base: Path):
     wanted = build("st", result.model, base_dir=base, environ={})
-    return [(d.kind, d.key, d.name, d.spec, d.data) for d in wanted.objects], wanted.runs
+    return [(d.kind, d.key, d.name, d.spec, d.data) for d in wanted.objects], wanted.runs, wanted.node_labels
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -115,3 +115,124 @@ def test_replicas_column_is_parsed_with_or_without_the_per_node_limit() -> None:
     assert fleet.parse_replicas("3/4") == (3, 4)
     assert fleet.parse_replicas("2/3 (max 1 per node)") == (2, 3)
     assert fleet.parse_replicas("") is None
+
+
+def test_a_node_booted_by_a_stopped_run_is_waited_for_and_a_dead_one_named() -> None:
+    nodes = [*cluster(3, 1), fleet.Member("worker-2", "worker", True, False),  # booted, never joined
+             member("worker-3", "worker", running=False, status="Down")]
+    plan = fleet.plan_scale(nodes, 3, 3, False, 19)
+    assert [(c.kind, c.node) for c in plan.changes] == [("add", "worker-2")]
+    assert plan.notes == ["not running, and kept: worker-3 (they count as nodes; `bakery roll --nodes worker-3` "
+                          "replaces them)"]
+
+
+def test_a_manager_the_swarm_lists_as_a_worker_is_finished_not_counted() -> None:
+    """A retire stopped after its demote: the swarm has 2 managers, not 3; the re-run finishes the retire
+    and the counts come from the swarm's view."""
+    nodes = cluster(3, 0)
+    nodes[2] = member("manager-2", "manager", availability="Drain", manager_status="")
+    assert fleet.quorum_now(nodes) == (2, 2)
+    plan = fleet.plan_scale(nodes, 3, 0, False, 19)
+    assert [(c.kind, c.node) for c in plan.changes] == [("add", "manager-3"), ("retire", "manager-2")]
+    plan = fleet.plan_scale(nodes, 1, 0, False, 19)
+    assert [c.node for c in plan.changes][0] == "manager-2"  # finished first
+    assert [c.node for c in plan.changes].count("manager-1") == 1
+
+
+def test_a_roll_stopped_after_the_seeds_demote_can_finish() -> None:
+    nodes = [member("seed", "seed", availability="Drain", manager_status=""),
+             member("manager-1", "manager", manager_status="Leader")]
+    plan = fleet.plan_roll(nodes, None, 19, done={"seed": "manager-1"})
+    assert [(c.kind, c.node) for c in plan.changes] == [("add", "manager-1"), ("retire", "seed")]
+
+
+def test_a_node_that_died_before_it_joined_is_booted_again() -> None:
+    nodes = [*cluster(3, 2), fleet.Member("worker-3", "worker", False, False)]
+    plan = fleet.plan_scale(nodes, 3, 3, False, 19)
+    assert [(c.kind, c.node) for c in plan.changes] == [("add", "worker-3")] and plan.notes == []
+
+
+def test_a_dead_seed_goes_first_and_a_roll_replaces_lost_managers_first() -> None:
+    nodes = cluster(3, 0)
+    nodes[0] = member("seed", "seed", running=False, status="Down", manager_status="Unreachable")
+    plan = fleet.plan_scale(nodes, 1, 0, False, 19)
+    assert [c.node for c in plan.changes] == ["seed", "manager-2"]
+    nodes = cluster(5, 0)
+    nodes[3] = member("manager-3", "manager", running=False, status="Down", manager_status="Unreachable")
+    order = [c.replaces for c in fleet.plan_roll(nodes, None, 19).changes if c.kind == "add"]
+    assert order == ["manager-3", "manager-1", "manager-2", "manager-4", "seed"]
+
+
+def test_an_interrupted_roll_of_named_nodes_continues() -> None:
+    nodes = [*cluster(1, 1)[:1], member("worker-2", "worker"), member("worker-3", "worker")]
+    # worker-1 -> worker-3 done (worker-1 deleted); worker-2 -> worker-4 chosen, not booted yet
+    plan = fleet.plan_roll(nodes, ["worker-1", "worker-2"], 19, done={"worker-1": "worker-3", "worker-2": "worker-4"})
+    assert [(c.kind, c.node) for c in plan.changes] == [("add", "worker-4"), ("retire", "worker-2")]
+
+
+def test_consul_is_not_rolled() -> None:
+    nodes = [*cluster(1, 1), member("consul", "consul")]
+    plan = fleet.plan_roll(nodes, None, 19)
+    assert all(c.node != "consul" and c.replaces != "consul" for c in plan.changes)
+    assert plan.notes == ["consul is not rolled (its data does not move with it)"]
+    with pytest.raises(UserError, match="consul server: a roll does not move its data"):
+        fleet.plan_roll(nodes, ["consul"], 19)
+
+
+def test_a_worker_that_left_while_running_is_finished_and_replaced() -> None:
+    nodes = [*cluster(3, 2), member("worker-3", "worker", status="Down", availability="Drain")]
+    plan = fleet.plan_scale(nodes, 3, 3, False, 19)
+    assert [(c.kind, c.node) for c in plan.changes] == [("add", "worker-4"), ("retire", "worker-3")]
+
+
+def test_a_kept_drained_node_is_named_with_the_undrain_command() -> None:
+    nodes = [*cluster(3, 1), member("worker-2", "worker", availability="Drain")]
+    plan = fleet.plan_scale(nodes, 3, 2, False, 19)
+    assert plan.changes == []
+    assert plan.notes == ["worker-2 is drained and kept: no task goes there until `docker node update "
+                          "--availability active worker-2` (or it is retired first when you shrink)"]
+
+
+class DeadDriver:
+    """Just enough of a Driver and Swarm for a dead node that held a service that cannot run elsewhere."""
+
+    limit = 19
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+        self.removed: list[tuple[str, bool]] = []
+
+    def swarm(self, avoid=()):
+        return self
+
+    def nodes(self):
+        return [] if self.removed else [{"ID": "id3", "Hostname": "worker-3", "Status": "Down",
+                                         "Availability": "Active", "ManagerStatus": ""}]
+
+    def tasks(self, node_id):
+        return [("pinned", "Running 5 minutes ago")]
+
+    def desired(self):
+        return {"pinned": 1}
+
+    def running(self, name_or_service):
+        return 0 if name_or_service == "pinned" else False
+
+    def drain(self, node_id):
+        pass
+
+    def remove(self, node_id, force):
+        self.removed.append((node_id, force))
+
+    def delete(self, name):
+        self.deleted.append(name)
+
+
+def test_a_dead_node_is_retired_even_when_its_service_cannot_run_elsewhere() -> None:
+    driver = DeadDriver()
+    said: list[str] = []
+    fleet.retire(driver, fleet.Change("retire", "worker-3", "worker"), said.append,  # type: ignore[arg-type]
+                 fleet.Timeouts(drain=2, step=2))
+    assert driver.deleted == ["worker-3"] and driver.removed == [("id3", False)]
+    assert any("not running, so retired anyway" in line and "pinned 0/1 running" in line for line in said)
+    assert not any("before its drain" in line for line in said)

@@ -1,6 +1,17 @@
 import pytest
 
-from bakery.stack.values import BadValue, count, duration_ns, nano_cpus, port_range, size_bytes
+from bakery.stack.values import (
+    BadValue,
+    ShortMount,
+    ShortPort,
+    count,
+    duration_ns,
+    nano_cpus,
+    port_range,
+    short_mount,
+    short_port,
+    size_bytes,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +71,47 @@ def test_port_range(text, ports):
 def test_bad_port_range(text, message):
     with pytest.raises(BadValue, match=message):
         port_range(text)
+
+
+@pytest.mark.parametrize(
+    "value, ip, published, target, proto",
+    [
+        ("80", None, None, "80", None),
+        (80, None, None, "80", None),
+        ("8080:80", None, "8080", "80", None),
+        ("127.0.0.1:8080:80", "127.0.0.1", "8080", "80", None),
+        ("127.0.0.1::80", "127.0.0.1", None, "80", None),
+        ("8000-8010:80-90/udp", None, "8000-8010", "80-90", "udp"),
+        ("[::1]:80:80", "::1", "80", "80", None),
+        ("53:53/sctp", None, "53", "53", "sctp"),
+    ],
+)
+def test_port(value, ip, published, target, proto):
+    assert short_port(value) == ShortPort(ip, published, target, proto)
+
+
+@pytest.mark.parametrize("value", ["a:b", "80/xyz", "1:2:3:4", "", ":", "80:", "[::1]80"])
+def test_bad_port(value):
+    with pytest.raises(BadValue, match="not a port mapping|not a protocol"):
+        short_port(value)
+
+
+@pytest.mark.parametrize(
+    "value, kind, source, target, mode",
+    [
+        ("/data", "anonymous", "", "/data", ""),
+        ("data:/data", "volume", "data", "/data", ""),
+        ("./html:/html:ro", "bind", "./html", "/html", "ro"),
+        ("/srv:/srv:rw,z", "bind", "/srv", "/srv", "rw,z"),
+        ("~/x:/x", "bind", "~/x", "/x", ""),
+    ],
+)
+def test_mount(value, kind, source, target, mode):
+    assert short_mount(value) == ShortMount(kind, source, target, mode)
+
+
+@pytest.mark.parametrize(("value", "message"), [("a:b", "not a volume mapping"), ("a::/b", "not a volume mapping"),
+                                                 ("a:/b:ro:x", "not a volume mapping"), (":/b", "empty source")])
+def test_bad_mount(value, message):
+    with pytest.raises(BadValue, match=message):
+        short_mount(value)

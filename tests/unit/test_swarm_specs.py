@@ -2,6 +2,7 @@ import copy
 
 import pytest
 
+from bakery.compose import convert_files
 from bakery.errors import UserError
 from bakery.stack import load
 from bakery.swarm.model import HASH_LABEL, NAMESPACE_LABEL
@@ -153,3 +154,18 @@ def test_sizes_take_docker_units(stack_dir):
 def test_bad_stack_name():
     with pytest.raises(UserError, match="stack name"):
         build("-bad name", load(STACK))
+
+
+def test_a_deploy_time_error_names_the_file_and_line_of_the_value(tmp_path):
+    """A secret that an override file adds and nothing declares: the error points into the override,
+    at the entry itself (the specs are built long after the files were read)."""
+    (tmp_path / "base.yml").write_text('version: "3.7"\nservices:\n  web:\n    image: nginx:1\n'
+                                       "secrets:\n  real:\n    file: ./real.txt\n")
+    (tmp_path / "override.yml").write_text('version: "3.7"\nservices:\n  web:\n    secrets:\n'
+                                           "      - real\n      - nope\n")
+    (tmp_path / "real.txt").write_text("x\n")
+    model = convert_files([tmp_path / "base.yml", tmp_path / "override.yml"], environ={}).model
+    with pytest.raises(UserError, match="secret 'nope' is not declared") as err:
+        build("st", model, base_dir=tmp_path, environ={})
+    assert (err.value.source, err.value.line, err.value.column) == (str(tmp_path / "override.yml"), 6, 9)
+    assert err.value.path == ("services", "web", "secrets", 1)

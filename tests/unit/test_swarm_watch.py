@@ -78,3 +78,27 @@ def test_pending_reason_is_shown():
         0.0,
     )
     assert "no suitable node" in w.message
+
+
+ROLLED_BACK = {"State": "rollback_completed", "StartedAt": "t2", "Message": "rollback completed"}
+
+
+def test_an_engine_rollback_says_why_the_tasks_failed():
+    rolled = {**SERVICE, "UpdateStatus": ROLLED_BACK}
+    w = watch(update_started="t1", existing={"old"})
+    failed = task("a", "rejected", "shutdown", "No such image: redis:no-such-tag")
+    assert w.observe(rolled, [failed, task("old", "failed", "shutdown", "older")], 0.0) == "failed"
+    assert w.errors == ["task rejected: No such image: redis:no-such-tag",
+                        "the engine stopped the update (rollback_completed): rollback completed"]
+
+
+def test_tasks_left_out_of_date_by_the_rollback_still_explain_it():
+    """After the engine's rollback the failed tasks are no longer up to date: the applier passes
+    every task of the service, and their error goes first."""
+    rolled = {**SERVICE, "UpdateStatus": ROLLED_BACK}
+    w = watch(update_started="t1", existing={"old"})
+    assert w.observe(rolled, [], 0.0) == "failed"
+    w.task_errors([task("old", "failed", "shutdown", "older"), task("a", "rejected", "shutdown", "No such image: x:1"),
+                   task("b", "rejected", "shutdown", "No such image: x:1")])
+    assert w.errors == ["task rejected: No such image: x:1",
+                        "the engine stopped the update (rollback_completed): rollback completed"]

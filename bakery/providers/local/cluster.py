@@ -38,6 +38,7 @@ class UpOptions:
     state_dir: Path
     cache_dir: Path
     timeout: float
+    drain_timeout: float = 300  # day two: how long a drained node's tasks may take to run elsewhere
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,10 @@ def add_node(rec: ClusterRecord, state_dir: Path, name: str, role: str, progress
 
 def api_node(rec: ClusterRecord) -> NodeRecord:
     """The node whose TLS API operators point DOCKER_HOST at: the seed, or once a roll replaced it the
-    first manager (bakery/swarm/connect.py's recorded_seed makes the same choice)."""
-    managers = sorted((n for n in rec.nodes if n.role in ("seed", "manager")), key=lambda n: n.role != "seed")
+    lowest numbered manager; a running one before a stopped one. (bakery/swarm/connect.py's recorded_seed
+    reads the record without the processes: the seed, else the first manager.)"""
+    managers = sorted((n for n in rec.nodes if n.role in ("seed", "manager")),
+                      key=lambda n: (n.stopped or not nodes.running(n), n.role != "seed", _number(n.name)))
     if not managers:
         raise BakeryError(f"cluster {rec.cluster} has no manager in its record")
     return managers[0]
@@ -372,6 +375,8 @@ def status(rec: ClusterRecord) -> tuple[list[dict[str, Any]], str | None]:
             "availability": seen[1],
             "manager_status": seen[2],
         })
+    order = {"seed": 0, "manager": 1, "worker": 2, "consul": 3}
+    rows.sort(key=lambda r: (order.get(str(r["role"]), 9), _number(str(r["name"]))))
     return rows, asked[0].name if asked else None
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ... import fleet
 from ...errors import BakeryError, UserError
+from ...state import write_private
 from . import cluster, nodes, rootfs
 from .host import Progress
 from .state import ClusterRecord, NodeRecord, record_path
@@ -29,16 +30,26 @@ JOURNAL = "roll.json"
 
 
 @contextmanager
-def exclusive(state_dir: Path, name: str) -> Iterator[None]:
-    """One day-two run per cluster at a time (another `up` or `roll` on it is refused, not queued)."""
-    path = record_path(state_dir, name).parent / "day2.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def exclusive(state_dir: Path, name: str, wait: float = 0) -> Iterator[None]:
+    """One `up`, `roll` or `down` per cluster at a time: another is refused (after `wait` seconds), not queued."""
+    import time
+
+    from ...state import private_dir
+
+    folder = record_path(state_dir, name).parent
+    private_dir(folder)
+    fd = os.open(folder / "day2.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"another `bakery up` or `bakery roll` is changing cluster {name} now",
-                            fix="wait for it to finish, then re-run") from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise fleet.Refused(f"another `bakery up`, `roll` or `down` is changing cluster {name} now",
+                                    fix="wait for it to finish (or stop it), then re-run") from None
+                time.sleep(0.5)
         yield
     finally:
         os.close(fd)
@@ -67,20 +78,26 @@ class CliSwarm:
         self._docker("node", "update", "--availability", "drain", node_id)
 
     def tasks(self, node_id: str) -> list[tuple[str, str]]:
-        out = self._docker("node", "ps", node_id, "--no-trunc", "--filter", "desired-state=running",
-                           "--format", "{{.Name}}|{{.CurrentState}}")
+        # Every task the node has (a draining one is desired Shutdown while still Running); the
+        # history's ended tasks show as Shutdown/Complete/Failed and are told apart by the caller.
+        out = self._docker("node", "ps", node_id, "--no-trunc", "--format", "{{.Name}}|{{.CurrentState}}")
         rows = [line.split("|", 1) for line in out.splitlines() if "|" in line]
-        return [(name.rsplit(".", 1)[0], state) for name, state in rows]
+        return [(name.strip().lstrip("\\_ ").rsplit(".", 1)[0], state) for name, state in rows]
 
-    def replicas(self) -> dict[str, tuple[int, int]]:
+    def desired(self) -> dict[str, int]:
         out = self._docker("service", "ls", "--format", "{{.Name}}|{{.Mode}}|{{.Replicas}}")
         found = {}
         for line in out.splitlines():
             name, mode, reps = (line.split("|", 2) + ["", ""])[:3]
             counts = fleet.parse_replicas(reps)
             if mode == "replicated" and counts:
-                found[name] = counts
+                found[name] = counts[1]
         return found
+
+    def running(self, service: str) -> int:
+        out = self._docker("service", "ps", service, "--filter", "desired-state=running",
+                           "--format", "{{.CurrentState}}")
+        return sum(1 for line in out.splitlines() if line.startswith("Running"))
 
     def demote(self, node_id: str) -> None:
         self._docker("node", "demote", node_id)
@@ -98,24 +115,33 @@ class LocalDriver:
     opts: cluster.UpOptions
     image: str = ""  # the image new nodes boot from ("": the cluster's)
     limit: int = cluster.MAX_INDEX
+    leaderless: bool = False  # the last ask: a manager answered "the swarm does not have a leader"
 
     def save(self) -> None:
         self.rec.save(record_path(self.state_dir, self.rec.cluster))
 
     def _manager(self, avoid: Sequence[str] = ()) -> tuple[NodeRecord, list[dict[str, str]]] | None:
+        self.leaderless = False
         for node in self.rec.nodes:
             if node.role not in fleet.MANAGER_ROLES or node.name in avoid or node.stopped or not nodes.running(node):
                 continue
             try:
                 return node, CliSwarm(node).nodes()
-            except (BakeryError, ValueError):
+            except (BakeryError, ValueError) as exc:
+                self.leaderless |= "does not have a leader" in str(exc) or "no leader" in str(exc)
                 continue
         return None
 
     def members(self) -> list[fleet.Member]:
         asked = self._manager()
+        if asked is None and self.leaderless:
+            raise fleet.Refused(
+                f"the swarm of cluster {self.rec.cluster} has no leader: its managers answer, but fewer than a "
+                "majority of them are reachable (no quorum); no node can join or leave",
+                fix="bring the lost managers back; if they are lost for good, run `docker swarm init "
+                    "--force-new-cluster` on a surviving manager, then re-run")
         if asked is None and any(n.role in fleet.MANAGER_ROLES for n in self.rec.nodes):
-            raise UserError(f"no running manager of cluster {self.rec.cluster} answers `docker node ls`, so "
+            raise fleet.Refused(f"no running manager of cluster {self.rec.cluster} answers `docker node ls`, so "
                             "nothing can join or leave its swarm",
                             fix=f"see `bakery nodes --cluster {self.rec.cluster}`; if the swarm is lost, "
                                 f"`bakery down --cluster {self.rec.cluster}` and up again")
@@ -150,7 +176,22 @@ class LocalDriver:
             want = "" if role == "worker" else "manager"
             out[name] = any(s.get("Hostname") == name and s.get("Status") == "Ready"
                             and ("manager" if s.get("ManagerStatus") else "") == want for s in listed)
+            if out[name]:
+                self._check_address(name, role)
         return out
+
+    def _check_address(self, name: str, role: str) -> None:
+        """A node must have its reserved address: its certificate, `bakery nodes` and DOCKER_HOST name it."""
+        want = cluster.address_for(name, role)
+        try:
+            done = nodes.exec_in(self.rec.node(name), ["ip", "-4", "-o", "addr", "show"], timeout=20)
+        except (BakeryError, subprocess.TimeoutExpired):
+            return
+        if done.returncode == 0 and f" {want}/" not in done.stdout:
+            got = [w.split("/")[0] for w in done.stdout.split() if w.count(".") == 3 and "/" in w
+                   and not w.startswith("127.")]
+            raise fleet.Stopped(f"{name} is Ready but has address {', '.join(got) or 'none'}, not its reserved {want} "
+                                f"(dnsmasq's log: {self.rec.workdir}/dnsmasq.log); its certificate names {want}")
 
     def boot(self, name: str, role: str, progress: Progress) -> None:
         from ... import certs, state
@@ -202,6 +243,9 @@ class LocalDriver:
             shutil.rmtree(node.dir, ignore_errors=True)
         self.rec.nodes.remove(node)
         self.save()
+        from ... import certs, state
+
+        certs.forget(state.cluster_dir(self.rec.cluster, self.state_dir), name)
 
 
 def _driver(opts: cluster.UpOptions, rec: ClusterRecord, image: str = "") -> LocalDriver:
@@ -216,16 +260,26 @@ def _check_kind(opts: cluster.UpOptions, rec: ClusterRecord) -> None:
                         fix="re-run with the same option (move to another image with `bakery roll --image`)")
 
 
+def forget_day_two(state_dir: Path, name: str) -> None:
+    """`down`: a removed cluster leaves no roll journal a new cluster of the same name would continue."""
+    for leftover in (journal_path(state_dir, name), record_path(state_dir, name).parent / "day2.lock"):
+        leftover.unlink(missing_ok=True)
+
+
 def converge(opts: cluster.UpOptions, dry_run: bool, progress: Progress) -> tuple[fleet.Plan, list[tuple[str, float]]]:
     """`bakery up` on a cluster that exists: the plan to the counts asked for, and (unless dry_run) run it."""
     rec = cluster.load(opts.state_dir, opts.cluster)
     _check_kind(opts, rec)
+    if journal_path(opts.state_dir, opts.cluster).exists():
+        raise fleet.Refused(f"a roll of cluster {rec.cluster} stopped part way "
+                            f"({journal_path(opts.state_dir, opts.cluster)}): changing the counts now could retire "
+                            "its fresh nodes and keep the old ones", fix="finish it with `bakery roll`, then re-run")
     with exclusive(opts.state_dir, opts.cluster):
         driver = _driver(opts, rec)
         plan = fleet.plan_scale(driver.members(), opts.managers, opts.workers, opts.consul, driver.limit)
         if dry_run or not plan.changes:
             return plan, []
-        timed = fleet.run_plan(driver, plan, progress, fleet.Timeouts(ready=opts.timeout))
+        timed = fleet.run_plan(driver, plan, progress, fleet.Timeouts(ready=opts.timeout, drain=opts.drain_timeout))
         return plan, timed
 
 
@@ -243,10 +297,34 @@ def resolve_image(cache_dir: Path, image: str | None) -> str:
                             fix="bake one with `bakery bake --target local`, or name one with --image")
         return str(found.root)
     for candidate in (cache_dir / image / "rootfs", Path(image) / "rootfs", Path(image)):
-        if (candidate / "usr").is_dir() and (candidate / "etc").is_dir():
+        if is_baked_image(candidate):
             return str(candidate.resolve())
-    raise UserError(f"--image {image}: not an image in {cache_dir} nor an image directory",
+    raise UserError(f"--image {image}: not a baked image in {cache_dir} nor a baked image's directory "
+                    f"(one has {rootfs.MARKER})",
                     fix=f"see `ls {cache_dir}` (baked-*), or bake one with `bakery bake --target local`")
+
+
+def is_baked_image(root: Path) -> bool:
+    """An image root `bakery bake --target local` made: its marker says so (never any directory tree)."""
+    try:
+        return root.is_dir() and isinstance(json.loads((root / rootfs.MARKER).read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def read_journal(path: Path) -> dict[str, Any]:
+    """The journal of a roll that stopped, checked: a damaged one is named, never half-read."""
+    try:
+        data = json.loads(path.read_text())
+        pairs, only, image = data["pairs"], data.get("only") or [], data["image"]
+        if not (isinstance(pairs, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in pairs.items())
+                and isinstance(only, list) and all(isinstance(n, str) for n in only) and isinstance(image, str)):
+            raise ValueError("unexpected types")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path} is not the journal of a roll bakery can read ({exc.__class__.__name__}: "
+                        f"{str(exc)[:100]})",
+                        fix=f"see where the nodes are with `bakery nodes`, remove {path}, and roll again") from None
+    return {"pairs": pairs, "only": only, "image": image}
 
 
 def roll(opts: cluster.UpOptions, only: Sequence[str] | None, image: str | None, dry_run: bool,
@@ -258,28 +336,66 @@ def roll(opts: cluster.UpOptions, only: Sequence[str] | None, image: str | None,
     with exclusive(opts.state_dir, opts.cluster):
         journal: dict[str, Any] = {}
         if path.exists():
-            journal = json.loads(path.read_text())
-            if only and sorted(only) != sorted(journal.get("only") or []):
+            journal = read_journal(path)
+            if only and sorted(set(only)) != sorted(set(journal["only"])):
                 raise UserError(f"a roll of cluster {rec.cluster} stopped part way ({path}); finish it first",
                                 fix="re-run `bakery roll` without --nodes (it continues), or remove the journal")
+            if image is not None and resolve_image(opts.cache_dir, image) != journal["image"]:
+                raise UserError(f"a roll to {journal['image']} stopped part way ({path}); --image names another",
+                                fix="re-run without --image to finish it, then roll again to the new image")
+            if journal["image"] != rec.image and not is_baked_image(Path(journal["image"])):
+                raise UserError(f"{path}: the roll's image {journal['image']} is not a baked image any more",
+                                fix=f"remove {path} and roll again")
             progress(f"continuing the roll recorded in {path}")
         target = journal.get("image") or (resolve_image(opts.cache_dir, image) if image or rec.baked else rec.image)
+        if not journal and image is None:
+            _check_images(rec.image, target)
         driver = _driver(opts, rec, image=target)
         plan = fleet.plan_roll(driver.members(), only or journal.get("only"), driver.limit,
                                done=journal.get("pairs") or {})
         info = {"image": target, "journal": str(path)}
         if dry_run or not plan.changes:
             return plan, [], info
-        journal = {"image": target, "only": list(only or journal.get("only") or []),
-                   "pairs": {c.replaces: c.node for c in plan.changes if c.replaces}}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(journal, indent=2) + "\n")
-        tmp.replace(path)
-        timed = fleet.run_plan(driver, plan, progress, fleet.Timeouts(ready=opts.timeout))
-        rec.image = target
+        # Pairs of earlier runs stay: a replacement made then is never rolled again by this roll.
+        pairs = {**(journal.get("pairs") or {}), **{c.replaces: c.node for c in plan.changes if c.replaces}}
+        journal = {"image": target, "only": sorted(set(only or journal.get("only") or [])), "pairs": pairs}
+        write_private(path, (json.dumps(journal, indent=2, sort_keys=True) + "\n").encode())
+        def on_step(change: fleet.Change) -> None:
+            if change.kind == "retire" and change.role == "seed":
+                api = next((n for n in rec.nodes if n.role == "manager"), None)
+                if api is not None:
+                    progress(f"retiring the seed: its address ({cluster.address_for('seed', 'seed')}) stops "
+                             f"answering; reach the swarm at tcp://{cluster.address_for(api.name, api.role)}:2376 "
+                             "from now on")
+
+        timeouts = fleet.Timeouts(ready=opts.timeout, drain=opts.drain_timeout)
+        timed = fleet.run_plan(driver, plan, progress, timeouts, on_step=on_step)
+        if not journal["only"]:  # every node is on it now: the image new nodes boot from
+            rec.image = target
         driver.save()
         path.unlink()
         return plan, timed, info
+
+
+def _images_of(root: str) -> set[str]:
+    try:
+        marker = json.loads((Path(root) / rootfs.MARKER).read_text())
+    except (OSError, ValueError):
+        return set()
+    images = marker.get("images") if isinstance(marker, dict) else None
+    return {str(i.get("ref") if isinstance(i, dict) else i) for i in images or []}
+
+
+def _check_images(current: str, target: str) -> None:
+    """The default image (the last bake) must hold the application images the cluster's nodes have:
+    a plain re-bake without --pre-pull-archive would otherwise roll every node to an image without them."""
+    missing = sorted(_images_of(current) - _images_of(target))
+    if missing and Path(current).resolve() != Path(target).resolve():
+        raise fleet.Refused(
+            f"the last baked image ({Path(target).parent.name}) lacks application images the cluster's "
+            f"nodes have: {', '.join(missing)}",
+            fix=f"bake with the same --pre-pull-archive options, or name the image with --image "
+                f"(the cluster's own: --image {Path(current).parent.name})")
 
 
 def where(state_dir: Path, name: str) -> list[str]:

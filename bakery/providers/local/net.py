@@ -96,6 +96,10 @@ def start_dnsmasq(rec: ClusterRecord, save: Callable[[], None], reservations: li
         f"--listen-address={HOST_ADDRESS}",
         f"--dhcp-range={DHCP_RANGE[0]},{DHCP_RANGE[1]},1h",
         "--dhcp-authoritative",
+        # Leases by MAC (nspawn derives a node's from its name), not by client id (systemd-networkd's comes
+        # from the machine id, new with every node): a name used again after its node was deleted gets its
+        # reserved address back instead of "leased to" the old node and a random one.
+        "--dhcp-ignore-clid",
         f"--domain={DOMAIN}",
         f"--local=/{DOMAIN}/",
         "--expand-hosts",

@@ -22,6 +22,10 @@ from .net import DOMAIN, HOST_ADDRESS
 from .state import NodeRecord, Proc, proc_starttime
 
 SEED_MOUNT = "/var/lib/cloud/seed/nocloud"
+# What a command run inside a node gets as its environment: the node's own, never the operator's
+# (an exported DOCKER_HOST would send the node's docker CLI to the host's swarm address).
+NODE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+            "LANG": "C.UTF-8"}
 
 
 def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, seed_in_overlay: bool = False) -> None:
@@ -145,6 +149,7 @@ def exec_in(node: NodeRecord, cmd: Sequence[str], *, timeout: float = 60,
         check=False,
         input=input,
         stdin=None if input is not None else subprocess.DEVNULL,
+        env=NODE_ENV,
     )
 
 

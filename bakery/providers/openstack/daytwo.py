@@ -124,23 +124,24 @@ class DockerSwarm:
     def _services(self) -> dict[str, dict[str, Any]]:
         return {s["ID"]: s for s in self._call("listing services", self.client.api.services)}
 
-    def _running(self, **filters: str) -> list[dict[str, Any]]:
-        return list(self._call("listing tasks", lambda: self.client.api.tasks(
-            filters={"desired-state": "running", **filters})))
+    def _tasks(self, **filters: str) -> list[dict[str, Any]]:
+        return list(self._call("listing tasks", lambda: self.client.api.tasks(filters=filters)))
 
     def tasks(self, node_id: str) -> list[tuple[str, str]]:
+        """Every task the node has, whatever its desired state (a draining one is desired Shutdown while
+        it still runs): (service, current state)."""
         names = {i: s.get("Spec", {}).get("Name", i) for i, s in self._services().items()}
         return [(names.get(t.get("ServiceID", ""), t.get("ServiceID", "")), _title(t.get("Status", {}).get("State")))
-                for t in self._running(node=node_id)]
+                for t in self._tasks(node=node_id)]
 
-    def replicas(self) -> dict[str, tuple[int, int]]:
-        services = self._services()
-        running: dict[str, int] = {}
-        for t in self._running():
-            if t.get("Status", {}).get("State") == "running":
-                running[t.get("ServiceID", "")] = running.get(t.get("ServiceID", ""), 0) + 1
-        return {s.get("Spec", {}).get("Name", i): (running.get(i, 0), int(mode["Replicated"].get("Replicas", 0)))
-                for i, s in services.items() if "Replicated" in (mode := s.get("Spec", {}).get("Mode", {}))}
+    def desired(self) -> dict[str, int]:
+        return {s.get("Spec", {}).get("Name", i): int(mode["Replicated"].get("Replicas", 0))
+                for i, s in self._services().items() if "Replicated" in (mode := s.get("Spec", {}).get("Mode", {}))}
+
+    def running(self, service: str) -> int:
+        """Tasks of the service Running now that are meant to (desired running): `docker service ps` counts."""
+        return sum(1 for t in self._tasks(service=service, **{"desired-state": "running"})
+                   if t.get("Status", {}).get("State") == "running")
 
 
 class NotAsked:
@@ -154,8 +155,11 @@ class NotAsked:
 
     drain = demote = tasks = _refuse
 
-    def replicas(self) -> dict[str, tuple[int, int]]:
+    def desired(self) -> dict[str, int]:
         return {}
+
+    def running(self, service: str) -> int:
+        return 0
 
     def remove(self, node_id: str, force: bool) -> None:
         self._refuse()
@@ -233,9 +237,11 @@ class OpenStackDriver:
     def members(self) -> list[fleet.Member]:
         servers = self.servers()
         if not self.asked:  # the managers ACTIVE in Nova stand for the swarm's (nothing else can be known)
-            return [fleet.Member(name=n, role=_role(s), running=s.status == "ACTIVE",
-                                 in_swarm=_role(s) in fleet.MANAGER_ROLES and s.status == "ACTIVE",
-                                 manager_status="Reachable" if _role(s) in fleet.MANAGER_ROLES else "")
+            # Every server stands for a swarm member; a manager is reachable when ACTIVE.
+            return [fleet.Member(name=n, role=_role(s), running=s.status == "ACTIVE", in_swarm=_role(s) != "consul",
+                                 status="Ready" if s.status == "ACTIVE" else "Down",
+                                 manager_status=("Reachable" if s.status == "ACTIVE" else "Unreachable")
+                                 if _role(s) in fleet.MANAGER_ROLES else "")
                     for n, s in sorted(servers.items())]
         asked = self._manager()
         listed = asked[1] if asked else []

@@ -24,6 +24,8 @@ class Sample:
     running: dict[str, int] = field(default_factory=dict)
     twice: list[str] = field(default_factory=list)
     managers: int = 0
+    phase: str = ""
+    where: str = ""  # the running tasks' nodes of the first service, for a failure's message
 
 
 def _managers(record: Path) -> list[dict[str, object]]:
@@ -57,10 +59,13 @@ def sample(record: Path, services: list[str]) -> Sample:
             out.managers = sum(1 for _, m in rows if m)
             for service in services:
                 ps = nodes.exec_in(node, ["docker", "service", "ps", service, "--filter", "desired-state=running",
-                                          "--format", "{{.CurrentState}}"], timeout=10)
+                                          "--format", "{{.Node}} {{.CurrentState}}"], timeout=10)
                 if ps.returncode != 0:
                     break
-                out.running[service] = sum(1 for line in ps.stdout.splitlines() if line.startswith("Running"))
+                up = [line.split()[0] for line in ps.stdout.splitlines() if " Running " in f"{line} "]
+                out.running[service] = len(up)
+                if service == services[0]:
+                    out.where = ",".join(sorted(up))
             else:
                 return out
         except Exception:  # noqa: BLE001 (a node stopping under us: ask the next manager)
@@ -74,6 +79,7 @@ class Watcher:
     def __init__(self, record: Path, services: list[str], interval: float = 1.0) -> None:
         self.record, self.services, self.interval = record, services, interval
         self.samples: list[Sample] = []
+        self.phase = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -88,11 +94,19 @@ class Watcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             start = time.monotonic()
-            self.samples.append(sample(self.record, self.services))
+            taken = sample(self.record, self.services)
+            taken.phase = self.phase
+            self.samples.append(taken)
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - start)))
 
     def unanswered(self) -> list[Sample]:
         return [s for s in self.samples if s.answered_by is None]
+
+    def below(self, service: str, floor: int) -> list[str]:
+        """The samples with fewer than `floor` running tasks: second, phase, nodes running them."""
+        start = self.samples[0].at if self.samples else 0.0
+        return [f"{s.at - start:.0f}s {s.phase}: {s.running[service]} on {s.where or '-'}" for s in self.samples
+                if service in s.running and s.running[service] < floor]
 
     def min_running(self, service: str) -> int:
         seen = [s.running[service] for s in self.samples if service in s.running]

@@ -1,0 +1,46 @@
+"""The local day-two driver's checks that need no booted node: the roll journal, images to roll to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bakery.errors import UserError
+from bakery.fleet import Refused
+from bakery.providers.local import daytwo
+
+
+@pytest.mark.parametrize("text", ["garbage", "[]", '{"pairs": [1, 2], "image": "x"}', '{"pairs": {}}',
+                                  '{"pairs": {"a": 1}, "image": "x"}'])
+def test_a_damaged_journal_is_named_never_half_read(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "roll.json"
+    path.write_text(text)
+    with pytest.raises(UserError, match=r"roll.json is not the journal of a roll bakery can read") as err:
+        daytwo.read_journal(path)
+    assert "remove" in (err.value.fix or "")
+
+
+def baked(root: Path, images: list[str]) -> Path:
+    (root / "etc/bakery").mkdir(parents=True)
+    (root / "etc/bakery/baked").write_text(json.dumps({"images": [{"ref": i, "id": "sha256:x"} for i in images]}))
+    return root
+
+
+def test_only_a_baked_image_is_rolled_to(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    good = baked(cache / "baked-1" / "rootfs", ["app:1"])
+    assert daytwo.resolve_image(cache, "baked-1") == str(good.resolve())
+    for odd in ("/", str(tmp_path / "nothing"), str(tmp_path)):
+        with pytest.raises(UserError, match="not a baked image"):
+            daytwo.resolve_image(cache, odd)
+
+
+def test_the_default_image_must_keep_the_clusters_application_images(tmp_path: Path) -> None:
+    old = baked(tmp_path / "baked-old" / "rootfs", ["app:1", "db:2"])
+    new = baked(tmp_path / "baked-new" / "rootfs", ["app:1"])
+    with pytest.raises(Refused, match=r"lacks application images the cluster's nodes have: db:2") as err:
+        daytwo._check_images(str(old), str(new))
+    assert "--image baked-old" in (err.value.fix or "")
+    daytwo._check_images(str(new), str(old))  # more images is fine

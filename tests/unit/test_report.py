@@ -1,0 +1,62 @@
+"""report.render: one heading per subject, short unless verbose; Finding kinds and subjects."""
+
+from __future__ import annotations
+
+import pytest
+
+from bakery.report import Report, render, subject_of
+
+
+def sample() -> Report:
+    r = Report()
+    r.info("kept exactly: image", source="c.yml", line=3, column=5, path=("services", "web"), kind="kept")
+    r.warn("dropped", source="c.yml", line=9, column=7, path=("services", "web", "pid"), kind="lost", fix="do x")
+    r.info("rewritten as y", source="c.yml", line=4, column=7, path=("services", "web", "environment", 0),
+           kind="rewritten")
+    r.warn("version obsolete", source="c.yml", line=1, column=10, path=("version",), fix="remove it")
+    r.warn("ipam gateway dropped", source="c.yml", line=20, column=3, path=("networks", "front", "ipam"))
+    r.warn("outside", source="base.yml", line=2, column=3, path=("services", "base", "volumes", 0),
+           subject="service api")
+    return r
+
+
+def test_short_shows_warnings_grouped_file_first_then_services_then_networks():
+    assert render(sample().findings) == [
+        "file:",
+        "  warning: c.yml:1:10 version: version obsolete (remove it)",
+        "service api:",
+        "  warning: base.yml:2:3 services.base.volumes[0]: outside",
+        "service web:",
+        "  warning: c.yml:9:7 pid: dropped (do x)",
+        "network front:",
+        "  warning: c.yml:20:3 ipam: ipam gateway dropped",
+    ]
+
+
+def test_verbose_adds_rewrites_in_file_order_and_what_was_kept_last():
+    lines = render(sample().findings, verbose=True)
+    web = lines[lines.index("service web:") + 1:lines.index("network front:")]
+    assert web == [
+        "  info: c.yml:4:7 environment[0]: rewritten as y",
+        "  warning: c.yml:9:7 pid: dropped (do x)",
+        "  info: c.yml:3:5: kept exactly: image",
+    ]
+
+
+@pytest.mark.parametrize(
+    "path, subject",
+    [(("services", "web", "image"), "service web"), (("networks", "n"), "network n"),
+     (("volumes", "v", "x"), "volume v"), (("version",), None), (("services",), None), ((), None)],
+)
+def test_subject_of(path, subject):
+    assert subject_of(path) == subject
+
+
+def test_json_has_kind_subject_and_fix_and_keeps_the_old_fields():
+    [d, *_] = sample().to_json()
+    assert set(d) == {"severity", "message", "code", "source", "line", "column", "path", "fix", "kind", "subject"}
+    assert (d["kind"], d["subject"], d["path"]) == ("kept", "service web", "services.web")
+    assert Report().to_json() == []
+    r = Report()
+    r.warn("w")
+    assert r.to_json()[0]["kind"] == "warning" and r.to_json()[0]["subject"] is None
