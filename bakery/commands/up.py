@@ -118,13 +118,13 @@ def run(args: argparse.Namespace) -> int:
         args.managers = roles.count("seed") + roles.count("manager") if args.managers is None else args.managers
         args.workers = roles.count("worker") if args.workers is None else args.workers
         args.consul = "consul" in roles if args.consul is None else args.consul
-    args.managers = 3 if args.managers is None else args.managers
-    args.workers = 2 if args.workers is None else args.workers
-    args.consul = bool(args.consul)
-    if args.provider == "openstack":
+    if args.provider == "openstack":  # what is not given is filled there, from the cluster's servers
         from ..providers.openstack import commands
 
         return commands.run_up(args, commands.tagged_name(cluster_name(args)))
+    args.managers = 3 if args.managers is None else args.managers
+    args.workers = 2 if args.workers is None else args.workers
+    args.consul = bool(args.consul)
     opts = cluster.UpOptions(
         cluster=cluster_name(args), managers=args.managers, workers=args.workers,
         consul=args.consul, baked=not args.unbaked, user_config=config_path(args), state_dir=state_dir,

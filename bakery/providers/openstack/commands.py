@@ -116,12 +116,23 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
     from .cloud import connect
     from .up import cluster_servers, node_plan, up
 
+    given = {"managers": args.managers if args.managers is not None else 3,
+             "workers": args.workers if args.workers is not None else 2, "consul": bool(args.consul)}
+    up_options(argparse.Namespace(**{**vars(args), **given}), cluster)  # the flags, before the cloud is asked
+    conn = connect(args.os_cloud)
+    servers = cluster_servers(conn, cluster)
+    roles = [str((s.metadata or {}).get("bakery.role", "worker")) for s in servers.values()]
+    # A count not given: a running cluster keeps what it has, a new one gets 3 managers and 2 workers.
+    if args.managers is None:
+        args.managers = roles.count("seed") + roles.count("manager") if servers else 3
+    if args.workers is None:
+        args.workers = roles.count("worker") if servers else 2
+    args.consul = ("consul" in roles) if args.consul is None else bool(args.consul)
     opts = up_options(args, cluster)
     cfg = load_config(args)
     state_dir = args.state_dir or default_root()
     progress = stderr_progress("bakery up")
-    conn = connect(args.os_cloud)
-    if cluster_servers(conn, cluster):
+    if servers:
         return _converge(args, daytwo.OpenStackDriver(conn, opts, cfg, state_dir, progress,
                                                       asked=args.wait != "active"))
     if args.dry_run:
