@@ -57,6 +57,9 @@ def test_both_nodes_are_ready_as_docker_node_ls_says(cluster: LocalCluster, imag
     assert json.loads(cluster.record.read_text())["image"] == image["root"]  # `up` booted that image
     out = nodes_json(cluster)
     assert out["answered_by"] == "seed" and out["stderr"] == ""
+    # Each node's certificate end (new nodes: 825 days), then the swarm's view.
+    for node in out["nodes"]:
+        assert node.pop("cert_days_left") >= 824 and node.pop("cert_not_after").endswith("Z")
     assert out["nodes"] == [
         {"name": "seed", "role": "seed", "address": "10.213.0.10", "running": True, "status": "Ready",
          "availability": "Active", "manager_status": "Leader"},
