@@ -213,3 +213,13 @@ def test_the_driver_asks_a_real_swarm_through_mutual_tls(tls_engine):
     assert plan.lines(daytwo.describer(d)) == [
         "1. retire tlstest-worker-1 (worker): drain, wait for its tasks elsewhere, leave, remove, delete"]
     assert [n["Hostname"] for n in d.swarm(avoid=["worker-1"]).nodes()] == ["seed"]
+
+
+def test_after_the_seed_was_rolled_the_api_is_the_first_managers_port():
+    from bakery.providers.openstack.up import seed_address
+
+    conn = FakeConn({}, ports=("prod-manager-3", "prod-manager-1"))
+    assert seed_address(conn, "prod") == "10.0.0.11"  # manager-1's port, not manager-3's
+    conn = FakeConn({}, ports=("prod-manager-1", "prod-seed"))
+    assert seed_address(conn, "prod") == "10.0.0.11"  # the seed while there is one
+    assert seed_address(FakeConn({}, ports=("prod-worker-1",)), "prod") is None

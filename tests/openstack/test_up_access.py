@@ -180,3 +180,25 @@ def test_flavor_image_network_errors_before_anything_is_created(cloud, clock, tm
         run_up(cloud, clock, tmp_path, **{field: value})
     assert str(err.value).startswith(expected) and "\n" not in str(err.value)
     assert writes(cloud) == []
+
+
+def test_a_manager_roll_keeps_the_load_balancers_pool_on_the_live_managers(cloud, clock, tmp_path):
+    """Day two with --lb: the replacement manager joins the pool, the old one leaves it before it is deleted
+    (after a full manager roll the front would otherwise have no live member)."""
+    from bakery import fleet
+    from bakery.providers.openstack import daytwo
+
+    cloud.network("public", "net-public", external=True)
+    opts = dataclasses.replace(OPTS, lb=True, floating_network="public", managers=3, workers=0)
+    run_up(cloud, clock, tmp_path, lb=True, floating_network="public", managers=3, workers=0)
+    cloud.default_statuses = ["ACTIVE"]  # the replacement is ACTIVE at once (listings do not step statuses)
+    said: list[str] = []
+    d = daytwo.OpenStackDriver(connect(), opts, config.build({}), tmp_path / "state", said.append, asked=False,
+                               clock=clock)
+    plan = fleet.plan_roll(d.members(), ["manager-1"], d.limit)
+    fleet.run_plan(d, plan, said.append, fleet.Timeouts(ready=60, drain=5, step=5))
+    members = sorted((m["name"], m["address"]) for m in cloud.octavia["members"].values())
+    assert [n for n, _ in members] == ["prod-manager-2", "prod-manager-3", "prod-seed"]
+    assert "10.0.0.11" not in [a for _, a in members]  # manager-1's fixed IP left the pool
+    assert any("prod-manager-3" in line and "added to the pool" in line for line in said)
+    assert any("prod-manager-1" in line and "taken out of the pool" in line for line in said)

@@ -316,7 +316,8 @@ def node_rows(conn: Any, cluster: str, state_dir: Path | None, api_port: int) ->
         rows.append({"name": name, "role": (server.metadata or {}).get("bakery.role", "-"),
                      "address": _address(server), "status": server.status,
                      "swarm": best.state if best else "-", "manager": (best.manager or "-") if best else "-"})
-    return rows, (f"the seed's Docker API at {address}: {error}" if error else "")
+    return rows, (f"the Docker API at {address} (the seed's, or the first manager's once the seed was rolled): "
+                  f"{error}" if error else "")
 
 
 def _address(server: Any) -> str:

@@ -324,6 +324,32 @@ class OpenStackDriver:
                        ou.group_refs(self.conn, self.opts.cluster))
         self._booted.add(name)
         progress(f"booting {full} ({role})")
+        if role in fleet.MANAGER_ROLES and full in ports:
+            self._lb_add(full, str(ports[full].fixed_ips[0]["ip_address"]), network)
+
+    def _lb_add(self, full: str, address: str, network: Any) -> None:
+        """A new manager joins the load balancer's pool (`up --lb`): the API front follows the managers."""
+        from . import lb
+
+        if not self.opts.lb or not ou.has_octavia(self.conn):
+            return
+        tag = ou.cluster_tag(self.opts.cluster)
+        balancer = lb.the_balancer(self.conn, self.opts.cluster, tag)
+        if balancer is None:
+            return
+        lb.ensure_api(self.conn, balancer, self.opts.cluster, tag, self.cfg.docker.api_port, self.opts.operator_cidr,
+                      {full: address}, ou.subnet_of(self.conn, network).id, self.opts.timeout, self.clock)
+        self.progress(f"load balancer {balancer.name}: {full} ({address}) added to the pool")
+
+    def _lb_remove(self, full: str, address: str) -> None:
+        from . import lb
+
+        if not self.opts.lb or not ou.has_octavia(self.conn):
+            return
+        tag = ou.cluster_tag(self.opts.cluster)
+        balancer = lb.the_balancer(self.conn, self.opts.cluster, tag)
+        if balancer is not None and lb.remove_member(self.conn, balancer, tag, address, self.opts.timeout, self.clock):
+            self.progress(f"load balancer {balancer.name}: {full} ({address}) taken out of the pool")
 
     def _node_config(self, full: str, role: str, port: Any) -> ClusterConfig:
         """The cluster definition a new node is rendered with: the swarm's seed (the seed's fixed IP while
@@ -389,6 +415,8 @@ class OpenStackDriver:
         port = ports.get(server.name)
         ledger.add("server", str(server.id))
         if port is not None:
+            if _role(server) in fleet.MANAGER_ROLES:  # out of the API front before it goes
+                self._lb_remove(server.name, str(port.fixed_ips[0]["ip_address"]))
             ledger.add("port", str(port.id))
             others = [p for n, p in sorted(ports.items(), key=lambda kv: fleet._index(kv[0]))
                       if n != server.name and n.removeprefix(self.prefix) in self.servers()]

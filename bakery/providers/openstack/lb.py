@@ -98,6 +98,33 @@ def ensure_api(conn: Any, lb: Any, cluster: str, tag: str, port: int, operator_c
     wait_active(conn, lb.id, timeout, clock)
 
 
+def the_balancer(conn: Any, cluster: str, tag: str) -> Any:
+    """The cluster's load balancer, or None (no --lb, or it is being deleted)."""
+    return next((b for b in tagged(conn, tag) if b.name == lb_name(cluster)
+                 and b.provisioning_status not in ("DELETED", "PENDING_DELETE")), None)
+
+
+def remove_member(conn: Any, lb: Any, tag: str, address: str, timeout: float, clock: Clock) -> list[str]:
+    """Take every pool member at `address` out (a manager about to be deleted); the names removed."""
+    lbs = conn.load_balancer
+    pool = _find(lbs.pools, tag, loadbalancer_id=lb.id)
+    if pool is None:
+        return []
+    removed = []
+    try:
+        wait_active(conn, lb.id, timeout, clock)
+        for member in [m for m in lbs.members(pool.id) if m.address == address]:
+            wait_active(conn, lb.id, timeout, clock)
+            lbs.delete_member(member, pool.id)
+            removed.append(str(member.name or member.address))
+        wait_active(conn, lb.id, timeout, clock)
+    except CloudError:
+        raise
+    except Exception as exc:
+        raise cloud_error(exc, f"removing the member at {address} of load balancer {lb.id}") from exc
+    return removed
+
+
 def _find(lister: Callable[..., Any], tag: str, **query: str) -> Any:
     try:
         found = [r for r in lister(tags=tag, **query) if tag in (r.tags or [])]

@@ -236,14 +236,23 @@ def manager_ports(conn: Any, opts: UpOptions, network_id: str, sg_ids: list[str]
 
 
 def seed_address(conn: Any, cluster: str) -> str | None:
-    """The seed's floating IP if it has one, else its fixed IP (from the tagged seed port)."""
-    ports = [p for p in _tagged(conn, "port", cluster) if p.name == f"{cluster}-seed"]
-    if not ports:
+    """The seed's floating IP if it has one, else its fixed IP (from the tagged seed port). Once a roll
+    replaced the seed: the lowest numbered manager's port (the seed's floating IP moved to it)."""
+    tagged = {p.name: p for p in _tagged(conn, "port", cluster)}
+
+    def number(name: str) -> int:
+        tail = name.rsplit("-", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    names = [f"{cluster}-seed"] if f"{cluster}-seed" in tagged else sorted(
+        (n for n in tagged if n.startswith(f"{cluster}-manager-")), key=number)
+    if not names:
         return None
+    port = tagged[names[0]]
     for fip in _tagged(conn, "floating_ip", cluster):
-        if fip.port_id == ports[0].id:
+        if fip.port_id == port.id:
             return str(fip.floating_ip_address)
-    return str(ports[0].fixed_ips[0]["ip_address"])
+    return str(port.fixed_ips[0]["ip_address"])
 
 
 def cluster_servers(conn: Any, cluster: str) -> dict[str, Any]:

@@ -354,10 +354,23 @@ class FakeCloud:
         if path in ("", "/"):
             return {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": f"{LB}/v2/"}]}]}
         m = re.fullmatch(r"/v2(?:\.0)?/lbaas/(loadbalancers|listeners|pools|healthmonitors)(?:/([^/]+))?"
-                         r"(?:/(members))?", path)
+                         r"(?:/(members)(?:/([^/]+))?)?", path)
         if not m:
             raise AssertionError(f"unexpected Octavia request {method} {path}")
-        kind, ident, sub = m.groups()
+        kind, ident, sub, member = m.groups()
+        if member is not None:  # one member of a pool: only DELETE is used
+            assert method == "DELETE", f"unexpected Octavia request {method} {path}"
+            if member not in self.octavia["members"]:
+                context.status_code = 404
+                return {"faultcode": "Client", "faultstring": f"member {member} not found", "debuginfo": None}
+            for lb in self.octavia["loadbalancers"].values():
+                if lb.get("_pending"):
+                    context.status_code = 409
+                    return {"faultcode": "Client", "faultstring": "load balancer is immutable", "debuginfo": None}
+                lb.update(provisioning_status="PENDING_UPDATE", _pending=self.lb_pending)
+            del self.octavia["members"][member]
+            context.status_code = 204
+            return None
         if sub:
             kind = "members"
         items, key = self.octavia[kind], OCTAVIA[kind]
