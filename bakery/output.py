@@ -54,3 +54,17 @@ def teardown_result(command: str, cluster: str, removed: Sequence[str], problems
     elif result == REMOVED:
         print(f"cluster {cluster} removed")
     return EXIT_FAILED if problems else EXIT_OK
+
+
+def print_plan(args: Any, name: str, exists: bool, lines: list[str], notes: list[str]) -> int:
+    """A `--dry-run` plan of `up`/`roll` (every provider): numbered lines and notes, or the same as JSON."""
+    if args.output == "json":
+        print(json.dumps({"cluster": name, "cluster_exists": exists, "dry_run": True, "plan": lines,
+                          "notes": notes}, indent=2))
+        return EXIT_OK
+    print(f"cluster {name} ({'up' if exists else 'new'}): {'plan' if exists else 'would be booted'}:")
+    for line in lines:
+        print(f"  {line}")
+    for note in notes:
+        print(f"  note: {note}")
+    return EXIT_OK

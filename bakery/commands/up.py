@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import fleet
 from ..errors import EXIT_OK, UserError
+from ..output import print_plan
 from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, config_path
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         names = cluster.node_names(args.managers, args.workers, args.consul)
         lines = [f"{i}. boot {n} ({r}, {cluster.address_for(n, r)})" for i, (n, r) in enumerate(names, 1)]
-        return _print_plan(args, opts.cluster, "new", lines, [])
+        return print_plan(args, opts.cluster, False, lines, [])
     cluster.require_local()
     from ..providers.local.daytwo import exclusive
 
@@ -171,20 +172,6 @@ def _reach(args: argparse.Namespace, rec: ClusterRecord, state_dir: Path, summar
     return EXIT_OK
 
 
-def _print_plan(args: argparse.Namespace, name: str, kind: str, lines: list[str], notes: list[str]) -> int:
-    if args.output == "json":
-        print(json.dumps({"cluster": name, "cluster_exists": kind != "new", "dry_run": True, "plan": lines,
-                          "notes": notes}, indent=2))
-        return EXIT_OK
-    what = "would be booted" if kind == "new" else "plan"
-    print(f"cluster {name} ({'new' if kind == 'new' else 'up'}): {what}:")
-    for line in lines:
-        print(f"  {line}")
-    for note in notes:
-        print(f"  note: {note}")
-    return EXIT_OK
-
-
 def _converge(args: argparse.Namespace, opts: Any) -> int:
     from ..providers.local import cluster, daytwo
     from ..providers.local.host import stderr_progress
@@ -198,7 +185,7 @@ def _converge(args: argparse.Namespace, opts: Any) -> int:
         raise fleet.Stopped(f"{exc}\nwhere the nodes are now:\n  " +
                             "\n  ".join(daytwo.where(opts.state_dir, opts.cluster))) from None
     if args.dry_run:
-        return _print_plan(args, opts.cluster, "up", plan.lines(), plan.notes)
+        return print_plan(args, opts.cluster, True, plan.lines(), plan.notes)
     for note in plan.notes:
         progress(f"note: {note}")
     rec = cluster.load(opts.state_dir, opts.cluster)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import EXIT_OK, UserError
-from ...output import print_table, teardown_result
+from ...output import print_plan, print_table, teardown_result
 
 READY_POLL = 5.0
 
@@ -137,7 +137,7 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
                                                       asked=args.wait != "active"))
     if args.dry_run:
         lines = [f"{i}. boot {name} ({role})" for i, (role, name) in enumerate(node_plan(opts), 1)]
-        return _print_plan(args, cluster, False, lines, [])
+        return print_plan(args, cluster, False, lines, [])
     start = time.monotonic()
     daytwo.save_options(opts, state_dir)
     result = up(conn, opts, cfg, state_dir, progress)
@@ -165,19 +165,6 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
     print("Reach the swarm with:")
     print(f"  export DOCKER_HOST={host} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={certs}")
     print(f"Remove it with: bakery down --provider openstack --cluster {cluster}")
-    return EXIT_OK
-
-
-def _print_plan(args: argparse.Namespace, cluster: str, exists: bool, lines: list[str], notes: list[str]) -> int:
-    if args.output == "json":
-        print(json.dumps({"cluster": cluster, "cluster_exists": exists, "dry_run": True, "plan": lines,
-                          "notes": notes}, indent=2))
-        return EXIT_OK
-    print(f"cluster {cluster} ({'up' if exists else 'new'}): {'plan' if exists else 'would be booted'}:")
-    for line in lines:
-        print(f"  {line}")
-    for note in notes:
-        print(f"  note: {note}")
     return EXIT_OK
 
 
@@ -212,7 +199,7 @@ def _converge(args: argparse.Namespace, driver: Any) -> int:
     notes = _notes(driver, plan.notes)
     cluster = driver.opts.cluster
     if args.dry_run:
-        return _print_plan(args, cluster, True, lines, notes)
+        return print_plan(args, cluster, True, lines, notes)
     seconds = time.monotonic() - start
     servers = driver.servers()
     nodes = [{"name": s.name, "role": (s.metadata or {}).get("bakery.role", "-"), "server_id": s.id, "status": s.status}
