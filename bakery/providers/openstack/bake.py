@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ...bakedata import Archive, parse_console
 from ...errors import EXIT_FAILED, EXIT_OK, BakeryError, CloudError, UserError
 from . import glance
-from .cloud import Clock, find_flavor, find_image, find_network
+from .cloud import Clock, Poll, find_flavor, find_image, find_network
 from .errors import cloud_error, server_fault
 from .ledger import Ledger, delete_all, quiet
 
@@ -169,11 +169,15 @@ def wait_shutoff(conn: Any, server_id: str, opts: BakeOptions, progress: Progres
     """Wait for the builder to power off; returns its console log."""
     deadline = clock.now() + opts.build_timeout
     polls = 0
+    retry = Poll()
     while True:
         try:
-            server = conn.compute.get_server(server_id)
+            server = retry.get(lambda: conn.compute.get_server(server_id))
         except Exception as exc:
             raise cloud_error(exc, f"watching builder {opts.builder_name}") from exc
+        if server is None:
+            clock.sleep(opts.poll)
+            continue
         if server.status == "SHUTOFF":
             return console_tail(conn, server_id)
         if server.status == "ERROR":

@@ -13,10 +13,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ambiguous, cloud_error, missing
 
+T = TypeVar("T")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\Z")
 
 
@@ -26,6 +27,30 @@ class Clock:
 
     sleep: Callable[[float], None] = field(default=time.sleep)
     now: Callable[[], float] = field(default=time.monotonic)
+
+
+@dataclass
+class Poll:
+    """One watch loop's patience with a flaky API: `get` returns the call's answer, or sets `again`
+    (and returns None) when the call failed transiently (errors.is_transient), up to `limit` times in a
+    row; any other failure, or one too many, is raised as it came."""
+
+    limit: int = 5
+    failed: int = 0
+    again: bool = False
+
+    def get(self, call: Callable[[], T]) -> T | None:
+        from .errors import is_transient
+
+        try:
+            value = call()
+        except Exception as exc:
+            if not is_transient(exc) or self.failed >= self.limit:
+                raise
+            self.failed, self.again = self.failed + 1, True
+            return None
+        self.failed, self.again = 0, False
+        return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +63,9 @@ def connect(os_cloud: str | None) -> Any:
     import openstack
 
     try:
-        return openstack.connect(cloud=os_cloud) if os_cloud else openstack.connect()
+        conn = openstack.connect(cloud=os_cloud) if os_cloud else openstack.connect()
+        retry_idempotent(conn.session)
+        return conn
     except Exception as exc:
         if type(exc).__name__ in ("MissingRequiredOptions", "ConfigException", "OpenStackConfigException"):
             from ...errors import EnvironmentMissing
@@ -48,6 +75,26 @@ def connect(os_cloud: str | None) -> Any:
                 f"no usable OpenStack cloud configuration{named} ({type(exc).__name__}): pass --os-cloud NAME "
                 "(an entry of clouds.yaml) or source your openrc (OS_AUTH_URL, ...)") from None
         raise cloud_error(exc, f"reading the cloud configuration{f' {os_cloud!r}' if os_cloud else ''}") from exc
+
+
+# Methods sent again when the connection fails (reset, refused, timed out) before an answer: repeating them
+# changes nothing. POST is never repeated (a second server could boot); PUT carries image data streamed once.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+CONNECT_RETRIES = 3
+
+
+def retry_idempotent(session: Any) -> None:
+    """Have the keystoneauth session retry idempotent requests whose connection failed, with its backoff
+    (0.5 s, then doubled). Such failures are ordinary: a proxy or an API worker closes an idle keep-alive
+    connection just as the next request goes out. A `connect_retries` set in clouds.yaml wins."""
+    send = session.request
+
+    def request(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if method.upper() in IDEMPOTENT and kwargs.get("connect_retries") is None:
+            kwargs["connect_retries"] = CONNECT_RETRIES
+        return send(url, method, *args, **kwargs)
+
+    session.request = request
 
 
 def _pick(kind: str, wanted: str, found: list[Any], names: list[str], flag: str) -> Any:

@@ -47,6 +47,19 @@ def is_quota(exc: Any) -> bool:
     return status in (403, 409, 413) and any(w in _details(exc).lower() for w in QUOTA_WORDS)
 
 
+TRANSIENT_STATUS = (502, 503, 504)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that the same request may not meet a moment later: the connection reset or timed out
+    (a proxy or API worker closing an idle keep-alive connection), or a gateway answering 502/503/504."""
+    from keystoneauth1 import exceptions as ksa
+
+    if isinstance(exc, ksa.RetriableConnectionFailure):
+        return True
+    return _status(exc) in TRANSIENT_STATUS
+
+
 def cloud_error(exc: BaseException, doing: str) -> BakeryError:
     """The BakeryError for an exception raised by openstacksdk while `doing` something."""
     if isinstance(exc, BakeryError):

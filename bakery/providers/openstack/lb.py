@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from ...errors import CloudError
-from .cloud import Clock
+from .cloud import Clock, Poll
 from .errors import cloud_error
 from .ledger import Ledger
 
@@ -53,11 +53,15 @@ def ensure(conn: Any, cluster: str, tag: str, subnet_id: str, ledger: Ledger, pr
 
 def wait_active(conn: Any, lb_id: str, timeout: float, clock: Clock) -> None:
     deadline = clock.now() + timeout
+    retry = Poll()
     while True:
         try:
-            status = conn.load_balancer.get_load_balancer(lb_id).provisioning_status
+            status = retry.get(lambda: conn.load_balancer.get_load_balancer(lb_id).provisioning_status)
         except Exception as exc:
             raise cloud_error(exc, f"watching load balancer {lb_id}") from exc
+        if retry.again:
+            clock.sleep(POLL)
+            continue
         if status == "ACTIVE":
             return
         if status == "ERROR":

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cloud import Clock
+from .cloud import Clock, Poll
 from .errors import cloud_error
 
 Progress = Callable[[str], None]
@@ -33,12 +33,18 @@ class Ledger:
         self.items.sort(key=lambda item: -ORDER.index(item[0]))
 
 
-def quiet(action: Callable[[], object]) -> str | None:
-    try:
-        action()
-    except Exception as exc:
-        return str(cloud_error(exc, "deleting"))
-    return None
+def quiet(action: Callable[[], object], clock: Clock | None = None, poll: float = 2.0) -> str | None:
+    """Run a delete; a transient failure (a reset connection, a 503) is tried again (deletes are idempotent)."""
+    clock = clock or Clock()
+    retry = Poll()
+    while True:
+        try:
+            retry.get(action)
+        except Exception as exc:
+            return str(cloud_error(exc, "deleting"))
+        if not retry.again:
+            return None
+        clock.sleep(poll)
 
 
 def delete_all(conn: Any, ledger: Ledger, progress: Progress, clock: Clock) -> list[str]:
@@ -71,7 +77,7 @@ def _delete_one(conn: Any, kind: str, ident: str, clock: Clock) -> str | None:
         # cascade: the listener, pool, members and health monitor go with it
         "load_balancer": lambda: conn.load_balancer.delete_load_balancer(ident, ignore_missing=True, cascade=True),
     }
-    problem = quiet(actions[kind])
+    problem = quiet(actions[kind], clock)
     if problem is None and kind == "server":
         # A server's ports and security groups stay in use until it is really gone.
         problem = wait_gone(lambda: conn.compute.get_server(ident).status, f"server {ident}", clock)
@@ -87,9 +93,10 @@ def wait_gone(status: Callable[[], str], what: str, clock: Clock, timeout: float
     from openstack import exceptions
 
     deadline = clock.now() + timeout
+    retry = Poll()
     while clock.now() < deadline:
         try:
-            if status() == "DELETED":
+            if retry.get(status) == "DELETED":
                 return None
         except exceptions.NotFoundException:
             return None

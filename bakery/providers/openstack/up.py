@@ -21,13 +21,14 @@ import base64
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ...config import ClusterConfig
 from ...errors import CloudError, UserError
 from . import access, lb
-from .cloud import Clock, find_flavor, find_image, find_network, find_or_none
+from .cloud import Clock, Poll, find_flavor, find_image, find_network, find_or_none
 from .errors import cloud_error, server_fault
 from .ledger import Ledger, delete_all
 
@@ -377,10 +378,12 @@ def replace_failed(conn: Any, existing: dict[str, Any], opts: UpOptions, progres
         except Exception as exc:
             raise cloud_error(exc, f"deleting {name}, which is in ERROR") from exc
     deadline = clock.now() + opts.timeout
+    retry = Poll()
     for name, server in sorted(failed.items()):
         while True:
             try:
-                gone = find_or_none(conn.compute.find_server, server.id) is None
+                found = retry.get(partial(find_or_none, conn.compute.find_server, server.id))
+                gone = found is None and not retry.again
             except Exception as exc:
                 raise cloud_error(exc, f"watching {name} being deleted") from exc
             if gone:
@@ -481,12 +484,15 @@ def wait_active(conn: Any, ids: dict[str, str], opts: UpOptions, progress: Progr
     pending = dict(ids)
     done: dict[str, Any] = {}
     deadline = clock.now() + opts.timeout
+    retry = Poll()
     while pending:
         for name, ident in list(pending.items()):
             try:
-                server = conn.compute.get_server(ident)
+                server = retry.get(partial(conn.compute.get_server, ident))
             except Exception as exc:
                 raise cloud_error(exc, f"watching {name}") from exc
+            if server is None:
+                continue
             if server.status == "ERROR":
                 raise manager_fault(opts, name, server)
             if server.status == "ACTIVE":

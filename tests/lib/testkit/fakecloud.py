@@ -18,6 +18,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+import requests
 import requests_mock
 
 IDENTITY = "https://identity.example.com/v3"
@@ -89,6 +90,9 @@ class FakeCloud:
         # (METHOD, path regex) -> (status, body): the cloud refuses that request
         self.failures: list[tuple[str, str, int, dict[str, Any]]] = []
         self.on_request: Callable[[str, str], None] | None = None
+        # [METHOD, path regex, times, _, spread]: the connection is reset (no answer) that many times, as a proxy
+        # or an API worker closing an idle keep-alive connection does; spread: never twice in a row
+        self.resets: list[list[Any]] = []
         self.port_ip: str | None = None  # the fixed IP of the next port created (then 10.0.0.N again)
         self.network("private", "net-private")
         self.neutron["subnets"]["sub-1"] = {"id": "sub-1", "name": "private-v4", "network_id": "net-private",
@@ -119,6 +123,9 @@ class FakeCloud:
     def fail(self, method: str, path: str, status: int, message: str) -> None:
         self.failures.append((method, path, status, message))
 
+    def reset(self, method: str, path: str, times: int, spread: bool = False) -> None:
+        self.resets.append([method, path, times, False, spread])
+
     # --- what the sdk sent ---
     def calls(self) -> list[str]:
         """METHOD path?query of every API request, without auth and version discovery."""
@@ -139,6 +146,15 @@ class FakeCloud:
         u = urllib.parse.urlsplit(request.url)
         path, query = u.path, urllib.parse.parse_qs(u.query)
         host = u.netloc.split(".")[0]
+        for reset in self.resets:
+            if request.method == reset[0] and re.fullmatch(reset[1], path) and reset[2] > 0:
+                if reset[3]:  # `spread`: the request after a reset gets through
+                    reset[3] = False
+                    continue
+                reset[2] -= 1
+                reset[3] = reset[4]
+                raise requests.exceptions.ConnectionError(
+                    ("Connection aborted.", ConnectionResetError(104, "Connection reset by peer")))
         for method, pattern, status, message in self.failures:
             if request.method == method and re.fullmatch(pattern, path):
                 context.status_code = status
@@ -426,9 +442,14 @@ class FakeCloud:
 
 
 def connect() -> Any:
+    """A Connection to the fake cloud, set up as bakery's cloud.connect sets up the operator's."""
     import openstack
 
-    return openstack.connect(
+    from bakery.providers.openstack.cloud import retry_idempotent
+
+    conn = openstack.connect(
         load_yaml_config=False, load_envvars=False, auth_type="v3password", region_name="RegionOne",
         auth={"auth_url": IDENTITY, "username": "demo", "password": "not-a-secret", "project_name": "demo",
               "user_domain_name": "Default", "project_domain_name": "Default"})
+    retry_idempotent(conn.session)
+    return conn
