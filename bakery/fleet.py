@@ -29,6 +29,7 @@ from .errors import EXIT_FAILED, BakeryError, UserError
 
 Progress = Callable[[str], None]
 MANAGER_ROLES = ("seed", "manager")
+GHOST = "ghost"
 
 
 class Refused(UserError):
@@ -49,6 +50,13 @@ class Member:
     status: str = "Unknown"  # the swarm's: Ready / Down / Unknown
     availability: str = ""  # Active / Pause / Drain
     manager_status: str = ""  # Leader / Reachable / Unreachable; "" for workers
+    node_id: str = ""  # the swarm's ID of the entry shown (a ghost's, for the fix)
+
+    @property
+    def ghost(self) -> bool:
+        """A manager entry of the swarm that no node of the cluster stands for: a deleted machine the
+        swarm still counts, or a second, stale entry of a hostname. It counts toward raft's majority."""
+        return self.role == GHOST
 
     @property
     def manager(self) -> bool:
@@ -77,6 +85,60 @@ class Member:
     @property
     def reachable(self) -> bool:
         return self.running and self.manager_status in ("Leader", "Reachable")
+
+
+def members_of(nodes: Sequence[tuple[str, str, bool]], listed: Sequence[dict[str, str]] | None) -> list[Member]:
+    """The cluster's nodes (name, role, running) as Members, with the swarm's entries (`docker node ls`
+    rows) matched by hostname: the Ready one when a hostname is listed twice. Every manager entry left
+    unmatched comes back as a ghost Member, so that quorum is counted over what raft counts.
+    `listed` None: no manager answered (each manager then counts as unreachable)."""
+    out: list[Member] = []
+    used: set[str] = set()
+    for name, role, running in nodes:
+        mine = [e for e in listed or [] if e.get("Hostname") == name]
+        best = next((e for e in mine if e.get("Status") == "Ready"), mine[0] if mine else {})
+        if listed is None and role in MANAGER_ROLES:
+            best = {"Status": "Unknown", "ManagerStatus": "Unreachable"}
+        if best.get("ID"):
+            used.add(best["ID"])
+        out.append(Member(name=name, role=role, running=running, in_swarm=bool(best),
+                          status=best.get("Status", "Unknown"), availability=best.get("Availability", ""),
+                          manager_status=best.get("ManagerStatus", ""), node_id=best.get("ID", "")))
+    for e in listed or []:
+        if e.get("ManagerStatus") and e.get("ID") not in used:
+            # running: it answers (a manager joined by hand counts as reachable, a gone machine does not)
+            out.append(Member(name=e.get("Hostname", "?"), role=GHOST, running=e.get("Status") == "Ready",
+                              in_swarm=True,
+                              status=e.get("Status", "Unknown"), availability=e.get("Availability", ""),
+                              manager_status=e["ManagerStatus"], node_id=e.get("ID", "")))
+    return out
+
+
+def forget(swarm: Swarm, name: str, listed: Sequence[dict[str, str]]) -> None:
+    """Before a new machine named `name` boots: remove what the swarm still lists under that hostname (a
+    machine that is gone; one that stopped a moment ago may still show Ready), so no node is listed twice.
+    A manager entry is demoted first: the swarm refuses to remove a manager, even with --force. Best
+    effort: what stays shows as a ghost in the next plan."""
+    for entry in listed:
+        if entry.get("Hostname") != name:
+            continue
+        try:
+            if entry.get("ManagerStatus"):
+                swarm.demote(entry["ID"])
+            swarm.remove(entry["ID"], force=True)
+        except BakeryError:
+            pass
+
+
+def _ghost_note(members: Sequence[Member]) -> list[str]:
+    ghosts = [m for m in members if m.ghost]
+    if not ghosts:
+        return []
+    listed = ", ".join(f"{m.name} {m.node_id[:12]} ({m.manager_status})" for m in ghosts)
+    ids = " ".join(m.node_id[:12] for m in ghosts)
+    return [f"the swarm lists managers that no node of the cluster stands for: {listed}; they count toward the "
+            f"majority. If their machines are gone for good: docker node demote {ids} && docker node rm --force "
+            f"{ids}"]
 
 
 @dataclass(frozen=True)
@@ -165,7 +227,7 @@ def check_quorum(members: Sequence[Member], changes: Sequence[Change]) -> None:
             f"{_majority(listed)} (unreachable: {', '.join(unreachable)}); no node can join or leave",
             fix="bring the unreachable managers back; if they are lost for good, run `docker swarm init "
                 "--force-new-cluster` on a surviving manager, then re-run")
-    by_name = {m.name: m for m in members}
+    by_name = {m.name: m for m in members if not m.ghost}
     for step, change in enumerate(changes, 1):
         if change.role not in MANAGER_ROLES:
             continue
@@ -183,6 +245,16 @@ def check_quorum(members: Sequence[Member], changes: Sequence[Change]) -> None:
                 fix="bring unreachable managers back first, or change fewer managers at once")
 
 
+def kept_managers(have: int, cluster: str) -> int:
+    """The manager count when `--managers` is not given: what the cluster has, if that is a count raft can
+    run with (an even count means a run stopped part way, or a change by hand: which way is the user's)."""
+    if have % 2 == 1:
+        return have
+    ways = f"--managers {have - 1} or --managers {have + 1}" if have else "--managers 3 (or 1)"
+    raise UserError(f"cluster {cluster} has {have} managers now, an even number (a run that stopped part way, or a "
+                    "change by hand), and --managers was not given", fix=f"say which way to converge: {ways}")
+
+
 def plan_scale(members: Sequence[Member], managers: int, workers: int, consul: bool, limit: int) -> Plan:
     """The changes that take the cluster from `members` to the counts asked for."""
     if managers < 1 or managers % 2 == 0:
@@ -192,8 +264,8 @@ def plan_scale(members: Sequence[Member], managers: int, workers: int, consul: b
     taken = {m.name for m in members}
     # A manager the swarm already lists as a worker, or a node that left while it runs: a retire that
     # stopped part way. Finish it (and count the node no more).
-    finishing = [m for m in members if m.demoted or m.left]
-    rest = [m for m in members if not (m.demoted or m.left)]
+    finishing = [m for m in members if (m.demoted or m.left) and not m.ghost]
+    rest = [m for m in members if not (m.demoted or m.left or m.ghost)]
     have_m = [m for m in rest if m.manager]
     have_w = [m for m in rest if m.role == "worker"]
     have_c = [m for m in rest if m.role == "consul"]
@@ -223,10 +295,10 @@ def plan_scale(members: Sequence[Member], managers: int, workers: int, consul: b
     # them (a node the swarm once listed and that died stays as it is: see the note below).
     answered = any(m.reachable for m in members)  # the swarm was asked, so "not listed" means it
     joining = [Change("add", m.name, m.role) for m in members
-               if answered and not m.in_swarm and m.role != "consul" and m.name not in going]
+               if answered and not m.in_swarm and m.role not in ("consul", GHOST) and m.name not in going]
     joined = {c.node for c in joining}
     plan.changes = joining + adds + retires
-    down = [m.name for m in members if m.swarm_manager and not m.reachable]
+    down = [m.name for m in members if m.swarm_manager and not m.reachable and not m.ghost]
     if down:
         plan.notes.append(f"unreachable managers: {', '.join(down)} (they count toward the majority until retired)")
     drained = [m.name for m in rest if m.availability == "Drain" and m.name not in {c.node for c in retires}]
@@ -235,7 +307,8 @@ def plan_scale(members: Sequence[Member], managers: int, workers: int, consul: b
                           f"--availability active {name}` (or it is retired first when you shrink)")
     if managers == 1 and len(have_m) > 1:
         plan.notes.append("one manager left: the swarm tolerates no manager failure (3 tolerate one)")
-    dead = [m.name for m in members if not m.running and m.name not in going and m.name not in joined]
+    plan.notes += _ghost_note(members)
+    dead = [m.name for m in members if not m.running and not m.ghost and m.name not in going and m.name not in joined]
     if dead:
         plan.notes.append(f"not running, and kept: {', '.join(dead)} (they count as nodes; `bakery roll --nodes "
                           f"{' '.join(dead)}` replaces them)")
@@ -247,7 +320,7 @@ def plan_roll(members: Sequence[Member], only: Sequence[str] | None, limit: int,
               done: dict[str, str] | None = None) -> Plan:
     """Replace each node (or only those named) with a fresh one: workers first, then managers, the seed last.
     `done`: replacements already chosen by an interrupted roll (old name -> new name), kept."""
-    by_name = {m.name: m for m in members}
+    by_name = {m.name: m for m in members if not m.ghost}
     done = dict(done or {})
     if only:
         # A name the interrupted roll already replaced and deleted is finished, not unknown.
@@ -260,7 +333,7 @@ def plan_roll(members: Sequence[Member], only: Sequence[str] | None, limit: int,
             raise UserError(f"{consul[0]} is the consul server: a roll does not move its data, so it is not rolled",
                             fix="roll the swarm's nodes; replace consul by hand (docs/DAY-TWO.md)")
     chosen = [m for m in members if (not only or m.name in only) and m.name not in done.values()
-              and m.role != "consul"]
+              and m.role not in ("consul", GHOST)]
     # Workers first; then managers, lost ones first (the majority is back to full sooner), the seed last.
     order = sorted(chosen, key=lambda m: (m.manager, m.alive, m.role == "seed", _index(m.name)))
     taken = set(by_name) | set(done.values())
@@ -274,6 +347,7 @@ def plan_roll(members: Sequence[Member], only: Sequence[str] | None, limit: int,
         plan.changes += [Change("add", new, role, replaces=m.name), Change("retire", m.name, m.role)]
     if not only and any(m.role == "consul" for m in members):
         plan.notes.append("consul is not rolled (its data does not move with it)")
+    plan.notes += _ghost_note(members)
     check_quorum(members, plan.changes)
     return plan
 

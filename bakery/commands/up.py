@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     if exists:  # what is not given stays as it is
         rec = cluster.load(state_dir, cluster_name(args))
         roles = [n.role for n in rec.nodes]
-        args.managers = roles.count("seed") + roles.count("manager") if args.managers is None else args.managers
+        if args.managers is None:
+            args.managers = fleet.kept_managers(roles.count("seed") + roles.count("manager"), cluster_name(args))
         args.workers = roles.count("worker") if args.workers is None else args.workers
         args.consul = "consul" in roles if args.consul is None else args.consul
     if args.provider == "openstack":  # what is not given is filled there, from the cluster's servers

@@ -91,6 +91,42 @@ def test_members_are_the_tagged_servers_with_the_swarm_view():
     ]
 
 
+def test_a_manager_entry_no_server_stands_for_counts_toward_the_majority():
+    """A deleted server's manager entry (and a second entry of a re-booted hostname) are what raft counts:
+    from the servers alone there are 3 managers and shrinking to 1 looks safe; raft has 5 and refuses."""
+    lost = node("g", "prod-manager-9", "manager", state="down")
+    lost["ManagerStatus"]["Reachability"] = "unreachable"
+    twice = node("h", "prod-manager-1", "manager", state="down")
+    twice["ManagerStatus"]["Reachability"] = "unreachable"
+    d = driver(cluster(), api=FakeApi([*SWARM, lost, twice]))
+    members = d.members()
+    assert [(m.name, m.node_id) for m in members if m.ghost] == [("manager-9", "g"), ("manager-1", "h")]
+    assert fleet.quorum_now(members) == (5, 3)
+    with pytest.raises(fleet.Refused, match="would leave 2 of 4 managers reachable"):
+        fleet.plan_scale(members, 1, 2, False, d.limit)
+    plan = fleet.plan_scale(members, 3, 2, False, d.limit)
+    assert plan.changes == [] and any("docker node demote g h && docker node rm --force g h" in n for n in plan.notes)
+
+
+def test_booting_a_name_again_demotes_and_removes_its_stale_manager_entry():
+    calls = []
+
+    class Api(FakeApi):
+        def inspect_node(self, ident):
+            return next(n for n in self._nodes if n["ID"] == ident) | {"Version": {"Index": 1}}
+
+        def update_node(self, ident, version, spec):
+            calls.append(("update", ident, spec["Role"]))
+
+        def remove_node(self, ident, force=False):
+            calls.append(("rm", ident, force))
+
+    stale = node("h", "prod-manager-1", "manager", state="down")
+    d = driver(cluster(), api=Api([*SWARM[:1], stale]))
+    d._forget("manager-1")
+    assert calls == [("update", "h", "worker"), ("rm", "h", True)]
+
+
 def test_shrink_and_grow_plans_in_server_names():
     d = driver(cluster(), api=FakeApi(SWARM))
     plan = fleet.plan_scale(d.members(), 3, 1, False, d.limit)

@@ -236,3 +236,89 @@ def test_a_dead_node_is_retired_even_when_its_service_cannot_run_elsewhere() -> 
     assert driver.deleted == ["worker-3"] and driver.removed == [("id3", False)]
     assert any("not running, so retired anyway" in line and "pinned 0/1 running" in line for line in said)
     assert not any("before its drain" in line for line in said)
+
+
+# --- the swarm's view counts: ghosts and duplicates (a manager entry no node stands for) ---
+
+def entry(host: str, ident: str, status: str = "Ready", manager: str = "Reachable",
+          availability: str = "Active") -> dict[str, str]:
+    return {"ID": ident, "Hostname": host, "Status": status, "Availability": availability, "ManagerStatus": manager}
+
+
+NODES = [("seed", "seed", True), ("manager-1", "manager", True), ("manager-2", "manager", True),
+         ("worker-1", "worker", True)]
+LISTED = [entry("seed", "id-seed", manager="Leader"), entry("manager-1", "id-m1"), entry("manager-2", "id-m2"),
+          entry("worker-1", "id-w1", manager="")]
+
+
+def test_members_of_matches_entries_and_returns_unmatched_managers_as_ghosts() -> None:
+    listed = [*LISTED,
+              entry("manager-1", "id-m1-old", status="Down", manager="Unreachable"),  # the hostname twice
+              entry("manager-9", "id-m9", status="Down", manager="Unreachable"),  # its machine is gone
+              entry("worker-7", "id-w7", status="Down", manager="")]  # a stale worker: raft does not count it
+    members = fleet.members_of(NODES, listed)
+    assert [(m.name, m.node_id) for m in members if not m.ghost] == [
+        ("seed", "id-seed"), ("manager-1", "id-m1"), ("manager-2", "id-m2"), ("worker-1", "id-w1")]
+    assert [(m.name, m.node_id, m.reachable) for m in members if m.ghost] == [
+        ("manager-1", "id-m1-old", False), ("manager-9", "id-m9", False)]
+    assert fleet.quorum_now(members) == (5, 3)
+
+
+def test_no_answer_makes_every_manager_unreachable() -> None:
+    members = fleet.members_of(NODES, None)
+    assert fleet.quorum_now(members) == (3, 0) and not any(m.ghost for m in members)
+
+
+def test_ghost_managers_count_toward_the_majority() -> None:
+    """3 live managers and 2 ghosts: raft counts 5, so retiring a live manager leaves 2 of 4, no majority.
+    Counted from the nodes alone (3), it would have been allowed, and the swarm would have lost quorum."""
+    listed = [*LISTED, entry("manager-8", "id-m8", status="Down", manager="Unreachable"),
+              entry("manager-9", "id-m9", status="Down", manager="Unreachable")]
+    members = fleet.members_of(NODES, listed)
+    with pytest.raises(fleet.Refused, match="would leave 2 of 4 managers reachable"):
+        fleet.plan_scale(members, 1, 1, False, 19)
+    plan = fleet.plan_scale(members, 3, 2, False, 19)  # ghosts are not nodes: the counts are met
+    assert [(c.kind, c.node) for c in plan.changes] == [("add", "worker-2")]
+    assert any("manager-8 id-m8 (Unreachable), manager-9 id-m9 (Unreachable)" in n and
+               "docker node demote id-m8 id-m9 && docker node rm --force id-m8 id-m9" in n for n in plan.notes)
+
+
+def test_a_roll_never_replaces_a_ghost() -> None:
+    listed = [*LISTED, entry("manager-9", "id-m9", status="Down", manager="Unreachable")]
+    plan = fleet.plan_roll(fleet.members_of(NODES, listed), None, 19)
+    assert "manager-9" not in {c.node for c in plan.changes} and "manager-9" not in {c.replaces for c in plan.changes}
+    assert any("manager-9 id-m9" in n for n in plan.notes)
+    with pytest.raises(UserError, match="no node 'manager-9'"):
+        fleet.plan_roll(fleet.members_of(NODES, listed), ["manager-9"], 19)
+
+
+class Recorder:
+    def __init__(self, refuse: str = "") -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.refuse = refuse
+
+    def demote(self, node_id: str) -> None:
+        self.calls.append(("demote", node_id))
+
+    def remove(self, node_id: str, force: bool) -> None:
+        if node_id == self.refuse:
+            raise fleet.Stopped("refused")
+        self.calls.append(("rm", node_id))
+
+
+def test_forget_demotes_a_manager_entry_before_removing_it_and_leaves_others_alone() -> None:
+    swarm = Recorder(refuse="id-m1-b")
+    listed = [*LISTED, entry("manager-1", "id-m1-b", status="Down", manager="Unreachable"),
+              entry("manager-1", "id-m1-c", status="Down", manager="")]
+    fleet.forget(swarm, "manager-1", listed)  # type: ignore[arg-type]
+    assert swarm.calls == [("demote", "id-m1"), ("rm", "id-m1"), ("demote", "id-m1-b"), ("rm", "id-m1-c")]
+
+
+def test_an_even_count_kept_from_the_cluster_asks_which_way() -> None:
+    assert fleet.kept_managers(3, "prod") == 3
+    with pytest.raises(UserError) as raised:
+        fleet.kept_managers(4, "prod")
+    assert "cluster prod has 4 managers now, an even number" in str(raised.value)
+    assert raised.value.fix == "say which way to converge: --managers 3 or --managers 5"
+    with pytest.raises(UserError, match="has 0 managers"):
+        fleet.kept_managers(0, "prod")

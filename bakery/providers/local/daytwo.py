@@ -145,16 +145,8 @@ class LocalDriver:
                             "nothing can join or leave its swarm",
                             fix=f"see `bakery nodes --cluster {self.rec.cluster}`; if the swarm is lost, "
                                 f"`bakery down --cluster {self.rec.cluster}` and up again")
-        listed = asked[1] if asked else []
-        out = []
-        for node in self.rec.nodes:
-            mine = [s for s in listed if s.get("Hostname") == node.name]
-            best = next((s for s in mine if s.get("Status") == "Ready"), mine[0] if mine else {})
-            out.append(fleet.Member(
-                name=node.name, role=node.role, running=not node.stopped and nodes.running(node),
-                in_swarm=bool(mine), status=best.get("Status", "Unknown"), availability=best.get("Availability", ""),
-                manager_status=best.get("ManagerStatus", "")))
-        return out
+        return fleet.members_of([(n.name, n.role, not n.stopped and nodes.running(n)) for n in self.rec.nodes],
+                                asked[1] if asked else [])
 
     def swarm(self, avoid: Sequence[str] = ()) -> fleet.Swarm:
         asked = self._manager(avoid)
@@ -213,14 +205,8 @@ class LocalDriver:
     def _forget(self, name: str) -> None:
         """A Down entry left with this hostname by an earlier run: removed, so no node is listed twice."""
         asked = self._manager()
-        if asked is None:
-            return
-        for entry in asked[1]:
-            if entry.get("Hostname") == name:
-                try:
-                    CliSwarm(asked[0]).remove(entry["ID"], force=True)
-                except BakeryError:
-                    pass
+        if asked is not None:
+            fleet.forget(CliSwarm(asked[0]), name, asked[1])
 
     def leave(self, name: str) -> bool:
         node = self.rec.node(name)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ... import fleet
 from ...errors import EXIT_OK, UserError
 from ...output import print_plan, print_table, teardown_result
 
@@ -124,7 +125,7 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
     roles = [str((s.metadata or {}).get("bakery.role", "worker")) for s in servers.values()]
     # A count not given: a running cluster keeps what it has, a new one gets 3 managers and 2 workers.
     if args.managers is None:
-        args.managers = roles.count("seed") + roles.count("manager") if servers else 3
+        args.managers = fleet.kept_managers(roles.count("seed") + roles.count("manager"), cluster) if servers else 3
     if args.workers is None:
         args.workers = roles.count("worker") if servers else 2
     args.consul = ("consul" in roles) if args.consul is None else bool(args.consul)

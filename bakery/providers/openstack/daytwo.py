@@ -244,19 +244,8 @@ class OpenStackDriver:
                                  if _role(s) in fleet.MANAGER_ROLES else "")
                     for n, s in sorted(servers.items())]
         asked = self._manager()
-        listed = asked[1] if asked else []
-        out = []
-        for name, server in sorted(servers.items()):
-            role = _role(server)
-            mine = [e for e in listed if e["Hostname"] == name]
-            best = next((e for e in mine if e["Status"] == "Ready"), mine[0] if mine else {})
-            if asked is None and role in fleet.MANAGER_ROLES:  # no manager answers: each one counts as unreachable
-                best = {"Status": "Unknown", "ManagerStatus": "Unreachable"}
-            out.append(fleet.Member(
-                name=name, role=role, running=server.status == "ACTIVE", in_swarm=bool(mine) or bool(best),
-                status=best.get("Status", "Unknown"), availability=best.get("Availability", ""),
-                manager_status=best.get("ManagerStatus", "")))
-        return out
+        return fleet.members_of([(n, _role(s), s.status == "ACTIVE") for n, s in sorted(servers.items())],
+                                asked[1] if asked else None)
 
     def swarm(self, avoid: Sequence[str] = ()) -> fleet.Swarm:
         if not self.asked:
@@ -378,14 +367,8 @@ class OpenStackDriver:
         """A Down entry left with this hostname (a node deleted by an earlier run): removed, so no node is
         listed twice."""
         asked = self._manager()
-        if asked is None:
-            return
-        for entry in asked[1]:
-            if entry["Hostname"] == name and entry["Status"] != "Ready":
-                try:
-                    asked[0].remove(entry["ID"], force=True)
-                except BakeryError:
-                    pass
+        if asked is not None:
+            fleet.forget(asked[0], name, asked[1])
 
     def leave(self, name: str) -> bool:
         """`docker swarm leave` through the node's own TLS API (where this machine reaches it)."""
