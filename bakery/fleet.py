@@ -19,11 +19,13 @@ against raft's majority rule before anything is done, and runs them one node at 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from .errors import EXIT_FAILED, BakeryError, UserError
 
@@ -350,6 +352,48 @@ def plan_roll(members: Sequence[Member], only: Sequence[str] | None, limit: int,
     plan.notes += _ghost_note(members)
     check_quorum(members, plan.changes)
     return plan
+
+
+# --- the journal of a roll (roll.json): which new node replaces which, so a re-run continues ---------
+
+NODE_NAME = re.compile(r"(seed|(manager|worker)-[1-9][0-9]*)\Z")
+NEW_NAME = re.compile(r"(manager|worker)-[1-9][0-9]*\Z")  # a replacement is never a seed
+
+
+def read_journal(path: Path, cluster: str) -> dict[str, Any]:
+    """The journal of a roll that stopped, checked: a damaged one, or one of another cluster, is named with
+    the fix, never half-read. Returns {"image", "only", "pairs"}."""
+    fix = f"see where the nodes are with `bakery nodes --cluster {cluster}`, remove {path}, and roll again"
+    try:
+        data = json.loads(path.read_text())
+        pairs, only, image = data["pairs"], data.get("only") or [], data["image"]
+        if not (isinstance(pairs, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in pairs.items())
+                and isinstance(only, list) and all(isinstance(n, str) for n in only) and isinstance(image, str)):
+            raise ValueError("unexpected types")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{path} is not the journal of a roll bakery can read ({exc.__class__.__name__}: "
+                        f"{str(exc)[:100]})", fix=fix) from None
+    if data.get("cluster", cluster) != cluster:
+        raise UserError(f"{path} is the journal of a roll of cluster {data['cluster']!r}, not {cluster!r}", fix=fix)
+    bad = [f"{old} -> {new}" for old, new in pairs.items() if not NODE_NAME.match(old) or not NEW_NAME.match(new)
+           or new in pairs or (new.split("-")[0] != old.split("-")[0] and old != "seed")]
+    if bad or len(set(pairs.values())) != len(pairs):
+        raise UserError(f"{path}: replacements bakery never chooses ({', '.join(bad) or 'one node for two'})", fix=fix)
+    return {"pairs": pairs, "only": only, "image": image}
+
+
+def write_journal(path: Path, cluster: str, image: str, only: Sequence[str], pairs: dict[str, str]) -> dict[str, Any]:
+    """Written 0600 before the first change. `pairs`: the earlier runs' and this plan's, merged by the caller
+    (a replacement made by an earlier run is never rolled again by this roll)."""
+    from .state import write_private
+
+    journal = {"cluster": cluster, "image": image, "only": sorted(set(only)), "pairs": dict(pairs)}
+    write_private(path, (json.dumps(journal, indent=2, sort_keys=True) + "\n").encode())
+    return journal
+
+
+def merged_pairs(journal: dict[str, Any], plan: Plan) -> dict[str, str]:
+    return {**(journal.get("pairs") or {}), **{c.replaces: c.node for c in plan.changes if c.replaces}}
 
 
 # --- running a plan ---------------------------------------------------------------------------

@@ -13,6 +13,9 @@ was) it says so in one line on stderr and exits 0.
 --provider openstack deletes the servers, floating IPs, load balancer, seed
 port, server group, imported keypair and security groups that carry the
 cluster's tag, and nothing else; nothing tagged is nothing to remove (exit 0).
+Once everything is gone, the state directory forgets the cluster's roll journal
+and the options `roll` boots with; its certificates stay. Neither provider's
+`down` runs while an `up` or `roll` of the cluster holds it.
 
 --output json prints {"cluster", "result", "removed", "problems"} instead:
 result is "removed", "nothing-to-remove" or "incomplete" (exit 1), removed

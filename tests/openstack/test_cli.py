@@ -171,3 +171,50 @@ def test_up_waits_for_ready_through_tls_then_nodes_then_down(fake, tls_engine, c
     assert cli.main(["down", "--provider", "openstack", *common]) == 0
     assert not fake.neutron["ports"] and not fake.neutron["security-groups"] and not fake.server_groups
     assert all(s.get("_deleted") for s in fake.servers.values())
+
+
+def test_down_forgets_the_roll_journal_and_the_recorded_options(fake, clock, capsys, tmp_path):
+    """A new cluster of the same name must not continue the old one's roll, nor boot with its options."""
+    from bakery import config, fleet
+    from bakery.providers.openstack import daytwo
+    from bakery.providers.openstack import up as ou
+
+    state = tmp_path / "state"
+    opts = ou.UpOptions(cluster="prod", flavor="m1.small", image="debian-12", network="private",
+                        operator_cidr="198.51.100.0/24", managers=1, workers=1, poll=1)
+    ou.up(fakecloud.connect(), opts, config.build({}), state, lambda m: None, clock)
+    daytwo.save_options(opts, state)
+    journal = daytwo.state_file("prod", state, daytwo.JOURNAL)
+    fleet.write_journal(journal, "prod", "debian-12", [], {"worker-1": "worker-2"})
+    record = daytwo.state_file("prod", state, daytwo.RECORD)
+    assert journal.exists() and record.exists()
+    assert cli.main(["down", "--provider", "openstack", "--cluster", "prod", "--state-dir", str(state)]) == 0
+    assert not journal.exists() and not record.exists()
+
+
+@pytest.mark.parametrize("text", ["{", '{"flavor": 1}', "[]"])
+def test_a_damaged_record_of_up_is_one_line_not_a_traceback(fake, capsys, tmp_path, text):
+    from bakery.providers.openstack import daytwo
+
+    state = tmp_path / "state"
+    daytwo.state_file("prod", state, daytwo.RECORD).write_text(text)
+    code = cli.main(["roll", "--provider", "openstack", "--cluster", "prod", "--state-dir", str(state)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "openstack.json is not a record of `bakery up` bakery can read" in err and "remove it" in err
+
+
+def test_a_damaged_roll_journal_is_one_line_not_a_traceback(fake, clock, capsys, tmp_path):
+    from bakery import config
+    from bakery.providers.openstack import daytwo
+    from bakery.providers.openstack import up as ou
+
+    state = tmp_path / "state"
+    opts = ou.UpOptions(cluster="prod", flavor="m1.small", image="debian-12", network="private",
+                        operator_cidr="198.51.100.0/24", managers=1, workers=1, poll=1)
+    ou.up(fakecloud.connect(), opts, config.build({}), state, lambda m: None, clock)
+    daytwo.save_options(opts, state)
+    daytwo.state_file("prod", state, daytwo.JOURNAL).write_text('{"image": "x", "pairs": {"worker-1": "seed"}}')
+    code = cli.main(["roll", "--provider", "openstack", "--cluster", "prod", "--state-dir", str(state)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "replacements bakery never chooses (worker-1 -> seed)" in err

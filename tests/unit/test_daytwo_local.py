@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bakery import fleet
 from bakery.errors import UserError
 from bakery.fleet import Refused
 from bakery.providers.local import daytwo
@@ -18,8 +19,34 @@ def test_a_damaged_journal_is_named_never_half_read(tmp_path: Path, text: str) -
     path = tmp_path / "roll.json"
     path.write_text(text)
     with pytest.raises(UserError, match=r"roll.json is not the journal of a roll bakery can read") as err:
-        daytwo.read_journal(path)
+        fleet.read_journal(path, "prod")
     assert "remove" in (err.value.fix or "")
+
+
+@pytest.mark.parametrize("pairs", [{"worker-1": "seed"}, {"worker-1": "manager-4"}, {"manager-1": "worker-4"},
+                                   {"worker-1": "worker-1"}, {"worker-1": "worker-3", "worker-2": "worker-3"},
+                                   {"../x": "worker-3"}, {"worker-1": "worker-3", "worker-3": "worker-4"}])
+def test_replacements_bakery_never_chooses_are_refused(tmp_path: Path, pairs: dict) -> None:
+    path = tmp_path / "roll.json"
+    path.write_text(json.dumps({"cluster": "prod", "image": "x", "pairs": pairs}))
+    with pytest.raises(UserError, match="replacements bakery never chooses"):
+        fleet.read_journal(path, "prod")
+
+
+def test_the_journal_belongs_to_one_cluster_and_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "roll.json"
+    written = fleet.write_journal(path, "prod", "img", ["worker-1"], {"seed": "manager-3", "worker-1": "worker-3"})
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert fleet.read_journal(path, "prod") == {k: written[k] for k in ("pairs", "only", "image")}
+    with pytest.raises(UserError, match="journal of a roll of cluster 'prod', not 'other'"):
+        fleet.read_journal(path, "other")
+
+
+def test_a_journal_from_before_the_cluster_key_is_read(tmp_path: Path) -> None:
+    """Journals written before this release carry no cluster name: they are taken as this cluster's."""
+    path = tmp_path / "roll.json"
+    path.write_text(json.dumps({"image": "x", "only": [], "pairs": {"worker-1": "worker-3"}}))
+    assert fleet.read_journal(path, "prod")["pairs"] == {"worker-1": "worker-3"}
 
 
 def baked(root: Path, images: list[str]) -> Path:

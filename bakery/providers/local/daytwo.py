@@ -21,7 +21,6 @@ from typing import Any
 
 from ... import fleet
 from ...errors import BakeryError, UserError
-from ...state import write_private
 from . import cluster, nodes, rootfs
 from .host import Progress
 from .state import ClusterRecord, NodeRecord, record_path
@@ -298,21 +297,6 @@ def is_baked_image(root: Path) -> bool:
         return False
 
 
-def read_journal(path: Path) -> dict[str, Any]:
-    """The journal of a roll that stopped, checked: a damaged one is named, never half-read."""
-    try:
-        data = json.loads(path.read_text())
-        pairs, only, image = data["pairs"], data.get("only") or [], data["image"]
-        if not (isinstance(pairs, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in pairs.items())
-                and isinstance(only, list) and all(isinstance(n, str) for n in only) and isinstance(image, str)):
-            raise ValueError("unexpected types")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path} is not the journal of a roll bakery can read ({exc.__class__.__name__}: "
-                        f"{str(exc)[:100]})",
-                        fix=f"see where the nodes are with `bakery nodes`, remove {path}, and roll again") from None
-    return {"pairs": pairs, "only": only, "image": image}
-
-
 def roll(opts: cluster.UpOptions, only: Sequence[str] | None, image: str | None, dry_run: bool,
          progress: Progress) -> tuple[fleet.Plan, list[tuple[str, float]], dict[str, Any]]:
     """Replace nodes one at a time (fleet.plan_roll), continuing an interrupted roll's journal."""
@@ -322,7 +306,7 @@ def roll(opts: cluster.UpOptions, only: Sequence[str] | None, image: str | None,
     with exclusive(opts.state_dir, opts.cluster):
         journal: dict[str, Any] = {}
         if path.exists():
-            journal = read_journal(path)
+            journal = fleet.read_journal(path, rec.cluster)
             if only and sorted(set(only)) != sorted(set(journal["only"])):
                 raise UserError(f"a roll of cluster {rec.cluster} stopped part way ({path}); finish it first",
                                 fix="re-run `bakery roll` without --nodes (it continues), or remove the journal")
@@ -343,9 +327,9 @@ def roll(opts: cluster.UpOptions, only: Sequence[str] | None, image: str | None,
         if dry_run or not plan.changes:
             return plan, [], info
         # Pairs of earlier runs stay: a replacement made then is never rolled again by this roll.
-        pairs = {**(journal.get("pairs") or {}), **{c.replaces: c.node for c in plan.changes if c.replaces}}
-        journal = {"image": target, "only": sorted(set(only or journal.get("only") or [])), "pairs": pairs}
-        write_private(path, (json.dumps(journal, indent=2, sort_keys=True) + "\n").encode())
+        journal = fleet.write_journal(path, rec.cluster, target, only or journal.get("only") or [],
+                                      fleet.merged_pairs(journal, plan))
+
         def on_step(change: fleet.Change) -> None:
             if change.kind == "retire" and change.role == "seed":
                 api = next((n for n in rec.nodes if n.role == "manager"), None)

@@ -190,8 +190,6 @@ def _converge(args: argparse.Namespace, driver: Any) -> int:
     from . import daytwo
 
     start = time.monotonic()
-    if not args.dry_run:
-        daytwo.save_options(driver.opts, driver.state_root)
     try:
         plan, timed = daytwo.converge(driver, args.dry_run, args.timeout)
     except fleet.Stopped as exc:
@@ -279,7 +277,14 @@ def run_down(args: argparse.Namespace, cluster: str, output: str = "text") -> in
             return
         report(message)
 
-    problems = down(connect(args.os_cloud), cluster, progress)
+    from ...state import default_root
+    from . import daytwo
+
+    state_root = getattr(args, "state_dir", None) or default_root()
+    with daytwo.exclusive(cluster, state_root):  # never under a running `up` or `roll`
+        problems = down(connect(args.os_cloud), cluster, progress)
+        if not problems:  # a new cluster of this name continues no roll, and boots with its own options
+            daytwo.forget_day_two(cluster, state_root)
     return teardown_result("down", cluster, deleted, problems,
                            looked=f"nothing on this cloud carries the tag bakery.cluster={cluster}", output=output)
 

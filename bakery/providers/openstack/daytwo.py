@@ -457,18 +457,26 @@ def converge(driver: OpenStackDriver, dry_run: bool, timeout: float) -> tuple[fl
     """`up` on a cluster that has servers: ERROR servers replaced, then fleet's plan to the counts asked for."""
     opts = driver.opts
     with exclusive(opts.cluster, driver.state_root):
-        failed = sorted(n for n, s in driver.servers().items() if s.status == "ERROR")
+        failed = {n: s for n, s in driver.servers().items() if s.status == "ERROR"}
         if not dry_run:
-            ou.replace_failed(driver.conn, ou.cluster_servers(driver.conn, opts.cluster), opts, driver.progress,
-                              driver.clock)
+            for name, server in sorted(failed.items()):
+                driver.progress(f"{server.name} is in ERROR: deleting it (the plan boots what the counts need)")
+                # Its port goes, its floating IP moves to another manager, it leaves the API front, and
+                # what the swarm lists under its name is demoted and removed (else a ghost in the count).
+                driver._delete_server(name, server)
+                if driver.asked:
+                    driver._forget(name)
         try:  # a dry run plans as the run would, after the servers in ERROR are deleted
             plan = fleet.plan_scale([m for m in driver.members() if m.name not in failed], opts.managers,
                                     opts.workers, opts.consul, driver.limit)
         except UserError as exc:
             raise _unreachable(driver, exc) from None
         if dry_run and failed:
-            plan.notes.append(f"in ERROR, deleted first: {', '.join(map(driver.server_name, failed))}")
-        if dry_run or not plan.changes:
+            plan.notes.append(f"in ERROR, deleted first: {', '.join(map(driver.server_name, sorted(failed)))}")
+        if dry_run:
+            return plan, []
+        save_options(opts, driver.state_root)  # what `roll` boots with: recorded once the plan is allowed
+        if not plan.changes:
             return plan, []
         _check_quota(driver, plan)
         return plan, fleet.run_plan(driver, plan, driver.progress, fleet.Timeouts(ready=timeout))
@@ -488,7 +496,7 @@ def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
     opts = driver.opts
     with exclusive(opts.cluster, driver.state_root):
         path = state_file(opts.cluster, driver.state_root, JOURNAL)
-        journal: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        journal: dict[str, Any] = fleet.read_journal(path, opts.cluster) if path.exists() else {}
         if journal:
             if only and sorted(only) != sorted(journal.get("only") or []):
                 raise UserError(f"a roll of cluster {opts.cluster} stopped part way ({path}); finish it first",
@@ -503,11 +511,8 @@ def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
         if dry_run or not plan.changes:
             return plan, [], opts.image
         ou.resolve(driver.conn, opts)  # a wrong --image stops before the journal is written
-        journal = {"image": opts.image, "only": list(only or journal.get("only") or []),
-                   "pairs": {c.replaces: c.node for c in plan.changes if c.replaces}}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(journal, indent=2) + "\n")
-        tmp.replace(path)
+        fleet.write_journal(path, opts.cluster, opts.image, only or journal.get("only") or [],
+                            fleet.merged_pairs(journal, plan))
         _check_quota(driver, plan)
         timed = fleet.run_plan(driver, plan, driver.progress, fleet.Timeouts(ready=timeout))
         save_options(opts, driver.state_root)  # the next roll's default image is this one
@@ -529,6 +534,12 @@ def save_options(opts: ou.UpOptions, state_root: Path | None) -> None:
     tmp.replace(path)
 
 
+def forget_day_two(cluster: str, state_root: Path | None) -> None:
+    """After `down` removed everything: the roll journal and the recorded `up` options go too."""
+    for name in (JOURNAL, RECORD):
+        state_file(cluster, state_root, name).unlink(missing_ok=True)
+
+
 def load_options(cluster: str, state_root: Path | None, image: str | None, timeout: float) -> ou.UpOptions:
     """The recorded options, with --image (a Glance image) instead of the recorded one when given."""
     path = state_file(cluster, state_root, RECORD)
@@ -536,10 +547,18 @@ def load_options(cluster: str, state_root: Path | None, image: str | None, timeo
         raise UserError(f"no record of how cluster {cluster} was booted ({path})",
                         fix="run the `bakery up --provider openstack` that made it once more (same options, same "
                             "--state-dir): it records the flavor, image and network `roll` boots with")
-    data = json.loads(path.read_text())
-    recorded = {k: data[k] for k in RECORDED} | ({"image": image} if image else {})
-    return ou.UpOptions(cluster=cluster, **recorded, key_name=data.get("key_name"), managers=1, workers=0,
-                        timeout=timeout)
+    try:
+        data = json.loads(path.read_text())
+        recorded = {k: data[k] for k in RECORDED} | ({"image": image} if image else {})
+        if not all(isinstance(recorded[k], str) for k in ("flavor", "image", "network", "operator_cidr")):
+            raise ValueError("flavor, image, network and operator_cidr must be strings")
+        return ou.UpOptions(cluster=cluster, **recorded, key_name=data.get("key_name"), managers=1, workers=0,
+                            timeout=timeout)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{path} is not a record of `bakery up` bakery can read ({exc.__class__.__name__}: "
+                        f"{str(exc)[:100]})",
+                        fix=f"remove it and run the `bakery up --provider openstack` that made cluster {cluster} "
+                            "once more (same options, same --state-dir): it records them again") from None
 
 
 def where(driver: OpenStackDriver) -> list[str]:

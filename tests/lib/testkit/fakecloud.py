@@ -311,6 +311,8 @@ class FakeCloud:
             del items[ident]
             context.status_code = 204
             return None
+        if method == "PUT":  # an update: the fields sent replace the item's (a floating IP moved to a port)
+            items[ident].update(body[key])
         return {key: items[ident]}
 
     # Glance

@@ -1,0 +1,78 @@
+"""A live cluster whose seed server went to ERROR, on the HTTP-level fake cloud (the test cloud's fake virt
+driver cannot put a running server in ERROR): `up` deletes it the way a retire does, so nothing of it is
+left: its port, its floating IP (moved to a manager, it is in every manager's certificate) and its manager
+entry in the swarm (demoted and removed, else raft keeps counting it)."""
+
+from __future__ import annotations
+
+import pytest
+from testkit.fakecloud import connect
+
+from bakery import config, fleet
+from bakery.providers.openstack import daytwo
+from bakery.providers.openstack import up as ou
+
+OPTS = ou.UpOptions(cluster="prod", flavor="m1.small", image="debian-12", network="private",
+                    operator_cidr="198.51.100.0/24", managers=3, workers=0, poll=1, floating_network="public")
+
+
+class Api:
+    """A manager's Engine API: the swarm lists the seed Down (its server is in ERROR), two managers Ready."""
+
+    def __init__(self) -> None:
+        def manager(ident: str, host: str, state: str, reach: str) -> dict:
+            return {"ID": ident, "Description": {"Hostname": host}, "Status": {"State": state},
+                    "Spec": {"Availability": "active", "Role": "manager"},
+                    "ManagerStatus": {"Leader": ident == "m1", "Reachability": reach}}
+
+        self._nodes = [manager("s", "prod-seed", "down", "unreachable"), manager("m1", "prod-manager-1", "ready",
+                       "reachable"), manager("m2", "prod-manager-2", "ready", "reachable")]
+        self.calls: list[tuple[str, str]] = []
+
+    def nodes(self):
+        return self._nodes
+
+    def inspect_node(self, ident):
+        return next(n for n in self._nodes if n["ID"] == ident) | {"Version": {"Index": 1}}
+
+    def update_node(self, ident, version, spec):
+        self.calls.append(("role", spec["Role"]) if spec.get("Role") == "worker" else ("update", ident))
+        for n in self._nodes:
+            if n["ID"] == ident and spec.get("Role") == "worker":
+                n.pop("ManagerStatus", None)
+                n["Spec"]["Role"] = "worker"
+
+    def remove_node(self, ident, force=False):
+        self.calls.append(("rm", ident))
+        self._nodes = [n for n in self._nodes if n["ID"] != ident]
+
+    def services(self):
+        return []
+
+    def tasks(self, filters=None):
+        return []
+
+
+def test_a_seed_in_error_leaves_no_port_no_orphan_floating_ip_and_no_ghost(cloud, clock, tmp_path):
+    from types import SimpleNamespace
+
+    cloud.network("public", "net-public", external=True)
+    cloud.default_statuses = ["BUILD", "ACTIVE"]
+    state = tmp_path / "state"
+    ou.up(connect(), OPTS, config.build({}), state, lambda m: None, clock)
+    ports = {p["name"]: p["id"] for p in cloud.neutron["ports"].values()}
+    (fip,) = cloud.neutron["floatingips"].values()
+    assert fip["port_id"] == ports["prod-seed"]
+    seed = next(s for s in cloud.servers.values() if s["name"] == "prod-seed")
+    cloud.server_statuses[seed["id"]] = ["ERROR"]
+    api = Api()
+    said: list[str] = []
+    driver = daytwo.OpenStackDriver(connect(), OPTS, config.build({}), state, said.append, clock=clock,
+                                    client_for=lambda address: SimpleNamespace(api=api))
+    with pytest.raises(fleet.Stopped, match="manager-3 not Ready"):  # the fake boots nothing that joins
+        daytwo.converge(driver, False, timeout=0)
+    assert seed.get("_deleted") and "prod-seed" not in {p["name"] for p in cloud.neutron["ports"].values()}
+    (fip,) = cloud.neutron["floatingips"].values()
+    assert fip["port_id"] == ports["prod-manager-1"], "the floating IP moved to a manager's port"
+    assert api.calls[:2] == [("role", "worker"), ("rm", "s")], "the seed's manager entry demoted, then removed"
+    assert any("prod-seed is in ERROR: deleting it" in line for line in said)
