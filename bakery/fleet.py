@@ -32,6 +32,7 @@ from .errors import EXIT_FAILED, BakeryError, UserError
 Progress = Callable[[str], None]
 MANAGER_ROLES = ("seed", "manager")
 GHOST = "ghost"
+OPENSTACK_LIMIT = 99  # the highest node number on OpenStack (server names CLUSTER-manager-99 fit a hostname)
 
 
 class Refused(UserError):

@@ -114,8 +114,8 @@ def _run_openstack(args: argparse.Namespace) -> int:
         raise UserError("--cache-dir is for --provider local", fix="name a Glance image with --image")
     name = commands.tagged_name(cluster_name(args))
     start = time.monotonic()
-    lines, pairs, took, image = commands.run_roll(args, name)
-    return _report(args, name, image, lines, pairs, took, time.monotonic() - start, [], None)
+    lines, pairs, took, image, notes = commands.run_roll(args, name)
+    return _report(args, name, image, lines, pairs, took, time.monotonic() - start, notes, None)
 
 
 def _report(args: argparse.Namespace, name: str, image: str, lines: list[str], pairs: Sequence[tuple[str | None, str]],

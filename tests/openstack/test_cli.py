@@ -218,3 +218,34 @@ def test_a_damaged_roll_journal_is_one_line_not_a_traceback(fake, clock, capsys,
     code = cli.main(["roll", "--provider", "openstack", "--cluster", "prod", "--state-dir", str(state)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "replacements bakery never chooses (worker-1 -> seed)" in err
+
+
+@pytest.mark.parametrize("command", ["up", "roll"])
+def test_drain_and_ready_timeouts_reach_the_day_two_run(fake, clock, capsys, tmp_path, monkeypatch, command):
+    from bakery import config, fleet
+    from bakery.providers.openstack import daytwo
+    from bakery.providers.openstack import up as ou
+
+    state = tmp_path / "state"
+    opts = ou.UpOptions(cluster="prod", flavor="m1.small", image="debian-12", network="private",
+                        operator_cidr="198.51.100.0/24", managers=1, workers=1, poll=1)
+    ou.up(fakecloud.connect(), opts, config.build({}), state, lambda m: None, clock)
+    daytwo.save_options(opts, state)
+    seen = []
+    monkeypatch.setattr(daytwo, "converge", lambda driver, dry, timeouts: seen.append(timeouts) or (fleet.Plan(), []))
+    monkeypatch.setattr(daytwo, "roll", lambda driver, only, dry, timeouts: seen.append(timeouts) or (fleet.Plan(), [],
+                                                                                                      "debian-12"))
+    argv = [command, "--provider", "openstack", "--cluster", "prod", "--state-dir", str(state),
+            "--drain-timeout", "7", "--timeout", "11"]
+    if command == "up":
+        argv += ["--flavor", "m1.small", "--image", "debian-12", "--network", "private",
+                 "--operator-cidr", "198.51.100.0/24"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert seen == [fleet.Timeouts(ready=11, drain=7)]
+
+
+def test_a_cluster_name_too_long_for_its_servers_hostnames_is_refused_up_front(capsys):
+    name = "a" * 53
+    assert cli.main([*UP, "--cluster", name]) == 2
+    err = capsys.readouterr().err
+    assert f"cluster name '{name}' is 53 characters" in err and "(use at most 52 characters)" in err

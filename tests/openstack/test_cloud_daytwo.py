@@ -121,9 +121,13 @@ def test_up_rerun_converges_and_roll_replaces(os_env, admin, user, sent, clean, 
     assert {n: i for n, i in rolled["servers"].items() if n != "day2-worker-4"} == without(grown, old)["servers"]
     check_new_server(admin, sent, "day2-worker-4")
     assert not (state / "day2" / "roll.json").exists()
+    assert any("--wait active: the swarm is not asked" in n for n in result["notes"])
 
-    code, _, err = run(capsys, ["down", "--provider", "openstack", "--os-cloud", "bakery", "--cluster", "day2"])
+    assert (state / "day2" / "openstack.json").exists()
+    code, _, err = run(capsys, ["down", "--provider", "openstack", "--os-cloud", "bakery", "--cluster", "day2",
+                                "--state-dir", str(state)])
     assert code == 0, err
+    assert not (state / "day2" / "openstack.json").exists()
     gone = inventory(user, "day2")
     assert gone["servers"] == {} and gone["floating_ips"] == {} and gone["server_groups"] == {}
     assert list(gone["security_groups"].values()) == ["default"]

@@ -70,7 +70,7 @@ def test_a_seed_in_error_leaves_no_port_no_orphan_floating_ip_and_no_ghost(cloud
     driver = daytwo.OpenStackDriver(connect(), OPTS, config.build({}), state, said.append, clock=clock,
                                     client_for=lambda address: SimpleNamespace(api=api))
     with pytest.raises(fleet.Stopped, match="manager-3 not Ready"):  # the fake boots nothing that joins
-        daytwo.converge(driver, False, timeout=0)
+        daytwo.converge(driver, False, fleet.Timeouts(ready=0))
     assert seed.get("_deleted") and "prod-seed" not in {p["name"] for p in cloud.neutron["ports"].values()}
     (fip,) = cloud.neutron["floatingips"].values()
     assert fip["port_id"] == ports["prod-manager-1"], "the floating IP moved to a manager's port"

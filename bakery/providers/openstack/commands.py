@@ -105,6 +105,11 @@ def tagged_name(name: str) -> str:
     if name == "default":
         raise UserError("--provider openstack needs a cluster name: its resources are tagged with it",
                         fix="pass --cluster NAME or set cluster.name in the config")
+    longest = f"{name}-manager-{fleet.OPENSTACK_LIMIT}"  # a server's name is its hostname and its certificate's name
+    if len(longest) > 63:
+        raise UserError(f"cluster name {name!r} is {len(name)} characters: its servers' names (as long as "
+                        f"{longest!r}) must fit a 63-character hostname and certificate name",
+                        fix=f"use at most {63 - len(longest) + len(name)} characters")
     return name
 
 
@@ -184,6 +189,11 @@ def _notes(driver: Any, notes: list[str]) -> list[str]:
             "demoted or removed from a swarm, and the quorum check counts the managers ACTIVE in Nova"]
 
 
+def _timeouts(args: argparse.Namespace) -> Any:
+    """How long a node may take to be Ready (--timeout) and a drained node's tasks to move (--drain-timeout)."""
+    return fleet.Timeouts(ready=args.timeout, drain=args.drain_timeout)
+
+
 def _converge(args: argparse.Namespace, driver: Any) -> int:
     from ... import fleet
     from ...state import client_cert_dir
@@ -191,7 +201,7 @@ def _converge(args: argparse.Namespace, driver: Any) -> int:
 
     start = time.monotonic()
     try:
-        plan, timed = daytwo.converge(driver, args.dry_run, args.timeout)
+        plan, timed = daytwo.converge(driver, args.dry_run, _timeouts(args))
     except fleet.Stopped as exc:
         raise _stopped(driver, exc, "bakery up") from None
     lines = plan.lines(daytwo.describer(driver))
@@ -220,8 +230,9 @@ def _converge(args: argparse.Namespace, driver: Any) -> int:
     return EXIT_OK
 
 
-def run_roll(args: argparse.Namespace, cluster: str) -> tuple[list[str], list[tuple[str, str]], dict[str, float], str]:
-    """`bakery roll --provider openstack`: (plan lines, (old, new) server names, seconds by server, image)."""
+def run_roll(args: argparse.Namespace,
+             cluster: str) -> tuple[list[str], list[tuple[str, str]], dict[str, float], str, list[str]]:
+    """`bakery roll --provider openstack`: (plan lines, (old, new) server names, seconds by server, image, notes)."""
     from ... import fleet
     from ...commands.common import load_config
     from ...state import default_root
@@ -235,12 +246,13 @@ def run_roll(args: argparse.Namespace, cluster: str) -> tuple[list[str], list[tu
                                     stderr_progress("bakery roll"), asked=args.wait != "active")
     only = [n.removeprefix(f"{cluster}-") for n in args.nodes] if args.nodes else None
     try:
-        plan, timed, image = daytwo.roll(driver, only, args.dry_run, args.timeout)
+        plan, timed, image = daytwo.roll(driver, only, args.dry_run, _timeouts(args))
     except fleet.Stopped as exc:
         raise _stopped(driver, exc, "bakery roll --provider openstack") from None
     full = driver.server_name
     pairs = [(full(c.replaces), full(c.node)) for c in plan.changes if c.kind == "add" and c.replaces]
-    return plan.lines(daytwo.describer(driver)), pairs, {full(n): t for n, t in timed}, image
+    took = {full(n): t for n, t in timed}
+    return plan.lines(daytwo.describer(driver)), pairs, took, image, _notes(driver, plan.notes)
 
 
 def _report_active(args: argparse.Namespace, cluster: str, result: Any, certs: Path, seconds: float) -> int:

@@ -42,7 +42,7 @@ JOURNAL = "roll.json"
 RECORD = "openstack.json"
 NOT_ASKED = "--wait active: the swarm is not asked"
 BOOTING = ("BUILD", "REBUILD", "REBOOT", "HARD_REBOOT")
-LIMIT = 99
+LIMIT = fleet.OPENSTACK_LIMIT
 
 
 def state_file(cluster: str, state_root: Path | None, name: str) -> Path:
@@ -453,7 +453,8 @@ def _unreachable(driver: OpenStackDriver, exc: UserError) -> UserError:
                          "--wait active deletes and boots servers without asking the swarm")
 
 
-def converge(driver: OpenStackDriver, dry_run: bool, timeout: float) -> tuple[fleet.Plan, list[tuple[str, float]]]:
+def converge(driver: OpenStackDriver, dry_run: bool,
+             timeouts: fleet.Timeouts) -> tuple[fleet.Plan, list[tuple[str, float]]]:
     """`up` on a cluster that has servers: ERROR servers replaced, then fleet's plan to the counts asked for."""
     opts = driver.opts
     with exclusive(opts.cluster, driver.state_root):
@@ -479,7 +480,7 @@ def converge(driver: OpenStackDriver, dry_run: bool, timeout: float) -> tuple[fl
         if not plan.changes:
             return plan, []
         _check_quota(driver, plan)
-        return plan, fleet.run_plan(driver, plan, driver.progress, fleet.Timeouts(ready=timeout))
+        return plan, fleet.run_plan(driver, plan, driver.progress, timeouts)
 
 
 def _check_quota(driver: OpenStackDriver, plan: fleet.Plan) -> None:
@@ -490,7 +491,7 @@ def _check_quota(driver: OpenStackDriver, plan: fleet.Plan) -> None:
 
 
 def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
-         timeout: float) -> tuple[fleet.Plan, list[tuple[str, float]], str]:
+         timeouts: fleet.Timeouts) -> tuple[fleet.Plan, list[tuple[str, float]], str]:
     """Replace servers one at a time (fleet.plan_roll), continuing an interrupted roll's journal (roll.json in
     the cluster's state dir: the image and which new node replaces which). Returns the image rolled to."""
     opts = driver.opts
@@ -514,7 +515,7 @@ def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
         fleet.write_journal(path, opts.cluster, opts.image, only or journal.get("only") or [],
                             fleet.merged_pairs(journal, plan))
         _check_quota(driver, plan)
-        timed = fleet.run_plan(driver, plan, driver.progress, fleet.Timeouts(ready=timeout))
+        timed = fleet.run_plan(driver, plan, driver.progress, timeouts)
         save_options(opts, driver.state_root)  # the next roll's default image is this one
         path.unlink()
         return plan, timed, opts.image
