@@ -223,6 +223,13 @@ def check_quorum(members: Sequence[Member], changes: Sequence[Change]) -> None:
     listed, reachable = quorum_now(members)
     if all(c.role == "consul" for c in changes):  # consul is no swarm member
         return
+    ours = [m for m in members if m.manager]
+    if ours and not any(m.swarm_manager for m in ours):
+        raise Refused(
+            f"the swarm that answered lists none of the cluster's managers ({', '.join(m.name for m in ours)}): "
+            "it is another swarm, so nothing it says can tell which nodes are safe to drain or delete",
+            fix="see `docker node ls` on the managers (one may have left the swarm or formed a new one); "
+                "bring them back into one swarm, then re-run")
     if listed and reachable < _majority(listed):
         unreachable = [m.name for m in members if m.swarm_manager and not m.reachable]
         raise Refused(

@@ -322,3 +322,12 @@ def test_an_even_count_kept_from_the_cluster_asks_which_way() -> None:
     assert raised.value.fix == "say which way to converge: --managers 3 or --managers 5"
     with pytest.raises(UserError, match="has 0 managers"):
         fleet.kept_managers(0, "prod")
+
+
+def test_a_swarm_that_lists_none_of_the_clusters_managers_is_not_trusted() -> None:
+    """A manager that answers from another swarm (it left and formed its own): workers would be deleted
+    undrained, since that swarm does not know them."""
+    listed = [entry("stranger", "id-x", manager="Leader")]
+    members = fleet.members_of(NODES, listed)
+    with pytest.raises(fleet.Refused, match="lists none of the cluster's managers"):
+        fleet.plan_scale(members, 3, 0, False, 19)
