@@ -1,4 +1,7 @@
-"""`bakery bake --target openstack` against the fake cloud: the exact requests, timeouts, transient errors, cleanup."""
+"""`bakery bake --target openstack` against the fake cloud: what the test cloud cannot show (a console with the
+bake's marker and FAILED lines, a builder that never powers off, transient and fatal snapshot states, a quota
+refusal, a failure at one exact request). The bake itself, an interrupt and `--cleanup` after a kill run
+against the real services: test_cloud_bake.py."""
 
 from __future__ import annotations
 
@@ -120,16 +123,6 @@ def test_failure_half_way_leaves_nothing(cloud, clock):
     deletes = [c for c in cloud.calls() if c.startswith("DELETE")]
     assert deletes == ["DELETE /v2/images/img-0003", "DELETE /v2.1/servers/srv-0002",
                        "DELETE /v2.0/security-groups/secu-0001"]
-
-
-def test_ctrl_c_cleans_up(cloud, clock):
-    def interrupt(seconds):
-        raise KeyboardInterrupt
-
-    clock.sleep = interrupt
-    with pytest.raises(KeyboardInterrupt):
-        run_bake(cloud, clock)
-    assert all(s.get("_deleted") for s in cloud.servers.values()) and not cloud.neutron["security-groups"]
 
 
 def test_quota_error_is_one_clear_message(cloud, clock):
