@@ -208,3 +208,20 @@ def test_network_quota_is_checked_before_anything_is_created(os_env, admin, user
         assert project_objects(user) == before
     finally:
         admin.network.delete_quota(pid)
+
+
+def test_compute_quota_is_checked_before_anything_is_created(os_env, admin, user, clean, capsys, tmp_path):
+    """The project's instance quota set low with Nova's quota API: one line, nothing created."""
+    pid = user.current_project_id
+    admin.compute.update_quota_set(pid, instances=1)
+    try:
+        before = project_objects(user)
+        code, _, err = run(capsys, up_argv("lab7", tmp_path / "state", "--managers", "1", "--workers", "1"))
+        assert code == 1
+        assert err.strip().splitlines() == [
+            "bakery up: error: quota exceeded: 2 server(s) of flavor m1.small need 2 instances (used 0 of 1) "
+            "(free some resources, use a smaller --flavor or fewer nodes, or ask the cloud's admins to raise the "
+            "project's quota; `openstack quota show` lists it)"]
+        assert project_objects(user) == before
+    finally:
+        admin.compute.revert_quota_set(pid)
