@@ -185,7 +185,7 @@ def test_a_server_in_error_is_replaced_on_rerun(os_env, admin, user, clean, caps
     assert admin.compute.get_server(old.id).status == "ERROR"
     code, out, err = run(capsys, up_argv("lab5", tmp_path / "state", "--managers", "1", "--workers", "1"))
     assert code == 0, err
-    assert "lab5-worker-1 is in ERROR: deleting it to boot it again" in err
+    assert "lab5-worker-1 is in ERROR: deleting it (the plan boots what the counts need)" in err
     now = servers_of(admin, "lab5")
     assert sorted(now) == ["lab5-seed", "lab5-worker-1"]
     assert now["lab5-worker-1"].id != old.id and now["lab5-worker-1"].status == "ACTIVE"
