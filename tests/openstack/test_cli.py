@@ -173,9 +173,9 @@ def test_up_waits_for_ready_through_tls_then_nodes_then_down(fake, tls_engine, c
     assert all(s.get("_deleted") for s in fake.servers.values())
 
 
-def test_down_forgets_the_roll_journal_and_the_recorded_options(fake, clock, capsys, tmp_path):
-    """A new cluster of the same name must not continue the old one's roll, nor boot with its options."""
-    from bakery import config, fleet
+def _cluster_with_record(clock, tmp_path):
+    """A 1-manager, 1-worker cluster `prod` on the fake cloud, and the options `up` records for `roll`."""
+    from bakery import config
     from bakery.providers.openstack import daytwo
     from bakery.providers.openstack import up as ou
 
@@ -184,6 +184,15 @@ def test_down_forgets_the_roll_journal_and_the_recorded_options(fake, clock, cap
                         operator_cidr="198.51.100.0/24", managers=1, workers=1, poll=1)
     ou.up(fakecloud.connect(), opts, config.build({}), state, lambda m: None, clock)
     daytwo.save_options(opts, state)
+    return state
+
+
+def test_down_forgets_the_roll_journal_and_the_recorded_options(fake, clock, capsys, tmp_path):
+    """A new cluster of the same name must not continue the old one's roll, nor boot with its options."""
+    from bakery import fleet
+    from bakery.providers.openstack import daytwo
+
+    state = _cluster_with_record(clock, tmp_path)
     journal = daytwo.state_file("prod", state, daytwo.JOURNAL)
     fleet.write_journal(journal, "prod", "debian-12", [], {"worker-1": "worker-2"})
     record = daytwo.state_file("prod", state, daytwo.RECORD)
@@ -205,15 +214,9 @@ def test_a_damaged_record_of_up_is_one_line_not_a_traceback(fake, capsys, tmp_pa
 
 
 def test_a_damaged_roll_journal_is_one_line_not_a_traceback(fake, clock, capsys, tmp_path):
-    from bakery import config
     from bakery.providers.openstack import daytwo
-    from bakery.providers.openstack import up as ou
 
-    state = tmp_path / "state"
-    opts = ou.UpOptions(cluster="prod", flavor="m1.small", image="debian-12", network="private",
-                        operator_cidr="198.51.100.0/24", managers=1, workers=1, poll=1)
-    ou.up(fakecloud.connect(), opts, config.build({}), state, lambda m: None, clock)
-    daytwo.save_options(opts, state)
+    state = _cluster_with_record(clock, tmp_path)
     daytwo.state_file("prod", state, daytwo.JOURNAL).write_text('{"image": "x", "pairs": {"worker-1": "seed"}}')
     code = cli.main(["roll", "--provider", "openstack", "--cluster", "prod", "--state-dir", str(state)])
     err = capsys.readouterr().err
@@ -222,15 +225,10 @@ def test_a_damaged_roll_journal_is_one_line_not_a_traceback(fake, clock, capsys,
 
 @pytest.mark.parametrize("command", ["up", "roll"])
 def test_drain_and_ready_timeouts_reach_the_day_two_run(fake, clock, capsys, tmp_path, monkeypatch, command):
-    from bakery import config, fleet
+    from bakery import fleet
     from bakery.providers.openstack import daytwo
-    from bakery.providers.openstack import up as ou
 
-    state = tmp_path / "state"
-    opts = ou.UpOptions(cluster="prod", flavor="m1.small", image="debian-12", network="private",
-                        operator_cidr="198.51.100.0/24", managers=1, workers=1, poll=1)
-    ou.up(fakecloud.connect(), opts, config.build({}), state, lambda m: None, clock)
-    daytwo.save_options(opts, state)
+    state = _cluster_with_record(clock, tmp_path)
     seen = []
     monkeypatch.setattr(daytwo, "converge", lambda driver, dry, timeouts: seen.append(timeouts) or (fleet.Plan(), []))
     monkeypatch.setattr(daytwo, "roll", lambda driver, only, dry, timeouts: seen.append(timeouts) or (fleet.Plan(), [],
