@@ -156,7 +156,7 @@ class Change:
 
     def describe(self) -> str:
         if self.kind == "add" and self.replaces:
-            return f"boot {self.node} ({self.role}) and wait until Ready, then retire {self.replaces}"
+            return f"boot {self.node} ({self.role}) to replace {self.replaces}, and wait until Ready"
         if self.kind == "add" and self.role == "consul":
             return f"boot {self.node} (consul, not a swarm member)"
         if self.kind == "add":

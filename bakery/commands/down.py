@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     name = cluster_name(args)
     state_dir = args.state_dir or default_root()
     if record_path(state_dir, name).exists():
-        with exclusive(state_dir, name, wait=30):
+        with exclusive(state_dir, name, wait=30, progress=stderr_progress("bakery down")):
             done = cluster.down(state_dir, name, stderr_progress("bakery down"))
             if not done.problems:
                 forget_day_two(state_dir, name)

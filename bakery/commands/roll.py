@@ -98,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     except fleet.Stopped as exc:
         raise fleet.Stopped(f"{exc}\nwhere the nodes are now:\n  " + "\n  ".join(daytwo.where(state_dir, name))
                             + "\nre-run `bakery roll` to continue") from None
+    except KeyboardInterrupt:
+        progress("interrupted; where the nodes are now:\n  " + "\n  ".join(daytwo.where(state_dir, name))
+                 + "\nre-run `bakery roll` to continue (the journal keeps the replacements chosen)")
+        raise
     pairs = [(c.replaces, c.node) for c in plan.changes if c.kind == "add" and c.replaces]
     rec = cluster.load(state_dir, name)
     api = cluster.api_node(rec)

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import fleet
-from ..errors import EXIT_OK, UserError
+from ..errors import EXIT_OK, BakeryError, UserError
 from ..output import print_plan
 from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, config_path
 
@@ -113,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers {args.workers} is negative", fix="use 0 or more")
     state_dir = args.state_dir or default_root()
     exists = args.provider == "local" and record_path(state_dir, cluster_name(args)).exists()
+    restart = exists and _unformed(state_dir, cluster_name(args))
+    exists = exists and not restart
     if exists:  # what is not given stays as it is
         rec = cluster.load(state_dir, cluster_name(args))
         roles = [n.role for n in rec.nodes]
@@ -135,21 +137,47 @@ def run(args: argparse.Namespace) -> int:
     )
     if exists:
         return _converge(args, opts)
+    again = [f"the first `bakery up` of cluster {opts.cluster} stopped before its swarm formed: what it left is "
+             "removed, then the cluster is made anew"] if restart else []
     if args.dry_run:
         names = cluster.node_names(args.managers, args.workers, args.consul)
         lines = [f"{i}. boot {n} ({r}, {cluster.address_for(n, r)})" for i, (n, r) in enumerate(names, 1)]
-        return print_plan(args, opts.cluster, False, lines, [])
+        return print_plan(args, opts.cluster, False, lines, again)
     cluster.require_local()
     from ..providers.local.daytwo import exclusive
 
     start = time.monotonic()
     with exclusive(state_dir, opts.cluster):  # two `up`s of a new cluster: the second is refused
+        if restart:
+            progress = stderr_progress("bakery up")
+            progress(again[0])
+            left = cluster.down(state_dir, opts.cluster, progress)
+            if left.problems:
+                raise BakeryError(f"could not remove what the stopped `bakery up` left: {'; '.join(left.problems)} "
+                                  f"(see `bakery down --cluster {opts.cluster}`)")
         if record_path(state_dir, opts.cluster).exists():
             raise UserError(f"cluster {opts.cluster} was just created by another `bakery up`",
                             fix="re-run to converge it")
         rec = cluster.up(opts, stderr_progress("bakery up"))
     seconds = time.monotonic() - start
     return _reach(args, rec, state_dir, f"{len(rec.nodes)} nodes Ready in {seconds:.0f}s", seconds)
+
+
+def _unformed(state_dir: Path, name: str) -> bool:
+    """A record left by a first `up` that stopped before its swarm formed (no manager answers): nothing of
+    value is in it, so `up` makes the cluster anew instead of converging what never was. One whose swarm
+    did form (it stopped in the Ready wait) is marked formed and converged."""
+    from ..providers.local import cluster, daytwo
+    from ..providers.local.state import record_path
+
+    rec = cluster.load(state_dir, name)
+    if rec.formed:
+        return False
+    if daytwo.swarm_formed(rec):
+        rec.formed = True
+        rec.save(record_path(state_dir, name))
+        return False
+    return True
 
 
 def _reach(args: argparse.Namespace, rec: ClusterRecord, state_dir: Path, summary: str, seconds: float,
@@ -161,7 +189,8 @@ def _reach(args: argparse.Namespace, rec: ClusterRecord, state_dir: Path, summar
     host = f"tcp://{cluster.address_for(api.name, api.role)}:2376"
     certs = client_cert_dir(rec.cluster, state_dir)
     if args.output == "json":
-        nodes = [{"name": n.name, "role": n.role, "address": cluster.address_for(n.name, n.role)} for n in rec.nodes]
+        nodes = [{"name": n.name, "role": n.role, "address": cluster.address_for(n.name, n.role)}
+                 for n in sorted(rec.nodes, key=lambda n: n.name)]
         timing = {"seconds": round(seconds, 1)} if extra is not None else {"seconds_to_ready": round(seconds, 1)}
         print(json.dumps({"cluster": rec.cluster, "docker_host": host, "cert_path": str(certs),
                           "nodes": nodes, **timing, **(extra or {})}, indent=2))
@@ -185,6 +214,10 @@ def _converge(args: argparse.Namespace, opts: Any) -> int:
     except fleet.Stopped as exc:
         raise fleet.Stopped(f"{exc}\nwhere the nodes are now:\n  " +
                             "\n  ".join(daytwo.where(opts.state_dir, opts.cluster))) from None
+    except KeyboardInterrupt:
+        progress("interrupted; where the nodes are now:\n  " + "\n  ".join(daytwo.where(opts.state_dir, opts.cluster))
+                 + "\nre-run `bakery up` to continue")
+        raise
     if args.dry_run:
         return print_plan(args, opts.cluster, True, plan.lines(), plan.notes)
     for note in plan.notes:

@@ -113,7 +113,7 @@ def test_up_rerun_converges_and_roll_replaces(os_env, admin, user, sent, clean, 
     assert result["image"] == "fake-raw"
     assert [(r["old"], r["new"]) for r in result["replaced"]] == [("day2-worker-1", "day2-worker-4")]
     assert result["plan"] == [
-        "1. boot server day2-worker-4 (worker) and wait until ACTIVE, then delete server day2-worker-1 "
+        "1. boot server day2-worker-4 (worker) to replace server day2-worker-1, and wait until ACTIVE "
         "(--wait active: the swarm is not asked)", f"2. delete server day2-worker-1 {NOT_ASKED}"]
     rolled = inventory(user, "day2")
     old = grown["servers"]["day2-worker-1"]

@@ -158,7 +158,7 @@ def test_wait_active_says_on_every_line_that_the_swarm_is_not_asked():
         "1. delete server prod-worker-2 (--wait active: the swarm is not asked, nothing is drained)"]
     plan = fleet.plan_roll(d.members(), ["worker-1"], d.limit)
     assert plan.lines(daytwo.describer(d)) == [
-        "1. boot server prod-worker-3 (worker) and wait until ACTIVE, then delete server prod-worker-1 "
+        "1. boot server prod-worker-3 (worker) to replace server prod-worker-1, and wait until ACTIVE "
         "(--wait active: the swarm is not asked)",
         "2. delete server prod-worker-1 (--wait active: the swarm is not asked, nothing is drained)"]
     assert d.swarm().nodes() == []  # fleet.retire finds no entry: the server is only deleted

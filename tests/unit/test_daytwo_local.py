@@ -71,3 +71,34 @@ def test_the_default_image_must_keep_the_clusters_application_images(tmp_path: P
         daytwo._check_images(str(old), str(new))
     assert "--image baked-old" in (err.value.fix or "")
     daytwo._check_images(str(new), str(old))  # more images is fine
+
+
+def test_a_record_left_before_the_swarm_formed_is_made_anew_and_an_older_one_converged(tmp_path: Path) -> None:
+    """A first `up` stopped (Ctrl-C) before any manager answered: re-running `up` starts it again rather than
+    converging a swarm that never was. Records written before the field existed count as formed."""
+    from bakery.commands.up import _unformed
+    from bakery.providers.local.state import ClusterRecord, NodeRecord, record_path
+
+    path = record_path(tmp_path, "c1")
+    rec = ClusterRecord(cluster="c1", workdir=str(tmp_path / "w"), formed=False,
+                        nodes=[NodeRecord(name="seed", role="seed", dir=str(tmp_path / "n"), image="")])
+    rec.save(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert _unformed(tmp_path, "c1")
+    data = json.loads(path.read_text())
+    del data["formed"]
+    path.write_text(json.dumps(data))
+    assert not _unformed(tmp_path, "c1")
+
+
+def test_down_keeps_the_lock_file(tmp_path: Path) -> None:
+    """Removing it while another run waits on it would let two runs each hold "the" lock."""
+    from bakery.providers.local.state import ClusterRecord, record_path
+
+    ClusterRecord(cluster="c1", workdir=str(tmp_path / "w")).save(record_path(tmp_path, "c1"))
+    with daytwo.exclusive(tmp_path, "c1"):
+        pass
+    daytwo.journal_path(tmp_path, "c1").write_text("{}")
+    daytwo.forget_day_two(tmp_path, "c1")
+    assert not daytwo.journal_path(tmp_path, "c1").exists()
+    assert (record_path(tmp_path, "c1").parent / "day2.lock").exists()

@@ -147,7 +147,8 @@ def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
     image = rootfs.ensure(rootfs.Recipe(baked=opts.baked, mirror=rootfs.host_mirror()), opts.cache_dir, progress) \
         if not opts.baked else current_baked(opts.cache_dir, progress)
     workdir = path.parent / "local"
-    rec = ClusterRecord(cluster=opts.cluster, workdir=str(workdir), image=str(image.root), baked=opts.baked)
+    rec = ClusterRecord(cluster=opts.cluster, workdir=str(workdir), image=str(image.root), baked=opts.baked,
+                        formed=False)
     private_dir(workdir)
 
     def save() -> None:
@@ -165,6 +166,8 @@ def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
     for name, role in names:  # a new cluster (the record did not exist): its seed forms the swarm
         add_node(rec, opts.state_dir, name, role, progress, save, form=True)
     wait_ready(rec, opts.timeout, progress)
+    rec.formed = True
+    save()
     return rec
 
 

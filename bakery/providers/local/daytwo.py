@@ -29,8 +29,9 @@ JOURNAL = "roll.json"
 
 
 @contextmanager
-def exclusive(state_dir: Path, name: str, wait: float = 0) -> Iterator[None]:
-    """One `up`, `roll` or `down` per cluster at a time: another is refused (after `wait` seconds), not queued."""
+def exclusive(state_dir: Path, name: str, wait: float = 0, progress: Progress | None = None) -> Iterator[None]:
+    """One `up`, `roll` or `down` per cluster at a time: another is refused (after `wait` seconds, said once
+    through `progress`), not queued."""
     import time
 
     from ...state import private_dir
@@ -45,6 +46,10 @@ def exclusive(state_dir: Path, name: str, wait: float = 0) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if progress is not None and wait:
+                    progress(f"another `bakery up`, `roll` or `down` is changing cluster {name} now: waiting up "
+                             f"to {wait:.0f}s for it to finish")
+                    progress = None
                 if time.monotonic() >= deadline:
                     raise fleet.Refused(f"another `bakery up`, `roll` or `down` is changing cluster {name} now",
                                     fix="wait for it to finish (or stop it), then re-run") from None
@@ -246,26 +251,39 @@ def _check_kind(opts: cluster.UpOptions, rec: ClusterRecord) -> None:
 
 
 def forget_day_two(state_dir: Path, name: str) -> None:
-    """`down`: a removed cluster leaves no roll journal a new cluster of the same name would continue."""
-    for leftover in (journal_path(state_dir, name), record_path(state_dir, name).parent / "day2.lock"):
-        leftover.unlink(missing_ok=True)
+    """`down`: a removed cluster leaves no roll journal a new cluster of the same name would continue.
+    The lock file stays: removing it while another run waits on it would let two runs hold "the" lock."""
+    journal_path(state_dir, name).unlink(missing_ok=True)
 
 
 def converge(opts: cluster.UpOptions, dry_run: bool, progress: Progress) -> tuple[fleet.Plan, list[tuple[str, float]]]:
     """`bakery up` on a cluster that exists: the plan to the counts asked for, and (unless dry_run) run it."""
     rec = cluster.load(opts.state_dir, opts.cluster)
     _check_kind(opts, rec)
-    if journal_path(opts.state_dir, opts.cluster).exists():
-        raise fleet.Refused(f"a roll of cluster {rec.cluster} stopped part way "
-                            f"({journal_path(opts.state_dir, opts.cluster)}): changing the counts now could retire "
-                            "its fresh nodes and keep the old ones", fix="finish it with `bakery roll`, then re-run")
-    with exclusive(opts.state_dir, opts.cluster):
+    with exclusive(opts.state_dir, opts.cluster):  # a running roll is refused as running, not as stopped
+        if journal_path(opts.state_dir, opts.cluster).exists():
+            raise fleet.Refused(f"a roll of cluster {rec.cluster} stopped part way "
+                                f"({journal_path(opts.state_dir, opts.cluster)}): changing the counts now could "
+                                "retire its fresh nodes and keep the old ones",
+                                fix="finish it with `bakery roll`, then re-run")
         driver = _driver(opts, rec)
         plan = fleet.plan_scale(driver.members(), opts.managers, opts.workers, opts.consul, driver.limit)
         if dry_run or not plan.changes:
             return plan, []
         timed = fleet.run_plan(driver, plan, progress, fleet.Timeouts(ready=opts.timeout, drain=opts.drain_timeout))
         return plan, timed
+
+
+def swarm_formed(rec: ClusterRecord) -> bool:
+    """Whether a manager of the cluster runs and answers `docker node ls`: its swarm exists."""
+    for node in rec.nodes:
+        if node.role in fleet.MANAGER_ROLES and not node.stopped and nodes.running(node):
+            try:
+                CliSwarm(node).nodes()
+                return True
+            except (BakeryError, ValueError):
+                continue
+    return False
 
 
 def journal_path(state_dir: Path, name: str) -> Path:
@@ -330,13 +348,17 @@ def roll(opts: cluster.UpOptions, only: Sequence[str] | None, image: str | None,
         journal = fleet.write_journal(path, rec.cluster, target, only or journal.get("only") or [],
                                       fleet.merged_pairs(journal, plan))
 
+        api_before = cluster.api_node(rec)  # the address the last `up` or `roll` told operators to use
+
         def on_step(change: fleet.Change) -> None:
-            if change.kind == "retire" and change.role == "seed":
-                api = next((n for n in rec.nodes if n.role == "manager"), None)
-                if api is not None:
-                    progress(f"retiring the seed: its address ({cluster.address_for('seed', 'seed')}) stops "
-                             f"answering; reach the swarm at tcp://{cluster.address_for(api.name, api.role)}:2376 "
-                             "from now on")
+            if change.kind != "retire" or change.node != api_before.name:
+                return
+            rest = replace(rec, nodes=[n for n in rec.nodes if n.name != change.node])
+            if any(n.role in fleet.MANAGER_ROLES for n in rest.nodes):
+                api, old = cluster.api_node(rest), cluster.address_for(api_before.name, api_before.role)
+                progress(f"retiring {change.node}: its address ({old}), the one DOCKER_HOST was given, stops "
+                         f"answering; reach the swarm at tcp://{cluster.address_for(api.name, api.role)}:2376 "
+                         "from now on")
 
         timeouts = fleet.Timeouts(ready=opts.timeout, drain=opts.drain_timeout)
         timed = fleet.run_plan(driver, plan, progress, timeouts, on_step=on_step)

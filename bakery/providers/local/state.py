@@ -91,6 +91,7 @@ class ClusterRecord:
     services: dict[str, Proc] = field(default_factory=dict)  # dnsmasq, apt proxy
     nodes: list[NodeRecord] = field(default_factory=list)
     config: str = ""  # the generated cluster definition given to `bakery render`
+    formed: bool = True  # False from the first `up`'s start until its nodes are Ready (older records: True)
 
     def node(self, name: str) -> NodeRecord:
         for n in self.nodes:
@@ -99,10 +100,11 @@ class ClusterRecord:
         raise BakeryError(f"cluster {self.cluster} has no node {name!r} (see `bakery nodes`)")
 
     def save(self, path: Path) -> None:
+        """0600, as the rest of the cluster's state (it names the processes and files bakery made)."""
+        from ...state import write_private
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        tmp.replace(path)
+        write_private(path, (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode())
 
     @classmethod
     def load(cls, path: Path) -> ClusterRecord:

@@ -437,8 +437,8 @@ def describer(driver: OpenStackDriver) -> Callable[[fleet.Change], str]:
             return dataclasses.replace(c, node=full(c.node), replaces=full(c.replaces) if c.replaces else None
                                        ).describe()
         if c.kind == "add":
-            then = f", then delete server {full(c.replaces)}" if c.replaces else ""
-            return f"boot server {full(c.node)} ({c.role}) and wait until ACTIVE{then} ({NOT_ASKED})"
+            then = f" to replace server {full(c.replaces)}," if c.replaces else ""
+            return f"boot server {full(c.node)} ({c.role}){then} and wait until ACTIVE ({NOT_ASKED})"
         return f"delete server {full(c.node)} ({NOT_ASKED}, nothing is drained)"
 
     return describe
