@@ -470,6 +470,19 @@ def _cert_info(what: str, node: str | None, path: Path) -> CertInfo:
                     sans, cert.not_valid_after_utc)
 
 
+def on_node(name: str, tls_dir: Path) -> list[CertInfo]:
+    """The server and join certificates a node runs with, read from its own TLS folder (a local node's
+    root is on this machine): after `certs --renew` they are still the old ones until the node is replaced."""
+    out = []
+    for kind in ("server", "join"):
+        path = tls_dir / f"{kind}-cert.pem"
+        try:
+            out.append(_cert_info(f"{name} {kind}", name, path))
+        except (OSError, ValueError, UserError):
+            continue
+    return out
+
+
 def inventory(cluster_dir: Path) -> list[CertInfo]:
     """Every certificate of the cluster: the CAs, the client, each node's server and join certificates."""
     found: list[tuple[str, str | None, Path]] = [(what, None, cluster_dir / sub / "ca.pem")

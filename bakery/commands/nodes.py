@@ -21,7 +21,9 @@ for the last three.
 
 Certificates: each row has cert_not_after and cert_days_left, the earliest end
 of the node's server and join certificates (null when bakery holds none for
-it). A node whose certificate expires within 30 days, or has expired, gets a
+it): on the local provider those the node runs with, read from its root (after
+`bakery certs --renew` they stay the old ones until the node is replaced);
+on OpenStack those the state directory issued. A node whose certificate expires within 30 days, or has expired, gets a
 WARNING line on stderr with the fix (a roll: the replacement gets a new one);
 the exit code stays 0. `bakery certs` lists every certificate.
 
@@ -47,18 +49,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_cluster_arguments(p)
 
 
-def cert_notes(cluster: str, state_dir: Any, rows: list[dict[str, Any]], provider: str) -> list[str]:
-    """Add each node's earliest certificate end to its row; the warnings for those ending within 30 days."""
+def cert_notes(cluster: str, state_dir: Any, rows: list[dict[str, Any]], provider: str,
+               tls_dirs: dict[str, Any] | None = None) -> list[str]:
+    """Add each node's earliest certificate end to its row; the warnings for those ending within 30 days.
+    `tls_dirs`: where a node's own certificates are (local nodes): what it runs with wins over what the
+    state directory issued (a `certs --renew` not yet rolled out)."""
     import datetime as dt
 
     from .. import certs, state
 
     cdir = state.cluster_dir(cluster, state_dir)
     ends: dict[str, Any] = {}
-    if (cdir / "nodes").is_dir():
-        for cert in certs.inventory(cdir):
-            if cert.node and (cert.node not in ends or cert.not_after < ends[cert.node].not_after):
-                ends[cert.node] = cert
+    found = certs.inventory(cdir) if (cdir / "nodes").is_dir() else []
+    running = {name: certs.on_node(name, folder) for name, folder in (tls_dirs or {}).items()}
+    found = [c for c in found if not running.get(c.node or "")] + [c for cs in running.values() for c in cs]
+    for cert in found:
+        if cert.node and (cert.node not in ends or cert.not_after < ends[cert.node].not_after):
+            ends[cert.node] = cert
     now = dt.datetime.now(dt.UTC)
     warnings = []
     for row in rows:
@@ -91,7 +98,12 @@ def run(args: argparse.Namespace) -> int:
     if answered_by is None:
         print(f"bakery nodes: no running manager of cluster {rec.cluster} answered `docker node ls`: "
               "swarm states are Unknown", file=sys.stderr)
-    for line in cert_notes(rec.cluster, args.state_dir, rows, "local"):
+    from pathlib import Path
+
+    from ..render import TLS_DIR
+
+    tls = {n.name: Path(n.dir) / "upper" / TLS_DIR.lstrip("/") for n in rec.nodes}  # each node's own files
+    for line in cert_notes(rec.cluster, args.state_dir, rows, "local", tls):
         print(f"bakery nodes: WARNING: {line}", file=sys.stderr)
     if args.output == "json":
         print(json.dumps({"cluster": rec.cluster, "answered_by": answered_by, "nodes": rows}, indent=2))

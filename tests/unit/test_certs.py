@@ -470,3 +470,32 @@ def test_nodes_warns_about_node_certificates_ending_within_30_days(state, capsys
     assert len(warnings) == 1, err
     assert warnings[0].startswith("bakery nodes: WARNING: worker-1's server certificate expires in 9 days")
     assert warnings[0].endswith("bakery roll --nodes worker-1 (its replacement gets a new certificate)")
+
+
+def test_nodes_reports_the_certificate_a_node_runs_with_not_one_renewed_since(tmp_path):
+    """After `certs --renew`, the node keeps its old certificate until it is replaced: `bakery nodes` reads
+    the node's own files (a local node's root) and so still warns when that one is ending."""
+    import shutil
+
+    from bakery.commands.nodes import cert_notes
+
+    cdir = tmp_path / "state" / "c1"
+    certs.ensure_cluster(cdir, "c1")
+    certs.ensure_node(cdir, "w1", "worker", ["localhost"])
+    node_tls = tmp_path / "w1-root" / "etc" / "bakery" / "tls"
+    node_tls.mkdir(parents=True)
+    for kind in ("server", "join"):
+        shutil.copy(cdir / "nodes" / "w1" / f"{kind}-cert.pem", node_tls / f"{kind}-cert.pem")
+    old = min(c.not_after for c in certs.on_node("w1", node_tls))
+    import time
+
+    time.sleep(1.1)  # the renewed certificate ends at least a second later
+    certs.renew(cdir, ["w1"])
+    issued = min(c.not_after for c in certs.inventory(cdir) if c.node == "w1")
+    assert issued > old
+    rows = [{"name": "w1"}]
+    cert_notes("c1", tmp_path / "state", rows, "local", {"w1": node_tls})
+    assert rows[0]["cert_not_after"] == old.strftime("%Y-%m-%dT%H:%M:%SZ")
+    rows = [{"name": "w1"}]
+    cert_notes("c1", tmp_path / "state", rows, "local", {"w1": tmp_path / "nothing"})  # no files: the issued one
+    assert rows[0]["cert_not_after"] == issued.strftime("%Y-%m-%dT%H:%M:%SZ")
