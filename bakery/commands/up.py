@@ -139,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
         return _converge(args, opts)
     again = [f"the first `bakery up` of cluster {opts.cluster} stopped before its swarm formed: what it left is "
              "removed, then the cluster is made anew"] if restart else []
+    if not restart:  # one local cluster at a time: said by the plan too, and before anything is written
+        from ..providers.local import net
+
+        net.require_free_subnet()
     if args.dry_run:
         names = cluster.node_names(args.managers, args.workers, args.consul)
         lines = [f"{i}. boot {n} ({r}, {cluster.address_for(n, r)})" for i, (n, r) in enumerate(names, 1)]
