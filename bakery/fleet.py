@@ -239,9 +239,10 @@ def check_quorum(members: Sequence[Member], changes: Sequence[Change]) -> None:
                 "--force-new-cluster` on a surviving manager, then re-run")
     by_name = {m.name: m for m in members if not m.ghost}
     for step, change in enumerate(changes, 1):
-        if change.role not in MANAGER_ROLES:
-            continue
         gone = by_name.get(change.node)
+        # A worker by record that the swarm lists as a manager (promoted by hand) counts as one.
+        if change.role not in MANAGER_ROLES and not (change.kind == "retire" and gone and gone.swarm_manager):
+            continue
         if change.kind == "add":
             listed, reachable = listed + 1, reachable + 1
         elif gone is None or gone.swarm_manager:
@@ -346,7 +347,7 @@ def plan_roll(members: Sequence[Member], only: Sequence[str] | None, limit: int,
               and m.role not in ("consul", GHOST)]
     # Workers first; then managers, lost ones first (the majority is back to full sooner), the seed last.
     order = sorted(chosen, key=lambda m: (m.manager, m.alive, m.role == "seed", _index(m.name)))
-    taken = set(by_name) | set(done.values())
+    taken = {m.name for m in members} | set(done.values())  # a ghost's name too: booting it would forget it
     plan = Plan()
     for m in order:
         new = done.get(m.name)
@@ -364,8 +365,8 @@ def plan_roll(members: Sequence[Member], only: Sequence[str] | None, limit: int,
 
 # --- the journal of a roll (roll.json): which new node replaces which, so a re-run continues ---------
 
-NODE_NAME = re.compile(r"(seed|(manager|worker)-[1-9][0-9]*)\Z")
-NEW_NAME = re.compile(r"(manager|worker)-[1-9][0-9]*\Z")  # a replacement is never a seed
+NODE_NAME = re.compile(r"(seed|(manager|worker)-[1-9][0-9]{0,2})\Z")
+NEW_NAME = re.compile(r"(manager|worker)-[1-9][0-9]{0,2}\Z")  # a replacement is never a seed
 
 
 def read_journal(path: Path, cluster: str) -> dict[str, Any]:
@@ -384,7 +385,7 @@ def read_journal(path: Path, cluster: str) -> dict[str, Any]:
     if data.get("cluster", cluster) != cluster:
         raise UserError(f"{path} is the journal of a roll of cluster {data['cluster']!r}, not {cluster!r}", fix=fix)
     bad = [f"{old} -> {new}" for old, new in pairs.items() if not NODE_NAME.match(old) or not NEW_NAME.match(new)
-           or new in pairs or (new.split("-")[0] != old.split("-")[0] and old != "seed")]
+           or new in pairs or new.split("-")[0] != ("manager" if old == "seed" else old.split("-")[0])]
     if bad or len(set(pairs.values())) != len(pairs):
         raise UserError(f"{path}: replacements bakery never chooses ({', '.join(bad) or 'one node for two'})", fix=fix)
     return {"pairs": pairs, "only": only, "image": image}
@@ -530,8 +531,17 @@ def retire(driver: Driver, change: Change, progress: Progress, timeouts: Timeout
     already done, so a re-run after a stop continues where it stopped."""
     name = change.node
     if change.role != "consul":
-        for entry in _swarm_entry(driver.swarm(avoid=[name]), name):
-            _leave_swarm(driver, name, entry, progress, timeouts)
+        swarm = driver.swarm(avoid=[name])
+        entries = _swarm_entry(swarm, name)
+        # The hostname listed twice (the machine left and joined again): its live entry is drained and
+        # leaves; the stale ones are only demoted and removed (draining one says nothing of the machine).
+        live = next((e for e in entries if e["Status"] == "Ready"), entries[0] if entries else None)
+        stale = [e for e in entries if e is not live]
+        if live is not None:
+            _leave_swarm(driver, name, live, progress, timeouts)
+        if stale:
+            progress(f"{name}: removing its stale swarm entries ({', '.join(e['ID'][:12] for e in stale)})")
+            forget(driver.swarm(avoid=[name]), name, stale)
     progress(f"{name}: deleting")
     driver.delete(name)
 

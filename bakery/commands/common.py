@@ -103,3 +103,16 @@ def cluster_name(args: argparse.Namespace) -> str:
         raise UserError(f"--cluster {explicit!r} is not a valid cluster name",
                         fix="lower-case letters, digits and '-', at most 63, starting with a letter or digit")
     return str(explicit)
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite, non-negative number of seconds (nan would never time out)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds must be a finite number, 0 or more")
+    return value

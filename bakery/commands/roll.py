@@ -52,7 +52,7 @@ from pathlib import Path
 
 from .. import fleet
 from ..errors import EXIT_OK, UserError
-from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name
+from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, seconds
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,8 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "application images the cluster's image has); with --provider openstack a "
                         "Glance image (default: the one the last `up` used)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
-    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for each replacement to be Ready")
-    p.add_argument("--drain-timeout", type=float, default=300, metavar="SECONDS",
+    p.add_argument("--timeout", type=seconds, default=600, help="seconds to wait for each replacement to be Ready")
+    p.add_argument("--drain-timeout", type=seconds, default=300, metavar="SECONDS",
                    help="how long a drained node's tasks may take to run elsewhere before the run stops (default 300)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     add_output(p)
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or default_root()
     name = cluster_name(args)
     opts = cluster.UpOptions(cluster=name, managers=1, workers=0, consul=False, baked=True, user_config=None,
-                             state_dir=state_dir, cache_dir=args.cache_dir or rootfs.default_cache_dir(),
+                             state_dir=state_dir, cache_dir=(args.cache_dir or rootfs.default_cache_dir()).resolve(),
                              timeout=args.timeout, drain_timeout=args.drain_timeout)
     progress = stderr_progress("bakery roll")
     start = time.monotonic()

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 from .. import fleet
 from ..errors import EXIT_OK, BakeryError, UserError
 from ..output import print_plan
-from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, config_path
+from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, config_path, seconds
 
 if TYPE_CHECKING:
     from ..providers.local.state import ClusterRecord
@@ -78,8 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_cluster(p)
     add_state_dir(p)
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="node image cache (see `bakery bake --help`)")
-    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for Ready (default 600)")
-    p.add_argument("--drain-timeout", type=float, default=300, metavar="SECONDS",
+    p.add_argument("--timeout", type=seconds, default=600, help="seconds to wait for Ready (default 600)")
+    p.add_argument("--drain-timeout", type=seconds, default=300, metavar="SECONDS",
                    help="how long a drained node's tasks may take to run elsewhere before the run stops (default 300)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (nodes to boot or retire) and change nothing")
     add_output(p)
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     opts = cluster.UpOptions(
         cluster=cluster_name(args), managers=args.managers, workers=args.workers,
         consul=args.consul, baked=not args.unbaked, user_config=config_path(args), state_dir=state_dir,
-        cache_dir=args.cache_dir or rootfs.default_cache_dir(), timeout=args.timeout,
+        cache_dir=(args.cache_dir or rootfs.default_cache_dir()).resolve(), timeout=args.timeout,
         drain_timeout=args.drain_timeout,
     )
     if exists:

@@ -231,8 +231,8 @@ def test_drain_and_ready_timeouts_reach_the_day_two_run(fake, clock, capsys, tmp
     state = _cluster_with_record(clock, tmp_path)
     seen = []
     monkeypatch.setattr(daytwo, "converge", lambda driver, dry, timeouts: seen.append(timeouts) or (fleet.Plan(), []))
-    monkeypatch.setattr(daytwo, "roll", lambda driver, only, dry, timeouts: seen.append(timeouts) or (fleet.Plan(), [],
-                                                                                                      "debian-12"))
+    monkeypatch.setattr(daytwo, "roll", lambda driver, only, dry, timeouts, image: seen.append(timeouts) or (
+        fleet.Plan(), [], "debian-12"))
     argv = [command, "--provider", "openstack", "--cluster", "prod", "--state-dir", str(state),
             "--drain-timeout", "7", "--timeout", "11"]
     if command == "up":

@@ -80,3 +80,19 @@ def test_a_create_is_never_sent_twice(cloud, clock, tmp_path):
     with _pytest.raises(CloudError, match="ConnectFailure"):
         _up(cloud, clock, tmp_path)
     assert [c for c in cloud.calls() if c == "POST /v2.1/servers"] == ["POST /v2.1/servers"]
+
+
+def test_a_503_for_a_listing_is_asked_again(cloud, clock, tmp_path):
+    """A gateway's 503 for one GET (a service restarting) is keystoneauth's retriable status: asked again."""
+    _up(cloud, clock, tmp_path)
+    nova, answered = cloud._nova, []
+
+    def once_unavailable(method, path, query, body, context):
+        if method == "GET" and path.endswith("/servers/detail") and not answered:
+            answered.append(503)
+            context.status_code = 503
+            return {"computeFault": {"message": "Service Unavailable", "code": 503}}
+        return nova(method, path, query, body, context)
+
+    cloud._nova = once_unavailable
+    assert sorted(ou.cluster_servers(connect(), "prod")) == ["prod-seed", "prod-worker-1"] and answered == [503]

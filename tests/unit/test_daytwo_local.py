@@ -102,3 +102,14 @@ def test_down_keeps_the_lock_file(tmp_path: Path) -> None:
     daytwo.forget_day_two(tmp_path, "c1")
     assert not daytwo.journal_path(tmp_path, "c1").exists()
     assert (record_path(tmp_path, "c1").parent / "day2.lock").exists()
+
+
+@pytest.mark.parametrize("argv", [["up", "--timeout", "nan"], ["up", "--drain-timeout", "-5"],
+                                  ["roll", "--timeout", "inf"], ["roll", "--drain-timeout", "soon"]])
+def test_timeouts_are_finite_seconds(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """nan would never time out; a negative one would give up before the first look."""
+    from bakery import cli
+
+    with pytest.raises(SystemExit) as exited:  # argparse's own exit: usage and the line
+        cli.main(argv)
+    assert exited.value.code == 2 and "seconds" in capsys.readouterr().err

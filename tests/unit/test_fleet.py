@@ -331,3 +331,77 @@ def test_a_swarm_that_lists_none_of_the_clusters_managers_is_not_trusted() -> No
     members = fleet.members_of(NODES, listed)
     with pytest.raises(fleet.Refused, match="lists none of the cluster's managers"):
         fleet.plan_scale(members, 3, 0, False, 19)
+
+
+class TwiceListed:
+    """A live worker the swarm lists twice: a stale Down entry first (it left and joined again), then its live
+    one; records the order of what is done to each entry."""
+
+    limit = 19
+
+    def __init__(self) -> None:
+        self.entries = {"old": {"ID": "old", "Hostname": "worker-1", "Status": "Down", "Availability": "Active",
+                                "ManagerStatus": ""},
+                        "new": {"ID": "new", "Hostname": "worker-1", "Status": "Ready", "Availability": "Active",
+                                "ManagerStatus": ""}}
+        self.log: list[tuple[str, ...]] = []
+
+    def swarm(self, avoid=()):
+        return self
+
+    def nodes(self):
+        return list(self.entries.values())
+
+    def tasks(self, node_id):
+        return []
+
+    def desired(self):
+        return {}
+
+    def running(self, name_or_service):
+        return name_or_service == "worker-1" and ("leave",) not in self.log
+
+    def drain(self, node_id):
+        self.log.append(("drain", node_id))
+        self.entries[node_id]["Availability"] = "Drain"
+
+    def demote(self, node_id):
+        self.log.append(("demote", node_id))
+
+    def leave(self, name):
+        self.log.append(("leave",))
+        self.entries["new"]["Status"] = "Down"
+        return True
+
+    def remove(self, node_id, force):
+        self.log.append(("rm", node_id))
+        del self.entries[node_id]
+
+    def delete(self, name):
+        self.log.append(("delete", name))
+
+
+def test_a_hostname_listed_twice_drains_its_live_entry_before_it_leaves() -> None:
+    driver = TwiceListed()
+    fleet.retire(driver, fleet.Change("retire", "worker-1", "worker"), lambda m: None,  # type: ignore[arg-type]
+                 fleet.Timeouts(drain=5, step=5))
+    assert driver.log == [("drain", "new"), ("leave",), ("rm", "new"), ("rm", "old"), ("delete", "worker-1")]
+
+
+def test_a_worker_promoted_by_hand_counts_in_the_majority() -> None:
+    """5 managers listed, 3 reachable; worker-2 is one of the reachable (promoted by hand): retiring it leaves
+    2 of 4, no majority."""
+    members = [member("seed", "seed", manager_status="Leader"), member("manager-1", "manager"),
+               member("manager-2", "manager", running=False, status="Down", manager_status="Unreachable"),
+               member("manager-3", "manager", running=False, status="Down", manager_status="Unreachable"),
+               member("worker-1", "worker"), member("worker-2", "worker", manager_status="Reachable")]
+    with pytest.raises(fleet.Refused, match="would leave 2 of 4 managers reachable"):
+        fleet.check_quorum(members, [fleet.Change("retire", "worker-2", "worker")])
+    with pytest.raises(fleet.Refused, match="would leave 2 of 4 managers reachable"):
+        fleet.plan_roll(members, ["worker-2"], 19)
+
+
+def test_a_roll_never_takes_a_ghosts_name() -> None:
+    listed = [*LISTED, entry("manager-3", "id-m3", manager="Reachable")]  # joined by hand, live
+    plan = fleet.plan_roll(fleet.members_of(NODES, listed), ["manager-1"], 19)
+    assert [c.node for c in plan.changes if c.kind == "add"] == ["manager-4"]

@@ -342,7 +342,14 @@ def roll(opts: cluster.UpOptions, only: Sequence[str] | None, image: str | None,
         plan = fleet.plan_roll(driver.members(), only or journal.get("only"), driver.limit,
                                done=journal.get("pairs") or {})
         info = {"image": target, "journal": str(path)}
-        if dry_run or not plan.changes:
+        if dry_run:
+            return plan, [], info
+        if not plan.changes:
+            if journal:  # stopped after its last change: the roll is done
+                if not journal["only"]:
+                    rec.image = target
+                driver.save()
+                path.unlink()
             return plan, [], info
         # Pairs of earlier runs stay: a replacement made then is never rolled again by this roll.
         journal = fleet.write_journal(path, rec.cluster, target, only or journal.get("only") or [],

@@ -84,14 +84,18 @@ CONNECT_RETRIES = 3
 
 
 def retry_idempotent(session: Any) -> None:
-    """Have the keystoneauth session retry idempotent requests whose connection failed, with its backoff
-    (0.5 s, then doubled). Such failures are ordinary: a proxy or an API worker closes an idle keep-alive
-    connection just as the next request goes out. A `connect_retries` set in clouds.yaml wins."""
+    """Have the keystoneauth session retry idempotent requests whose connection failed, or that a gateway
+    answered 503, with its backoff (0.5 s, then doubled). Such failures are ordinary: a proxy or an API
+    worker closes an idle keep-alive connection just as the next request goes out, a service restarts.
+    `connect_retries` / `status_code_retries` set in clouds.yaml win."""
     send = session.request
 
     def request(url: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        if method.upper() in IDEMPOTENT and kwargs.get("connect_retries") is None:
-            kwargs["connect_retries"] = CONNECT_RETRIES
+        if method.upper() in IDEMPOTENT:
+            if kwargs.get("connect_retries") is None:
+                kwargs["connect_retries"] = CONNECT_RETRIES
+            if not kwargs.get("status_code_retries"):  # a 503 (keystoneauth's retriable code) a moment long
+                kwargs["status_code_retries"] = CONNECT_RETRIES
         return send(url, method, *args, **kwargs)
 
     session.request = request

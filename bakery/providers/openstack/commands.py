@@ -246,7 +246,7 @@ def run_roll(args: argparse.Namespace,
                                     stderr_progress("bakery roll"), asked=args.wait != "active")
     only = [n.removeprefix(f"{cluster}-") for n in args.nodes] if args.nodes else None
     try:
-        plan, timed, image = daytwo.roll(driver, only, args.dry_run, _timeouts(args))
+        plan, timed, image = daytwo.roll(driver, only, args.dry_run, _timeouts(args), args.image)
     except fleet.Stopped as exc:
         raise _stopped(driver, exc, "bakery roll --provider openstack") from None
     full = driver.server_name
@@ -289,13 +289,16 @@ def run_down(args: argparse.Namespace, cluster: str, output: str = "text") -> in
             return
         report(message)
 
-    from ...state import default_root
+    from contextlib import nullcontext
+
+    from ...state import cluster_dir, default_root
     from . import daytwo
 
     state_root = getattr(args, "state_dir", None) or default_root()
-    with daytwo.exclusive(cluster, state_root):  # never under a running `up` or `roll`
+    known = cluster_dir(cluster, state_root).is_dir()  # else no run of this machine can hold it: no lock made
+    with daytwo.exclusive(cluster, state_root) if known else nullcontext():  # never under a running up or roll
         problems = down(connect(args.os_cloud), cluster, progress)
-        if not problems:  # a new cluster of this name continues no roll, and boots with its own options
+        if not problems and known:  # a new cluster of this name continues no roll, boots with its own options
             daytwo.forget_day_two(cluster, state_root)
     return teardown_result("down", cluster, deleted, problems,
                            looked=f"nothing on this cloud carries the tag bakery.cluster={cluster}", output=output)

@@ -59,8 +59,8 @@ def exclusive(cluster: str, state_root: Path | None) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserError(f"another `bakery up` or `bakery roll` is changing cluster {cluster} now",
-                            fix="wait for it to finish, then re-run") from None
+            raise fleet.Refused(f"another `bakery up`, `roll` or `down` is changing cluster {cluster} now",
+                                fix="wait for it to finish (or stop it), then re-run") from None
         yield
     finally:
         os.close(fd)
@@ -458,7 +458,17 @@ def converge(driver: OpenStackDriver, dry_run: bool,
     """`up` on a cluster that has servers: ERROR servers replaced, then fleet's plan to the counts asked for."""
     opts = driver.opts
     with exclusive(opts.cluster, driver.state_root):
+        journal = state_file(opts.cluster, driver.state_root, JOURNAL)
+        if journal.exists():
+            raise fleet.Refused(f"a roll of cluster {opts.cluster} stopped part way ({journal}): changing the "
+                                "counts now could retire its fresh nodes and keep the old ones",
+                                fix="finish it with `bakery roll --provider openstack`, then re-run")
         failed = {n: s for n, s in driver.servers().items() if s.status == "ERROR"}
+        if failed:  # deleting them is retiring them: never past the majority (Nova's ERROR is not the swarm's)
+            try:
+                fleet.check_quorum(driver.members(), [fleet.Change("retire", n, _role(s)) for n, s in failed.items()])
+            except UserError as exc:
+                raise _unreachable(driver, exc) from None
         if not dry_run:
             for name, server in sorted(failed.items()):
                 driver.progress(f"{server.name} is in ERROR: deleting it (the plan boots what the counts need)")
@@ -491,7 +501,7 @@ def _check_quota(driver: OpenStackDriver, plan: fleet.Plan) -> None:
 
 
 def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
-         timeouts: fleet.Timeouts) -> tuple[fleet.Plan, list[tuple[str, float]], str]:
+         timeouts: fleet.Timeouts, asked_image: str | None = None) -> tuple[fleet.Plan, list[tuple[str, float]], str]:
     """Replace servers one at a time (fleet.plan_roll), continuing an interrupted roll's journal (roll.json in
     the cluster's state dir: the image and which new node replaces which). Returns the image rolled to."""
     opts = driver.opts
@@ -499,9 +509,12 @@ def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
         path = state_file(opts.cluster, driver.state_root, JOURNAL)
         journal: dict[str, Any] = fleet.read_journal(path, opts.cluster) if path.exists() else {}
         if journal:
-            if only and sorted(only) != sorted(journal.get("only") or []):
+            if only and sorted(set(only)) != sorted(set(journal.get("only") or [])):
                 raise UserError(f"a roll of cluster {opts.cluster} stopped part way ({path}); finish it first",
                                 fix="re-run `bakery roll` without --nodes (it continues), or remove the journal")
+            if asked_image is not None and asked_image != journal["image"]:
+                raise UserError(f"a roll to {journal['image']} stopped part way ({path}); --image names another",
+                                fix="re-run without --image to finish it, then roll again to the new image")
             driver.progress(f"continuing the roll recorded in {path}")
             driver.opts = opts = dataclasses.replace(opts, image=journal["image"])
         try:
@@ -509,9 +522,20 @@ def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
                                    done=journal.get("pairs") or {})
         except UserError as exc:
             raise _unreachable(driver, exc) from None
-        if dry_run or not plan.changes:
+        if dry_run:
             return plan, [], opts.image
-        ou.resolve(driver.conn, opts)  # a wrong --image stops before the journal is written
+        if not plan.changes:
+            if journal:  # stopped after its last change: the roll is done
+                save_options(opts, driver.state_root)
+                path.unlink()
+            return plan, [], opts.image
+        try:
+            ou.resolve(driver.conn, opts)  # a wrong --image stops before the journal is written
+        except UserError as exc:
+            if not journal:
+                raise
+            raise UserError(f"{exc.message}; it is the image of the roll that stopped part way ({path})",
+                            fix=f"remove {path} and roll again (to --image IMAGE)") from None
         fleet.write_journal(path, opts.cluster, opts.image, only or journal.get("only") or [],
                             fleet.merged_pairs(journal, plan))
         _check_quota(driver, plan)
@@ -553,6 +577,13 @@ def load_options(cluster: str, state_root: Path | None, image: str | None, timeo
         recorded = {k: data[k] for k in RECORDED} | ({"image": image} if image else {})
         if not all(isinstance(recorded[k], str) for k in ("flavor", "image", "network", "operator_cidr")):
             raise ValueError("flavor, image, network and operator_cidr must be strings")
+        if not all(isinstance(v, (str, type(None))) for v in (recorded["floating_network"], data.get("key_name"))):
+            raise ValueError("floating_network and key_name must be strings or null")
+        if not all(isinstance(recorded[k], bool) for k in ("lb", "consul")):
+            raise ValueError("lb and consul must be true or false")
+        import ipaddress
+
+        ipaddress.ip_network(recorded["operator_cidr"], strict=False)
         return ou.UpOptions(cluster=cluster, **recorded, key_name=data.get("key_name"), managers=1, workers=0,
                             timeout=timeout)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
