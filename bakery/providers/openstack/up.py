@@ -328,7 +328,7 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
     cfg = dataclasses.replace(cfg, name=opts.cluster, tls_sans=tuple(sorted({*cfg.tls_sans, *extra})),
                               swarm=dataclasses.replace(cfg.swarm, seed=result.seed_ip,
                                                         managers=tuple(manager_ips.values())))
-    ids = boot(conn, opts, cfg, state_root, (flavor, image, network, ports, group_id), existing, progress)
+    ids = boot(conn, opts, cfg, state_root, (flavor, image, network, ports, group_id), existing, progress, clock)
     servers = wait_active(conn, ids, opts, progress, clock)
     result = dataclasses.replace(result, servers=ids, roles=dict((n, r) for r, n in node_plan(opts)))
     if balancer is not None and subnet is not None:
@@ -405,8 +405,9 @@ def fixed_ip(server: Any, known: str | None = None) -> str:
 
 
 def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, found: tuple[Any, ...],
-         existing: dict[str, Any], progress: Progress) -> dict[str, str]:
-    """Boot every planned server that does not exist yet; returns node name -> server id."""
+         existing: dict[str, Any], progress: Progress, clock: Clock | None = None) -> dict[str, str]:
+    """Boot every planned server that does not exist yet; returns node name -> server id. The managers
+    (the seed too) one after another, each once Nova has placed it: see wait_placed."""
     ids: dict[str, str] = {}
     # The seed forms the swarm only if no manager of the cluster exists (the cloud's tagged servers are
     # the record): a seed booted again beside running managers must join them, never init a second swarm.
@@ -418,7 +419,27 @@ def boot(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None
             continue
         ids[name] = boot_server(conn, opts, cfg, state_root, found, role, name, role == "seed" and not formed, refs)
         progress(f"booting {name} ({role})")
+        if role in ("seed", "manager") and opts.managers > 1:
+            wait_placed(conn, ids[name], name, clock or Clock())
     return ids
+
+
+def wait_placed(conn: Any, ident: str, name: str, clock: Clock, timeout: float = 120.0, poll: float = 1.0) -> None:
+    """Until Nova has chosen the server's host (it left the `scheduling` task state), or it is no longer
+    building. Anti-affinity placed in parallel races: each request is scheduled against the group's hosts
+    as they are at that moment, a loser is rescheduled, and with as many managers as computes it runs out
+    of retries (the test cloud met "Anti-affinity instance group policy was violated" with three managers
+    on three computes). Never an error here: wait_active reports what became of the server."""
+    deadline = clock.now() + timeout
+    retry = Poll()
+    while clock.now() < deadline:
+        try:
+            server = retry.get(partial(conn.compute.get_server, ident))
+        except Exception as exc:
+            raise cloud_error(exc, f"watching {name} being placed") from exc
+        if server is not None and (server.status != "BUILD" or server.task_state not in (None, "scheduling")):
+            return
+        clock.sleep(poll)
 
 
 def boot_server(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, found: tuple[Any, ...],
