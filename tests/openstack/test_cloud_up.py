@@ -225,3 +225,39 @@ def test_compute_quota_is_checked_before_anything_is_created(os_env, admin, user
         assert project_objects(user) == before
     finally:
         admin.compute.revert_quota_set(pid)
+
+
+def test_an_interrupted_up_converges_on_rerun_and_down_leaves_nothing(os_env, admin, user, clean, capsys, tmp_path):
+    """Ctrl-C while `up` boots: what it made is tagged; the next `up` converges to exactly the plan, keeping
+    the servers already there (no duplicates), and `down` leaves the project as it was."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = project_objects(user)
+    argv = up_argv("lab8", tmp_path / "state", "--managers", "3", "--workers", "2")
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(os_env.clouds_yaml)}
+    proc = subprocess.Popen([sys.executable, "-m", "bakery", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not servers_of(admin, "lab8"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no server of lab8 appeared (bakery exit {proc.returncode}): {proc.communicate()[1]}")
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    first = {n: s.id for n, s in servers_of(admin, "lab8").items()}
+    assert 0 < len(first) < 5, first
+    code, out, err = run(capsys, argv)
+    assert code == 0, err
+    now = {n: s.id for n, s in servers_of(admin, "lab8").items()}
+    assert sorted(now) == ["lab8-manager-1", "lab8-manager-2", "lab8-seed", "lab8-worker-1", "lab8-worker-2"]
+    assert {n: i for n, i in now.items() if n in first} == first, "the servers the first run made are kept"
+    code, _, err = run(capsys, ["down", "--provider", "openstack", "--os-cloud", "bakery", "--cluster", "lab8",
+                                "--state-dir", str(tmp_path / "state")])
+    assert code == 0, err
+    assert project_objects(user) == before

@@ -128,6 +128,12 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
     conn = connect(args.os_cloud)
     servers = cluster_servers(conn, cluster)
     roles = [str((s.metadata or {}).get("bakery.role", "worker")) for s in servers.values()]
+    state_dir = args.state_dir or default_root()
+    unfinished = daytwo.unfinished_first_up(cluster, state_dir) if servers else None
+    if unfinished is not None:  # continue the first `up`, with its counts where none are given
+        servers, roles = {}, []
+        args.managers = unfinished.get("managers", 3) if args.managers is None else args.managers
+        args.workers = unfinished.get("workers", 2) if args.workers is None else args.workers
     # A count not given: a running cluster keeps what it has, a new one gets 3 managers and 2 workers.
     if args.managers is None:
         args.managers = fleet.kept_managers(roles.count("seed") + roles.count("manager"), cluster) if servers else 3
@@ -136,25 +142,30 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
     args.consul = ("consul" in roles) if args.consul is None else bool(args.consul)
     opts = up_options(args, cluster)
     cfg = load_config(args)
-    state_dir = args.state_dir or default_root()
     progress = stderr_progress("bakery up")
     if servers:
         return _converge(args, daytwo.OpenStackDriver(conn, opts, cfg, state_dir, progress,
                                                       asked=args.wait != "active"))
+    again = [f"the first `bakery up` of cluster {cluster} stopped before it finished: this run continues it "
+             "(what is there is kept, what is missing is booted)"] if unfinished is not None else []
     if args.dry_run:
         lines = [f"{i}. boot {name} ({role})" for i, (role, name) in enumerate(node_plan(opts), 1)]
-        return print_plan(args, cluster, False, lines, [])
+        return print_plan(args, cluster, False, lines, again)
     start = time.monotonic()
-    daytwo.save_options(opts, state_dir)
+    for note in again:
+        progress(note)
+    daytwo.save_options(opts, state_dir, formed=False)
     result = up(conn, opts, cfg, state_dir, progress)
     certs = client_cert_dir(cluster, state_dir)
     if args.wait == "active":
+        daytwo.save_options(opts, state_dir)  # finished: from now on a re-run converges
         return _report_active(args, cluster, result, certs, time.monotonic() - start)
     expected = {name: ("worker" if role == "worker" else "manager") for name, role in result.roles.items()
                 if role != "consul"}
     progress(f"waiting for {len(expected)} node(s) to be Ready, through {result.seed_address}:{cfg.docker.api_port}")
     client = ready.tls_client(result.seed_address, cfg.docker.api_port, certs)
     nodes = ready.wait_ready(client, expected, args.timeout, READY_POLL, progress)
+    daytwo.save_options(opts, state_dir)  # the swarm formed: from now on a re-run converges
     seconds = time.monotonic() - start
     host = ready.docker_url(result.api_address, cfg.docker.api_port)
     if args.output == "json":

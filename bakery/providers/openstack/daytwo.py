@@ -550,13 +550,31 @@ def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
 RECORDED = ("flavor", "image", "network", "operator_cidr", "floating_network", "lb", "consul")
 
 
-def save_options(opts: ou.UpOptions, state_root: Path | None) -> None:
-    """What `roll` boots replacements with: the last `up`'s flavor, image, network and access options."""
-    data = {k: getattr(opts, k) for k in RECORDED} | {"key_name": opts.keypair}
+def save_options(opts: ou.UpOptions, state_root: Path | None, formed: bool = True) -> None:
+    """What `roll` boots replacements with: the last `up`'s flavor, image, network and access options.
+    `formed` False: a first `up` is under way (with its counts), until it has finished."""
+    data = {k: getattr(opts, k) for k in RECORDED} | {"key_name": opts.keypair, "formed": formed}
+    if not formed:
+        data |= {"managers": opts.managers, "workers": opts.workers}
     path = state_file(opts.cluster, state_root, RECORD)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
+
+
+def unfinished_first_up(cluster: str, state_root: Path | None) -> dict[str, int] | None:
+    """The counts of a first `up` from this state dir that stopped before it finished (Ctrl-C, a boot that
+    failed), else None: its re-run continues that `up` (it boots what is missing and keeps what is there)
+    rather than converging a swarm that may never have formed."""
+    path = state_file(cluster, state_root, RECORD)
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("formed", True) is not False:
+        return None
+    counts = {k: data.get(k) for k in ("managers", "workers")}
+    return {k: v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
 
 
 def forget_day_two(cluster: str, state_root: Path | None) -> None:
