@@ -62,9 +62,15 @@ def print_plan(args: Any, name: str, exists: bool, lines: list[str], notes: list
         print(json.dumps({"cluster": name, "cluster_exists": exists, "dry_run": True, "plan": lines,
                           "notes": notes}, indent=2))
         return EXIT_OK
-    print(f"cluster {name} ({'up' if exists else 'new'}): {'plan' if exists else 'would be booted'}:")
+    print_lines(f"cluster {name} ({'up' if exists else 'new'}): {'plan' if exists else 'would be booted'}:",
+                lines, notes)
+    return EXIT_OK
+
+
+def print_lines(header: str, lines: list[str], notes: list[str]) -> None:
+    """A plan as text: the header, each line indented, then each note."""
+    print(header)
     for line in lines:
         print(f"  {line}")
     for note in notes:
         print(f"  note: {note}")
-    return EXIT_OK

@@ -52,6 +52,7 @@ from pathlib import Path
 
 from .. import fleet
 from ..errors import EXIT_OK, UserError
+from ..output import print_lines
 from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, seconds
 
 
@@ -131,11 +132,7 @@ def _report(args: argparse.Namespace, name: str, image: str, lines: list[str], p
                           "replaced": replaced, "seconds": round(seconds, 1), **(reach or {})}, indent=2))
         return EXIT_OK
     if args.dry_run or not pairs:
-        print(f"cluster {name}: roll to {image}:")
-        for line in lines:
-            print(f"  {line}")
-        for note in notes:
-            print(f"  note: {note}")
+        print_lines(f"cluster {name}: roll to {image}:", lines, notes)
         return EXIT_OK
     print(f"cluster {name}: {len(replaced)} node(s) replaced in {seconds:.0f}s")
     for r in replaced:
