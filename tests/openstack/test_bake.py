@@ -136,37 +136,6 @@ def test_quota_error_is_one_clear_message(cloud, clock):
     assert not cloud.neutron["security-groups"]
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("flavor", "m1.huge", "flavor 'm1.huge' does not exist on this cloud (available: m1.large, m1.small)"),
-    ("base_image", "centos", "image 'centos' does not exist on this cloud (available: debian-12)"),
-    ("network", "public", "network 'public' does not exist on this cloud (available: private)"),
-])
-def test_missing_flavor_image_network_fail_before_creating_anything(cloud, clock, field, value, expected):
-    with pytest.raises(UserError) as err:
-        run_bake(cloud, clock, **{field: value})
-    assert str(err.value).startswith(expected)
-    assert not any(c.startswith(("POST", "PUT", "DELETE")) for c in cloud.calls())
-
-
-def test_cleanup_by_id_removes_leftovers_of_that_bake_only(cloud, clock):
-    conn = connect()
-    mine = conn.compute.create_server(name="b", image_id="i", flavor_id="f", networks=[],
-                                      metadata={"bakery.bake": "dead"})
-    other = conn.compute.create_server(name="o", image_id="i", flavor_id="f", networks=[],
-                                       metadata={"bakery.bake": "live"})
-    sg_mine = conn.network.create_security_group(name="bakery-bake-dead")
-    conn.network.set_tags(sg_mine, ["bakery.bake=dead"])
-    sg_other = conn.network.create_security_group(name="bakery-bake-live")
-    conn.network.set_tags(sg_other, ["bakery.bake=live"])
-    cloud.image("half", "img-half", status="saving", bakery_bake_id="dead", bakery_state="saving")
-    cloud.image("done", "img-done", status="active", bakery_bake_id="dead", bakery_state="complete")
-    problems = ob.cleanup(conn, "dead", lambda m: None, clock)
-    assert problems == []
-    assert cloud.servers[mine.id].get("_deleted") and not cloud.servers[other.id].get("_deleted")
-    assert list(cloud.neutron["security-groups"]) == [sg_other.id]
-    assert sorted(cloud.images) == ["img-debian", "img-done"]
-
-
 def test_dry_run_plan_touches_nothing(cloud, capsys):
     import argparse
 

@@ -72,21 +72,6 @@ def test_cluster_name_is_never_guessed(capsys, tmp_path, monkeypatch):
         assert "needs a cluster name" in one_line_error(capsys, argv, 2)
 
 
-def test_up_wrong_flavor_is_one_line_and_exit_2(fake, capsys, tmp_path):
-    argv = [*UP, "--cluster", "prod", "--state-dir", str(tmp_path), "--flavor", "m1.huge"]
-    line = one_line_error(capsys, argv, 2)
-    assert line == ("bakery up: error: flavor 'm1.huge' does not exist on this cloud (available: m1.large, m1.small) "
-                    "(pass --flavor with one of them)")
-    assert not fake.servers
-
-
-def test_up_quota_is_one_line_and_exit_1(fake, capsys, tmp_path):
-    fake.limits.update(maxTotalInstances=3, totalInstancesUsed=1)
-    line = one_line_error(capsys, [*UP, "--cluster", "prod", "--state-dir", str(tmp_path)], 1)
-    assert line.startswith("bakery up: error: quota exceeded: 5 server(s) of flavor m1.small need 5 instances "
-                           "(used 1 of 3)")
-
-
 def test_local_only_flags_are_refused_for_openstack(capsys):
     assert "are for --provider local" in one_line_error(capsys, [*UP, "--cluster", "p", "--unbaked"], 2)
 

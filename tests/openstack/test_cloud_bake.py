@@ -20,7 +20,7 @@ import threading
 import time
 
 import pytest
-from testkit.osbakery import run
+from testkit.osbakery import project_objects, run
 
 from bakery.providers.openstack import glance
 from bakery.providers.openstack.bake import META_KEY
@@ -150,6 +150,33 @@ def test_a_killed_bake_is_cleaned_up_by_its_id(os_env, admin, user, builder, cap
     proc.communicate(timeout=60)
     left = leftovers(admin, user, bake_id)
     assert left["servers"] and left["security_groups"], left
+    # What else carries a bake's mark: this bake's snapshot that never finished (removed) and one that did
+    # (kept: it is a usable image), and another bake's security group (kept: that bake may be running).
+    half = user.image.create_image(name="half", disk_format="raw", container_format="bare",
+                                   bakery_bake_id=bake_id, bakery_state="saving")
+    done = user.image.create_image(name="done", disk_format="raw", container_format="bare", data=IMAGE_BYTES,
+                                   bakery_bake_id=bake_id, bakery_state="complete")
+    other = user.network.create_security_group(name="bakery-bake-other")
+    user.network.set_tags(other, [glance.bake_tag("other")])
     code, _, err = run(capsys, ["bake", "--target", "openstack", "--os-cloud", "bakery", "--cleanup", bake_id])
     assert code == 0, err
-    assert leftovers(admin, user, bake_id) == {"servers": [], "security_groups": [], "images": []}
+    assert leftovers(admin, user, bake_id) == {"servers": [], "security_groups": [], "images": ["done"]}
+    assert half.id not in {i.id for i in user.image.images()} and user.image.get_image(done.id).status == "active"
+    assert leftovers(admin, user, "other")["security_groups"] == ["bakery-bake-other"]
+    user.network.delete_security_group(other.id)
+
+
+@pytest.mark.parametrize("flag, value, start", [
+    ("--flavor", "m1.huge", "flavor 'm1.huge' does not exist on this cloud (available: "),
+    ("--base-image", "centos", "image 'centos' does not exist on this cloud (available: "),
+    ("--network", "nowhere", "network 'nowhere' does not exist on this cloud (available: "),
+])
+def test_a_flavor_image_or_network_not_there_fails_before_anything_is_created(os_env, admin, user, clean, capsys,
+                                                                                flag, value, start):
+    argv = list(BAKE)
+    argv[argv.index(flag) + 1] = value
+    before = project_objects(user)
+    code, _, err = run(capsys, argv)
+    assert code == 2, err
+    assert err.strip().splitlines()[-1].startswith("bakery bake: error: " + start), err
+    assert project_objects(user) == before

@@ -14,7 +14,7 @@ import ipaddress
 import json
 
 import pytest
-from testkit.osbakery import OPERATOR, public_key, run, servers_of, up_argv
+from testkit.osbakery import OPERATOR, project_objects, public_key, run, servers_of, up_argv
 
 pytestmark = pytest.mark.openstack
 
@@ -141,26 +141,6 @@ def test_down_removes_exactly_what_up_created(os_env, admin, user, sent, clean, 
     assert code == 0, err
 
 
-def project_objects(user) -> dict[str, list[str]]:
-    pid = user.current_project_id
-    return {"security_groups": sorted(sg.name for sg in user.network.security_groups(project_id=pid)),
-            "server_groups": sorted(g.name for g in user.compute.server_groups()),
-            "servers": sorted(s.name for s in user.compute.servers()),
-            "ports": sorted(p.name for p in user.network.ports(project_id=pid)
-                            if not p.device_owner.startswith("network:")),
-            "floating_ips": sorted(ip.floating_ip_address for ip in user.network.ips())}
-
-
-def test_lb_without_octavia_is_refused_before_anything_is_created(os_env, user, clean, capsys, tmp_path):
-    before = project_objects(user)
-    code, _, err = run(capsys, up_argv("lab3", tmp_path / "state", "--managers", "1", "--workers", "0", "--lb"))
-    assert code == 2
-    assert err.strip().splitlines() == ["bakery up: error: --lb needs Octavia (the load-balancer service), and this "
-                                        "cloud's catalog has none (drop --lb and reach the seed's floating IP instead "
-                                        "(--floating-ip), or use a cloud with Octavia)"]
-    assert project_objects(user) == before
-
-
 def test_more_managers_than_computes_names_the_anti_affinity_group(os_env, user, clean, capsys, tmp_path):
     """Three computes, five managers: the real scheduler refuses two, and bakery says why."""
     code, _, err = run(capsys, up_argv("lab4", tmp_path / "state", "--managers", "5", "--workers", "0"))
@@ -208,23 +188,6 @@ def test_network_quota_is_checked_before_anything_is_created(os_env, admin, user
         assert project_objects(user) == before
     finally:
         admin.network.delete_quota(pid)
-
-
-def test_compute_quota_is_checked_before_anything_is_created(os_env, admin, user, clean, capsys, tmp_path):
-    """The project's instance quota set low with Nova's quota API: one line, nothing created."""
-    pid = user.current_project_id
-    admin.compute.update_quota_set(pid, instances=1)
-    try:
-        before = project_objects(user)
-        code, _, err = run(capsys, up_argv("lab7", tmp_path / "state", "--managers", "1", "--workers", "1"))
-        assert code == 1
-        assert err.strip().splitlines() == [
-            "bakery up: error: quota exceeded: 2 server(s) of flavor m1.small need 2 instances (used 0 of 1) "
-            "(free some resources, use a smaller --flavor or fewer nodes, or ask the cloud's admins to raise the "
-            "project's quota; `openstack quota show` lists it)"]
-        assert project_objects(user) == before
-    finally:
-        admin.compute.revert_quota_set(pid)
 
 
 def test_an_interrupted_up_converges_on_rerun_and_down_leaves_nothing(os_env, admin, user, clean, capsys, tmp_path):

@@ -33,18 +33,28 @@ def read_public_key(path: Path) -> str:
     return text.splitlines()[0]
 
 
-def ensure_keypair(conn: Any, name: str, public_key: str, nodes_sg_id: str) -> bool:
-    """Import `public_key` as `name` unless it exists; True if bakery owns it (imported now or before)."""
+def check_keypair(conn: Any, name: str, public_key: str) -> Any:
+    """The keypair `name` if it exists holding `public_key`, None if it does not exist; another key under
+    that name is refused (before anything is created)."""
     try:
         existing = find_or_none(conn.compute.find_keypair, name)
+    except Exception as exc:
+        raise cloud_error(exc, f"looking up keypair {name}") from exc
+    if existing is not None and (existing.public_key or "").split()[:2] != public_key.split()[:2]:
+        raise UserError(f"keypair {name!r} already exists with another key",
+                        fix="pass --key-name with a new name, or delete the old keypair")
+    return existing
+
+
+def ensure_keypair(conn: Any, name: str, public_key: str, nodes_sg_id: str) -> bool:
+    """Import `public_key` as `name` unless it exists; True if bakery owns it (imported now or before)."""
+    existing = check_keypair(conn, name, public_key)
+    try:
         sg = conn.network.get_security_group(nodes_sg_id)
     except Exception as exc:
         raise cloud_error(exc, f"looking up keypair {name}") from exc
     mark = KEYPAIR_TAG + name
     if existing is not None:
-        if (existing.public_key or "").split()[:2] != public_key.split()[:2]:
-            raise UserError(f"keypair {name!r} already exists with another key",
-                            fix="pass --key-name with a new name, or delete the old keypair")
         return mark in (sg.tags or [])
     try:
         # Mark first: a crash between the two calls leaves a mark without a keypair, which down tolerates.

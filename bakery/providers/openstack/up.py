@@ -274,6 +274,8 @@ def resolve(conn: Any, opts: UpOptions) -> tuple[Any, Any, Any]:
     if not network.subnet_ids:
         raise UserError(f"network {opts.network!r} has no subnet: servers on it would get no address",
                         fix="pass --network with a tenant network that has a subnet")
+    if opts.public_key and opts.keypair:
+        access.check_keypair(conn, opts.keypair, opts.public_key)
     return flavor, image, network
 
 

@@ -24,6 +24,10 @@ def up_argv(cluster: str, state, *extra: str) -> list[str]:
 
 def wipe(user, admin) -> None:
     pid = user.current_project_id
+    for lb in list(user.load_balancer.load_balancers()):
+        user.load_balancer.delete_load_balancer(lb.id, cascade=True)
+    for lb in list(user.load_balancer.load_balancers()):
+        user.load_balancer.wait_for_delete(lb, wait=120)
     for s in list(user.compute.servers()):
         user.compute.delete_server(s.id)
     for s in list(user.compute.servers()):
@@ -53,3 +57,13 @@ def servers_of(admin, cluster: str) -> dict[str, object]:
             if (s.metadata or {}).get("bakery.cluster") == cluster}
 
 
+def project_objects(user) -> dict[str, list[str]]:
+    """What the project holds that bakery could have made (compared before and after a refused command)."""
+    pid = user.current_project_id
+    return {"security_groups": sorted(sg.name for sg in user.network.security_groups(project_id=pid)),
+            "server_groups": sorted(g.name for g in user.compute.server_groups()),
+            "servers": sorted(s.name for s in user.compute.servers()),
+            "ports": sorted(p.name for p in user.network.ports(project_id=pid)
+                            if not p.device_owner.startswith("network:")),
+            "floating_ips": sorted(ip.floating_ip_address for ip in user.network.ips()),
+            "keypairs": sorted(k.name for k in user.compute.keypairs())}

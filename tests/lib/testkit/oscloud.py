@@ -1,7 +1,8 @@
 """A real OpenStack control plane on loopback for the tests (docs/OPENSTACK-TESTCLOUD.md).
 
 Keystone, Placement, Nova (API, conductor, scheduler, three fake-driver computes), Neutron (ML2
-with a bind-everything driver, no agents), Glance, on a private PostgreSQL and RabbitMQ, all on
+with a bind-everything driver, no agents), Glance, Octavia (API and worker, noop amphora and compute
+drivers, VIPs as real Neutron ports), on a private PostgreSQL and RabbitMQ, all on
 127.0.0.1, in one run directory. The services' Python packages live in venvs under the cache dir
 ($BAKERY_CACHE_DIR or ~/.cache/bakery)/openstack-cloud, never in the test venv; PostgreSQL and
 RabbitMQ are Debian's (.ci/run installs them). Every process is started in its own session and
@@ -28,7 +29,7 @@ from pathlib import Path
 
 KIT = Path(__file__).resolve().parents[2] / "openstack" / "cloud"
 FENCED = ("198.18.99.0/24", "10.20.0.0/24")  # the external network and the tenant subnet
-PORTS = {"keystone": 5000, "placement": 8778, "nova-api": 8774, "neutron": 9696, "glance": 9292,
+PORTS = {"keystone": 5000, "placement": 8778, "nova-api": 8774, "neutron": 9696, "glance": 9292, "octavia": 9876,
          "postgres": 5433, "rabbit": 5672, "rabbit-dist": 25672, "epmd": 43690}
 COMPUTES = ("compute1", "compute2", "compute3")
 PG = "postgresql+psycopg2://os:os@127.0.0.1:5433"
@@ -74,11 +75,12 @@ def _log(msg: str) -> None:
     print(f"[testcloud] {msg}", file=sys.stderr, flush=True)
 
 
-def _venv(name: str, requirements: Path) -> Path:
-    """A venv with the requirements installed, rebuilt when the requirements file changes."""
+def _venv(name: str, requirements: Path, like: Path | None = None) -> Path:
+    """A venv with the requirements installed, rebuilt when the requirements file changes; with `like`,
+    the versions installed in that venv are its constraints (the shared libraries match)."""
     venv = cache_dir() / name
     stamp = venv / ".bakery-requirements"
-    want = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    want = hashlib.sha256(requirements.read_bytes() + (str(like).encode() if like else b"")).hexdigest()
     if stamp.exists() and stamp.read_text() == want:
         return venv
     if os.environ.get("BAKERY_OPENSTACK_NO_INSTALL") == "1":
@@ -86,8 +88,12 @@ def _venv(name: str, requirements: Path) -> Path:
     _log(f"installing {requirements.name} into {venv}")
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    for cmd in ([sys.executable, "-m", "venv", str(venv)],
-                [str(venv / "bin" / "pip"), "install", "-q", "-r", str(requirements)]):
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "-r", str(requirements)]
+    if like is not None:
+        frozen = subprocess.run([str(like / "bin" / "pip"), "freeze"], capture_output=True, text=True, check=True)
+        (venv.parent / f"{name}-constraints.txt").write_text(frozen.stdout)
+        pip += ["-c", str(venv.parent / f"{name}-constraints.txt")]
+    for cmd in ([sys.executable, "-m", "venv", str(venv)], pip):
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise Unavailable(f"{' '.join(cmd[:3])}... failed: {done.stderr.strip()[-800:]}")
@@ -107,11 +113,17 @@ def _patch_neutron(venv: Path) -> None:
         found[0].write_text(text)
 
 
-def install() -> tuple[Path, Path]:
-    """The two venvs (the services; Glance alone), installing them the first time."""
+def install() -> tuple[Path, Path, Path]:
+    """The three venvs (the services; Glance alone; Octavia with the services' versions), installing them
+    the first time."""
     venv = _venv("venv", KIT / "requirements.txt")
     _patch_neutron(venv)
-    return venv, _venv("glance-venv", KIT / "requirements-glance.txt")
+    ovenv = _venv("octavia-venv", KIT / "requirements-octavia.txt", like=venv)
+    done = subprocess.run([str(ovenv / "bin" / "python"), str(KIT / "patch_octavia_pg.py"), str(ovenv)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise Unavailable(f"patching Octavia's migrations failed: {(done.stderr or done.stdout).strip()[-800:]}")
+    return venv, _venv("glance-venv", KIT / "requirements-glance.txt"), ovenv
 
 
 def _port_free(port: int) -> bool:
@@ -137,6 +149,7 @@ class Cloud:
     run: Path
     venv: Path = Path()
     glance_venv: Path = Path()
+    octavia_venv: Path = Path()
     procs: dict[str, int] = field(default_factory=dict)  # name -> pid (= its process group)
     routes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -239,8 +252,13 @@ def _reap(pid: int) -> None:
 
 def _prepare(run: Path) -> None:
     for d in ("log", "state/keystone", "state/neutron", "state/instances", *(f"state/{c}" for c in COMPUTES),
-              "lock/neutron", "glance", "rabbit", "pgrun"):
+              "lock/neutron", "glance", "rabbit", "pgrun", "ca"):
         (run / d).mkdir(parents=True, exist_ok=True)
+    # Octavia's amphora flow signs a certificate for each (noop) amphora, even with noop drivers.
+    if not (run / "ca" / "ca.pem").exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-noenc", "-days", "30", "-subj",
+                        "/CN=bakery test cloud octavia CA", "-keyout", str(run / "ca" / "ca.key"),
+                        "-out", str(run / "ca" / "ca.pem")], check=True, capture_output=True)
     for src in (KIT / "etc").rglob("*"):
         if src.is_file():
             dst = run / "etc" / src.relative_to(KIT / "etc")
@@ -297,8 +315,8 @@ def start(run: Path) -> Cloud:
     """Install (first time), start and populate the cloud in RUN; on failure, everything is stopped."""
     _preflight()
     t0 = time.monotonic()
-    venv, gvenv = install()
-    cloud = Cloud(run, venv, gvenv)
+    venv, gvenv, ovenv = install()
+    cloud = Cloud(run, venv, gvenv, ovenv)
     cloud.timings["install"] = time.monotonic() - t0
     try:
         _start(cloud)
@@ -309,8 +327,33 @@ def start(run: Path) -> Cloud:
     return cloud
 
 
+def _wait_octavia(cloud: Cloud, timeout: float = 90) -> None:
+    """octavia-api loads its app at the first request, and a create cast before the worker consumes its
+    topic is lost: wait for `GET /` to answer and for the worker's consumer."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{PORTS['octavia']}/", timeout=5) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise Unavailable(f"octavia-api did not answer GET / within {timeout:.0f}s: {cloud.tail('octavia')}")
+        time.sleep(0.3)
+    worker_log = cloud.log / "octavia-worker.log"
+    while "Starting V2 consumer" not in (worker_log.read_text(errors="replace") if worker_log.exists() else ""):
+        if not _alive(cloud.procs["octavia-worker"]):
+            raise Unavailable(f"octavia-worker exited: {cloud.tail('octavia-worker')}")
+        if time.monotonic() > deadline:
+            raise Unavailable(f"octavia-worker did not consume within {timeout:.0f}s: {cloud.tail('octavia-worker')}")
+        time.sleep(0.3)
+
+
 def _start(cloud: Cloud) -> None:
-    run, v, gv = cloud.run, cloud.venv, cloud.glance_venv
+    run, v, gv, ov = cloud.run, cloud.venv, cloud.glance_venv, cloud.octavia_venv
     _prepare(run)
     t = time.monotonic()
     _fence(cloud)
@@ -341,7 +384,7 @@ def _start(cloud: Cloud) -> None:
     _wait_postgres(cloud)
     psql = [*su, str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", "5433", "-U", "postgres", "-qAt", "-c"]
     cloud.check("pg-role", [*psql, "CREATE ROLE os LOGIN PASSWORD 'os' SUPERUSER"])
-    for db in ("keystone", "nova_api", "nova_cell0", "nova", "placement", "neutron", "glance"):
+    for db in ("keystone", "nova_api", "nova_cell0", "nova", "placement", "neutron", "glance", "octavia"):
         cloud.check(f"pg-{db}", [*psql, f"CREATE DATABASE {db} OWNER os"])
     cloud.timings["postgres"] = time.monotonic() - t
     t = time.monotonic()
@@ -354,7 +397,11 @@ def _start(cloud: Cloud) -> None:
             "glance-db": subprocess.Popen([str(gv / "bin" / "glance-manage"), "--config-file",
                                            str(etc / "glance/glance-api.conf"), "db_sync"],
                                           cwd=run, env=cloud.env(), stdout=open(cloud.log / "glance-db.log", "wb"),
-                                          stderr=subprocess.STDOUT)}
+                                          stderr=subprocess.STDOUT),
+            "octavia-db": subprocess.Popen([str(ov / "bin" / "octavia-db-manage"), "--config-file",
+                                            str(etc / "octavia/octavia.conf"), "upgrade", "head"],
+                                           cwd=run, env=cloud.env(), stdout=open(cloud.log / "octavia-db.log", "wb"),
+                                           stderr=subprocess.STDOUT)}
     km = [str(v / "bin" / "keystone-manage"), "--config-file", str(etc / "keystone/keystone.conf")]
     cloud.check("keystone-db", [*km, "db_sync"])
     cloud.check("keystone-fernet", [*km, "fernet_setup", "--keystone-user", "root", "--keystone-group", "root"])
@@ -387,25 +434,30 @@ def _start(cloud: Cloud) -> None:
     cloud.gunicorn("neutron", 9696, "lab_wsgi_neutron:application", v, OS_NEUTRON_CONFIG_DIR=str(etc / "neutron"),
                    OS_NEUTRON_CONFIG_FILES="neutron.conf")
     cloud.gunicorn("nova-api", 8774, "lab_wsgi_nova:application", v, OS_NOVA_CONFIG_DIR=str(etc / "nova"))
+    octavia_conf = str(etc / "octavia/octavia.conf")
+    cloud.gunicorn("octavia", PORTS["octavia"], "lab_wsgi_octavia:application", ov, OCTAVIA_CONF=octavia_conf)
     cloud.wait_port("rabbit", 5672, timeout=90)
     conf = ["--config-file", str(etc / "nova/nova.conf")]
     cloud.spawn("nova-conductor", [str(v / "bin" / "nova-conductor"), *conf])
+    cloud.spawn("octavia-worker", [str(ov / "bin" / "octavia-worker"), "--config-file", octavia_conf])
     for c in COMPUTES:
         cloud.spawn(f"nova-{c}", [str(v / "bin" / "nova-compute"), *conf, "--config-file",
                                   str(etc / c / "nova-compute.conf")])
-    for name in ("placement", "glance", "neutron", "nova-api"):
+    for name in ("placement", "glance", "neutron", "nova-api", "octavia"):
         cloud.wait_port(name, PORTS[name], timeout=90)
     # The scheduler starts after the computes' resource providers exist (trap 10: the HostState race).
     cloud.check("wait-rps", [str(v / "bin" / "python"), str(KIT / "wait_rps.py"), str(len(COMPUTES))])
     cloud.spawn("nova-scheduler", [str(v / "bin" / "nova-scheduler"), *conf])
     cloud.check("discover-hosts", [*nm, "cell_v2", "discover_hosts"])
+    _wait_octavia(cloud)
     cloud.timings["services"] = time.monotonic() - t
     t = time.monotonic()
     cloud.check("cloud-setup", [str(v / "bin" / "python"), str(KIT / "cloud_setup.py")])
     cloud.timings["cloud-setup"] = time.monotonic() - t
 
 
-ORDER = ("nova-scheduler", *(f"nova-{c}" for c in COMPUTES), "nova-conductor", "nova-api", "neutron", "glance",
+ORDER = ("octavia-worker", "octavia",
+         "nova-scheduler", *(f"nova-{c}" for c in COMPUTES), "nova-conductor", "nova-api", "neutron", "glance",
          "placement", "keystone", "rabbit", "epmd", "postgres")
 
 
@@ -430,7 +482,7 @@ def _load(run: Path) -> Cloud:
 def attach(run: Path) -> Cloud:
     """A cloud started by hand in RUN (`oscloud.py up RUN`), checked to be answering."""
     cloud = _load(run)
-    down = [n for n in ("keystone", "nova-api", "neutron", "glance", "placement") if not _answers(PORTS[n])]
+    down = [n for n in ("keystone", "nova-api", "neutron", "glance", "placement", "octavia") if not _answers(PORTS[n])]
     if down:
         raise Unavailable(f"the test cloud in {run} is not answering: {', '.join(down)}")
     return cloud

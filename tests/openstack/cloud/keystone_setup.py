@@ -25,14 +25,15 @@ def role(name):
 bk, svc = project("bakery"), project("service")
 member, admin, service = role("member"), role("admin"), role("service")
 idn.assign_project_role_to_user(bk, user("bakery", "bakerypw", bk), member)
-for s in ("nova", "neutron", "placement", "glance"):
+for s in ("nova", "neutron", "placement", "glance", "octavia"):
     su = user(s, "svcpw", svc)
     idn.assign_project_role_to_user(svc, su, admin)
     idn.assign_project_role_to_user(svc, su, service)
 for name, typ, url in (("nova", "compute", "http://127.0.0.1:8774/v2.1"),
                        ("placement", "placement", "http://127.0.0.1:8778"),
                        ("neutron", "network", "http://127.0.0.1:9696"),
-                       ("glance", "image", "http://127.0.0.1:9292")):
+                       ("glance", "image", "http://127.0.0.1:9292"),
+                       ("octavia", "load-balancer", "http://127.0.0.1:9876")):
     sv = next(iter(idn.services(type=typ)), None) or idn.create_service(name=name, type=typ, enabled=True)
     have = {e.interface for e in idn.endpoints(service_id=sv.id)}
     for itf in ("public", "internal", "admin"):

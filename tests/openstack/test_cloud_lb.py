@@ -1,0 +1,105 @@
+"""`bakery up --lb` against the test cloud's real Octavia (API and worker with noop amphora and compute
+drivers; VIPs are real Neutron ports: testkit/oscloud.py) and real Neutron: the load balancer in front of
+the managers' Docker API, read back from Octavia and Neutron, a re-run that changes nothing, and `down`
+removing it with its VIP port and floating IP. A cloud whose catalog has no load-balancer service is
+refused before anything is created."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from testkit.osbakery import OPERATOR, project_objects, run, servers_of, up_argv
+
+pytestmark = pytest.mark.openstack
+
+TAG = "bakery.cluster=lab9"
+
+
+def octavia_objects(user) -> dict[str, list]:
+    lb = user.load_balancer
+    return {"loadbalancers": sorted(x.id for x in lb.load_balancers()),
+            "listeners": sorted(x.id for x in lb.listeners()),
+            "pools": sorted(x.id for x in lb.pools()),
+            "healthmonitors": sorted(x.id for x in lb.health_monitors())}
+
+
+def test_lb_in_front_of_the_managers_then_down_removes_it(os_env, admin, user, clean, capsys, tmp_path):
+    before = project_objects(user)
+    state = tmp_path / "state"
+    code, out, err = run(capsys, up_argv("lab9", state, "--managers", "3", "--workers", "0", "--lb"))
+    assert code == 0, err
+    result = json.loads(out)
+    lb = user.load_balancer
+    (balancer,) = [b for b in lb.load_balancers() if b.name == "bakery-lab9-api"]
+    assert TAG in balancer.tags and balancer.provisioning_status == "ACTIVE"
+    (subnet,) = list(user.network.subnets(name="private-subnet"))
+    assert balancer.vip_subnet_id == subnet.id and result["lb_vip"] == balancer.vip_address
+    vip_port = user.network.get_port(balancer.vip_port_id)  # a real Neutron port on the tenant subnet
+    assert vip_port.fixed_ips[0]["ip_address"] == balancer.vip_address
+
+    (listener,) = list(lb.listeners())
+    assert [b["id"] for b in listener.load_balancers] == [balancer.id]
+    assert (listener.protocol, listener.protocol_port, listener.allowed_cidrs) == ("TCP", 2376, [OPERATOR])
+    (pool,) = list(lb.pools())
+    assert (pool.protocol, pool.lb_algorithm) == ("TCP", "ROUND_ROBIN")
+    assert [x["id"] for x in pool.listeners] == [listener.id]
+    (monitor,) = list(lb.health_monitors())
+    assert monitor.type == "TCP" and [p["id"] for p in monitor.pools] == [pool.id]
+    servers = servers_of(admin, "lab9")
+    want = sorted((name, s.addresses["private"][0]["addr"], 2376) for name, s in servers.items())
+    members = sorted((m.name, m.address, m.protocol_port) for m in lb.members(pool))
+    assert members == want and len(members) == 3
+    assert all(TAG in x.tags for x in (listener, pool, monitor, *lb.members(pool)))
+
+    # The VIP's floating IP comes from the external network and is the API address every certificate names.
+    (fip,) = [ip for ip in user.network.ips() if ip.port_id == balancer.vip_port_id]
+    public = user.network.find_network("public", ignore_missing=False)
+    assert fip.floating_network_id == public.id and result["lb_floating_ip"] == fip.floating_ip_address
+    for node in ("lab9-seed", "lab9-manager-1", "lab9-manager-2"):
+        sans = json.loads((state / "lab9" / "nodes" / node / "meta.json").read_text())["sans"]
+        assert {balancer.vip_address, fip.floating_ip_address} <= set(sans), (node, sans)
+    # The amphorae reach the members from the subnet; the listener admits only the operator.
+    rules = sorted((r.port_range_min, r.remote_ip_prefix) for r in user.network.security_group_rules()
+                   if r.port_range_min == 2376)
+    assert rules == sorted([(2376, OPERATOR), (2376, subnet.cidr)])
+
+    # A re-run changes nothing in Octavia.
+    octavia_before = octavia_objects(user)
+    code, out, err = run(capsys, up_argv("lab9", state, "--managers", "3", "--workers", "0", "--lb"))
+    assert code == 0, err
+    assert octavia_objects(user) == octavia_before
+
+    # Another cluster's balancer of the same name, and a floating IP nobody tagged, survive `down`.
+    other = lb.create_load_balancer(name="bakery-lab9-api", vip_subnet_id=subnet.id, tags=["bakery.cluster=staging"])
+    lb.wait_for_load_balancer(other.id, status="ACTIVE", wait=120)
+    stranger = user.network.create_ip(floating_network_id=public.id)
+    code, out, err = run(capsys, ["down", "--provider", "openstack", "--os-cloud", "bakery", "--cluster", "lab9"])
+    assert code == 0, err
+    assert [b.id for b in lb.load_balancers()] == [other.id]
+    assert balancer.vip_port_id not in {p.id for p in user.network.ports()}
+    assert [ip.id for ip in user.network.ips()] == [stranger.id]
+    lb.delete_load_balancer(other.id, cascade=True)
+    lb.wait_for_delete(lb.get_load_balancer(other.id), wait=120)
+    user.network.delete_ip(stranger.id)
+    assert project_objects(user) == before
+
+
+def test_lb_without_octavia_in_the_catalog_is_refused_before_anything_is_created(os_env, admin, user, clean,
+                                                                                 capsys, tmp_path):
+    """The load-balancer service's endpoints disabled in Keystone: a cloud without Octavia, as bakery sees it."""
+    before = project_objects(user)  # the test's own connection authenticated with Octavia in its catalog
+    (service,) = list(admin.identity.services(type="load-balancer"))
+    endpoints = list(admin.identity.endpoints(service_id=service.id))
+    for e in endpoints:
+        admin.identity.update_endpoint(e, is_enabled=False)
+    try:
+        code, _, err = run(capsys, up_argv("lab3", tmp_path / "state", "--managers", "1", "--workers", "0", "--lb"))
+        assert code == 2
+        assert err.strip().splitlines() == [
+            "bakery up: error: --lb needs Octavia (the load-balancer service), and this cloud's catalog has none "
+            "(drop --lb and reach the seed's floating IP instead (--floating-ip), or use a cloud with Octavia)"]
+        assert project_objects(user) == before
+    finally:
+        for e in endpoints:
+            admin.identity.update_endpoint(e, is_enabled=True)
