@@ -32,7 +32,8 @@ pattern, on node or an engine label) becomes a constraint on a node label named
 after the hint, node.labels.bakery.hint.<hash>==true (the same label at every
 conversion), and the hint is kept in the file's x-bakery.node_labels. `bakery
 deploy` labels the live nodes the hint admits and unlabels the others at every
-deploy, so a node added later gets tasks only once a deploy has matched it. For
+deploy, so a node added later gets tasks only once a deploy has matched it; the
+label of a hint no service names any more is taken off the nodes. For
 `docker stack deploy`, the nodes must carry the label first: the report (a
 warning) gives the `docker node update --label-add LABEL=true NODE` commands,
 one per node of --nodes FILE the hint admits. Without --nodes it still

@@ -60,6 +60,10 @@ class Engine:
     def nodes(self) -> list[dict[str, Any]]:
         return call("list nodes", lambda: self.api.nodes())
 
+    def all_services(self) -> list[dict[str, Any]]:
+        """Every service of the swarm, of any stack or none (whose constraints may name a hint label)."""
+        return call("list services", lambda: self.api.services())
+
     def services(self, stack: str) -> list[dict[str, Any]]:
         return call("list services", lambda: self.api.services(filters={"label": f"{NAMESPACE_LABEL}={stack}"}))
 

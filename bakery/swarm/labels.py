@@ -6,13 +6,17 @@ the nodes the hint admits get that label and the ones that carry it but no
 longer match lose it, matched against the live hostnames and engine labels, so a
 node that joined since the last deploy is labelled now, and one that did not
 match never gets tasks. A hint that admits no live node is refused: its tasks
-would pend forever. The label edits come first in the plan, before any service
-is created or updated, and a rollback puts the old values back.
+would pend forever. A hint label no service names any more (its hint left the
+file, or the stack was removed) is taken off the nodes that carry it, unless a
+service of another stack still names it. The label edits come first in the
+plan, before any service is created or updated, and a rollback puts the old
+values back.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -37,10 +41,34 @@ def _shown(hint: NodeLabel, nodes: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(out) or "none"
 
 
-def plan_labels(hints: Iterable[NodeLabel], nodes: Sequence[Mapping[str, Any]]) -> list[Change]:
+HINT_PREFIX = "bakery.hint."
+_NAMED = re.compile(r"node\.labels\.(bakery\.hint\.[0-9a-f]+)\s*(?:==|!=)")
+UNUSED = "no service names it any more"
+
+
+def named_hint_labels(services: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The hint labels these live services' placement constraints name."""
+    found: set[str] = set()
+    for svc in services:
+        placement = (((svc.get("Spec") or {}).get("TaskTemplate") or {}).get("Placement") or {})
+        for constraint in placement.get("Constraints") or ():
+            found.update(_NAMED.findall(str(constraint)))
+    return found
+
+
+def plan_labels(hints: Iterable[NodeLabel], nodes: Sequence[Mapping[str, Any]],
+                in_use: set[str] | None = None) -> list[Change]:
     """One `update` per node whose hint labels must change, by hostname; raises a located
-    UserError for a hint that admits no live node."""
+    UserError for a hint that admits no live node. With `in_use` (the hint labels services
+    outside this deploy name), a hint label neither these hints nor those name is taken off."""
+    hints = list(hints)
     edits: dict[str, list[LabelEdit]] = {}
+    if in_use is not None:
+        keep = in_use | {h.label for h in hints}
+        for node in nodes:
+            for label, have in sorted(((node.get("Spec") or {}).get("Labels") or {}).items()):
+                if label.startswith(HINT_PREFIX) and label not in keep:
+                    edits.setdefault(str(node["ID"]), []).append(LabelEdit(label, UNUSED, have, None))
     for hint in hints:
         admitted = 0
         for node in nodes:

@@ -187,7 +187,13 @@ def plan(
             if f"{kind}:{name}" not in refs and kind != "volume":
                 raise UserError(f"external {kind} {name} does not exist", fix=f"create it first (docker {kind} create)")
         nodes = engine.nodes()
-        node_changes = labels.plan_labels(wanted.node_labels, nodes)
+        # Hint labels other services name stay: those of other stacks, and this stack's services the
+        # file no longer has unless --prune removes them (the services this deploy writes name its hints).
+        written = {w.name for w in wanted.objects if w.kind == "service"}
+        others = [svc for svc in engine.all_services()
+                  if (svc.get("Spec") or {}).get("Name") not in written
+                  and not (prune and ((svc.get("Spec") or {}).get("Labels") or {}).get(NAMESPACE_LABEL) == stack)]
+        node_changes = labels.plan_labels(wanted.node_labels, nodes, labels.named_hint_labels(others))
         counts = _check_placement(wanted, labels.labelled(nodes, node_changes))
     runs = tuple(
         ServiceRun(

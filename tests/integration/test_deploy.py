@@ -315,6 +315,40 @@ def test_a_pattern_hint_labels_the_nodes_it_admits_and_no_other(engine, deployer
     engine.docker("stack", "rm", "hinted")
 
 
+def test_a_hint_label_no_service_names_is_taken_off_unless_another_stack_names_it(engine, deployer, tmp_path):
+    """A hint that left the file leaves no label behind on the nodes (a later hint could never be told
+    from it), but a label another stack's service still names is kept."""
+    node = _node(engine)
+    hostname, ident = node["Description"]["Hostname"], node["ID"]
+    hint = f"node=={hostname[:2]}*"
+    code, out = deployer(str(_hinted(tmp_path, hint, "a.yml")), "--name", "hinta")
+    assert code == 0, out
+    [label] = [e["label"] for c in out["plan"] if c["kind"] == "node" for e in c["labels"] if e["after"]]
+    code, out = deployer(str(_hinted(tmp_path, hint, "b.yml")), "--name", "hintb")
+    assert code == 0, out
+    plain = tmp_path / "plain.yml"
+    plain.write_text(yaml.safe_dump({"version": "2", "services": {"app": {
+        "image": "local/busybox:1", "command": ["sleep", "3600"], "stop_signal": "SIGKILL"}}}))
+
+    # hinta's file drops the hint; hintb's service still names the label: kept.
+    code, out = deployer(str(plain), "--name", "hinta")
+    assert code == 0, out
+    assert [c for c in out["plan"] if c["kind"] == "node"] == []
+    assert engine.client().api.inspect_node(ident)["Spec"]["Labels"].get(label) == "true"
+
+    # Once hintb is gone no service names it: the next deploy takes it off, and the one after is a no-op.
+    engine.docker("stack", "rm", "hintb")
+    code, out = deployer(str(plain), "--name", "hinta")
+    assert code == 0, out
+    [change] = [c for c in out["plan"] if c["kind"] == "node"]
+    assert [(e["label"], e["before"], e["after"]) for e in change["labels"]] == [(label, "true", None)]
+    assert label not in engine.client().api.inspect_node(ident)["Spec"]["Labels"]
+    code, out = deployer(str(plain), "--name", "hinta")
+    assert code == 0, out
+    assert {c["action"] for c in out["plan"]} == {"unchanged"}, out["plan"]
+    engine.docker("stack", "rm", "hinta")
+
+
 def test_a_rolled_back_deploy_puts_the_node_labels_back(engine, deployer, tmp_path):
     node = _node(engine)
     hostname, ident = node["Description"]["Hostname"], node["ID"]

@@ -115,3 +115,26 @@ def test_a_hand_edited_entry_is_a_located_error(entry, message):
     with pytest.raises(ComposeError, match=message) as err:
         load(_stack(entry))
     assert err.value.path[0] == "node_labels"
+
+
+def test_a_hint_label_nothing_names_is_taken_off_and_one_in_use_is_kept():
+    stale, kept = "bakery.hint.0123456789ab", "bakery.hint.ba9876543210"
+    nodes = [node("1", "web1", {L: "true", stale: "true", kept: "true", "zone": "a"}), node("2", "db1", {stale: "x"})]
+    changes = plan_labels([WEB], nodes, in_use={kept})
+    got = {c.name: [(e.label, e.before, e.after) for e in c.labels] for c in changes}
+    assert got == {"web1": [(stale, "true", None)], "db1": [(stale, "x", None)]}
+    assert all("no service names it any more" in r for c in changes for r in c.reasons)
+    assert plan_labels([WEB], nodes) == []  # without what services name (no engine asked), nothing is taken off
+    assert labels_of(labelled(nodes, changes)) == [{L: "true", kept: "true", "zone": "a"}, {}]
+
+
+def labels_of(nodes: list[dict]) -> list[dict]:
+    return [n["Spec"]["Labels"] for n in nodes]
+
+
+def test_the_labels_live_constraints_name():
+    from bakery.swarm.labels import named_hint_labels
+
+    svc = {"Spec": {"TaskTemplate": {"Placement": {"Constraints": [
+        "node.labels.bakery.hint.0123456789ab==true", "node.role==worker", "node.labels.bakery.hint.ffff != true"]}}}}
+    assert named_hint_labels([svc, {"Spec": {}}, {}]) == {"bakery.hint.0123456789ab", "bakery.hint.ffff"}
