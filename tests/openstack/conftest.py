@@ -182,18 +182,26 @@ def os_env(openstack_cloud, monkeypatch):
     return openstack_cloud
 
 
-@pytest.fixture
-def admin(os_env):
+def _connect(name: str) -> Any:
+    """The tests' own connections retry idempotent requests on a reset connection as bakery's do (the
+    services' gunicorn closes idle keep-alive connections after 2 s: a reset is no test failure)."""
     import openstack
 
-    return openstack.connect(cloud="admin")
+    from bakery.providers.openstack.cloud import retry_idempotent
+
+    conn = openstack.connect(cloud=name)
+    retry_idempotent(conn.session)
+    return conn
+
+
+@pytest.fixture
+def admin(os_env):
+    return _connect("admin")
 
 
 @pytest.fixture
 def user(os_env):
-    import openstack
-
-    return openstack.connect(cloud="bakery")
+    return _connect("bakery")
 
 
 @pytest.fixture

@@ -215,3 +215,43 @@ def test_a_stopped_rolls_image_gone_from_glance_names_the_journal_to_remove(clou
         daytwo.roll(driver(state, LiveApi(cloud), clock), None, False, fleet.Timeouts(ready=0))
     assert "image 'deleted-image' does not exist" in raised.value.message
     assert raised.value.fix == f"remove {path} and roll again (to --image IMAGE)"
+
+
+def test_a_first_up_while_another_holds_the_cluster_is_refused_and_creates_nothing(cloud, tmp_path, monkeypatch,
+                                                                                   capsys):
+    """Two first `up`s of one cluster at once both booted a seed that forms a swarm (the attacker's race on
+    the real cloud): the first up holds the lock, so the second is refused before it creates anything."""
+    from bakery import cli
+    from bakery.providers.openstack import cloud as cloud_mod
+    monkeypatch.setattr(cloud_mod, "connect", lambda os_cloud: connect())
+    state = tmp_path / "state"
+    argv = ["up", "--provider", "openstack", "--cluster", "prod", "--state-dir", str(state), "--flavor", "m1.small",
+            "--image", "debian-12", "--network", "private", "--operator-cidr", "198.51.100.0/24", "--wait", "active",
+            "--managers", "1", "--workers", "0"]
+    with daytwo.exclusive("prod", state):
+        code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 1 and "another `bakery up`, `roll` or `down` is changing cluster prod now" in err, err
+    assert not [c for c in cloud.calls() if not c.startswith("GET")]
+
+
+def test_an_up_that_finds_the_cluster_made_meanwhile_is_refused(cloud, tmp_path, monkeypatch, capsys):
+    """It listed no server, then took the lock after the other up finished: it must not boot a second seed."""
+    from bakery import cli
+    from bakery.providers.openstack import cloud as cloud_mod
+    from bakery.providers.openstack import up as up_mod
+    monkeypatch.setattr(cloud_mod, "connect", lambda os_cloud: connect())
+    calls = []
+
+    def listing(conn, cluster):
+        calls.append(cluster)
+        return {} if len(calls) == 1 else {"prod-seed": SimpleNamespace(metadata={"bakery.role": "seed"})}
+
+    monkeypatch.setattr(up_mod, "cluster_servers", listing)
+    state = tmp_path / "state"
+    code = cli.main(["up", "--provider", "openstack", "--cluster", "prod", "--state-dir", str(state), "--flavor",
+                     "m1.small", "--image", "debian-12", "--network", "private", "--operator-cidr", "198.51.100.0/24",
+                     "--wait", "active", "--managers", "1", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 1 and "another `bakery up` created cluster prod while this one started" in err, err
+    assert not [c for c in cloud.calls() if not c.startswith("GET")]

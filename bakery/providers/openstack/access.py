@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import CloudError, UserError
-from .cloud import find_network, find_or_none
+from .cloud import create_tagged, find_network, find_or_none
 from .errors import cloud_error
 
 KEYPAIR_TAG = "bakery.keypair="
@@ -84,8 +84,8 @@ def ensure_floating_ip(conn: Any, tag: str, external_id: str, port_id: str, what
         for ip in conn.network.ips(tags=tag, port_id=port_id):
             if tag in (ip.tags or []) and ip.port_id == port_id:
                 return ip
-        ip = conn.network.create_ip(floating_network_id=external_id, port_id=port_id,
-                                    description=f"bakery: {what}")
+        ip = create_tagged(conn.network.create_ip, tag, floating_network_id=external_id, port_id=port_id,
+                           description=f"bakery: {what}")
         conn.network.set_tags(ip, [tag])
     except Exception as exc:
         raise cloud_error(exc, f"allocating a floating IP for {what}") from exc

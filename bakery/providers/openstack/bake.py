@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ...bakedata import Archive, parse_console
 from ...errors import EXIT_FAILED, EXIT_OK, BakeryError, CloudError, UserError
 from . import glance
-from .cloud import Clock, Poll, find_flavor, find_image, find_network
+from .cloud import Clock, Poll, create_tagged, find_flavor, find_image, find_network
 from .errors import cloud_error, server_fault
 from .ledger import Ledger, delete_all, quiet
 
@@ -135,8 +135,8 @@ def _run(conn: Any, opts: BakeOptions, userdata: bytes, found: tuple[Any, Any, A
 
 def _create_security_group(conn: Any, opts: BakeOptions) -> Any:
     try:
-        sg = conn.network.create_security_group(
-            name=opts.builder_name, description=f"bakery bake {opts.bake_id}: builder, no inbound traffic")
+        sg = create_tagged(conn.network.create_security_group, glance.bake_tag(opts.bake_id), name=opts.builder_name,
+                           description=f"bakery bake {opts.bake_id}: builder, no inbound traffic")
     except Exception as exc:
         raise cloud_error(exc, f"creating security group {opts.builder_name}") from exc
     try:

@@ -113,6 +113,21 @@ def _pick(kind: str, wanted: str, found: list[Any], names: list[str], flag: str)
     return by_name[0]
 
 
+def create_tagged(create: Callable[..., Any], tag: str, **attrs: Any) -> Any:
+    """A Neutron create with its tag in the request itself (Neutron's `tag-creation` extension): a kill
+    between the create and a separate `set_tags` left an untagged resource that `down` never finds. A
+    cloud without the extension refuses the attribute (400): then it is created untagged, and the
+    caller's `set_tags` tags it, as before."""
+    from openstack import exceptions
+
+    try:
+        return create(**attrs, tags=[tag])
+    except exceptions.BadRequestException as exc:
+        if "tags" not in str(exc):
+            raise
+        return create(**attrs)
+
+
 def find_or_none(finder: Any, name_or_id: str) -> Any:
     """`find_*` without the deprecated ignore_missing=True (docs/FACTS.md §6)."""
     from openstack import exceptions

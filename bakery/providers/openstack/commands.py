@@ -116,11 +116,11 @@ def tagged_name(name: str) -> str:
 def run_up(args: argparse.Namespace, cluster: str) -> int:
     """A new cluster is made by up.up; one that has servers is converged by fleet (daytwo.converge)."""
     from ...commands.common import load_config
-    from ...state import client_cert_dir, default_root
+    from ...state import default_root
     from ..local.host import stderr_progress
-    from . import daytwo, ready
+    from . import daytwo
     from .cloud import connect
-    from .up import cluster_servers, node_plan, up
+    from .up import cluster_servers, node_plan
 
     given = {"managers": args.managers if args.managers is not None else 3,
              "workers": args.workers if args.workers is not None else 2, "consul": bool(args.consul)}
@@ -151,6 +151,22 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
     if args.dry_run:
         lines = [f"{i}. boot {name} ({role})" for i, (role, name) in enumerate(node_plan(opts), 1)]
         return print_plan(args, cluster, False, lines, again)
+    # The first up holds the cluster's lock, as day two does: a second `up` (it would boot a second seed
+    # that forms a second swarm) or a `down` from this state dir is refused while it runs.
+    with daytwo.exclusive(cluster, state_dir):
+        if unfinished is None and cluster_servers(conn, cluster):
+            raise fleet.Refused(f"another `bakery up` created cluster {cluster} while this one started",
+                                fix="re-run `bakery up`: it converges the cluster that is there")
+        return _first_up(args, conn, opts, cfg, state_dir, progress, again)
+
+
+def _first_up(args: argparse.Namespace, conn: Any, opts: Any, cfg: Any, state_dir: Path, progress: Any,
+              again: list[str]) -> int:
+    from ...state import client_cert_dir
+    from . import daytwo, ready
+    from .up import up
+
+    cluster = opts.cluster
     start = time.monotonic()
     for note in again:
         progress(note)

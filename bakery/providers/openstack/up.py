@@ -28,7 +28,7 @@ from typing import Any
 from ...config import ClusterConfig
 from ...errors import CloudError, UserError
 from . import access, lb
-from .cloud import Clock, Poll, find_flavor, find_image, find_network, find_or_none
+from .cloud import Clock, Poll, create_tagged, find_flavor, find_image, find_network, find_or_none
 from .errors import cloud_error, server_fault
 from .ledger import Ledger, delete_all
 
@@ -158,7 +158,8 @@ def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledge
         sg = existing.get(name)
         if sg is None:
             try:
-                sg = conn.network.create_security_group(name=name, description=f"bakery cluster {opts.cluster}")
+                sg = create_tagged(conn.network.create_security_group, cluster_tag(opts.cluster), name=name,
+                                   description=f"bakery cluster {opts.cluster}")
                 ledger.add("security_group", sg.id)
                 conn.network.set_tags(sg, [cluster_tag(opts.cluster)])
             except Exception as exc:
@@ -211,7 +212,8 @@ def ensure_port(conn: Any, opts: UpOptions, name: str, network_id: str, sg_ids: 
         if port.name == name:
             return port
     try:
-        port = conn.network.create_port(name=name, network_id=network_id, security_group_ids=sg_ids)
+        port = create_tagged(conn.network.create_port, cluster_tag(opts.cluster), name=name, network_id=network_id,
+                             security_group_ids=sg_ids)
         ledger.add("port", port.id)
         conn.network.set_tags(port, [cluster_tag(opts.cluster)])
     except Exception as exc:
