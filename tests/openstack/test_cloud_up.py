@@ -224,3 +224,15 @@ def test_an_interrupted_up_converges_on_rerun_and_down_leaves_nothing(os_env, ad
                                 "--state-dir", str(tmp_path / "state")])
     assert code == 0, err
     assert project_objects(user) == before
+
+
+def test_down_of_a_cluster_not_there_leaves_a_server_group_of_its_name(os_env, user, clean, capsys):
+    """Server groups carry no tags: one named like a cluster's (affinity or anti-affinity) in a project where
+    that cluster is not survives `down` (the attacker's run deleted a user's own group)."""
+    affinity = user.compute.create_server_group(name="bakery-look-managers", policies=["affinity"])
+    anti = user.compute.create_server_group(name="bakery-look2-managers", policies=["anti-affinity"])
+    for cluster in ("look", "look2"):
+        code, out, err = run(capsys, ["down", "--provider", "openstack", "--os-cloud", "bakery", "--cluster", cluster])
+        assert code == 0, err
+        assert "deleted" not in out + err, out + err
+    assert {g.id for g in user.compute.server_groups()} >= {affinity.id, anti.id}

@@ -540,9 +540,14 @@ def has_octavia(conn: Any) -> bool:
 
 
 def down(conn: Any, cluster: str, progress: Progress, clock: Clock | None = None) -> list[str]:
-    """Delete what carries this cluster's mark (and its exactly-named server group), nothing else."""
+    """Delete what carries this cluster's mark (and its exactly-named anti-affinity server group, when the
+    cluster is there), nothing else."""
     ledger = Ledger()
-    for server in cluster_servers(conn, cluster).values():
+    try:  # by id: two servers of one name (a race of two first ups) are both the cluster's
+        servers = [s for s in conn.compute.servers(details=True) if (s.metadata or {}).get(CLUSTER_KEY) == cluster]
+    except Exception as exc:
+        raise cloud_error(exc, f"listing servers of cluster {cluster}") from exc
+    for server in servers:
         ledger.add("server", server.id)
     kinds = ("floating_ip", "load_balancer", "port", "security_group")
     for kind in kinds if has_octavia(conn) else tuple(k for k in kinds if k != "load_balancer"):
@@ -550,9 +555,15 @@ def down(conn: Any, cluster: str, progress: Progress, clock: Clock | None = None
             ledger.add(kind, res.id)
     for name in access.owned_keypairs(_tagged(conn, "security_group", cluster)):
         ledger.add("keypair", name)
+    # A server group has no tags: it is the cluster's by its exact name, its anti-affinity policy, and the
+    # cluster being there (something tagged, or its members the cluster's servers). A look-alike of the
+    # name in a project where the cluster is not stays.
+    mine = {str(s.id) for s in servers}
     try:
         for group in conn.compute.server_groups():
-            if group.name == f"bakery-{cluster}-managers":
+            policies = [getattr(group, "policy", None), *(getattr(group, "policies", None) or [])]
+            if (group.name == f"bakery-{cluster}-managers" and "anti-affinity" in policies
+                    and (ledger.items or mine & set(getattr(group, "member_ids", None) or []))):
                 ledger.add("server_group", group.id)
     except Exception as exc:
         raise cloud_error(exc, "listing server groups") from exc
