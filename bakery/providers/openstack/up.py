@@ -364,9 +364,11 @@ def network_needs(conn: Any, opts: UpOptions, cfg: ClusterConfig, existing: dict
     fips = 0
     if opts.floating_network and not _tagged(conn, "floating_ip", opts.cluster):
         fips = 2 if opts.lb else 1
+    # The load balancer's VIP is a Neutron port of the project too (Octavia makes it) when it is still missing.
+    vip = 1 if opts.lb and not _tagged(conn, "load_balancer", opts.cluster) else 0
     # Neutron gives every new group two egress rules of its own.
     return {"security_groups": len(new), "security_group_rules": sum(len(rules[n]) + 2 for n in new),
-            "ports": len(missing), "floating_ips": fips}
+            "ports": len(missing) + vip, "floating_ips": fips}
 
 
 def replace_failed(conn: Any, existing: dict[str, Any], opts: UpOptions, progress: Progress,
