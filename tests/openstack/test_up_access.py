@@ -82,3 +82,15 @@ def test_a_manager_roll_keeps_the_load_balancers_pool_on_the_live_managers(cloud
     assert "10.0.0.11" not in [a for _, a in members]  # manager-1's fixed IP left the pool
     assert any("prod-manager-3" in line and "added to the pool" in line for line in said)
     assert any("prod-manager-1" in line and "taken out of the pool" in line for line in said)
+
+
+def test_the_network_quota_counts_the_vip_port_of_a_load_balancer_still_missing(cloud, clock, tmp_path):
+    """Octavia makes the VIP port in the project: a project with room for exactly the servers' ports
+    failed half-way (Octavia's 500 from Neutron's 409); the check counts it, and only until the LB exists."""
+    cloud.network("public", "net-public", external=True)
+    opts = dataclasses.replace(OPTS, managers=3, workers=0, lb=True, floating_network="public")
+    assert ou.network_needs(connect(), opts, config.build({}), {})["ports"] == 3 + 1
+    assert ou.network_needs(connect(), dataclasses.replace(opts, lb=False), config.build({}), {})["ports"] == 3
+    run_up(cloud, clock, tmp_path, managers=3, workers=0, lb=True, floating_network="public")
+    assert ou.network_needs(connect(), opts, config.build({}), {"prod-seed": 1, "prod-manager-1": 1,
+                                                                 "prod-manager-2": 1})["ports"] == 0
