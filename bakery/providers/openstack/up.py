@@ -258,12 +258,16 @@ def seed_address(conn: Any, cluster: str) -> str | None:
     return str(port.fixed_ips[0]["ip_address"])
 
 
-def cluster_servers(conn: Any, cluster: str) -> dict[str, Any]:
+def cluster_server_list(conn: Any, cluster: str) -> list[Any]:
+    """Every server carrying the cluster's mark (two of one name, after a race, are both here)."""
     try:
-        return {s.name: s for s in conn.compute.servers(details=True)
-                if (s.metadata or {}).get(CLUSTER_KEY) == cluster}
+        return [s for s in conn.compute.servers(details=True) if (s.metadata or {}).get(CLUSTER_KEY) == cluster]
     except Exception as exc:
         raise cloud_error(exc, f"listing servers of cluster {cluster}") from exc
+
+
+def cluster_servers(conn: Any, cluster: str) -> dict[str, Any]:
+    return {s.name: s for s in cluster_server_list(conn, cluster)}
 
 
 def resolve(conn: Any, opts: UpOptions) -> tuple[Any, Any, Any]:
@@ -545,10 +549,7 @@ def down(conn: Any, cluster: str, progress: Progress, clock: Clock | None = None
     """Delete what carries this cluster's mark (and its exactly-named anti-affinity server group, when the
     cluster is there), nothing else."""
     ledger = Ledger()
-    try:  # by id: two servers of one name (a race of two first ups) are both the cluster's
-        servers = [s for s in conn.compute.servers(details=True) if (s.metadata or {}).get(CLUSTER_KEY) == cluster]
-    except Exception as exc:
-        raise cloud_error(exc, f"listing servers of cluster {cluster}") from exc
+    servers = cluster_server_list(conn, cluster)  # by id: two servers of one name are both the cluster's
     for server in servers:
         ledger.add("server", server.id)
     kinds = ("floating_ip", "load_balancer", "port", "security_group")
