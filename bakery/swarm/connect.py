@@ -131,11 +131,16 @@ def check_host(host: str, origin: str = "from -H") -> None:
 
 
 def recorded_seed(cluster: str, state_dir: Path) -> str | None:
-    """The seed's TLS API of a cluster `bakery up --provider local` booted (its record), if any."""
+    """The TLS API of a cluster `bakery up` booted, from its record: a local cluster's seed, an OpenStack
+    cluster's load balancer or seed floating IP (what `up` printed), if any."""
     import json
 
     from ..providers.local.state import record_path
+    from ..providers.openstack.daytwo import RECORD, recorded_docker_host
 
+    host = recorded_docker_host(state_dir / cluster / RECORD)
+    if host:
+        return host
     record = record_path(state_dir, cluster)
     try:
         nodes = json.loads(record.read_text()).get("nodes") or []

@@ -68,7 +68,34 @@ def test_lb_in_front_of_the_managers_then_down_removes_it(os_env, admin, user, c
     octavia_before = octavia_objects(user)
     code, out, err = run(capsys, up_argv("lab9", state, "--managers", "3", "--workers", "0", "--lb"))
     assert code == 0, err
-    assert octavia_objects(user) == octavia_before
+    assert octavia_objects(user) == octavia_before and json.loads(out)["restored"] == []
+
+    # What went missing by hand is put back by a re-run, --lb or not: the balancer's health monitor and a
+    # member, its floating IP, the seed's floating IP and the operator's 2376 rule.
+    lb.delete_health_monitor(monitor.id)
+    lb.wait_for_load_balancer(balancer.id, status="ACTIVE", wait=120)
+    gone = next(m for m in lb.members(pool) if m.name == "lab9-manager-2")
+    lb.delete_member(gone.id, pool.id)
+    lb.wait_for_load_balancer(balancer.id, status="ACTIVE", wait=120)
+    seed_port = next(p for p in user.network.ports() if p.name == "lab9-seed")
+    seed_fip = next(ip for ip in user.network.ips() if ip.port_id == seed_port.id)
+    user.network.delete_ip(fip.id)
+    user.network.delete_ip(seed_fip.id)
+    (rule,) = [r for r in user.network.security_group_rules() if r.port_range_min == 2376
+               and r.remote_ip_prefix == OPERATOR]
+    user.network.delete_security_group_rule(rule.id)
+    code, out, err = run(capsys, up_argv("lab9", state, "--managers", "3", "--workers", "0"))
+    assert code == 0, err
+    restored = json.loads(out)["restored"]
+    assert len(restored) == 5 and any(f"from {OPERATOR}" in r for r in restored), restored
+    assert sorted(r.split()[0] for r in restored) == ["floating", "floating", "health", "member", "rule"], restored
+    (monitor,) = list(lb.health_monitors())
+    assert [p["id"] for p in monitor.pools] == [pool.id]
+    assert sorted((m.name, m.address, m.protocol_port) for m in lb.members(pool)) == want
+    (fip,) = [ip for ip in user.network.ips() if ip.port_id == balancer.vip_port_id]
+    assert [ip.port_id for ip in user.network.ips() if ip.port_id == seed_port.id] == [seed_port.id]
+    assert sorted((r.port_range_min, r.remote_ip_prefix) for r in user.network.security_group_rules()
+                  if r.port_range_min == 2376) == sorted([(2376, OPERATOR), (2376, subnet.cidr)])
 
     # Another cluster's balancer of the same name, and a floating IP nobody tagged, survive `down`.
     other = lb.create_load_balancer(name="bakery-lab9-api", vip_subnet_id=subnet.id, tags=["bakery.cluster=staging"])

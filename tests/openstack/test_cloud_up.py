@@ -96,9 +96,15 @@ def test_up_three_managers_two_workers(os_env, admin, user, sent, clean, capsys,
         meta = json.loads((tmp_path / "state" / "lab1" / "nodes" / name / "meta.json").read_text())
         assert fip.floating_ip_address in meta["sans"]
 
+    # `bakery certs` names the API `up` reached the cluster by (the seed's floating IP), not a placeholder.
+    code, out, err = run(capsys, ["certs", "--cluster", "lab1", "--state-dir", str(tmp_path / "state")])
+    assert code == 0, err
+    assert f"DOCKER_HOST=tcp://{fip.floating_ip_address}:2376" in out, out
+
     # A second up converges: nothing new.
     code, out, err = run(capsys, up_argv("lab1", tmp_path / "state", "--managers", "3", "--workers", "2", *extra))
     assert code == 0, err
+    assert json.loads(out)["restored"] == []
     assert sorted(servers_of(admin, "lab1")) == sorted(names) and len(list(user.network.ips())) == 1
     assert len([g for g in user.compute.server_groups() if g.name == "bakery-lab1-managers"]) == 1
 

@@ -76,3 +76,49 @@ def test_a_seed_in_error_leaves_no_port_no_orphan_floating_ip_and_no_ghost(cloud
     assert fip["port_id"] == ports["prod-manager-1"], "the floating IP moved to a manager's port"
     assert api.calls[:2] == [("role", "worker"), ("rm", "s")], "the seed's manager entry demoted, then removed"
     assert any("prod-seed is in ERROR: deleting it" in line for line in said)
+
+
+def test_lb_asked_of_a_cluster_made_without_one_is_refused_and_changes_nothing(cloud, clock, tmp_path):
+    """`up --lb` re-run on a cluster made without a balancer: one made now would not be in the managers'
+    certificates, so the run is refused (it was a silent no-op that recorded `lb: true`)."""
+    import dataclasses
+
+    cloud.network("public", "net-public", external=True)
+    cloud.default_statuses = ["BUILD", "ACTIVE"]
+    state = tmp_path / "state"
+    ou.up(connect(), OPTS, config.build({}), state, lambda m: None, clock)
+    before = {k: sorted(v) for k, v in cloud.neutron.items()}, sorted(cloud.servers), dict(cloud.octavia)
+    driver = daytwo.OpenStackDriver(connect(), dataclasses.replace(OPTS, lb=True), config.build({}), state,
+                                    lambda m: None, clock=clock, asked=False)
+    with pytest.raises(fleet.Refused, match=r"cluster prod has no load balancer \(bakery-prod-api\)") as caught:
+        daytwo.converge(driver, False, fleet.Timeouts(ready=0))
+    assert "re-run without --lb" in caught.value.fix
+    assert ({k: sorted(v) for k, v in cloud.neutron.items()}, sorted(cloud.servers), dict(cloud.octavia)) == before
+    assert not (state / "prod" / "openstack.json").exists() or '"lb": true' not in (
+        state / "prod" / "openstack.json").read_text()
+
+
+def test_a_rerun_puts_back_a_deleted_rule_and_the_seeds_floating_ip(cloud, clock, tmp_path):
+    cloud.network("public", "net-public", external=True)
+    cloud.default_statuses = ["BUILD", "ACTIVE"]
+    state = tmp_path / "state"
+    ou.up(connect(), OPTS, config.build({}), state, lambda m: None, clock)
+    rules = cloud.neutron["security-group-rules"]
+    (rule_id,) = [i for i, r in rules.items() if r["port_range_min"] == 2376 and r["remote_ip_prefix"]
+                  == OPTS.operator_cidr]
+    group = cloud.neutron["security-groups"][rules.pop(rule_id)["security_group_id"]]
+    group["security_group_rules"] = [r for r in group["security_group_rules"] if r["id"] != rule_id]
+    cloud.neutron["floatingips"].clear()
+    said: list[str] = []
+    driver = daytwo.OpenStackDriver(connect(), OPTS, config.build({}), state, said.append, clock=clock, asked=False)
+    plan, _ = daytwo.converge(driver, False, fleet.Timeouts(ready=0))
+    assert not plan.changes
+    assert driver.restored[0] == f"rule tcp/2376-2376 from {OPTS.operator_cidr} in bakery-prod-managers"
+    assert driver.restored[1].startswith("floating IP ") and " on prod-seed (a new address" in driver.restored[1]
+    assert len(driver.restored) == 2 and [f"restored: {r}" for r in driver.restored] == said[-2:]
+    seed_port = next(p for p in cloud.neutron["ports"].values() if p["name"] == "prod-seed")
+    assert [f["port_id"] for f in cloud.neutron["floatingips"].values()] == [seed_port["id"]]
+    assert sum(r["port_range_min"] == 2376 and r["remote_ip_prefix"] == OPTS.operator_cidr
+               for r in rules.values()) == 1
+    daytwo.converge(driver, False, fleet.Timeouts(ready=0))
+    assert driver.restored == []

@@ -173,17 +173,17 @@ def _first_up(args: argparse.Namespace, conn: Any, opts: Any, cfg: Any, state_di
     daytwo.save_options(opts, state_dir, formed=False)
     result = up(conn, opts, cfg, state_dir, progress)
     certs = client_cert_dir(cluster, state_dir)
+    host = ready.docker_url(result.api_address, cfg.docker.api_port)
     if args.wait == "active":
-        daytwo.save_options(opts, state_dir)  # finished: from now on a re-run converges
+        daytwo.save_options(opts, state_dir, docker_host=host)  # finished: from now on a re-run converges
         return _report_active(args, cluster, result, certs, time.monotonic() - start)
     expected = {name: ("worker" if role == "worker" else "manager") for name, role in result.roles.items()
                 if role != "consul"}
     progress(f"waiting for {len(expected)} node(s) to be Ready, through {result.seed_address}:{cfg.docker.api_port}")
     client = ready.tls_client(result.seed_address, cfg.docker.api_port, certs)
     nodes = ready.wait_ready(client, expected, args.timeout, READY_POLL, progress)
-    daytwo.save_options(opts, state_dir)  # the swarm formed: from now on a re-run converges
+    daytwo.save_options(opts, state_dir, docker_host=host)  # the swarm formed: from now on a re-run converges
     seconds = time.monotonic() - start
-    host = ready.docker_url(result.api_address, cfg.docker.api_port)
     if args.output == "json":
         print(json.dumps({
             "cluster": cluster, "docker_host": host, "cert_path": str(certs), "seconds_to_ready": round(seconds, 1),
@@ -244,12 +244,16 @@ def _converge(args: argparse.Namespace, driver: Any) -> int:
     if args.output == "json":
         print(json.dumps({"cluster": cluster, "cert_path": str(client_cert_dir(cluster, driver.state_root)),
                           "changes": changes, "notes": notes, "nodes": nodes, "seconds": round(seconds, 1),
+                          "restored": driver.restored,
                           "seconds_per_change": {driver.server_name(n): round(t, 1) for n, t in timed}},
                          indent=2, sort_keys=True))
         return EXIT_OK
     done = f"{len(plan.changes)} change(s) in {seconds:.0f}s" if plan.changes else "already as asked, nothing changed"
+    if driver.restored:
+        done = (f"{len(plan.changes)} change(s)" if plan.changes else "no node changed") + \
+            f", {len(driver.restored)} missing resource(s) restored in {seconds:.0f}s"
     print(f"cluster {cluster}: {len(nodes)} servers, {done}")
-    for line in changes:
+    for line in changes + [f"restored: {r}" for r in driver.restored]:
         print(f"  {line}")
     for node in nodes:
         print(f"  {node['name']:24} {node['role']:8} {node['status']:8} {node['server_id']}")

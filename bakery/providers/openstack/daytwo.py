@@ -38,6 +38,8 @@ from .errors import cloud_error
 from .ledger import Ledger, delete_all
 
 Progress = Callable[[str], None]
+ROLL_SANS = (" (a new address, not in the managers' certificates: `bakery roll --provider openstack` "
+             "re-issues them with it)")
 JOURNAL = "roll.json"
 RECORD = "openstack.json"
 NOT_ASKED = "--wait active: the swarm is not asked"
@@ -182,6 +184,7 @@ class OpenStackDriver:
     client_for: Callable[[str], Any] | None = None  # address -> docker client (default: ready.tls_client)
     limit: int = LIMIT
     last_error: str = ""
+    restored: list[str] = field(default_factory=list)  # what restore() put back
     _found: tuple[Any, ...] | None = None
     _booted: set[str] = field(default_factory=set)
 
@@ -289,6 +292,72 @@ class OpenStackDriver:
             sgs, group_id = ou.ensure_shared(self.conn, self.opts, self.cfg, Ledger())
             self._found = (flavor, image, network, sgs, group_id)
         return self._found
+
+    def restore(self, dry_run: bool) -> list[str]:
+        """What a re-run of `up` puts back when it went missing (deleted by hand, or a first `up` cut short):
+        the security groups and their rules, the keypair, the managers' server group, the tagged floating
+        IP of the seed's port (else the first manager's, where it moves when the seed goes) and of the load
+        balancer's VIP, and the balancer's listener, pool, monitor and members. The lines say what was
+        restored. `--lb` asks for a balancer the cluster must already have: its VIP is in the managers'
+        certificates, so one made now would not be (refused, with the way to get one)."""
+        from . import lb
+
+        opts = self.opts
+        ou.check_services(self.conn, opts)
+        tag = ou.cluster_tag(opts.cluster)
+        balancer = lb.the_balancer(self.conn, opts.cluster, tag) if opts.lb or ou.has_octavia(self.conn) else None
+        if balancer is not None and not opts.lb:  # the cluster's API front stays in play without the flag
+            self.opts = opts = dataclasses.replace(opts, lb=True)
+        if opts.lb and balancer is None:
+            raise fleet.Refused(
+                f"cluster {opts.cluster} has no load balancer (bakery-{opts.cluster}-api): `--lb` makes one only "
+                "with a new cluster, whose managers' certificates name its address",
+                fix=f"re-run without --lb, or `bakery down --provider openstack --cluster {opts.cluster}` and "
+                    "`bakery up --lb` again")
+        if dry_run:
+            return []
+        restored: list[str] = []
+        flavor, image, network = ou.resolve(self.conn, opts)
+        subnet = ou.subnet_of(self.conn, network) if balancer is not None else None
+        sgs, group_id = ou.ensure_shared(self.conn, opts, self.cfg, Ledger(), subnet.cidr if subnet else None,
+                                         restored)
+        self._found = (flavor, image, network, sgs, group_id)
+        if opts.floating_network:
+            restored += self._restore_floating_ips(balancer)
+        if balancer is not None and subnet is not None:
+            managers = {s.name: self._fixed(s) for s in self.servers().values()
+                        if _role(s) in fleet.MANAGER_ROLES and s.status != "ERROR"}
+            lb.ensure_api(self.conn, balancer, opts.cluster, tag, self.cfg.docker.api_port, opts.operator_cidr,
+                          managers, subnet.id, opts.timeout, self.clock, restored)
+        for line in restored:
+            self.progress(f"restored: {line}")
+        return restored
+
+    def _fixed(self, server: Any) -> str:
+        port = self._ports().get(server.name)
+        return str(port.fixed_ips[0]["ip_address"]) if port is not None else ou.fixed_ip(server)
+
+    def _restore_floating_ips(self, balancer: Any) -> list[str]:
+        from . import access, lb
+
+        opts, tag = self.opts, ou.cluster_tag(self.opts.cluster)
+        external = access.external_network(self.conn, str(opts.floating_network))
+        fips = ou._tagged(self.conn, "floating_ip", opts.cluster)
+        on = {f.port_id for f in fips}
+        restored = []
+        ports, servers = self._ports(), self.servers()
+        managers = [s for _, s in sorted(servers.items(), key=lambda kv: (_role(kv[1]) != "seed", fleet._index(kv[0])))
+                    if _role(s) in fleet.MANAGER_ROLES and s.name in ports]
+        # One in ERROR keeps its floating IP here: it moves to another manager when that server is deleted.
+        holders = [ports[s.name] for s in managers if s.status != "ERROR"]
+        if holders and not any(ports[s.name].id in on for s in managers):
+            fip = access.ensure_floating_ip(self.conn, tag, external.id, holders[0].id, holders[0].name)
+            restored.append(f"floating IP {fip.floating_ip_address} on {holders[0].name}{ROLL_SANS}")
+        if balancer is not None and balancer.vip_port_id not in on:
+            fip = access.ensure_floating_ip(self.conn, tag, external.id, balancer.vip_port_id,
+                                            lb.lb_name(opts.cluster))
+            restored.append(f"floating IP {fip.floating_ip_address} on load balancer {balancer.name}{ROLL_SANS}")
+        return restored
 
     def boot(self, name: str, role: str, progress: Progress) -> None:
         from ... import certs, state
@@ -456,13 +525,14 @@ def _unreachable(driver: OpenStackDriver, exc: UserError) -> UserError:
 def converge(driver: OpenStackDriver, dry_run: bool,
              timeouts: fleet.Timeouts) -> tuple[fleet.Plan, list[tuple[str, float]]]:
     """`up` on a cluster that has servers: ERROR servers replaced, then fleet's plan to the counts asked for."""
-    opts = driver.opts
-    with exclusive(opts.cluster, driver.state_root):
-        journal = state_file(opts.cluster, driver.state_root, JOURNAL)
+    with exclusive(driver.opts.cluster, driver.state_root):
+        journal = state_file(driver.opts.cluster, driver.state_root, JOURNAL)
         if journal.exists():
-            raise fleet.Refused(f"a roll of cluster {opts.cluster} stopped part way ({journal}): changing the "
-                                "counts now could retire its fresh nodes and keep the old ones",
+            raise fleet.Refused(f"a roll of cluster {driver.opts.cluster} stopped part way ({journal}): changing "
+                                "the counts now could retire its fresh nodes and keep the old ones",
                                 fix="finish it with `bakery roll --provider openstack`, then re-run")
+        driver.restored = driver.restore(dry_run)
+        opts = driver.opts
         failed = {n: s for n, s in driver.servers().items() if s.status == "ERROR"}
         if failed:  # deleting them is retiring them: never past the majority (Nova's ERROR is not the swarm's)
             try:
@@ -550,16 +620,31 @@ def roll(driver: OpenStackDriver, only: Sequence[str] | None, dry_run: bool,
 RECORDED = ("flavor", "image", "network", "operator_cidr", "floating_network", "lb", "consul")
 
 
-def save_options(opts: ou.UpOptions, state_root: Path | None, formed: bool = True) -> None:
+def save_options(opts: ou.UpOptions, state_root: Path | None, formed: bool = True,
+                 docker_host: str | None = None) -> None:
     """What `roll` boots replacements with: the last `up`'s flavor, image, network and access options.
-    `formed` False: a first `up` is under way (with its counts), until it has finished."""
+    `formed` False: a first `up` is under way (with its counts), until it has finished. `docker_host`: the
+    API the first `up` told the operator to use (`bakery certs` prints it), kept by later saves."""
+    path = state_file(opts.cluster, state_root, RECORD)
     data = {k: getattr(opts, k) for k in RECORDED} | {"key_name": opts.keypair, "formed": formed}
     if not formed:
         data |= {"managers": opts.managers, "workers": opts.workers}
-    path = state_file(opts.cluster, state_root, RECORD)
+    host = docker_host or recorded_docker_host(path)
+    if host:
+        data["docker_host"] = host
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
+
+
+def recorded_docker_host(path: Path) -> str | None:
+    """The `docker_host` of an OpenStack cluster's record (openstack.json), if it has one."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    host = data.get("docker_host") if isinstance(data, dict) else None
+    return host if isinstance(host, str) and host.startswith("tcp://") else None
 
 
 def unfinished_first_up(cluster: str, state_root: Path | None) -> dict[str, int] | None:

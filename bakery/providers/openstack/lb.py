@@ -21,7 +21,7 @@ from .errors import cloud_error
 from .ledger import Ledger
 
 Progress = Callable[[str], None]
-POLL = 5.0
+POLL = 2.0
 
 
 def lb_name(cluster: str) -> str:
@@ -73,13 +73,17 @@ def wait_active(conn: Any, lb_id: str, timeout: float, clock: Clock) -> None:
 
 
 def ensure_api(conn: Any, lb: Any, cluster: str, tag: str, port: int, operator_cidr: str, members: Mapping[str, str],
-               subnet_id: str, timeout: float, clock: Clock) -> None:
-    """Listener, pool, health monitor and one member per manager (name -> fixed IP), whatever is missing."""
+               subnet_id: str, timeout: float, clock: Clock, added: list[str] | None = None) -> None:
+    """Listener, pool, health monitor and one member per manager (name -> fixed IP), whatever is missing
+    (each appended to `added` when given)."""
+    made = added if added is not None else []
     lbs = conn.load_balancer
     name = lb_name(cluster)
 
     def step(doing: str, action: Callable[[], Any]) -> Any:
         wait_active(conn, lb.id, timeout, clock)
+        if not doing.startswith("listing"):
+            made.append(f"{doing.removeprefix('creating the ').removeprefix('adding ')} of load balancer {lb.name}")
         try:
             return action()
         except Exception as exc:

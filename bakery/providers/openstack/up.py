@@ -148,8 +148,9 @@ def needed_groups(opts: UpOptions, rules: dict[str, list[Rule]]) -> dict[str, li
 
 
 def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger,
-                           lb_cidr: str | None = None) -> dict[str, str]:
-    """Create missing groups and missing rules; returns name -> id."""
+                           lb_cidr: str | None = None, added: list[str] | None = None) -> dict[str, str]:
+    """Create missing groups and missing rules; returns name -> id. What was missing is appended to
+    `added` (a line each) when given."""
     existing = {sg.name: sg for sg in _tagged(conn, "security_group", opts.cluster)}
     ids: dict[str, str] = {}
     rules = needed_groups(opts, security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port,
@@ -164,16 +165,23 @@ def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledge
                 conn.network.set_tags(sg, [cluster_tag(opts.cluster)])
             except Exception as exc:
                 raise cloud_error(exc, f"creating security group {name}") from exc
+            if added is not None:
+                added.append(f"security group {name}")
         ids[name] = sg.id
     for name, wanted in rules.items():
-        _ensure_rules(conn, ids[name], wanted, ids, existing.get(name))
+        for rule in _ensure_rules(conn, ids[name], wanted, ids, existing.get(name)):
+            if added is not None and name in existing:
+                source = rule.remote_group or rule.remote_cidr or "anywhere"
+                added.append(f"rule {rule.protocol}/{rule.port_min}-{rule.port_max} from {source} in {name}")
     return ids
 
 
-def _ensure_rules(conn: Any, sg_id: str, wanted: list[Rule], ids: dict[str, str], sg: Any) -> None:
+def _ensure_rules(conn: Any, sg_id: str, wanted: list[Rule], ids: dict[str, str], sg: Any) -> list[Rule]:
+    """Add the wanted ingress rules the group lacks; returns those added."""
     have = {(r.get("protocol"), r.get("port_range_min"), r.get("port_range_max"), r.get("remote_group_id"),
              r.get("remote_ip_prefix")) for r in (getattr(sg, "security_group_rules", None) or [])
             if r.get("direction") == "ingress"}
+    added = []
     for rule in wanted:
         remote = ids[rule.remote_group] if rule.remote_group else None
         if (rule.protocol, rule.port_min, rule.port_max, remote, rule.remote_cidr) in have:
@@ -185,6 +193,8 @@ def _ensure_rules(conn: Any, sg_id: str, wanted: list[Rule], ids: dict[str, str]
                 remote_ip_prefix=rule.remote_cidr)
         except Exception as exc:
             raise cloud_error(exc, f"adding rule {rule.protocol}/{rule.port_min} to security group {sg_id}") from exc
+        added.append(rule)
+    return added
 
 
 def ensure_server_group(conn: Any, cluster: str, ledger: Ledger) -> str:
@@ -349,10 +359,10 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
 
 
 def ensure_shared(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger,
-                  lb_cidr: str | None = None) -> tuple[dict[str, str], str]:
+                  lb_cidr: str | None = None, added: list[str] | None = None) -> tuple[dict[str, str], str]:
     """What every server of the cluster uses: the security groups (name -> id), the imported keypair,
     the managers' anti-affinity group (its id). Found again when they exist."""
-    sgs = ensure_security_groups(conn, opts, cfg, ledger, lb_cidr)
+    sgs = ensure_security_groups(conn, opts, cfg, ledger, lb_cidr, added)
     if opts.public_key and opts.keypair:
         access.ensure_keypair(conn, opts.keypair, opts.public_key, sgs[group_names(opts.cluster)["nodes"]])
     return sgs, ensure_server_group(conn, opts.cluster, ledger)
