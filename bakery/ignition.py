@@ -22,7 +22,6 @@ from .certs import NodeMaterial
 from .config import ClusterConfig
 from .errors import UserError
 from .render import (
-    JOIN_CLASS,
     LIB_DIR,
     NOVA_BASE64_LIMIT,
     NOVA_RAW_LIMIT,
@@ -41,7 +40,7 @@ CONTENT_TYPE = "application/vnd.coreos.ignition+json"
 OPT_DIR = "/opt/bakery"
 SH_AGENT = f"{OPT_DIR}/bakery-join.sh"
 JOIN_ENV = "/etc/bakery/join.env"
-AGENT = Agent(join=f"/bin/sh {SH_AGENT} join", serve=f"/usr/bin/python3 {OPT_DIR}/bakery-join serve")
+AGENT = Agent(join=f"/bin/sh {SH_AGENT} join", answer=f"/bin/sh {SH_AGENT} answer")
 GZIP_FROM = 1024  # with gzip on, every file this big or bigger is compressed
 _DROPIN = re.compile(r"(?P<unit>[^/]+)\.d/(?P<name>[^/]+\.conf)\Z")
 _MODE = re.compile(r"^(      mode:) (\d+)$", re.M)  # a storage entry's mode, never a line of a file
@@ -85,15 +84,14 @@ def layout(cfg: ClusterConfig, node: Node, material: NodeMaterial, insecure: Ins
            gossip_key: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(files, units) for these systems, from render's layout of the node."""
     entries = _files(cfg, node, material, insecure, gossip_key, AGENT).entries
-    manager = JOIN_CLASS[node.role] == "manager"
     files: list[dict[str, Any]] = []
     units: dict[str, dict[str, Any]] = {"docker.service": {"name": "docker.service", "enabled": True}}
     for e in entries:
         path, content, mode = e["path"], e["content"], int(e["permissions"], 8)
         if path == f"{LIB_DIR}/bootstrap":
             continue  # cloud-init's runcmd script; Ignition enables the units itself
-        if path == f"{LIB_DIR}/bakery-join" and not manager:
-            continue  # the Python agent stays only for the managers' join service
+        if path == f"{LIB_DIR}/bakery-join":
+            continue  # no Python there: the sh agent joins, and answers for the managers' join service
         if path.startswith(LIB_DIR + "/"):  # /usr is read-only there: bakery's programs live in /opt/bakery
             path = OPT_DIR + path.removeprefix(LIB_DIR)
         if path.startswith(UNIT_DIR + "/"):
@@ -103,8 +101,11 @@ def layout(cfg: ClusterConfig, node: Node, material: NodeMaterial, insecure: Ins
             if dropin:
                 unit = units.setdefault(dropin["unit"], {"name": dropin["unit"], "enabled": True})
                 unit.setdefault("dropins", []).append({"name": dropin["name"], "contents": content})
-            else:  # enabled where it can be; the others are pulled in by the units that need them
-                units[name] = {"name": name, "enabled": "\n[Install]\n" in content, "contents": content}
+            else:  # enabled where it can be; the others are pulled in by the units that need them (or, a
+                # template, instantiated by its socket): Ignition is told nothing of their state
+                units[name] = {"name": name, "contents": content}
+                if "\n[Install]\n" in content:
+                    units[name]["enabled"] = True
             continue
         files.append({"path": path, "mode": mode, "content": content})
         if path == "/etc/bakery/join.json":

@@ -63,10 +63,56 @@ class InsecureTcp:
 
 @dataclass(frozen=True)
 class Agent:
-    """The commands the join units run (bakery/ignition.py runs the sh agent instead)."""
+    """The commands the join units run. `answer` set (bakery/ignition.py: the sh agent, no Python):
+    the managers' join service is systemd's socket, socat's TLS and that command per request
+    (`sh_service_units`), not the Python `serve`."""
 
     join: str = f"/usr/bin/python3 {LIB_DIR}/bakery-join join"
     serve: str = f"/usr/bin/python3 {LIB_DIR}/bakery-join serve"
+    answer: str | None = None
+
+
+# The join service without Python (docs/IGNITION.md): systemd's limits per connection.
+SH_SERVICE_MAX_CONNECTIONS = 128
+SH_SERVICE_PER_SOURCE = 16
+SH_SERVICE_LIMIT = 20  # seconds a connection lives in all (the client's whole fetch is 20 s)
+SH_SERVICE_IDLE = 10  # seconds without traffic
+SH_SERVICE_HEAD_MAX = 8192  # bytes socat reads from a client
+
+
+def inner_port(join_port: int) -> int:
+    """socat's TLS listener on 127.0.0.1, behind systemd's socket on the join port."""
+    return join_port + 10000 if join_port <= 55535 else join_port - 10000
+
+
+def sh_service_argv(join_port: int, answer: str, inner: int | None = None,
+                    tls_dir: str = TLS_DIR) -> tuple[list[str], list[str]]:
+    """(the TLS listener's command, one connection's relay command) of the sh join service (the
+    tests run them with another inner port and TLS directory)."""
+    inner = inner or inner_port(join_port)
+    listen = (f"OPENSSL-LISTEN:{inner},bind=127.0.0.1,reuseaddr,fork,readbytes={SH_SERVICE_HEAD_MAX},"
+              f"cert={tls_dir}/server-cert.pem,key={tls_dir}/server-key.pem,cafile={tls_dir}/join-ca.pem,"
+              "verify=1,openssl-min-proto-version=TLS1.2")
+    tls = ["/usr/bin/socat", "-T", str(SH_SERVICE_IDLE), listen, f"EXEC:{answer}"]
+    relay = ["/usr/bin/timeout", str(SH_SERVICE_LIMIT), "/usr/bin/socat", "-T", str(SH_SERVICE_IDLE), "STDIO",
+             f"TCP:127.0.0.1:{inner},retry=25,interval=0.2"]
+    return tls, relay
+
+
+def sh_service_units(join_port: int, answer: str) -> dict[str, str]:
+    """The managers' join service without Python: unit name -> text."""
+    tls, relay = sh_service_argv(join_port, answer)
+    inner = inner_port(join_port)
+    return {
+        "bakery-join-server.socket": fill(
+            "systemd/bakery-join-server.socket.j2", port=join_port, max_connections=SH_SERVICE_MAX_CONNECTIONS,
+            per_source=SH_SERVICE_PER_SOURCE),
+        "bakery-join-server@.service": fill(
+            "systemd/bakery-join-server@.service.j2", inner=inner, limit=SH_SERVICE_LIMIT, idle=SH_SERVICE_IDLE,
+            exec_start=" ".join(exec_arg(a) for a in relay)),
+        "bakery-join-tls.service": fill(
+            "systemd/bakery-join-tls.service.j2", inner=inner, exec_start=" ".join(exec_arg(a) for a in tls)),
+    }
 
 
 @dataclass(frozen=True)
@@ -288,7 +334,11 @@ def _files(
               fill("systemd/bakery-join.service.j2", action=action, timeout=cfg.swarm.join_timeout + 60,
                    exec_start=agent.join))
         units.append("bakery-join.service")
-    if join_class == "manager":
+    if join_class == "manager" and agent.answer is not None:
+        for name, text in sh_service_units(cfg.swarm.join_port, agent.answer).items():
+            f.add(f"{UNIT_DIR}/{name}", text)
+        units += ["bakery-join-server.socket", "bakery-join-tls.service"]
+    elif join_class == "manager":
         f.add(f"{UNIT_DIR}/bakery-join-server.service",
               fill("systemd/bakery-join-server.service.j2", port=cfg.swarm.join_port, exec_start=agent.serve))
         units.append("bakery-join-server.service")

@@ -4,7 +4,12 @@
 # (docs/JOIN.md): fetch this node's join token over mutual TLS from a manager's join
 # service, retrying every manager it knows with jittered backoff, then join through the
 # local engine's API. Only a seed rendered with FORM=true may init a swarm, and only when
-# no manager hands it a token.
+# no manager can be reached at all.
+#
+# `answer` is one request to the managers' join service: socat (bakery-join-tls.service)
+# ends the mutual TLS and runs it per connection, the session on stdin/stdout and the client
+# certificate's OU in SOCAT_OPENSSL_X509_ORGANIZATIONALUNITNAME; systemd
+# (bakery-join-server.socket) bounds every connection (docs/IGNITION.md).
 #
 # Configuration: /etc/bakery/join.env (no secrets; $BAKERY_JOIN_ENV overrides). Needs curl,
 # sed, od, date and ip. The token lives in shell variables only: it reaches the engine
@@ -27,10 +32,13 @@ case $(command -V printf 2>/dev/null) in
   *) die "this shell's printf is not a builtin: refusing to handle a join token with it" ;;
 esac
 
-if [ "$#" -ne 1 ] || [ "$1" != join ]; then
-  echo "usage: bakery-join.sh join" >&2
-  exit 2
-fi
+case ${1-}:$# in
+  join:1 | answer:1) MODE=$1 ;;
+  *)
+    echo "usage: bakery-join.sh join|answer" >&2
+    exit 2
+    ;;
+esac
 # shellcheck source=/dev/null
 . "$CONFIG" || die "cannot read $CONFIG"
 
@@ -120,14 +128,25 @@ curl_why() {
   esac
 }
 
-# fetch ENDPOINT: prints the join service's answer (on success) or why it failed.
+# fetch ENDPOINT: prints the join service's answer (on success) or why it failed. Its status says
+# what the failure counts as for the formation rule (docs/JOIN.md): 1 something answered on the
+# join port (a refusal, a reset, a TLS failure, a silence after the connect: a manager), 2
+# nothing could be connected to (refused, unreachable, connect timeout: no manager), 3 the name
+# does not resolve (unknown: asked again, never a reason to form).
 fetch() {
   case $1 in *:*) url="https://[$1]:$JOIN_PORT" ;; *) url="https://$1:$JOIN_PORT" ;; esac
   out=$(curl -sS --connect-timeout 5 --max-time 20 --proto =https --cacert "$TLS_CA" \
-    --cert "$TLS_JOIN_CERT" --key "$TLS_JOIN_KEY" -w "${NL}%{http_code}" "$url/v1/token/$JOIN_CLASS" 2>/dev/null)
+    --cert "$TLS_JOIN_CERT" --key "$TLS_JOIN_KEY" -w "${NL}%{http_code} %{num_connects}" \
+    "$url/v1/token/$JOIN_CLASS" 2>/dev/null)
   rc=$?
-  [ "$rc" -eq 0 ] || { curl_why "$rc"; return 1; }
-  code=$(status_of "$out")
+  tail=${out##*"$NL"}
+  if [ "$rc" -ne 0 ]; then
+    curl_why "$rc"
+    [ "$rc" -eq 6 ] && return 3
+    case ${tail#* } in 0 | '') return 2 ;; esac
+    return 1
+  fi
+  code=${tail%% *}
   [ "$code" = 200 ] || { echo "join service on $1 answered $code"; return 1; }
   body_of "$out"
 }
@@ -172,24 +191,28 @@ do_join() {
 }
 
 # try_managers: one pass over every manager known, learning more from each answer.
-# Sets JOINED and ANSWERED (1 when some manager handed out a token) and FAILURES.
+# Sets JOINED, ANSWERED (1 when something answered on a manager's join port: a swarm may
+# exist), UNRESOLVED (1 when a manager's name did not resolve) and FAILURES.
 try_managers() {
-  JOINED=0 ANSWERED=0 FAILURES=''
+  JOINED=0 ANSWERED=0 UNRESOLVED=0 FAILURES=''
   todo=$KNOWN
   while [ -n "$todo" ]; do
     ep=${todo%% *}
     todo=${todo#"$ep"}
     todo=${todo# }
-    if ! answer=$(fetch "$ep"); then
+    answer=$(fetch "$ep")
+    reach=$?
+    if [ "$reach" -ne 0 ]; then
+      case $reach in 1) ANSWERED=1 ;; 3) UNRESOLVED=1 ;; esac
       FAILURES="${FAILURES:+$FAILURES; }$ep: $answer"
       continue
     fi
+    ANSWERED=1
     token=$(token_of "$answer")
     if [ -z "$token" ]; then
       FAILURES="${FAILURES:+$FAILURES; }$ep: join service on $ep sent no token"
       continue
     fi
-    ANSWERED=1
     managers=$(managers_of "$answer")
     answer=''
     for m in $managers; do
@@ -229,6 +252,89 @@ init_swarm() {
   exit 0
 }
 
+# --- the join service: one request ---------------------------------------------------------
+
+CR=$(printf '\r')
+HEAD_MAX=8192
+S='[[:space:]]*'
+
+# reply STATUS REASON JSON: the whole answer, then the log line (never the body: it may hold a token)
+reply() {
+  printf 'HTTP/1.0 %s %s\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' \
+    "$1" "$2" "${#3}" "$3"
+  log "${SOCAT_OPENSSL_X509_COMMONNAME:--} \"$(escape "${LINE-}")\" $1"
+  exit 0
+}
+fail() { reply "$1" "$2" "{\"error\": \"$3\"}"; }
+
+escape() {  # a request line for the log: control characters, non-ASCII and backslashes as \xNN, 200 bytes
+  printf '%s' "$1" | head -c 200 | od -An -v -tu1 |
+    awk '{ for (i = 1; i <= NF; i++) if ($i < 32 || $i > 126 || $i == 92) printf "\\x%02x", $i; else printf "%c", $i }'
+}
+
+engine() {  # engine PATH: a GET on the local engine (2.5 s at most): the body, a newline, the status
+  curl -sS --unix-socket "$DOCKER_SOCKET" --max-time 2.5 -w "${NL}%{http_code}" "http://localhost$1" 2>/dev/null
+}
+
+answer() {
+  IFS= read -r LINE || exit 0
+  LINE=${LINE%"$CR"}
+  size=${#LINE}
+  while :; do  # the rest of the head; at most HEAD_MAX bytes in all
+    [ "$size" -gt "$HEAD_MAX" ] && fail 400 "Bad Request" "request head too large"
+    IFS= read -r h || break
+    h=${h%"$CR"}
+    [ -z "$h" ] && break
+    size=$((size + ${#h} + 2))
+  done
+  set -f
+  # shellcheck disable=SC2086  # the request line's words
+  set -- $LINE
+  set +f
+  case $#:${3-} in 3:HTTP/*) ;; *) fail 400 "Bad Request" "bad request" ;; esac
+  case $1:$2 in
+    GET:/v1/token/worker | GET:/v1/token/manager) wanted=${2#/v1/token/} ;;
+    *) fail 404 "Not Found" "unknown path" ;;
+  esac
+  [ "${SOCAT_OPENSSL_X509_ORGANIZATIONALUNITNAME-}" = "$wanted" ] ||
+    fail 403 Forbidden "this certificate may not obtain the $wanted token"
+  out=$(engine /swarm) || fail 503 "Service Unavailable" "local engine unavailable"
+  [ "$(status_of "$out")" = 200 ] || fail 503 "Service Unavailable" "this node is not a swarm manager yet"
+  swarm=$(body_of "$out")
+  out=
+  field=Worker
+  [ "$wanted" = manager ] && field=Manager
+  token=$(printf '%s' "$swarm" | tr '\n' ' ' |
+    sed -n "s/.*\"JoinTokens\"$S:$S{[^}]*\"$field\"$S:$S\"\([^\"\\\\]*\)\".*/\\1/p")
+  swarm=''
+  case $token in
+    SWMTKN-*[!A-Za-z0-9-]* | '') fail 503 "Service Unavailable" "local engine unavailable" ;;
+  esac
+  case $token in SWMTKN-?*) ;; *) fail 503 "Service Unavailable" "local engine unavailable" ;; esac
+  out=$(engine /info) || fail 503 "Service Unavailable" "local engine unavailable"
+  [ "$(status_of "$out")" = 200 ] || fail 503 "Service Unavailable" "local engine unavailable"
+  info=$(body_of "$out" | tr '\n' ' ')
+  case $info in *'"RemoteManagers"'*) ;; *) fail 503 "Service Unavailable" "local engine unavailable" ;; esac
+  # Swarm.NodeID is the last NodeID before Swarm.RemoteManagers (/info has no other before it)
+  me=$(printf '%s' "${info%%\"RemoteManagers\"*}" | sed -n "s/.*\"NodeID\"$S:$S\"\([^\"]*\)\".*/\\1/p")
+  list=$(printf '%s' "${info#*\"RemoteManagers\"}" | sed -n "s/^$S:$S\[\([^]]*\)\].*/\\1/p")
+  [ -n "$list" ] || fail 503 "Service Unavailable" "local engine unavailable"
+  mine='' others=''
+  for entry in $(printf '%s' "$list" | tr -d ' ' | tr '}' '\n'); do  # {"NodeID":"..","Addr":"10.0.0.5:2377"}
+    id=$(printf '%s' "$entry" | sed -n 's/.*"NodeID":"\([^"]*\)".*/\1/p')
+    addr=$(printf '%s' "$entry" | sed -n 's/.*"Addr":"\([^"]*\)".*/\1/p')
+    safe "$addr" || fail 503 "Service Unavailable" "local engine unavailable"
+    if [ -n "$me" ] && [ "$id" = "$me" ]; then mine="\"$addr\""; else others="$others$addr$NL"; fi
+  done
+  managers=$mine
+  for a in $(printf '%s' "$others" | sort -u); do managers="${managers:+$managers, }\"$a\""; done
+  reply 200 OK "{\"token\": \"$token\", \"managers\": [$managers]}"
+}
+
+if [ "$MODE" = answer ]; then
+  answer
+fi
+
 DEADLINE=$(($(now) + TIMEOUT))
 wait_for_docker
 [ "$STATE" = pending ] && settle_pending
@@ -243,27 +349,38 @@ for e in $ENDPOINTS; do
   KNOWN="${KNOWN:+$KNOWN }$e"
 done
 
-if [ "$ROLE" = seed ] && [ "${FORM:-false}" = true ]; then
-  try_managers
-  [ "$JOINED" = 1 ] && exit 0
-  [ "$ANSWERED" = 0 ] && init_swarm "$FAILURES"  # the first formation: no manager runs a swarm
-elif [ "$ROLE" = seed ] && [ -z "$KNOWN" ]; then
-  die "$NOT_FORMING and knows no other manager to join (swarm.managers)"
-fi
-
-attempt=0
-while :; do
-  try_managers
-  [ "$JOINED" = 1 ] && exit 0
+pause_before_next_pass() {  # sleeps with backoff; gives up at the deadline
   left=$((DEADLINE - $(now)))
   [ "$left" -le 0 ] && die "gave up joining after $TIMEOUT s ($FAILURES)"
   pause=$(backoff "$attempt")
   [ "$pause" -gt "$left" ] && pause=$left
-  if [ "$ROLE" = seed ]; then
-    log "$NOT_FORMING: no token yet ($FAILURES); retrying in $pause s"
-  else
-    log "no token yet ($FAILURES); retrying in $pause s"
-  fi
+  log "$1; retrying in $pause s"
   sleep "$pause"
   attempt=$((attempt + 1))
+}
+
+attempt=0
+if [ "$ROLE" = seed ] && [ "${FORM:-false}" = true ]; then
+  # The first pass in which every name resolved decides: nothing reachable at all, form; any answer
+  # on a manager's join port (even a refusal), a swarm exists: join it, for good.
+  while :; do
+    try_managers
+    [ "$JOINED" = 1 ] && exit 0
+    [ "$ANSWERED" = 1 ] && break
+    [ "$UNRESOLVED" = 0 ] && init_swarm "$FAILURES"  # the first formation: no manager runs a swarm
+    pause_before_next_pass "not initialising a swarm yet although \"form\" is true: a manager's name does not resolve ($FAILURES)"
+  done
+  log "not initialising a swarm although \"form\" is true: a manager answered ($FAILURES)"
+elif [ "$ROLE" = seed ] && [ -z "$KNOWN" ]; then
+  die "$NOT_FORMING and knows no other manager to join (swarm.managers)"
+fi
+
+while :; do
+  try_managers
+  [ "$JOINED" = 1 ] && exit 0
+  if [ "$ROLE" = seed ] && [ "${FORM:-false}" != true ]; then
+    pause_before_next_pass "$NOT_FORMING: no token yet ($FAILURES)"
+  else
+    pause_before_next_pass "no token yet ($FAILURES)"
+  fi
 done

@@ -7,6 +7,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -69,7 +70,29 @@ def join_cmd(root: Path, agent: str = "sh") -> list[str]:
 
 
 def serve_cmd(root: Path) -> list[str]:
+    """The node's join service as one command: the Python agent's `serve`, or on an Ignition node
+    (no Python agent there) the sh service's two processes under one sh that stops both on SIGTERM."""
+    if (root / SH_AGENT_PATH.lstrip("/")).exists() and not agent_file(root).exists():
+        port = json.loads((root / "join.json").read_text())["join_port"]
+        tls, activate = sh_service_cmds(root, port, listen=str(port))
+        script = f"{shlex.join(tls)} & t=$!; {shlex.join(activate)} & a=$!; trap 'kill $t $a; exit 0' TERM INT; wait"
+        return ["/bin/sh", "-c", script]
     return [sys.executable, str(agent_file(root)), "serve"]
+
+
+def sh_service_cmds(root: Path, port: int, inner: int | None = None,
+                    listen: str | None = None) -> tuple[list[str], list[str]]:
+    """The sh join service as its units run it: socat's TLS listener (the command of
+    bakery-join-tls.service, with the node's files under `root`; on 127.0.0.1:`inner`, by default
+    the units' port), and systemd's socket with Accept=yes as `systemd-socket-activate --inetd`
+    (on `listen`, by default 127.0.0.1:`port`) running the relay of bakery-join-server@.service per
+    connection (systemd's MaxConnections limits are not part of it)."""
+    from bakery.render import sh_service_argv
+
+    answer = f"/bin/sh {root / SH_AGENT_PATH.lstrip('/')} answer"
+    tls, relay = sh_service_argv(port, answer, inner, str(root / "etc/bakery/tls"))
+    activate = ["systemd-socket-activate", "--inetd", "--accept", f"--listen={listen or f'127.0.0.1:{port}'}", *relay]
+    return tls, activate
 
 
 def agent_env(cfg_path: Path, extra_path: Path | None = None) -> dict[str, str]:
