@@ -1,6 +1,8 @@
-"""An Ignition node without Python joins a cloud-init seed's swarm (booted, systemd-nspawn).
+"""Ignition nodes without Python form a swarm with a cloud-init node (booted, systemd-nspawn).
 
-The worker's root is the baked node image with curl added and python3 hidden (overlay whiteouts),
+The seed and worker-1 are rendered with --format ignition; manager-1 with cloud-init (a mixed
+cluster). The Ignition nodes' root is the baked node image with curl and socat added and python3
+hidden (overlay whiteouts),
 cloud-init disabled, and `bakery render --format ignition` applied by the real `ignition` binary
 (platform `file`, stages fetch-offline then files, `--root`), as an initramfs would before the real
 root boots. Its /etc/machine-id says `uninitialized`, as a first boot's does, so systemd applies
@@ -43,19 +45,25 @@ def _network(upper: Path, address: str) -> None:
     (upper / "etc/resolv.conf").write_text(f"nameserver {NET}.1\n")
 
 
-def _ignition_root(image: Path, upper: Path, config: Path, work: Path) -> None:
-    """The worker's overlay upper: curl installed, python3 whited out, the Ignition config applied."""
+def _overlay(image: Path, upper: Path, work: Path) -> Path:
     merged, scratch = work / "merged", work / "ovl-work"
     for d in (upper, merged, scratch):
         d.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
                     f"lowerdir={image},upperdir={upper},workdir={scratch}", str(merged)], check=True)
+    return merged
+
+
+def _container_linux_base(image: Path, upper: Path, work: Path) -> None:
+    """An overlay upper that makes the image look like Flatcar's or Fedora CoreOS's root before Ignition:
+    curl and socat installed, python3 whited out, cloud-init disabled, a first boot's machine-id."""
+    merged = _overlay(image, upper, work)
     try:
         (merged / "etc/resolv.conf").write_text(Path("/etc/resolv.conf").read_text())
         subprocess.run(["mount", "-t", "proc", "proc", str(merged / "proc")], check=True)
         try:
             res = subprocess.run(["chroot", str(merged), "sh", "-c", "apt-get update -qq && DEBIAN_FRONTEND="
-                                  "noninteractive apt-get install -y -qq --no-install-recommends curl"],
+                                  "noninteractive apt-get install -y -qq --no-install-recommends curl socat"],
                                  capture_output=True, text=True, timeout=600)
             assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
         finally:
@@ -66,6 +74,16 @@ def _ignition_root(image: Path, upper: Path, config: Path, work: Path) -> None:
         (merged / "etc/machine-id").write_text("uninitialized\n")
         (merged / "etc/selinux").mkdir(exist_ok=True)
         (merged / "etc/selinux/config").write_text("SELINUX=disabled\nSELINUXTYPE=targeted\n")
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
+
+
+def _ignition_root(image: Path, base: Path, upper: Path, config: Path, work: Path) -> None:
+    """A node's overlay upper: the base's copy, then the Ignition config applied by the real `ignition`."""
+    upper.mkdir(parents=True)
+    subprocess.run(["cp", "-a", f"{base}/.", str(upper)], check=True)
+    merged = _overlay(image, upper, work)
+    try:
         shim = work / "bin"
         shim.mkdir()
         (shim / "setfiles").write_text("#!/bin/sh\ncat >/dev/null\n")
@@ -83,6 +101,7 @@ def _ignition_root(image: Path, upper: Path, config: Path, work: Path) -> None:
 
 @pytest.fixture()
 def booted(baked_image: dict[str, Any], tmp_path: Path, capsysbinary: Any) -> Iterator[dict[str, Any]]:
+    """Three nodes: the seed and worker-1 from --format ignition (no Python), manager-1 from cloud-init."""
     if not IGNITION.exists():
         require_or_skip(SWITCH, f"{IGNITION} is missing (apt-get install ignition)")
     image = Path(baked_image["root"])
@@ -90,31 +109,39 @@ def booted(baked_image: dict[str, Any], tmp_path: Path, capsysbinary: Any) -> It
     conf.write_text(f"cluster: {{name: ign}}\nswarm: {{seed: '{NET}.11', form: true}}\n"
                     "docker: {install: none, daemon: {storage_driver: vfs}}\nsecurity: {block_metadata: false}\n")
     state = tmp_path / "state"
-    seed_ud = render(["--role", "seed", "--address", f"{NET}.11", "--config", str(conf)], state, capsysbinary)
-    config = tmp_path / "worker.ign"
-    config.write_bytes(render(["--role", "worker", "--name", "worker-1", "--address", f"{NET}.12", "--config",
-                               str(conf), "--format", "ignition"], state, capsysbinary))
-    seed = NodeRecord("ign-seed", "seed", str(tmp_path / "seed"))
-    worker = NodeRecord("ign-worker-1", "worker", str(tmp_path / "worker"))
-    nodes.prepare(seed, image, seed_ud)
-    seed_upper = Path(seed.dir) / "upper"
-    _network(seed_upper, f"{NET}.11")
-    (seed_upper / "etc/hostname").write_text("seed\n")
-    (seed_upper / "etc/cloud/cloud.cfg.d").mkdir(parents=True)
-    (seed_upper / "etc/cloud/cloud.cfg.d/99-static-net.cfg").write_text("network: {config: disabled}\n")
-    _ignition_root(image, Path(worker.dir) / "upper", config, tmp_path / "ignition")
-    _network(Path(worker.dir) / "upper", f"{NET}.12")
-    (Path(worker.dir) / "upper/etc/hostname").write_text("worker-1\n")
-    (Path(worker.dir) / "docker").mkdir()
+    ignition = {"seed": (["--role", "seed"], 11), "worker-1": (["--role", "worker", "--name", "worker-1"], 12)}
+    manager_ud = render(["--role", "manager", "--name", "manager-1", "--address", f"{NET}.13", "--config", str(conf)],
+                        state, capsysbinary)
+    base = tmp_path / "container-linux"
+    _container_linux_base(image, base, tmp_path / "base-work")
+    records = {"manager-1": NodeRecord("ign-manager-1", "manager", str(tmp_path / "manager-1"))}
+    for name, (args, octet) in ignition.items():
+        config = tmp_path / f"{name}.ign"
+        config.write_bytes(render([*args, "--address", f"{NET}.{octet}", "--config", str(conf), "--format",
+                                   "ignition"], state, capsysbinary))
+        records[name] = NodeRecord(f"ign-{name}", args[1], str(tmp_path / name))
+        upper = Path(records[name].dir) / "upper"
+        _ignition_root(image, base, upper, config, tmp_path / f"{name}-work")
+        _network(upper, f"{NET}.{octet}")
+        (upper / "etc/hostname").write_text(f"{name}\n")
+        (Path(records[name].dir) / "docker").mkdir()
+    manager = records["manager-1"]
+    nodes.prepare(manager, image, manager_ud)
+    manager_upper = Path(manager.dir) / "upper"
+    _network(manager_upper, f"{NET}.13")
+    (manager_upper / "etc/hostname").write_text("manager-1\n")
+    (manager_upper / "etc/cloud/cloud.cfg.d").mkdir(parents=True)
+    (manager_upper / "etc/cloud/cloud.cfg.d/99-static-net.cfg").write_text("network: {config: disabled}\n")
     net = Netns(f"i{os.getpid() % 1000}", NET)
+    order = [records["seed"], records["manager-1"], records["worker-1"]]
     try:
         net.up()
-        for node in (seed, worker):
+        for node in order:
             nodes.boot(node, image, net.bridge)
             node.init = nodes.find_init(node)
-        yield {"seed": seed, "worker": worker, "state": state}
+        yield {**records, "state": state}
     finally:
-        for node in (seed, worker):
+        for node in order:
             if node.nspawn is not None:
                 nodes.stop(node)
         net.down()
@@ -127,21 +154,54 @@ def _until(what: str, check: Any, timeout: float = 300) -> None:
         time.sleep(3)
 
 
-def test_an_ignition_worker_without_python_joins_a_cloud_init_seed(booted: dict[str, Any]) -> None:
-    seed, worker = booted["seed"], booted["worker"]
+def _diagnose(booted: dict[str, Any]) -> str:
+    """What the nodes say of their join, for a failure message."""
+    out = []
+    for name in ("seed", "manager-1", "worker-1"):
+        for cmd in (["systemctl", "--no-pager", "--failed"],
+                    ["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"],
+                    ["journalctl", "--no-pager", "-n", "60", "-u", "bakery-join", "-u", "bakery-join-tls",
+                     "-u", "bakery-join-server.socket", "-u", "bakery-join-server", "-u", "docker"]):
+            try:
+                res = nodes.exec_in(booted[name], cmd)
+                out.append(f"--- {name}: {' '.join(cmd)}\n{res.stdout[-4000:]}{res.stderr[-1000:]}")
+            except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure
+                out.append(f"--- {name}: {exc}")
+    return "\n".join(out)
+
+
+def test_ignition_seed_and_worker_without_python_and_a_cloud_init_manager_form_one_swarm(
+        booted: dict[str, Any]) -> None:
+    seed, manager, worker = booted["seed"], booted["manager-1"], booted["worker-1"]  # manager-1: cloud-init
 
     def ready() -> bool:
         out = nodes.exec_in(seed, ["docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}"]).stdout
-        return sorted(line for line in out.split("\n") if line) == ["ign-seed Ready", "worker-1 Ready"]
+        return sorted(line for line in out.split("\n") if line) == ["ign-manager-1 Ready", "seed Ready", "worker-1 Ready"]
 
-    _until("seed and worker-1 Ready in one swarm", ready)
-    assert nodes.exec_in(worker, ["sh", "-c", "command -v python3"]).returncode != 0  # no Python on it
+    try:
+        _until("seed, manager-1 and worker-1 Ready in one swarm", ready)
+    except AssertionError:
+        raise AssertionError(_diagnose(booted)) from None
+    for node in (seed, worker):
+        assert nodes.exec_in(node, ["sh", "-c", "command -v python3"]).returncode != 0  # no Python on it
+    seed_log = nodes.exec_in(seed, ["journalctl", "-u", "bakery-join", "--no-pager"]).stdout
+    assert f"initialised the swarm, advertising {NET}.11" in seed_log, seed_log
     journal = nodes.exec_in(worker, ["journalctl", "-u", "bakery-join", "--no-pager"]).stdout
     assert f"joined the swarm as worker through {NET}.11, advertising {NET}.12" in journal, journal
+    joined = nodes.exec_in(manager, ["journalctl", "-u", "bakery-join", "--no-pager"]).stdout
+    assert "joined the swarm as manager" in joined, joined
+    # The seed's join service without Python answered both: the sh worker and the Python manager.
+    served = nodes.exec_in(seed, ["journalctl", "-u", "bakery-join-tls", "--no-pager"]).stdout
+    assert '/v1/token/worker HTTP/1.1" 200' in served and '/v1/token/manager HTTP/1.1" 200' in served, served
+    units = nodes.exec_in(seed, ["systemctl", "is-enabled", "docker-tcp.socket", "bakery-join.service",
+                                 "bakery-join-server.socket"]).stdout
+    assert units.split() == ["enabled", "enabled", "enabled"]
     units = nodes.exec_in(worker, ["systemctl", "is-enabled", "docker-tcp.socket", "bakery-join.service"]).stdout
     assert units.split() == ["enabled", "enabled"]
-    mode = nodes.exec_in(worker, ["stat", "-c", "%a", "/etc/bakery/tls/server-key.pem", "/etc/bakery/tls/join-key.pem"])
-    assert mode.stdout.split() == ["600", "600"]
+    for node in (seed, worker):
+        mode = nodes.exec_in(node, ["stat", "-c", "%a", "/etc/bakery/tls/server-key.pem",
+                                    "/etc/bakery/tls/join-key.pem"])
+        assert mode.stdout.split() == ["600", "600"]
     # The worker's Docker API: mutual TLS on 2376 with the operator's certificate, as render promises.
     client = booted["state"] / "ign" / "client"
     cli = shutil.which("docker", path="/usr/local/bin") or "docker"
@@ -150,7 +210,11 @@ def test_an_ignition_worker_without_python_joins_a_cloud_init_seed(booted: dict[
                            f"tcp://{NET}.12:2376", "info", "--format", "{{.Swarm.LocalNodeState}}"],
                           capture_output=True, text=True, timeout=60)
     assert info.stdout.strip() == "active", info.stderr
-    token = nodes.exec_in(seed, ["docker", "swarm", "join-token", "-q", "worker"]).stdout.strip()
-    found = nodes.exec_in(worker, ["grep", "-rlF", "-f", "-", "/etc", "/opt", "/var/log", "/var/lib/bakery"],
-                          input=token + "\n")  # the pattern on stdin: the test puts no token on a command line
-    assert token and found.stdout == "", found.stdout  # never in a file
+    for kind in ("worker", "manager"):
+        token = nodes.exec_in(seed, ["docker", "swarm", "join-token", "-q", kind]).stdout.strip()
+        for node in (seed, worker):
+            found = nodes.exec_in(node, ["grep", "-rlF", "-f", "-", "/etc", "/opt", "/var/log", "/var/lib/bakery"],
+                                  input=token + "\n")  # the pattern on stdin: no token on a command line
+            assert token and found.stdout == "", (kind, found.stdout)  # never in a file
+            logs = nodes.exec_in(node, ["journalctl", "--no-pager"], input=None).stdout
+            assert token not in logs, kind
