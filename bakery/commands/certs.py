@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     certs.check_keys(cdir)
     client = state.client_cert_dir(name, args.state_dir)
     env = {"DOCKER_HOST": _seed_api(cfg, name, args.state_dir), "DOCKER_TLS_VERIFY": "1",
-           "DOCKER_CERT_PATH": str(client)}
+           "DOCKER_CERT_PATH": str(client.absolute())}  # the export works from any directory
     now = dt.datetime.now(dt.UTC)
     listed = certs.inventory(cdir)
     rows = [_row(c, now) for c in listed]

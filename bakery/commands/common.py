@@ -116,3 +116,18 @@ def seconds(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: seconds must be a finite number, 0 or more")
     return value
+
+
+def refuse_local_for_openstack(args: argparse.Namespace, command: str) -> None:
+    """`--provider` left at its default (local) for a cluster this state dir knows only from OpenStack: said,
+    instead of acting on a local cluster of that name (`down` found nothing, `up` booted a local one)."""
+    from ..providers.local.state import record_path
+    from ..providers.openstack.daytwo import RECORD
+    from ..state import default_root
+
+    state_dir = args.state_dir or default_root()
+    name = cluster_name(args)
+    if (state_dir / name / RECORD).exists() and not record_path(state_dir, name).exists():
+        raise UserError(f"cluster {name!r} was made by `bakery up --provider openstack` (its record: "
+                        f"{state_dir / name / RECORD}), and --provider is local by default",
+                        fix=f"bakery {command} --provider openstack --cluster {name} ...")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 
 from ..output import teardown_result
-from .common import cluster_name
+from .common import cluster_name, refuse_local_for_openstack
 from .up import add_cluster_arguments
 
 
@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         from ..providers.openstack import commands
 
         return commands.run_down(args, commands.tagged_name(cluster_name(args)), output)
+    refuse_local_for_openstack(args, "down")
     from ..providers.local.daytwo import exclusive, forget_day_two
     from ..providers.local.state import record_path
 

@@ -41,7 +41,7 @@ from typing import Any
 
 from ..errors import EXIT_OK
 from ..output import print_table
-from .common import cluster_name
+from .common import cluster_name, refuse_local_for_openstack
 from .up import add_cluster_arguments
 
 
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         from ..providers.openstack import commands
 
         return commands.run_nodes(args, commands.tagged_name(cluster_name(args)))
+    refuse_local_for_openstack(args, "nodes")
     require_host(["nsenter"], "bakery nodes --provider local")
     rec = cluster.load(args.state_dir or default_root(), cluster_name(args))
     rows, answered_by = cluster.status(rec)

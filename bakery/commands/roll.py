@@ -53,7 +53,15 @@ from pathlib import Path
 from .. import fleet
 from ..errors import EXIT_OK, UserError
 from ..output import print_lines
-from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, seconds
+from .common import (
+    add_cluster,
+    add_config,
+    add_output,
+    add_state_dir,
+    cluster_name,
+    refuse_local_for_openstack,
+    seconds,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.provider == "openstack":
         return _run_openstack(args)
+    refuse_local_for_openstack(args, "roll")
     cluster.require_local()
     state_dir = args.state_dir or default_root()
     name = cluster_name(args)

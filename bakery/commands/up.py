@@ -57,7 +57,16 @@ from typing import TYPE_CHECKING, Any
 from .. import fleet
 from ..errors import EXIT_OK, BakeryError, UserError
 from ..output import print_plan
-from .common import add_cluster, add_config, add_output, add_state_dir, cluster_name, config_path, seconds
+from .common import (
+    add_cluster,
+    add_config,
+    add_output,
+    add_state_dir,
+    cluster_name,
+    config_path,
+    refuse_local_for_openstack,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from ..providers.local.state import ClusterRecord
@@ -112,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 0:
         raise UserError(f"--workers {args.workers} is negative", fix="use 0 or more")
     state_dir = args.state_dir or default_root()
+    if args.provider == "local":
+        refuse_local_for_openstack(args, "up")
     exists = args.provider == "local" and record_path(state_dir, cluster_name(args)).exists()
     restart = exists and _unformed(state_dir, cluster_name(args))
     exists = exists and not restart

@@ -176,7 +176,8 @@ def test_ignition_seed_and_worker_without_python_and_a_cloud_init_manager_form_o
 
     def ready() -> bool:
         out = nodes.exec_in(seed, ["docker", "node", "ls", "--format", "{{.Hostname}} {{.Status}}"]).stdout
-        return sorted(line for line in out.split("\n") if line) == ["ign-manager-1 Ready", "seed Ready", "worker-1 Ready"]
+        want = ["ign-manager-1 Ready", "seed Ready", "worker-1 Ready"]  # a cloud-init node's hostname: its name
+        return sorted(line for line in out.split("\n") if line) == want
 
     try:
         _until("seed, manager-1 and worker-1 Ready in one swarm", ready)

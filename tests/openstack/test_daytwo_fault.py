@@ -9,6 +9,7 @@ import pytest
 from testkit.fakecloud import connect
 
 from bakery import config, fleet
+from bakery.errors import UserError
 from bakery.providers.openstack import daytwo
 from bakery.providers.openstack import up as ou
 
@@ -90,7 +91,7 @@ def test_lb_asked_of_a_cluster_made_without_one_is_refused_and_changes_nothing(c
     before = {k: sorted(v) for k, v in cloud.neutron.items()}, sorted(cloud.servers), dict(cloud.octavia)
     driver = daytwo.OpenStackDriver(connect(), dataclasses.replace(OPTS, lb=True), config.build({}), state,
                                     lambda m: None, clock=clock, asked=False)
-    with pytest.raises(fleet.Refused, match=r"cluster prod has no load balancer \(bakery-prod-api\)") as caught:
+    with pytest.raises(UserError, match=r"cluster prod has no load balancer \(bakery-prod-api\)") as caught:
         daytwo.converge(driver, False, fleet.Timeouts(ready=0))
     assert "re-run without --lb" in caught.value.fix
     assert ({k: sorted(v) for k, v in cloud.neutron.items()}, sorted(cloud.servers), dict(cloud.octavia)) == before

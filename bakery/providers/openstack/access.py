@@ -27,10 +27,24 @@ def read_public_key(path: Path) -> str:
     if "PRIVATE KEY" in text:
         raise UserError(f"--public-key {path} is a private key; it must never leave this machine",
                         fix=f"pass the public half ({path}.pub)")
-    if not text.startswith(PUBLIC_KEY_TYPES) or len(text.split()) < 2:
+    if not text.startswith(PUBLIC_KEY_TYPES) or len(text.split()) < 2 or not _key_blob(text.split()):
         raise UserError(f"--public-key {path} is not an OpenSSH public key",
                         fix="give a file like ~/.ssh/id_ed25519.pub (ssh-keygen -y -f KEY prints one)")
     return text.splitlines()[0]
+
+
+def _key_blob(fields: list[str]) -> bool:
+    """The key data is base64 of a blob that starts with its own type name (RFC 4253 string), as Nova checks."""
+    import base64
+    import binascii
+    import struct
+
+    try:
+        blob = base64.b64decode(fields[1], validate=True)
+        (size,) = struct.unpack(">I", blob[:4])
+    except (binascii.Error, struct.error, ValueError):
+        return False
+    return blob[4:4 + size] == fields[0].encode()
 
 
 def check_keypair(conn: Any, name: str, public_key: str) -> Any:
@@ -79,11 +93,19 @@ def external_network(conn: Any, wanted: str) -> Any:
 
 
 def ensure_floating_ip(conn: Any, tag: str, external_id: str, port_id: str, what: str) -> Any:
-    """The tagged floating IP on `port_id`, created if missing."""
+    """The tagged floating IP on `port_id`. One already on that port (the port is the cluster's) is the
+    cluster's even untagged (a run killed between create and tag) and gets the tag; else the cluster's
+    own idle one on that network is attached again (its address is in the certificates); else one is
+    created."""
     try:
-        for ip in conn.network.ips(tags=tag, port_id=port_id):
-            if tag in (ip.tags or []) and ip.port_id == port_id:
+        for ip in conn.network.ips(port_id=port_id):
+            if ip.port_id == port_id:
+                if tag not in (ip.tags or []):
+                    conn.network.set_tags(ip, sorted({*(ip.tags or []), tag}))
                 return ip
+        for ip in conn.network.ips(tags=tag, floating_network_id=external_id):
+            if tag in (ip.tags or []) and not ip.port_id:
+                return conn.network.update_ip(ip, port_id=port_id)
         ip = create_tagged(conn.network.create_ip, tag, floating_network_id=external_id, port_id=port_id,
                            description=f"bakery: {what}")
         conn.network.set_tags(ip, [tag])

@@ -59,8 +59,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def connect(os_cloud: str | None) -> Any:
-    """An openstacksdk Connection; nothing is sent until the first call."""
+    """An openstacksdk Connection; nothing is sent until the first call. The SDK's and keystoneauth's
+    log records (a retried request's "Failure: ... Retrying in 0.5s") are not printed: bakery says
+    what failed, in its own words, once the retries are spent."""
+    import logging
+
     import openstack
+
+    for name in ("keystoneauth", "openstack"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
 
     try:
         conn = openstack.connect(cloud=os_cloud) if os_cloud else openstack.connect()

@@ -98,6 +98,9 @@ def _check_cidr(value: str) -> None:
     if net.prefixlen == 0:
         raise UserError(f"--operator-cidr {value} opens the Docker API to the whole internet",
                         fix="name your own address or network, e.g. 198.51.100.7/32")
+    if net.version != 4:
+        raise UserError(f"--operator-cidr {value} is IPv6: bakery's security group rules are IPv4",
+                        fix="name the IPv4 address or network you reach the cloud from, e.g. 198.51.100.7/32")
 
 
 def tagged_name(name: str) -> str:
@@ -134,6 +137,7 @@ def run_up(args: argparse.Namespace, cluster: str) -> int:
         servers, roles = {}, []
         args.managers = unfinished.get("managers", 3) if args.managers is None else args.managers
         args.workers = unfinished.get("workers", 2) if args.workers is None else args.workers
+        args.lb = bool(args.lb or unfinished.get("lb"))
     # A count not given: a running cluster keeps what it has, a new one gets 3 managers and 2 workers.
     if args.managers is None:
         args.managers = fleet.kept_managers(roles.count("seed") + roles.count("manager"), cluster) if servers else 3
@@ -244,16 +248,17 @@ def _converge(args: argparse.Namespace, driver: Any) -> int:
     if args.output == "json":
         print(json.dumps({"cluster": cluster, "cert_path": str(client_cert_dir(cluster, driver.state_root)),
                           "changes": changes, "notes": notes, "nodes": nodes, "seconds": round(seconds, 1),
-                          "restored": driver.restored,
+                          "restored": driver.restored, "removed": driver.removed,
                           "seconds_per_change": {driver.server_name(n): round(t, 1) for n, t in timed}},
                          indent=2, sort_keys=True))
         return EXIT_OK
     done = f"{len(plan.changes)} change(s) in {seconds:.0f}s" if plan.changes else "already as asked, nothing changed"
-    if driver.restored:
+    if driver.restored or driver.removed:
         done = (f"{len(plan.changes)} change(s)" if plan.changes else "no node changed") + \
-            f", {len(driver.restored)} missing resource(s) restored in {seconds:.0f}s"
+            f", {len(driver.restored)} missing resource(s) restored, {len(driver.removed)} rule(s) removed " \
+            f"in {seconds:.0f}s"
     print(f"cluster {cluster}: {len(nodes)} servers, {done}")
-    for line in changes + [f"restored: {r}" for r in driver.restored]:
+    for line in changes + [f"restored: {r}" for r in driver.restored] + [f"removed: {r}" for r in driver.removed]:
         print(f"  {line}")
     for node in nodes:
         print(f"  {node['name']:24} {node['role']:8} {node['status']:8} {node['server_id']}")

@@ -185,6 +185,7 @@ class OpenStackDriver:
     limit: int = LIMIT
     last_error: str = ""
     restored: list[str] = field(default_factory=list)  # what restore() put back
+    removed: list[str] = field(default_factory=list)  # and what it took away (an old --operator-cidr)
     _found: tuple[Any, ...] | None = None
     _booted: set[str] = field(default_factory=set)
 
@@ -309,7 +310,7 @@ class OpenStackDriver:
         if balancer is not None and not opts.lb:  # the cluster's API front stays in play without the flag
             self.opts = opts = dataclasses.replace(opts, lb=True)
         if opts.lb and balancer is None:
-            raise fleet.Refused(
+            raise UserError(
                 f"cluster {opts.cluster} has no load balancer (bakery-{opts.cluster}-api): `--lb` makes one only "
                 "with a new cluster, whose managers' certificates name its address",
                 fix=f"re-run without --lb, or `bakery down --provider openstack --cluster {opts.cluster}` and "
@@ -320,7 +321,7 @@ class OpenStackDriver:
         flavor, image, network = ou.resolve(self.conn, opts)
         subnet = ou.subnet_of(self.conn, network) if balancer is not None else None
         sgs, group_id = ou.ensure_shared(self.conn, opts, self.cfg, Ledger(), subnet.cidr if subnet else None,
-                                         restored)
+                                         restored, self.removed)
         self._found = (flavor, image, network, sgs, group_id)
         if opts.floating_network:
             restored += self._restore_floating_ips(balancer)
@@ -331,7 +332,31 @@ class OpenStackDriver:
                           managers, subnet.id, opts.timeout, self.clock, restored)
         for line in restored:
             self.progress(f"restored: {line}")
+        for line in self.removed:
+            self.progress(f"removed: {line}")
         return restored
+
+    def docker_host(self) -> str | None:
+        """The API the operator reaches the swarm by now (what `bakery certs` prints): the balancer's
+        floating IP, else its VIP, else the floating IP on a manager's port (the seed's first), else the
+        seed's (or first manager's) fixed IP; None without a manager."""
+        from . import lb
+        from .ready import docker_url
+
+        port = self.cfg.docker.api_port
+        fips = ou._tagged(self.conn, "floating_ip", self.opts.cluster)
+        balancer = lb.the_balancer(self.conn, self.opts.cluster, ou.cluster_tag(self.opts.cluster)) \
+            if self.opts.lb else None
+        if balancer is not None:
+            on_vip = [f for f in fips if f.port_id == balancer.vip_port_id]
+            return docker_url(str(on_vip[0].floating_ip_address if on_vip else balancer.vip_address), port)
+        servers, ports = self.servers(), self._ports()
+        managers = sorted((s for s in servers.values() if _role(s) in fleet.MANAGER_ROLES and s.status != "ERROR"),
+                          key=lambda s: (_role(s) != "seed", fleet._index(s.name.removeprefix(self.prefix))))
+        if not managers:
+            return None
+        return docker_url(min((self._address(s, ports, fips) for s in managers),
+                              key=lambda a: a not in {str(f.floating_ip_address) for f in fips}), port)
 
     def _fixed(self, server: Any) -> str:
         port = self._ports().get(server.name)
@@ -556,7 +581,8 @@ def converge(driver: OpenStackDriver, dry_run: bool,
             plan.notes.append(f"in ERROR, deleted first: {', '.join(map(driver.server_name, sorted(failed)))}")
         if dry_run:
             return plan, []
-        save_options(opts, driver.state_root)  # what `roll` boots with: recorded once the plan is allowed
+        # what `roll` boots with: recorded once the plan is allowed; with the API as it is now
+        save_options(opts, driver.state_root, docker_host=driver.docker_host())
         if not plan.changes:
             return plan, []
         _check_quota(driver, plan)
@@ -659,7 +685,16 @@ def unfinished_first_up(cluster: str, state_root: Path | None) -> dict[str, int]
     if not isinstance(data, dict) or data.get("formed", True) is not False:
         return None
     counts = {k: data.get(k) for k in ("managers", "workers")}
-    return {k: v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
+    found = {k: v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
+    m, w = found.get("managers", 3), found.get("workers", 2)
+    if not (1 <= m <= 99 and m % 2 == 1 and 0 <= w <= 999):
+        raise UserError(f"{path} records a first `up` of {m} manager(s) and {w} worker(s): not a cluster bakery "
+                        "makes (an odd number of managers, 1 to 99; 0 to 999 workers)",
+                        fix=f"remove {path} and run `bakery down --provider openstack --cluster {cluster}`, or fix "
+                            "the counts in it")
+    if data.get("lb") is True:
+        found["lb"] = 1  # the first `up` was asked for a load balancer: its continuation makes it too
+    return found
 
 
 def forget_day_two(cluster: str, state_root: Path | None) -> None:

@@ -92,7 +92,13 @@ def ensure_api(conn: Any, lb: Any, cluster: str, tag: str, port: int, operator_c
     listener = _find(lbs.listeners, tag, load_balancer_id=lb.id) or step("creating the listener", lambda: (
         lbs.create_listener(name=name, load_balancer_id=lb.id, protocol="TCP", protocol_port=port,
                             allowed_cidrs=[operator_cidr], tags=[tag])))
-    pool = _find(lbs.pools, tag, loadbalancer_id=lb.id) or step("creating the pool", lambda: (
+    if list(getattr(listener, "allowed_cidrs", None) or [operator_cidr]) != [operator_cidr]:  # --operator-cidr changed
+        step(f"setting the listener's allowed CIDR to {operator_cidr}",
+             lambda: lbs.update_listener(listener, allowed_cidrs=[operator_cidr]))
+    pool = _find(lbs.pools, tag, loadbalancer_id=lb.id)
+    if pool is not None and not getattr(pool, "listeners", None):  # its listener was deleted: the new one's
+        step("attaching the pool to the listener", lambda: lbs.update_listener(listener, default_pool_id=pool.id))
+    pool = pool or step("creating the pool", lambda: (
         lbs.create_pool(name=name, listener_id=listener.id, protocol="TCP", lb_algorithm="ROUND_ROBIN",
                         tags=[tag])))
     if not _find(lbs.health_monitors, tag, pool_id=pool.id):

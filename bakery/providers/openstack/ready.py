@@ -10,6 +10,7 @@ the last one is quoted if it passes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,20 @@ def list_nodes(client: Any) -> tuple[list[SwarmNode] | None, str]:
     except docker.errors.APIError as exc:
         return None, f"HTTP {exc.status_code}: {exc.explanation or exc}"[:300]
     except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
-        return None, f"{type(exc).__name__}: {_first_line(exc)}"
+        return None, connect_reason(exc)
+
+
+def connect_reason(exc: BaseException) -> str:
+    """Why a TLS API could not be reached, in a few words (urllib3's text nests the OS error three deep)."""
+    text = str(exc)
+    found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if found:
+        return f"cannot connect ({found[-1].strip()})"
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        return "cannot connect (timed out)"
+    if "SSL" in text or "certificate" in text.lower():
+        return f"TLS failed ({_first_line(exc)[:200]})"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -148,9 +148,12 @@ def needed_groups(opts: UpOptions, rules: dict[str, list[Rule]]) -> dict[str, li
 
 
 def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger,
-                           lb_cidr: str | None = None, added: list[str] | None = None) -> dict[str, str]:
+                           lb_cidr: str | None = None, added: list[str] | None = None,
+                           removed: list[str] | None = None) -> dict[str, str]:
     """Create missing groups and missing rules; returns name -> id. What was missing is appended to
-    `added` (a line each) when given."""
+    `added` (a line each) when given. With `removed` given (a re-run), a rule bakery makes from an
+    address range (the API port from --operator-cidr or the subnet) that names another range is
+    deleted: the operator's CIDR changed, and the old one must lose the API."""
     existing = {sg.name: sg for sg in _tagged(conn, "security_group", opts.cluster)}
     ids: dict[str, str] = {}
     rules = needed_groups(opts, security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port,
@@ -173,7 +176,26 @@ def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledge
             if added is not None and name in existing:
                 source = rule.remote_group or rule.remote_cidr or "anywhere"
                 added.append(f"rule {rule.protocol}/{rule.port_min}-{rule.port_max} from {source} in {name}")
+        if removed is not None and name in existing:
+            removed += _prune_ranges(conn, name, wanted, existing[name])
     return ids
+
+
+def _prune_ranges(conn: Any, name: str, wanted: list[Rule], sg: Any) -> list[str]:
+    ranges = {(r.protocol, r.port_min, r.port_max) for r in wanted if r.remote_cidr}
+    keep = {(r.protocol, r.port_min, r.port_max, r.remote_cidr) for r in wanted if r.remote_cidr}
+    gone = []
+    for r in getattr(sg, "security_group_rules", None) or []:
+        key = (r.get("protocol"), r.get("port_range_min"), r.get("port_range_max"))
+        cidr = r.get("remote_ip_prefix")
+        if r.get("direction") != "ingress" or not cidr or key not in ranges or (*key, cidr) in keep:
+            continue
+        try:
+            conn.network.delete_security_group_rule(r["id"], ignore_missing=True)
+        except Exception as exc:
+            raise cloud_error(exc, f"deleting rule {key[0]}/{key[1]} from {cidr} of security group {name}") from exc
+        gone.append(f"rule {key[0]}/{key[1]}-{key[2]} from {cidr} in {name} (not the address range asked for)")
+    return gone
 
 
 def _ensure_rules(conn: Any, sg_id: str, wanted: list[Rule], ids: dict[str, str], sg: Any) -> list[Rule]:
@@ -192,6 +214,8 @@ def _ensure_rules(conn: Any, sg_id: str, wanted: list[Rule], ids: dict[str, str]
                 port_range_min=rule.port_min, port_range_max=rule.port_max, remote_group_id=remote,
                 remote_ip_prefix=rule.remote_cidr)
         except Exception as exc:
+            if getattr(exc, "status_code", None) == 409 or "already exists" in str(exc):
+                continue  # another run added it meanwhile
             raise cloud_error(exc, f"adding rule {rule.protocol}/{rule.port_min} to security group {sg_id}") from exc
         added.append(rule)
     return added
@@ -292,6 +316,14 @@ def resolve(conn: Any, opts: UpOptions) -> tuple[Any, Any, Any]:
                         fix="pass --network with a tenant network that has a subnet")
     if opts.public_key and opts.keypair:
         access.check_keypair(conn, opts.keypair, opts.public_key)
+    elif opts.keypair:  # --key-name alone: a keypair the operator has already
+        try:
+            there = find_or_none(conn.compute.find_keypair, opts.keypair)
+        except Exception as exc:
+            raise cloud_error(exc, f"looking up keypair {opts.keypair}") from exc
+        if there is None:
+            raise UserError(f"keypair {opts.keypair!r} does not exist on this cloud",
+                            fix="pass --public-key FILE to import it, or --key-name with an existing keypair")
     return flavor, image, network
 
 
@@ -304,10 +336,16 @@ def check_services(conn: Any, opts: UpOptions) -> None:
 
 
 def subnet_of(conn: Any, network: Any) -> Any:
+    """The network's IPv4 subnet (the first by id when there are several): the rules are IPv4."""
     try:
-        return conn.network.get_subnet(sorted(network.subnet_ids)[0])
+        subnets = [conn.network.get_subnet(i) for i in sorted(network.subnet_ids)]
     except Exception as exc:
         raise cloud_error(exc, f"reading the subnet of network {network.name}") from exc
+    v4 = [s for s in subnets if getattr(s, "ip_version", 4) == 4]
+    if not v4:
+        raise UserError(f"network {network.name} has no IPv4 subnet: bakery's security group rules and swarm "
+                        "addresses are IPv4", fix="use a network with an IPv4 subnet (--network)")
+    return v4[0]
 
 
 def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, progress: Progress,
@@ -359,10 +397,11 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
 
 
 def ensure_shared(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger,
-                  lb_cidr: str | None = None, added: list[str] | None = None) -> tuple[dict[str, str], str]:
+                  lb_cidr: str | None = None, added: list[str] | None = None,
+                  removed: list[str] | None = None) -> tuple[dict[str, str], str]:
     """What every server of the cluster uses: the security groups (name -> id), the imported keypair,
     the managers' anti-affinity group (its id). Found again when they exist."""
-    sgs = ensure_security_groups(conn, opts, cfg, ledger, lb_cidr, added)
+    sgs = ensure_security_groups(conn, opts, cfg, ledger, lb_cidr, added, removed)
     if opts.public_key and opts.keypair:
         access.ensure_keypair(conn, opts.keypair, opts.public_key, sgs[group_names(opts.cluster)["nodes"]])
     return sgs, ensure_server_group(conn, opts.cluster, ledger)
@@ -563,9 +602,22 @@ def down(conn: Any, cluster: str, progress: Progress, clock: Clock | None = None
     for server in servers:
         ledger.add("server", server.id)
     kinds = ("floating_ip", "load_balancer", "port", "security_group")
+    found: dict[str, list[Any]] = {}
     for kind in kinds if has_octavia(conn) else tuple(k for k in kinds if k != "load_balancer"):
-        for res in _tagged(conn, kind, cluster):
+        found[kind] = _tagged(conn, kind, cluster)
+        for res in found[kind]:
             ledger.add(kind, res.id)
+    # A floating IP on one of the cluster's ports is the cluster's, tagged or not (a run killed between
+    # creating it and tagging it, on a cloud without tags in the create request).
+    ours = {str(p.id) for p in found.get("port", [])} | {
+        str(b.vip_port_id) for b in found.get("load_balancer", []) if getattr(b, "vip_port_id", None)}
+    if ours:
+        try:
+            for ip in conn.network.ips():
+                if ip.port_id and str(ip.port_id) in ours and ip.id not in {i for _, i in ledger.items}:
+                    ledger.add("floating_ip", ip.id)
+        except Exception as exc:
+            raise cloud_error(exc, "listing floating IPs") from exc
     for name in access.owned_keypairs(_tagged(conn, "security_group", cluster)):
         ledger.add("keypair", name)
     # A server group has no tags: it is the cluster's by its exact name, its anti-affinity policy, and the
