@@ -82,6 +82,27 @@ def test_a_keypair_of_that_name_with_another_key_is_refused(os_env, user, clean,
     assert line.startswith("bakery up: error: keypair 'bakery-chk4' already exists with another key"), line
 
 
+def test_a_key_name_that_does_not_exist_and_a_dual_stack_network_with_lb(os_env, admin, user, clean, capsys,
+                                                                          tmp_path):
+    """--key-name without --public-key names a keypair Nova must have (it failed at the first boot, after the
+    security groups); with --lb the subnet is the network's IPv4 one even when an IPv6 one sorts first."""
+    code, line = refused(capsys, user, [*up_argv("chk7", tmp_path / "state", "--managers", "1", "--workers", "0"),
+                                        "--key-name", "nosuch"])
+    assert code == 2
+    assert line.startswith("bakery up: error: keypair 'nosuch' does not exist on this cloud"), line
+    net = user.network.create_network(name="chk-dual")
+    try:
+        v4 = user.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.77.0.0/24", name="chk-v4")
+        user.network.create_subnet(network_id=net.id, ip_version=6, cidr="fd00:77::/64", name="chk-v6")
+        from bakery.providers.openstack import up as ou
+
+        assert ou.subnet_of(user, user.network.get_network(net.id)).id == v4.id
+    finally:
+        for sub in list(user.network.subnets(network_id=net.id)):
+            user.network.delete_subnet(sub.id)
+        user.network.delete_network(net.id)
+
+
 def test_a_keypair_holding_the_operators_key_is_used_and_never_deleted(os_env, admin, user, clean, capsys, tmp_path):
     key = public_key()
     mine = user.compute.create_keypair(name="mine", public_key=key)

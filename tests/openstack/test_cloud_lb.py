@@ -96,6 +96,35 @@ def test_lb_in_front_of_the_managers_then_down_removes_it(os_env, admin, user, c
     assert [ip.port_id for ip in user.network.ips() if ip.port_id == seed_port.id] == [seed_port.id]
     assert sorted((r.port_range_min, r.remote_ip_prefix) for r in user.network.security_group_rules()
                   if r.port_range_min == 2376) == sorted([(2376, OPERATOR), (2376, subnet.cidr)])
+    # `bakery certs` names the balancer's floating IP as it is now (the restored one, a new address).
+    code, out, err = run(capsys, ["certs", "--cluster", "lab9", "--state-dir", str(state)])
+    assert code == 0 and f"DOCKER_HOST=tcp://{fip.floating_ip_address}:2376" in out, out + err
+
+    # The listener deleted by hand (Octavia keeps the pool, detached): the new listener gets that pool.
+    lb.delete_listener(listener.id)
+    lb.wait_for_load_balancer(balancer.id, status="ACTIVE", wait=120)
+    # A floating IP left untagged (a run killed between create and tag) is adopted, not doubled.
+    user.network.set_tags(fip, [])
+    code, out, err = run(capsys, up_argv("lab9", state, "--managers", "3", "--workers", "0"))
+    assert code == 0, err
+    (listener,) = list(lb.listeners())
+    assert listener.default_pool_id == pool.id and listener.allowed_cidrs == [OPERATOR]
+    assert [ip.tags for ip in user.network.ips() if ip.port_id == balancer.vip_port_id] == [[TAG]]
+
+    # Another --operator-cidr: the old range loses the API, in Neutron and in the listener.
+    other_cidr = "203.0.113.9/32"
+    code, out, err = run(capsys, up_argv("lab9", state, "--managers", "3", "--workers", "0",
+                                         "--operator-cidr", other_cidr))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["removed"] == [f"rule tcp/2376-2376 from {OPERATOR} in bakery-lab9-managers (not the address range "
+                                 "asked for)"], result
+    assert sorted((r.port_range_min, r.remote_ip_prefix) for r in user.network.security_group_rules()
+                  if r.port_range_min == 2376) == sorted([(2376, other_cidr), (2376, subnet.cidr)])
+    (listener,) = list(lb.listeners())
+    assert listener.allowed_cidrs == [other_cidr]
+    # An untagged floating IP on the seed's port (a kill before its tag): `down` removes it too.
+    user.network.set_tags(next(ip for ip in user.network.ips() if ip.port_id == seed_port.id), [])
 
     # Another cluster's balancer of the same name, and a floating IP nobody tagged, survive `down`.
     other = lb.create_load_balancer(name="bakery-lab9-api", vip_subnet_id=subnet.id, tags=["bakery.cluster=staging"])

@@ -123,3 +123,32 @@ def test_a_rerun_puts_back_a_deleted_rule_and_the_seeds_floating_ip(cloud, clock
                for r in rules.values()) == 1
     daytwo.converge(driver, False, fleet.Timeouts(ready=0))
     assert driver.restored == []
+
+
+def test_a_seed_whose_port_was_deleted_is_retired_and_its_floating_ip_kept(cloud, clock, tmp_path):
+    """The seed's port deleted by hand (Neutron detaches its floating IP): every re-run failed with `server
+    prod-seed has no fixed IPv4 address`. It is retired as one in ERROR, and the cluster's floating IP (in
+    every manager's certificate) goes to a manager's port, not a new address."""
+    from types import SimpleNamespace
+
+    cloud.network("public", "net-public", external=True)
+    cloud.default_statuses = ["BUILD", "ACTIVE"]
+    state = tmp_path / "state"
+    ou.up(connect(), OPTS, config.build({}), state, lambda m: None, clock)
+    ports = {p["name"]: p["id"] for p in cloud.neutron["ports"].values()}
+    (fip,) = cloud.neutron["floatingips"].values()
+    address = fip["floating_ip_address"]
+    del cloud.neutron["ports"][ports["prod-seed"]]
+    fip["port_id"] = None
+    seed = next(s for s in cloud.servers.values() if s["name"] == "prod-seed")
+    seed["_addresses"] = {}
+    api = Api()
+    said: list[str] = []
+    driver = daytwo.OpenStackDriver(connect(), OPTS, config.build({}), state, said.append, clock=clock,
+                                    client_for=lambda address: SimpleNamespace(api=api))
+    with pytest.raises(fleet.Stopped, match="manager-3 not Ready"):  # the fake boots nothing that joins
+        daytwo.converge(driver, False, fleet.Timeouts(ready=0))
+    assert seed.get("_deleted")
+    assert any("prod-seed lost its port (no address): deleting it" in line for line in said), said
+    (fip,) = cloud.neutron["floatingips"].values()
+    assert fip["floating_ip_address"] == address and fip["port_id"] == ports["prod-manager-1"]

@@ -230,6 +230,9 @@ class OpenStackDriver:
                            and s.status == "ACTIVE" and n not in avoid),
                           key=lambda n: (_role(servers[n]) != "seed", fleet._index(n)))
         for name in managers:
+            if servers[name].name not in ports and not _has_address(servers[name]):
+                self.last_error = f"{self.server_name(name)} has no address (its port was deleted)"
+                continue
             address = self._address(servers[name], ports, fips)
             try:
                 swarm = DockerSwarm(self._client(address), self.opts.cluster)
@@ -326,8 +329,10 @@ class OpenStackDriver:
         if opts.floating_network:
             restored += self._restore_floating_ips(balancer)
         if balancer is not None and subnet is not None:
+            ports = self._ports()
             managers = {s.name: self._fixed(s) for s in self.servers().values()
-                        if _role(s) in fleet.MANAGER_ROLES and s.status != "ERROR"}
+                        if _role(s) in fleet.MANAGER_ROLES and s.status != "ERROR"
+                        and (s.name in ports or _has_address(s))}
             lb.ensure_api(self.conn, balancer, opts.cluster, tag, self.cfg.docker.api_port, opts.operator_cidr,
                           managers, subnet.id, opts.timeout, self.clock, restored)
         for line in restored:
@@ -547,6 +552,10 @@ def _unreachable(driver: OpenStackDriver, exc: UserError) -> UserError:
                          "--wait active deletes and boots servers without asking the swarm")
 
 
+def _has_address(server: Any) -> bool:
+    return any(addrs for addrs in (server.addresses or {}).values())
+
+
 def converge(driver: OpenStackDriver, dry_run: bool,
              timeouts: fleet.Timeouts) -> tuple[fleet.Plan, list[tuple[str, float]]]:
     """`up` on a cluster that has servers: ERROR servers replaced, then fleet's plan to the counts asked for."""
@@ -558,7 +567,12 @@ def converge(driver: OpenStackDriver, dry_run: bool,
                                 fix="finish it with `bakery roll --provider openstack`, then re-run")
         driver.restored = driver.restore(dry_run)
         opts = driver.opts
-        failed = {n: s for n, s in driver.servers().items() if s.status == "ERROR"}
+        # In ERROR, or a manager whose tagged port was deleted (no address left: it can serve no one, and
+        # nothing can be rendered with its address): retired and booted again as the counts need.
+        ports = driver._ports()
+        failed = {n: s for n, s in driver.servers().items()
+                  if s.status == "ERROR" or (_role(s) in fleet.MANAGER_ROLES and s.name not in ports
+                                             and not _has_address(s))}
         if failed:  # deleting them is retiring them: never past the majority (Nova's ERROR is not the swarm's)
             try:
                 fleet.check_quorum(driver.members(), [fleet.Change("retire", n, _role(s)) for n, s in failed.items()])
@@ -566,7 +580,8 @@ def converge(driver: OpenStackDriver, dry_run: bool,
                 raise _unreachable(driver, exc) from None
         if not dry_run:
             for name, server in sorted(failed.items()):
-                driver.progress(f"{server.name} is in ERROR: deleting it (the plan boots what the counts need)")
+                why = "is in ERROR" if server.status == "ERROR" else "lost its port (no address)"
+                driver.progress(f"{server.name} {why}: deleting it (the plan boots what the counts need)")
                 # Its port goes, its floating IP moves to another manager, it leaves the API front, and
                 # what the swarm lists under its name is demoted and removed (else a ghost in the count).
                 driver._delete_server(name, server)
