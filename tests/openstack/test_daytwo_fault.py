@@ -54,24 +54,37 @@ class Api:
         return []
 
 
-def test_a_seed_in_error_leaves_no_port_no_orphan_floating_ip_and_no_ghost(cloud, clock, tmp_path):
-    from types import SimpleNamespace
-
+def _cluster(cloud, clock, tmp_path):
+    """prod made by `up`: three managers, the seed's floating IP from `public`; its state dir."""
     cloud.network("public", "net-public", external=True)
     cloud.default_statuses = ["BUILD", "ACTIVE"]
     state = tmp_path / "state"
     ou.up(connect(), OPTS, config.build({}), state, lambda m: None, clock)
-    ports = {p["name"]: p["id"] for p in cloud.neutron["ports"].values()}
-    (fip,) = cloud.neutron["floatingips"].values()
-    assert fip["port_id"] == ports["prod-seed"]
-    seed = next(s for s in cloud.servers.values() if s["name"] == "prod-seed")
-    cloud.server_statuses[seed["id"]] = ["ERROR"]
+    return state
+
+
+def _converge_to_a_new_manager(state, clock) -> tuple[Api, list[str]]:
+    """A re-run of `up` that retires the seed and boots manager-3 (which the fake never makes Ready)."""
+    from types import SimpleNamespace
+
     api = Api()
     said: list[str] = []
     driver = daytwo.OpenStackDriver(connect(), OPTS, config.build({}), state, said.append, clock=clock,
                                     client_for=lambda address: SimpleNamespace(api=api))
     with pytest.raises(fleet.Stopped, match="manager-3 not Ready"):  # the fake boots nothing that joins
         daytwo.converge(driver, False, fleet.Timeouts(ready=0))
+    return api, said
+
+
+def test_a_seed_in_error_leaves_no_port_no_orphan_floating_ip_and_no_ghost(cloud, clock, tmp_path):
+
+    state = _cluster(cloud, clock, tmp_path)
+    ports = {p["name"]: p["id"] for p in cloud.neutron["ports"].values()}
+    (fip,) = cloud.neutron["floatingips"].values()
+    assert fip["port_id"] == ports["prod-seed"]
+    seed = next(s for s in cloud.servers.values() if s["name"] == "prod-seed")
+    cloud.server_statuses[seed["id"]] = ["ERROR"]
+    api, said = _converge_to_a_new_manager(state, clock)
     assert seed.get("_deleted") and "prod-seed" not in {p["name"] for p in cloud.neutron["ports"].values()}
     (fip,) = cloud.neutron["floatingips"].values()
     assert fip["port_id"] == ports["prod-manager-1"], "the floating IP moved to a manager's port"
@@ -84,10 +97,7 @@ def test_lb_asked_of_a_cluster_made_without_one_is_refused_and_changes_nothing(c
     certificates, so the run is refused (it was a silent no-op that recorded `lb: true`)."""
     import dataclasses
 
-    cloud.network("public", "net-public", external=True)
-    cloud.default_statuses = ["BUILD", "ACTIVE"]
-    state = tmp_path / "state"
-    ou.up(connect(), OPTS, config.build({}), state, lambda m: None, clock)
+    state = _cluster(cloud, clock, tmp_path)
     before = {k: sorted(v) for k, v in cloud.neutron.items()}, sorted(cloud.servers), dict(cloud.octavia)
     driver = daytwo.OpenStackDriver(connect(), dataclasses.replace(OPTS, lb=True), config.build({}), state,
                                     lambda m: None, clock=clock, asked=False)
@@ -100,10 +110,7 @@ def test_lb_asked_of_a_cluster_made_without_one_is_refused_and_changes_nothing(c
 
 
 def test_a_rerun_puts_back_a_deleted_rule_and_the_seeds_floating_ip(cloud, clock, tmp_path):
-    cloud.network("public", "net-public", external=True)
-    cloud.default_statuses = ["BUILD", "ACTIVE"]
-    state = tmp_path / "state"
-    ou.up(connect(), OPTS, config.build({}), state, lambda m: None, clock)
+    state = _cluster(cloud, clock, tmp_path)
     rules = cloud.neutron["security-group-rules"]
     (rule_id,) = [i for i, r in rules.items() if r["port_range_min"] == 2376 and r["remote_ip_prefix"]
                   == OPTS.operator_cidr]
@@ -129,12 +136,8 @@ def test_a_seed_whose_port_was_deleted_is_retired_and_its_floating_ip_kept(cloud
     """The seed's port deleted by hand (Neutron detaches its floating IP): every re-run failed with `server
     prod-seed has no fixed IPv4 address`. It is retired as one in ERROR, and the cluster's floating IP (in
     every manager's certificate) goes to a manager's port, not a new address."""
-    from types import SimpleNamespace
 
-    cloud.network("public", "net-public", external=True)
-    cloud.default_statuses = ["BUILD", "ACTIVE"]
-    state = tmp_path / "state"
-    ou.up(connect(), OPTS, config.build({}), state, lambda m: None, clock)
+    state = _cluster(cloud, clock, tmp_path)
     ports = {p["name"]: p["id"] for p in cloud.neutron["ports"].values()}
     (fip,) = cloud.neutron["floatingips"].values()
     address = fip["floating_ip_address"]
@@ -142,12 +145,7 @@ def test_a_seed_whose_port_was_deleted_is_retired_and_its_floating_ip_kept(cloud
     fip["port_id"] = None
     seed = next(s for s in cloud.servers.values() if s["name"] == "prod-seed")
     seed["_addresses"] = {}
-    api = Api()
-    said: list[str] = []
-    driver = daytwo.OpenStackDriver(connect(), OPTS, config.build({}), state, said.append, clock=clock,
-                                    client_for=lambda address: SimpleNamespace(api=api))
-    with pytest.raises(fleet.Stopped, match="manager-3 not Ready"):  # the fake boots nothing that joins
-        daytwo.converge(driver, False, fleet.Timeouts(ready=0))
+    api, said = _converge_to_a_new_manager(state, clock)
     assert seed.get("_deleted")
     assert any("prod-seed lost its port (no address): deleting it" in line for line in said), said
     (fip,) = cloud.neutron["floatingips"].values()
