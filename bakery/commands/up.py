@@ -83,6 +83,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "not given: a new cluster has none, a running one keeps what it has)")
     p.add_argument("--unbaked", action="store_true",
                    help="boot the plain image: nodes install Docker at boot through an apt proxy on the bridge")
+    p.add_argument("--format", choices=("cloud-init", "ignition"), default=None, dest="node_format",
+                   help="local: how a new cluster's nodes are set up: cloud-init (default) or ignition (like "
+                        "Flatcar and Fedora CoreOS: no Python, the real Ignition applies `bakery render "
+                        "--format ignition`; needs Debian's ignition package)")
     add_config(p)
     add_cluster(p)
     add_state_dir(p)
@@ -133,6 +137,14 @@ def run(args: argparse.Namespace) -> int:
             args.managers = fleet.kept_managers(roles.count("seed") + roles.count("manager"), cluster_name(args))
         args.workers = roles.count("worker") if args.workers is None else args.workers
         args.consul = "consul" in roles if args.consul is None else args.consul
+    if args.provider == "openstack" and args.node_format == "ignition":
+        raise UserError("--format ignition is for --provider local (OpenStack servers: `bakery render --format "
+                        "ignition` gives their user-data)",
+                        fix="bakery render --role ROLE --format ignition ... | openstack server create --user-data "
+                            "/dev/stdin ...")
+    if exists and args.node_format and args.node_format != rec.format:
+        raise UserError(f"cluster {rec.cluster}'s nodes are {rec.format} nodes; --format {args.node_format} is "
+                        "for a new cluster", fix="drop --format, or `bakery down` first")
     if args.provider == "openstack":  # what is not given is filled there, from the cluster's servers
         from ..providers.openstack import commands
 
@@ -144,8 +156,11 @@ def run(args: argparse.Namespace) -> int:
         cluster=cluster_name(args), managers=args.managers, workers=args.workers,
         consul=args.consul, baked=not args.unbaked, user_config=config_path(args), state_dir=state_dir,
         cache_dir=(args.cache_dir or rootfs.default_cache_dir()).resolve(), timeout=args.timeout,
-        drain_timeout=args.drain_timeout,
+        drain_timeout=args.drain_timeout, fmt=args.node_format or "cloud-init",
     )
+    if opts.fmt == "ignition" and not opts.baked:
+        raise UserError("--format ignition with --unbaked: Ignition installs no packages, and these nodes ship "
+                        "Docker as Flatcar and Fedora CoreOS do", fix="drop --unbaked")
     if exists:
         return _converge(args, opts)
     again = [f"the first `bakery up` of cluster {opts.cluster} stopped before its swarm formed: what it left is "

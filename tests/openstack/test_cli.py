@@ -232,3 +232,20 @@ def test_a_cluster_name_too_long_for_its_servers_hostnames_is_refused_up_front(c
     assert cli.main([*UP, "--cluster", name]) == 2
     err = capsys.readouterr().err
     assert f"cluster name '{name}' is 53 characters" in err and "(use at most 52 characters)" in err
+
+
+def test_format_ignition_is_local_only_and_not_unbaked(capsys, tmp_path):
+    line = one_line_error(capsys, [*UP, "--cluster", "prod", "--format", "ignition"], 2)
+    assert line.startswith("bakery up: error: --format ignition is for --provider local"), line
+    line = one_line_error(capsys, ["up", "--provider", "local", "--cluster", "ig", "--state-dir", str(tmp_path),
+                                   "--format", "ignition", "--unbaked"], 2)
+    assert line.startswith("bakery up: error: --format ignition with --unbaked"), line
+    assert not (tmp_path / "ig").exists()
+
+
+def test_a_local_command_on_a_cluster_made_on_openstack_names_the_provider(capsys, tmp_path):
+    (tmp_path / "prod").mkdir()
+    (tmp_path / "prod" / "openstack.json").write_text("{}\n")
+    for argv in (["down"], ["nodes"], ["up", "--workers", "1"]):
+        line = one_line_error(capsys, [*argv, "--cluster", "prod", "--state-dir", str(tmp_path)], 2)
+        assert "was made by `bakery up --provider openstack`" in line and "--provider openstack" in line, line

@@ -111,16 +111,23 @@ def test_lb_in_front_of_the_managers_then_down_removes_it(os_env, admin, user, c
     assert listener.default_pool_id == pool.id and listener.allowed_cidrs == [OPERATOR]
     assert [ip.tags for ip in user.network.ips() if ip.port_id == balancer.vip_port_id] == [[TAG]]
 
-    # Another --operator-cidr: the old range loses the API, in Neutron and in the listener.
+    # Another --operator-cidr: the old range loses the API, in Neutron and in the listener; a 2376 rule the
+    # user added to bakery's group for a range of their own stays.
     other_cidr = "203.0.113.9/32"
+    managers_sg = next(g for g in user.network.security_groups() if g.name == "bakery-lab9-managers")
+    theirs = user.network.create_security_group_rule(
+        security_group_id=managers_sg.id, direction="ingress", ethertype="IPv4", protocol="tcp",
+        port_range_min=2376, port_range_max=2376, remote_ip_prefix="192.0.2.0/24")
     code, out, err = run(capsys, up_argv("lab9", state, "--managers", "3", "--workers", "0",
                                          "--operator-cidr", other_cidr))
     assert code == 0, err
     result = json.loads(out)
-    assert result["removed"] == [f"rule tcp/2376-2376 from {OPERATOR} in bakery-lab9-managers (not the address range "
-                                 "asked for)"], result
+    assert result["removed"] == [f"rule tcp/2376-2376 from {OPERATOR} in bakery-lab9-managers (the last up's "
+                                 "--operator-cidr)"], result
     assert sorted((r.port_range_min, r.remote_ip_prefix) for r in user.network.security_group_rules()
-                  if r.port_range_min == 2376) == sorted([(2376, other_cidr), (2376, subnet.cidr)])
+                  if r.port_range_min == 2376) == sorted([(2376, other_cidr), (2376, subnet.cidr),
+                                                          (2376, "192.0.2.0/24")])
+    user.network.delete_security_group_rule(theirs.id)
     (listener,) = list(lb.listeners())
     assert listener.allowed_cidrs == [other_cidr]
     # An untagged floating IP on the seed's port (a kill before its tag): `down` removes it too.

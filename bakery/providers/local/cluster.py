@@ -39,6 +39,7 @@ class UpOptions:
     cache_dir: Path
     timeout: float
     drain_timeout: float = 300  # day two: how long a drained node's tasks may take to run elsewhere
+    fmt: str = "cloud-init"  # or "ignition": nodes like Flatcar's, set up by the real Ignition
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def render(rec: ClusterRecord, state_dir: Path, name: str, role: str, form: bool
 
     cfg = load(rec.config)
     cfg = dataclasses.replace(cfg, swarm=dataclasses.replace(cfg.swarm, form=form and role == "seed"))
-    userdata, _ = build_userdata(cfg, Node(role, name, (address_for(name, role),)), state_dir)
+    userdata, _ = build_userdata(cfg, Node(role, name, (address_for(name, role),)), state_dir, fmt=rec.format)
     return userdata.payload
 
 
@@ -148,7 +149,7 @@ def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
         if not opts.baked else current_baked(opts.cache_dir, progress)
     workdir = path.parent / "local"
     rec = ClusterRecord(cluster=opts.cluster, workdir=str(workdir), image=str(image.root), baked=opts.baked,
-                        formed=False)
+                        formed=False, format=opts.fmt)
     private_dir(workdir)
 
     def save() -> None:
@@ -188,7 +189,10 @@ def add_node(rec: ClusterRecord, state_dir: Path, name: str, role: str, progress
     rec.nodes.append(node)
     save()
     user_data = render(rec, state_dir, name, role, form)
-    nodes.prepare(node, Path(node.image), user_data)
+    if rec.format == "ignition":
+        nodes.prepare_ignition(node, Path(node.image), user_data)
+    else:
+        nodes.prepare(node, Path(node.image), user_data)
     progress(f"booting {name} ({role}, {address_for(name, role)})")
     nodes.boot(node, Path(node.image), rec.bridge)
     save()

@@ -53,6 +53,63 @@ def prepare(node: NodeRecord, image_root: Path, user_data: bytes, *, seed_in_ove
         run(["cp", "-a", "--reflink=auto", f"{image_root}/var/lib/docker/.", str(d / "docker")], d / "prepare.log")
 
 
+IGNITION = Path("/usr/lib/dracut/modules.d/30ignition/ignition")  # Debian's ignition package
+
+
+def prepare_ignition(node: NodeRecord, image_root: Path, config: bytes) -> None:
+    """An Ignition node's directory (`up --format ignition`): the image made to look like Flatcar's or Fedora
+    CoreOS's root before its first boot (python3 whited out, cloud-init disabled, a first boot's machine-id,
+    DHCP by networkd, SELinux disabled), then the config applied by the real `ignition`
+    (platform `file`, stages fetch-offline and files, `--root`), as an initramfs would (docs/IGNITION.md)."""
+    import os
+    import tempfile
+
+    from ...errors import EnvironmentMissing
+
+    if not IGNITION.exists():
+        raise EnvironmentMissing(f"{IGNITION} is missing: --format ignition nodes are set up by the real "
+                                 "Ignition (apt-get install ignition)")
+    d = Path(node.dir)
+    upper, work, merged = d / "upper", d / "ovl-work", d / "ignition-root"
+    for sub in (upper / "etc/systemd/network", d / "docker", work, merged):
+        sub.mkdir(parents=True, exist_ok=True)
+    # DHCP as the cloud-init nodes: dnsmasq hands out the name's fixed address and names it in DNS (a static
+    # address would get no lease, and the other nodes could not resolve this one's name)
+    (upper / "etc/systemd/network/05-host0.network").write_text(
+        "[Match]\nName=host0\n[Network]\nDHCP=ipv4\n[DHCPv4]\nSendHostname=yes\nUseDomains=yes\n")
+    (upper / "etc/resolv.conf").write_text(f"nameserver {HOST_ADDRESS}\nsearch {DOMAIN}\n")
+    (upper / "etc/hostname").write_text(f"{node.name}\n")
+    if (image_root / "var/lib/docker").is_dir():
+        run(["cp", "-a", "--reflink=auto", f"{image_root}/var/lib/docker/.", str(d / "docker")], d / "prepare.log")
+    run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={image_root},upperdir={upper},workdir={work}",
+         str(merged)], d / "prepare.log")
+    try:
+        for python in (merged / "usr/bin").glob("python3*"):
+            python.unlink()  # a whiteout in the upper: like Flatcar and Fedora CoreOS, no Python
+        (merged / "etc/cloud").mkdir(exist_ok=True)
+        (merged / "etc/cloud/cloud-init.disabled").touch()
+        (merged / "etc/machine-id").write_text("uninitialized\n")  # systemd applies Ignition's presets
+        (merged / "etc/selinux").mkdir(exist_ok=True)
+        (merged / "etc/selinux/config").write_text("SELINUX=disabled\nSELINUXTYPE=targeted\n")
+        with tempfile.TemporaryDirectory(prefix="bakery-ignition-") as tmp:
+            t = Path(tmp)
+            write_private(t / "config.ign", config)  # it holds the node's keys
+            (t / "setfiles").write_text("#!/bin/sh\ncat >/dev/null\n")  # the relabel step: no SELinux here
+            (t / "setfiles").chmod(0o755)
+            env = dict(os.environ, IGNITION_CONFIG_FILE=str(t / "config.ign"), PATH=f"{t}:{os.environ['PATH']}")
+            for stage in ("fetch-offline", "files"):
+                res = subprocess.run([str(IGNITION), "-platform", "file", "-stage", stage, "-root", str(merged),
+                                      "-config-cache", str(t / "cache.json"), "-state-file", str(t / "state"),
+                                      "-neednet", str(t / "neednet"), "-log-to-stdout"],
+                                     capture_output=True, text=True, env=env, timeout=300)
+                with (d / "prepare.log").open("a") as log:
+                    log.write(res.stdout)
+                if res.returncode != 0:
+                    raise BakeryError(f"ignition (stage {stage}) failed for node {node.name}: see {d / 'prepare.log'}")
+    finally:
+        run(["umount", str(merged)], d / "prepare.log")
+
+
 def boot(node: NodeRecord, image_root: Path, bridge: str, binds: Sequence[str] = (), *,
          console: str = "pipe") -> None:
     """Start the node; `binds` are extra nspawn --bind/--bind-ro options (host paths it may read).

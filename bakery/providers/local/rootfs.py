@@ -5,7 +5,7 @@ second apt step inside the image (debootstrap alone cannot resolve
 cloud-init's virtual python3-cffi-backend-api-* dependency). Stages:
 
     base (debootstrap) ─┬─ plain: systemd, cloud-init, NFS client; the user-data installs Docker at boot
-                        └─ baked: plain's packages + docker.io + /etc/bakery/baked (no images)
+                        └─ baked: plain's packages + docker.io, curl, socat + /etc/bakery/baked (no images)
                               └─ baked with archives: a copy of that, the `docker save` archives loaded
 
 The user-data sees the marker and skips the install. A bake with archives
@@ -41,7 +41,8 @@ BASE_VERSION = 3  # the debootstrap stage alone
 SUITE = "bookworm"
 BASE_INCLUDE = ("systemd", "systemd-sysv", "dbus", "iproute2", "ca-certificates", "apt-utils")
 PLAIN_PACKAGES = ("cloud-init", "nfs-common", "python3-cffi-backend")
-BAKED_PACKAGES = (*PLAIN_PACKAGES, "docker.io")
+# curl and socat: what Flatcar and Fedora CoreOS ship for the sh join agent and service (--format ignition)
+BAKED_PACKAGES = (*PLAIN_PACKAGES, "docker.io", "curl", "socat")
 MARKER = "etc/bakery/baked"
 SOURCES_DIR = Path("/etc/apt/sources.list.d")
 CURRENT = "current-baked"

@@ -92,6 +92,7 @@ class ClusterRecord:
     nodes: list[NodeRecord] = field(default_factory=list)
     config: str = ""  # the generated cluster definition given to `bakery render`
     formed: bool = True  # False from the first `up`'s start until its nodes are Ready (older records: True)
+    format: str = "cloud-init"  # or "ignition": how every node of the cluster is set up (`up --format`)
 
     def node(self, name: str) -> NodeRecord:
         for n in self.nodes:

@@ -41,10 +41,18 @@ def _key_blob(fields: list[str]) -> bool:
 
     try:
         blob = base64.b64decode(fields[1], validate=True)
-        (size,) = struct.unpack(">I", blob[:4])
-    except (binascii.Error, struct.error, ValueError):
+    except (binascii.Error, ValueError):
         return False
-    return blob[4:4 + size] == fields[0].encode()
+    parts, at = [], 0
+    while at < len(blob):  # length-prefixed strings, exactly: the type name, then the key's numbers or bytes
+        if at + 4 > len(blob):
+            return False
+        (size,) = struct.unpack(">I", blob[at:at + 4])
+        if size == 0 or at + 4 + size > len(blob):
+            return False
+        parts.append(blob[at + 4:at + 4 + size])
+        at += 4 + size
+    return len(parts) >= 2 and parts[0] == fields[0].encode()
 
 
 def check_keypair(conn: Any, name: str, public_key: str) -> Any:
@@ -92,26 +100,41 @@ def external_network(conn: Any, wanted: str) -> Any:
     return net
 
 
+FIP_DESCRIPTION = "bakery: "  # the start of every floating IP's description bakery creates
+
+
+def is_ours_untagged(ip: Any) -> bool:
+    """A floating IP bakery created and could not tag (a run killed between the two calls)."""
+    return str(getattr(ip, "description", "") or "").startswith(FIP_DESCRIPTION) and not (ip.tags or [])
+
+
 def ensure_floating_ip(conn: Any, tag: str, external_id: str, port_id: str, what: str) -> Any:
-    """The tagged floating IP on `port_id`. One already on that port (the port is the cluster's) is the
-    cluster's even untagged (a run killed between create and tag) and gets the tag; else the cluster's
-    own idle one on that network is attached again (its address is in the certificates); else one is
-    created."""
+    """The tagged floating IP on `port_id`, and how it came: "there", "adopted" (bakery's own, left untagged
+    by a kill), "attached" (the cluster's idle one: its address is in the certificates), "created", or
+    "foreign" (the port has a floating IP bakery did not make: left as it is, not the cluster's)."""
+    return ensure_floating_ip_how(conn, tag, external_id, port_id, what)[0]
+
+
+def ensure_floating_ip_how(conn: Any, tag: str, external_id: str, port_id: str, what: str) -> tuple[Any, str]:
     try:
         for ip in conn.network.ips(port_id=port_id):
-            if ip.port_id == port_id:
-                if tag not in (ip.tags or []):
-                    conn.network.set_tags(ip, sorted({*(ip.tags or []), tag}))
-                return ip
+            if ip.port_id != port_id:
+                continue
+            if tag in (ip.tags or []):
+                return ip, "there"
+            if is_ours_untagged(ip):
+                conn.network.set_tags(ip, [tag])
+                return ip, "adopted"
+            return ip, "foreign"
         for ip in conn.network.ips(tags=tag, floating_network_id=external_id):
             if tag in (ip.tags or []) and not ip.port_id:
-                return conn.network.update_ip(ip, port_id=port_id)
+                return conn.network.update_ip(ip, port_id=port_id), "attached"
         ip = create_tagged(conn.network.create_ip, tag, floating_network_id=external_id, port_id=port_id,
-                           description=f"bakery: {what}")
+                           description=f"{FIP_DESCRIPTION}{what}")
         conn.network.set_tags(ip, [tag])
     except Exception as exc:
         raise cloud_error(exc, f"allocating a floating IP for {what}") from exc
-    return ip
+    return ip, "created"
 
 
 def check_compute_quota(conn: Any, flavor: Any, count: int) -> None:

@@ -323,8 +323,10 @@ class OpenStackDriver:
         restored: list[str] = []
         flavor, image, network = ou.resolve(self.conn, opts)
         subnet = ou.subnet_of(self.conn, network) if balancer is not None else None
+        before = _recorded(opts.cluster, self.state_root).get("operator_cidr")
+        stale = frozenset({before}) if isinstance(before, str) and before != opts.operator_cidr else frozenset()
         sgs, group_id = ou.ensure_shared(self.conn, opts, self.cfg, Ledger(), subnet.cidr if subnet else None,
-                                         restored, self.removed)
+                                         restored, self.removed, stale)
         self._found = (flavor, image, network, sgs, group_id)
         if opts.floating_network:
             restored += self._restore_floating_ips(balancer)
@@ -381,12 +383,19 @@ class OpenStackDriver:
         # One in ERROR keeps its floating IP here: it moves to another manager when that server is deleted.
         holders = [ports[s.name] for s in managers if s.status != "ERROR"]
         if holders and not any(ports[s.name].id in on for s in managers):
-            fip = access.ensure_floating_ip(self.conn, tag, external.id, holders[0].id, holders[0].name)
-            restored.append(f"floating IP {fip.floating_ip_address} on {holders[0].name}{ROLL_SANS}")
+            for holder in holders:  # a manager whose port holds someone else's floating IP is passed over
+                fip, how = access.ensure_floating_ip_how(self.conn, tag, external.id, holder.id, holder.name)
+                if how != "foreign":
+                    restored.append(f"floating IP {fip.floating_ip_address} on {holder.name}{_sans_note(how)}")
+                    break
+                self.progress(f"{holder.name}'s port has a floating IP bakery did not make "
+                              f"({fip.floating_ip_address}): left as it is")
         if balancer is not None and balancer.vip_port_id not in on:
-            fip = access.ensure_floating_ip(self.conn, tag, external.id, balancer.vip_port_id,
-                                            lb.lb_name(opts.cluster))
-            restored.append(f"floating IP {fip.floating_ip_address} on load balancer {balancer.name}{ROLL_SANS}")
+            fip, how = access.ensure_floating_ip_how(self.conn, tag, external.id, balancer.vip_port_id,
+                                                     lb.lb_name(opts.cluster))
+            if how != "foreign":
+                restored.append(f"floating IP {fip.floating_ip_address} on load balancer {balancer.name}"
+                                f"{_sans_note(how)}")
         return restored
 
     def boot(self, name: str, role: str, progress: Progress) -> None:
@@ -552,6 +561,11 @@ def _unreachable(driver: OpenStackDriver, exc: UserError) -> UserError:
                          "--wait active deletes and boots servers without asking the swarm")
 
 
+def _sans_note(how: str) -> str:
+    """What a restored floating IP means for the certificates: a new address is in none of them."""
+    return ROLL_SANS if how == "created" else f" ({how}: its address is the one the certificates name)"
+
+
 def _has_address(server: Any) -> bool:
     return any(addrs for addrs in (server.addresses or {}).values())
 
@@ -676,6 +690,15 @@ def save_options(opts: ou.UpOptions, state_root: Path | None, formed: bool = Tru
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
+
+
+def _recorded(cluster: str, state_root: Path | None) -> dict[str, Any]:
+    """The last `up`'s record of the cluster (openstack.json), {} when there is none or it cannot be read."""
+    try:
+        data = json.loads(state_file(cluster, state_root, RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def recorded_docker_host(path: Path) -> str | None:

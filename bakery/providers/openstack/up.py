@@ -149,11 +149,11 @@ def needed_groups(opts: UpOptions, rules: dict[str, list[Rule]]) -> dict[str, li
 
 def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger,
                            lb_cidr: str | None = None, added: list[str] | None = None,
-                           removed: list[str] | None = None) -> dict[str, str]:
+                           removed: list[str] | None = None, stale: frozenset[str] = frozenset()) -> dict[str, str]:
     """Create missing groups and missing rules; returns name -> id. What was missing is appended to
-    `added` (a line each) when given. With `removed` given (a re-run), a rule bakery makes from an
-    address range (the API port from --operator-cidr or the subnet) that names another range is
-    deleted: the operator's CIDR changed, and the old one must lose the API."""
+    `added` (a line each) when given. `stale`: address ranges bakery opened before and no longer asks
+    for (the last `up`'s --operator-cidr, changed): their rules on the ports bakery opens from a range
+    are deleted (each line appended to `removed`); a rule of another range (the user's own) stays."""
     existing = {sg.name: sg for sg in _tagged(conn, "security_group", opts.cluster)}
     ids: dict[str, str] = {}
     rules = needed_groups(opts, security_rules(opts.cluster, opts.operator_cidr, cfg.swarm.join_port,
@@ -176,25 +176,26 @@ def ensure_security_groups(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledge
             if added is not None and name in existing:
                 source = rule.remote_group or rule.remote_cidr or "anywhere"
                 added.append(f"rule {rule.protocol}/{rule.port_min}-{rule.port_max} from {source} in {name}")
-        if removed is not None and name in existing:
-            removed += _prune_ranges(conn, name, wanted, existing[name])
+        if removed is not None and name in existing and stale:
+            removed += _prune_ranges(conn, name, wanted, existing[name], stale)
     return ids
 
 
-def _prune_ranges(conn: Any, name: str, wanted: list[Rule], sg: Any) -> list[str]:
+def _prune_ranges(conn: Any, name: str, wanted: list[Rule], sg: Any, stale: frozenset[str]) -> list[str]:
     ranges = {(r.protocol, r.port_min, r.port_max) for r in wanted if r.remote_cidr}
     keep = {(r.protocol, r.port_min, r.port_max, r.remote_cidr) for r in wanted if r.remote_cidr}
     gone = []
     for r in getattr(sg, "security_group_rules", None) or []:
         key = (r.get("protocol"), r.get("port_range_min"), r.get("port_range_max"))
         cidr = r.get("remote_ip_prefix")
-        if r.get("direction") != "ingress" or not cidr or key not in ranges or (*key, cidr) in keep:
+        if (r.get("direction") != "ingress" or cidr not in stale or key not in ranges
+                or (*key, cidr) in keep):
             continue
         try:
             conn.network.delete_security_group_rule(r["id"], ignore_missing=True)
         except Exception as exc:
             raise cloud_error(exc, f"deleting rule {key[0]}/{key[1]} from {cidr} of security group {name}") from exc
-        gone.append(f"rule {key[0]}/{key[1]}-{key[2]} from {cidr} in {name} (not the address range asked for)")
+        gone.append(f"rule {key[0]}/{key[1]}-{key[2]} from {cidr} in {name} (the last up's --operator-cidr)")
     return gone
 
 
@@ -398,10 +399,10 @@ def up(conn: Any, opts: UpOptions, cfg: ClusterConfig, state_root: Path | None, 
 
 def ensure_shared(conn: Any, opts: UpOptions, cfg: ClusterConfig, ledger: Ledger,
                   lb_cidr: str | None = None, added: list[str] | None = None,
-                  removed: list[str] | None = None) -> tuple[dict[str, str], str]:
+                  removed: list[str] | None = None, stale: frozenset[str] = frozenset()) -> tuple[dict[str, str], str]:
     """What every server of the cluster uses: the security groups (name -> id), the imported keypair,
     the managers' anti-affinity group (its id). Found again when they exist."""
-    sgs = ensure_security_groups(conn, opts, cfg, ledger, lb_cidr, added, removed)
+    sgs = ensure_security_groups(conn, opts, cfg, ledger, lb_cidr, added, removed, stale)
     if opts.public_key and opts.keypair:
         access.ensure_keypair(conn, opts.keypair, opts.public_key, sgs[group_names(opts.cluster)["nodes"]])
     return sgs, ensure_server_group(conn, opts.cluster, ledger)
@@ -607,14 +608,15 @@ def down(conn: Any, cluster: str, progress: Progress, clock: Clock | None = None
         found[kind] = _tagged(conn, kind, cluster)
         for res in found[kind]:
             ledger.add(kind, res.id)
-    # A floating IP on one of the cluster's ports is the cluster's, tagged or not (a run killed between
-    # creating it and tagging it, on a cloud without tags in the create request).
+    # A floating IP bakery made on one of the cluster's ports and could not tag (a run killed between
+    # creating and tagging it, on a cloud without tags in the create request) is the cluster's too.
     ours = {str(p.id) for p in found.get("port", [])} | {
         str(b.vip_port_id) for b in found.get("load_balancer", []) if getattr(b, "vip_port_id", None)}
     if ours:
         try:
-            for ip in conn.network.ips():
-                if ip.port_id and str(ip.port_id) in ours and ip.id not in {i for _, i in ledger.items}:
+            for ip in conn.network.ips():  # bakery's own (its description), never one the user attached
+                if (ip.port_id and str(ip.port_id) in ours and access.is_ours_untagged(ip)
+                        and ip.id not in {i for _, i in ledger.items}):
                     ledger.add("floating_ip", ip.id)
         except Exception as exc:
             raise cloud_error(exc, "listing floating IPs") from exc

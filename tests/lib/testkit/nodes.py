@@ -54,11 +54,11 @@ class LocalCluster:
         return bakery("down", *self.args(), check=False, timeout=300)
 
 
-def boot_cluster(tmp: Path, cache_dir: Path, managers: int, workers: int) -> Iterator[LocalCluster]:
+def boot_cluster(tmp: Path, cache_dir: Path, managers: int, workers: int, *extra: str) -> Iterator[LocalCluster]:
     state = tmp / "state"
     cluster = LocalCluster(state, cache_dir, "local", {})
     done = bakery("up", "--provider", "local", "--managers", str(managers), "--workers", str(workers),
-                  *cluster.args(), "--cache-dir", str(cache_dir), "--output", "json", "--timeout", "600",
+                  *cluster.args(), "--cache-dir", str(cache_dir), "--output", "json", "--timeout", "600", *extra,
                   check=False)
     try:
         if done.returncode != 0:
