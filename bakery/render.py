@@ -90,7 +90,8 @@ def sh_service_argv(join_port: int, answer: str, inner: int | None = None,
     """(the TLS listener's command, one connection's relay command) of the sh join service (the
     tests run them with another inner port and TLS directory)."""
     inner = inner or inner_port(join_port)
-    listen = (f"OPENSSL-LISTEN:{inner},bind=127.0.0.1,reuseaddr,fork,readbytes={SH_SERVICE_HEAD_MAX},"
+    # readbytes one past the head's limit: the handler sees a head that is too long, and says so (400)
+    listen = (f"OPENSSL-LISTEN:{inner},bind=127.0.0.1,reuseaddr,fork,backlog=4096,readbytes={SH_SERVICE_HEAD_MAX + 1},"
               f"cert={tls_dir}/server-cert.pem,key={tls_dir}/server-key.pem,cafile={tls_dir}/join-ca.pem,"
               "verify=1,openssl-min-proto-version=TLS1.2")
     tls = ["/usr/bin/socat", "-T", str(SH_SERVICE_IDLE), listen, f"EXEC:{answer}"]

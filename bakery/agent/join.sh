@@ -134,9 +134,21 @@ curl_why() {
 # nothing could be connected to (refused, unreachable, connect timeout: no manager), 3 the name
 # does not resolve (unknown: asked again, never a reason to form).
 fetch() {
-  case $1 in *:*) url="https://[$1]:$JOIN_PORT" ;; *) url="https://$1:$JOIN_PORT" ;; esac
-  out=$(curl -sS --connect-timeout 5 --max-time 20 --proto =https --cacert "$TLS_CA" \
-    --cert "$TLS_JOIN_CERT" --key "$TLS_JOIN_KEY" -w "${NL}%{http_code} %{num_connects}" \
+  pin=''
+  case $1 in
+    *:*) url="https://[$1]:$JOIN_PORT" ;;
+    *[!0-9.]*)  # a name: resolved first, so a lookup that fails or times out is "unknown", never "no manager"
+      url="https://$1:$JOIN_PORT"
+      a=$(resolve "$1")
+      [ -n "$a" ] || { echo "cannot resolve the name"; return 3; }
+      pin="$1:$JOIN_PORT:$a"
+      ;;
+    *) url="https://$1:$JOIN_PORT" ;;
+  esac
+  # --noproxy: a proxy in the environment (systemd's DefaultEnvironment) would stand between this node
+  # and the manager, and its answer or silence would decide the formation rule in the manager's place.
+  out=$(curl -sS --noproxy '*' --connect-timeout 5 --max-time 20 --proto =https --cacert "$TLS_CA" \
+    --cert "$TLS_JOIN_CERT" --key "$TLS_JOIN_KEY" ${pin:+--resolve "$pin"} -w "${NL}%{http_code} %{num_connects}" \
     "$url/v1/token/$JOIN_CLASS" 2>/dev/null)
   rc=$?
   tail=${out##*"$NL"}
@@ -215,10 +227,13 @@ try_managers() {
     fi
     managers=$(managers_of "$answer")
     answer=''
+    set -f  # the answer's words are addresses, never file patterns
     for m in $managers; do
       h=$(host_of "$m")
+      safe "$h" || continue
       case " $KNOWN " in *" $h "*) ;; *) KNOWN="$KNOWN $h" todo="$todo $h" ;; esac
     done
+    set +f
     first=${managers%% *}
     if do_join "$token" "${first:-$ep}" "$ep"; then
       token=''
@@ -277,15 +292,21 @@ engine() {  # engine PATH: a GET on the local engine (2.5 s at most): the body, 
 }
 
 answer() {
-  IFS= read -r LINE || exit 0
+  # socat reads HEAD_MAX + 1 bytes at most: a longer head ends without its newline (read fails, the part
+  # read is kept), so its size is counted either way
+  IFS= read -r LINE || [ -n "$LINE" ] || exit 0
+  size=$((${#LINE} + 1))  # bytes read so far, its newline counted
   LINE=${LINE%"$CR"}
-  size=${#LINE}
   while :; do  # the rest of the head; at most HEAD_MAX bytes in all
     [ "$size" -gt "$HEAD_MAX" ] && fail 400 "Bad Request" "request head too large"
-    IFS= read -r h || break
+    if ! IFS= read -r h; then
+      size=$((size + ${#h}))
+      [ "$size" -gt "$HEAD_MAX" ] && fail 400 "Bad Request" "request head too large"
+      break
+    fi
+    size=$((size + ${#h} + 1))
     h=${h%"$CR"}
     [ -z "$h" ] && break
-    size=$((size + ${#h} + 2))
   done
   set -f
   # shellcheck disable=SC2086  # the request line's words

@@ -868,18 +868,20 @@ def test_a_malformed_engine_answer_is_a_503_and_the_service_lives_on(kind, swarm
 
 @pytest.mark.parametrize(("manager", "forms", "says"), [
     ("closes", False, 'not initialising a swarm although "form" is true: a manager answered'),
+    ("closes behind a dead proxy", False, 'not initialising a swarm although "form" is true: a manager answered'),
     ("refuses", True, "initialised the swarm"),
     ("does not resolve", False, "not initialising a swarm yet although \"form\" is true: a manager's name does "
                                 "not resolve"),
-], ids=["connected then closed", "connection refused", "name does not resolve"])
+], ids=["connected then closed", "a proxy in the environment", "connection refused", "name does not resolve"])
 def test_the_sh_seed_forms_only_when_no_manager_can_be_reached(manager, forms, says, tmp_path, capsysbinary):
     """docs/JOIN.md's formation table, for the sh agent (a seed from --format ignition may now form): a
     manager that accepts and closes (systemd's socket over its limits does) is a manager, a refused
     connect is none, a name that does not resolve is unknown (asked again, never a reason to form)."""
     port = free_port()
-    host = {"closes": "127.0.0.2", "refuses": "127.0.0.3", "does not resolve": "no-such-manager.invalid"}[manager]
+    host = {"closes": "127.0.0.2", "closes behind a dead proxy": "127.0.0.2", "refuses": "127.0.0.3",
+            "does not resolve": "no-such-manager.invalid"}[manager]
     closer = None
-    if manager == "closes":
+    if manager.startswith("closes"):
         closer = socket.socket()
         closer.bind(("127.0.0.2", port))
         closer.listen(16)
@@ -901,8 +903,10 @@ def test_the_sh_seed_forms_only_when_no_manager_can_be_reached(manager, forms, s
     fake = FakeEngine(str(tmp_path / "engine.sock"), {"/info": inactive, "/swarm/init": "node-id"})
     cfg.update(docker_socket=str(tmp_path / "engine.sock"), join_port=port, timeout=4)
     try:
-        res = subprocess.run(join_cmd(root), env=agent_env(write_cfg(root, cfg)), capture_output=True, text=True,
-                             timeout=60)
+        env = agent_env(write_cfg(root, cfg))
+        if manager == "closes behind a dead proxy":  # systemd's DefaultEnvironment may set one: never used
+            env.update(HTTPS_PROXY="http://127.0.0.1:1", https_proxy="http://127.0.0.1:1", ALL_PROXY="http://127.0.0.1:1")
+        res = subprocess.run(join_cmd(root), env=env, capture_output=True, text=True, timeout=60)
     finally:
         fake.close()
         if closer is not None:

@@ -192,7 +192,9 @@ def test_a_required_share_mounts_before_docker_and_an_optional_one_down_never_ho
         console = vm.console_text()
         assert MOUNTED in console and FAILED not in console
         optional_failed = f"bakery-nfs: NFS share {SHARE} on {OPTIONAL} is not mounted (attempt 1: "
-        assert optional_failed in console and node.state(OPTIONAL_MOUNT) in ("inactive", "failed")
+        assert optional_failed in console, console[-3000:]
+        # not mounted; "activating" while one of its retries is under way (a slow machine: CI8 saw it)
+        assert node.state(OPTIONAL_MOUNT) in ("inactive", "failed", "activating")
         served = second_server.start() - vm.started
         qemu.poll(lambda: node.state(OPTIONAL_MOUNT) == "active", MOUNT_TIMEOUT,
                   f"{OPTIONAL} mounted after its server started", vm.check_running, vm.tail, every=10)
