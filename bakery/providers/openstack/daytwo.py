@@ -230,7 +230,7 @@ class OpenStackDriver:
                            and s.status == "ACTIVE" and n not in avoid),
                           key=lambda n: (_role(servers[n]) != "seed", fleet._index(n)))
         for name in managers:
-            if servers[name].name not in ports and not _has_address(servers[name]):
+            if _portless(servers[name], ports):
                 self.last_error = f"{self.server_name(name)} has no address (its port was deleted)"
                 continue
             address = self._address(servers[name], ports, fips)
@@ -332,9 +332,8 @@ class OpenStackDriver:
             restored += self._restore_floating_ips(balancer)
         if balancer is not None and subnet is not None:
             ports = self._ports()
-            managers = {s.name: self._fixed(s) for s in self.servers().values()
-                        if _role(s) in fleet.MANAGER_ROLES and s.status != "ERROR"
-                        and (s.name in ports or _has_address(s))}
+            managers = {s.name: self._fixed(s, ports) for s in self.servers().values()
+                        if _role(s) in fleet.MANAGER_ROLES and s.status != "ERROR" and not _portless(s, ports)}
             lb.ensure_api(self.conn, balancer, opts.cluster, tag, self.cfg.docker.api_port, opts.operator_cidr,
                           managers, subnet.id, opts.timeout, self.clock, restored)
         for line in restored:
@@ -365,8 +364,8 @@ class OpenStackDriver:
         return docker_url(min((self._address(s, ports, fips) for s in managers),
                               key=lambda a: a not in {str(f.floating_ip_address) for f in fips}), port)
 
-    def _fixed(self, server: Any) -> str:
-        port = self._ports().get(server.name)
+    def _fixed(self, server: Any, ports: dict[str, Any]) -> str:
+        port = ports.get(server.name)
         return str(port.fixed_ips[0]["ip_address"]) if port is not None else ou.fixed_ip(server)
 
     def _restore_floating_ips(self, balancer: Any) -> list[str]:
@@ -566,8 +565,9 @@ def _sans_note(how: str) -> str:
     return ROLL_SANS if how == "created" else f" ({how}: its address is the one the certificates name)"
 
 
-def _has_address(server: Any) -> bool:
-    return any(addrs for addrs in (server.addresses or {}).values())
+def _portless(server: Any, ports: dict[str, Any]) -> bool:
+    """A server whose tagged port is gone and that Nova gives no address: it can serve no one."""
+    return server.name not in ports and not any(addrs for addrs in (server.addresses or {}).values())
 
 
 def converge(driver: OpenStackDriver, dry_run: bool,
@@ -585,8 +585,7 @@ def converge(driver: OpenStackDriver, dry_run: bool,
         # nothing can be rendered with its address): retired and booted again as the counts need.
         ports = driver._ports()
         failed = {n: s for n, s in driver.servers().items()
-                  if s.status == "ERROR" or (_role(s) in fleet.MANAGER_ROLES and s.name not in ports
-                                             and not _has_address(s))}
+                  if s.status == "ERROR" or (_role(s) in fleet.MANAGER_ROLES and _portless(s, ports))}
         if failed:  # deleting them is retiring them: never past the majority (Nova's ERROR is not the swarm's)
             try:
                 fleet.check_quorum(driver.members(), [fleet.Change("retire", n, _role(s)) for n, s in failed.items()])
@@ -692,22 +691,23 @@ def save_options(opts: ou.UpOptions, state_root: Path | None, formed: bool = Tru
     tmp.replace(path)
 
 
-def _recorded(cluster: str, state_root: Path | None) -> dict[str, Any]:
-    """The last `up`'s record of the cluster (openstack.json), {} when there is none or it cannot be read."""
+def _read_record(path: Path) -> dict[str, Any]:
+    """An OpenStack cluster's record (openstack.json), {} when there is none or it cannot be read."""
     try:
-        data = json.loads(state_file(cluster, state_root, RECORD).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
+def _recorded(cluster: str, state_root: Path | None) -> dict[str, Any]:
+    """The last `up`'s record of the cluster."""
+    return _read_record(state_file(cluster, state_root, RECORD))
+
+
 def recorded_docker_host(path: Path) -> str | None:
     """The `docker_host` of an OpenStack cluster's record (openstack.json), if it has one."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    host = data.get("docker_host") if isinstance(data, dict) else None
+    host = _read_record(path).get("docker_host")
     return host if isinstance(host, str) and host.startswith("tcp://") else None
 
 
