@@ -7,8 +7,9 @@
 
 Pipeline: source (positioned YAML) -> loader (version, interpolation,
 schema) -> merge (extends, -f files) -> service/network (keys table driven)
--> stack data -> stack.load (the typed model, every value checked) and emit
-(the file: `$` escaped). Nothing here imports docker or openstacksdk.
+-> stack data -> stack.load (the typed model, every value checked) -> its two
+emitters: stack.emit + emit.stack_file (the file: `$` escaped, x-bakery) and
+swarm.specs (the Engine API). Nothing here imports docker or openstacksdk.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from ..errors import ComposeError, StrictError
 from ..report import Report
+from ..stack import emit as emit_stack
 from ..stack import load as load_stack
 from .convert import convert_project, locator
 from .emit import dumps, stack_file
@@ -108,7 +110,9 @@ def convert_files(
             model = load_stack(data, locator(project, hints))
         except ComposeError as exc:
             raise _name_unset(exc, unset) from None
-    result = ConvertResult(stack=stack_file(data), model=model, report=report, version=version,
+    # The file is written from the model (what deploy deploys), not from the converter's data.
+    file_data = emit_stack.data(model, version)
+    result = ConvertResult(stack=stack_file(file_data), model=model, report=report, version=file_data["version"],
                            source_version=project.version)
     if strict and report.warnings:
         raise StrictWarnings(result)

@@ -151,6 +151,7 @@ def load_file(path: Path, environ: Mapping[str, str], report: Report) -> LoadedF
     if version == SPEC:
         _drop_inner_extensions(doc, report)
         _v3_shapes(doc, report)
+    _mount_options(doc, report)
     return LoadedFile(path, version, doc, path.resolve(), unset_at)
 
 
@@ -187,6 +188,35 @@ def _v3_shapes(doc: Document, report: Report) -> None:
                            else "the v3 stack format has no such port field")
                     report.warn(f"{value!r} dropped: {why}", code="compose.ports.dropped", kind="lost",
                                 **_where(doc, ("services", name, "ports", i, key)))
+
+
+# Long-syntax mount options `bakery deploy` does not deploy, and why (a stack file that kept
+# them would deploy differently under `docker stack deploy`).
+_MOUNT_DROPPED = {
+    ("volume", "subpath"): ("swarm takes a volume subpath only from Engine API 1.45, and the v3 stack format has "
+                            "none", "mount the whole volume and use the path inside it"),
+    ("tmpfs", "mode"): ("the stack's tmpfs mounts take only a size (the short tmpfs syntax's mode is lost too)",
+                        "set the mode from the container's entrypoint (chmod)"),
+    ("", "consistency"): ("only Docker Desktop's file sharing reads it; swarm ignores it", None),
+}
+
+
+def _mount_options(doc: Document, report: Report) -> None:
+    """Take the long-syntax mount options swarm does not deploy out, each reported as lost."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    for name, svc in (data.get("services") or {}).items():
+        for i, mount in enumerate((svc or {}).get("volumes") or [] if isinstance(svc, dict) else []):
+            if not isinstance(mount, dict):
+                continue
+            for (part, key), (why, fix) in _MOUNT_DROPPED.items():
+                holder = mount.get(part) if part else mount
+                if not isinstance(holder, dict) or key not in holder:
+                    continue
+                path = ("services", name, "volumes", i, *((part,) if part else ()), key)
+                report.warn(f"{holder.pop(key)!r} dropped: {why}", code="compose.volumes.dropped", kind="lost",
+                            fix=fix, **_where(doc, path))
+                if part and not holder:
+                    del mount[part]
 
 
 def _drop_inner_extensions(doc: Document, report: Report) -> None:

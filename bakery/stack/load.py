@@ -200,6 +200,7 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
         extra_hosts=tuple(sorted(_hosts(svc.get("extra_hosts")))),
         sysctls=_labels(svc.get("sysctls")), ulimits=_ulimits(at, at.mapping(svc.get("ulimits"), "ulimits")),
         refs=_refs(at, svc),
+        extensions=tuple(sorted((str(k), v) for k, v in svc.items() if str(k).startswith("x-"))),
     )
     for key in ("command", "entrypoint"):
         if svc.get(key) is not None:

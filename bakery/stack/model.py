@@ -197,6 +197,8 @@ class Service:
     sysctls: Pairs = ()
     ulimits: tuple[Ulimit, ...] = ()
     credential_spec: Pairs = ()  # (file|registry|config, value)
+    # `x-` keys of the service: deployed nowhere, kept in the stack file for the user's own tools.
+    extensions: tuple[tuple[str, Any], ...] = field(default=(), hash=False)
     # Where each value was written: its YAML path below the service (`("volumes", 0)`) -> its Ref.
     refs: Mapping[Path_, Ref] = field(default_factory=dict, compare=False, repr=False)
 

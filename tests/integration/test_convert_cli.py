@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from testkit import need_tool
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -22,7 +23,10 @@ def docker_cli() -> str:
 def test_cli_output_passes_docker_stack_config(tmp_path):
     docker = docker_cli()
     src = tmp_path / "docker-compose.yml"
-    src.write_text((REPO / "stacks" / "monitoring" / "docker-compose.yml").read_text())
+    compose = yaml.safe_load((REPO / "stacks" / "monitoring" / "docker-compose.yml").read_text())
+    # A pattern hint: its node label's hint goes to x-bakery, which docker must keep.
+    compose["services"]["probe"] = {"image": "busybox", "environment": ["constraint:node==web*"]}
+    src.write_text(yaml.safe_dump(compose))
     out = tmp_path / "stack.yml"
     proc = subprocess.run([sys.executable, "-m", "bakery", "convert", str(src), "-o", str(out), "--output", "json"],
                           capture_output=True, text=True, cwd=tmp_path)

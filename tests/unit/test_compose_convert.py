@@ -36,7 +36,7 @@ def dig(data: Any, path: str) -> Any:
         ("image: a\nrestart: on-failure:4", "deploy.restart_policy", {"condition": "on-failure", "max_attempts": 4}),
         ("image: a\nscale: 3", "deploy.replicas", 3),
         ("image: a\nmem_limit: 1g", "deploy.resources.limits.memory", "1g"),
-        ("image: a\nmem_limit: 1048576", "deploy.resources.limits.memory", "1048576"),
+        ("image: a\nmem_limit: 1048576", "deploy.resources.limits.memory", "1m"),
         ("image: a\nmem_reservation: 64m", "deploy.resources.reservations.memory", "64m"),
         ("image: a\ncpus: 1.5", "deploy.resources.limits.cpus", "1.5"),
         ("image: a\ncpu_quota: 50000", "deploy.resources.limits.cpus", "0.5"),
@@ -60,7 +60,7 @@ def dig(data: Any, path: str) -> Any:
         ("image: a\nsysctls: [net.core.somaxconn=1024]", "sysctls", {"net.core.somaxconn": "1024"}),
         ("image: a\nnetwork_mode: host", "networks", ["host"]),
         ("build: .\nimage: reg/a:1", "image", "reg/a:1"),
-        ("image: a\ncommand: echo $$HOME", "command", "echo $$HOME"),
+        ("image: a\ncommand: echo $$HOME", "command", ["echo", "$$HOME"]),
     ],
 )
 def test_service_rules(tmp_path, body, path, expected):
@@ -160,7 +160,8 @@ def test_networks_and_volumes_top_level(tmp_path):
 
 def test_v3_input_keeps_swarm_semantics(tmp_path):
     result = convert(tmp_path, "image: a\ndeploy: {mode: global}", version="3.2")
-    assert result.stack["services"]["s"]["deploy"] == {"mode": "global"}
+    # Docker's restart default is written out (the file says what deploys); the rest is as given.
+    assert result.stack["services"]["s"]["deploy"] == {"mode": "global", "restart_policy": {"condition": "any"}}
     assert result.source_version == "3.2" and result.version == "3.0"
 
 

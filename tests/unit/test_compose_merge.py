@@ -46,7 +46,7 @@ def test_extends_same_and_other_file(tmp_path):
     stack = convert_files([f["main"]], environ={}).stack
     assert stack["services"]["web"]["environment"] == {"A": "1", "B": "2"}
     assert stack["services"]["web"]["volumes"] == ["./sub/data:/d"]  # rebased to the project directory
-    assert stack["services"]["worker"]["command"] == "work"
+    assert stack["services"]["worker"]["command"] == ["work"]
     assert stack["services"]["worker"]["image"] == "a"
 
 
@@ -88,7 +88,7 @@ def test_several_files(tmp_path):
     result = convert_files([f["base"], f["over"]], environ={})
     web = result.stack["services"]["web"]
     assert web["image"] == "a:2"
-    assert web["ports"] == ["443:443", "80:80"]
+    assert web["ports"] == ["80:80", "443:443"]
     assert web["environment"] == {"A": "1", "B": "2"}
     assert set(result.stack["services"]) == {"db", "web"}
     assert result.source_version == "2.1"
