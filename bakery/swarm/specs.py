@@ -140,8 +140,8 @@ class _Builder:
                 "Preferences": [{"Spread": {"SpreadDescriptor": p}} for p in place.preferences],
                 "MaxReplicas": place.max_replicas,
             }),
-            "Networks": sorted(({"Target": self.networks[a.network],
-                                 "Aliases": [svc.name, *(x for x in a.aliases if x != svc.name)]}
+            "Networks": sorted(({"Target": self.networks[a.network], "Aliases": _aliases(
+                                    svc.name, a.aliases, self.networks[a.network])}
                                 for a in svc.networks), key=lambda a: a["Target"]),
             "LogDriver": _compact({"Name": svc.log_driver, "Options": dict(svc.log_options)}) or None,
         })
@@ -224,3 +224,11 @@ def build(stack: str, model: Stack, *, base_dir: Path | None = None,
         runs.append(run)
     return StackSpecs(stack, tuple(b.desired), tuple(runs), tuple(sorted(b.external)),
                       {s.name: s.ref for s in model.services}, model.node_labels)
+
+
+def _aliases(service: str, given: tuple[str, ...], target: str) -> list[str]:
+    """The service's own name is an alias on user-defined networks only, as `docker stack deploy`
+    adds it (`host`, `bridge`, `none` take no default alias; the file's own are kept)."""
+    if target in ("default", "bridge", "host", "none") or target.startswith("container:"):
+        return list(given)
+    return [service, *(x for x in given if x != service)]
