@@ -310,7 +310,7 @@ def _check_twice_said(svc: Service) -> None:
             continue
         there = holder.get(path[-1])
         if there is None:
-            raise svc.at(key).error(f"service {svc.name}: {key} {here!r} and deploy.{'.'.join(path[:-1])} without "
+            raise svc.at(key).error(f"{key} {here!r} and deploy.{'.'.join(path[:-1])} without "
                                     f"{path[-1]} differ", f"give deploy.{'.'.join(path)} the same value, or keep "
                                     "only one of them (Docker Compose v2 refuses two values)", key)
         try:
@@ -318,7 +318,7 @@ def _check_twice_said(svc: Service) -> None:
         except (TypeError, ValueError):
             continue  # a bad value: conversion says so, located
         if not same:
-            raise svc.at(key).error(f"service {svc.name}: {key} {here!r} and deploy.{'.'.join(path)} {there!r} differ",
+            raise svc.at(key).error(f"{key} {here!r} and deploy.{'.'.join(path)} {there!r} differ",
                                     "keep one of them (Docker Compose v2 refuses two values)", key)
 
 
@@ -403,7 +403,7 @@ def load(paths: list[Path], environ: Mapping[str, str], report: Report,
         if version == SPEC:
             _check_twice_said(svc)
         elif version == "1" and "image" in svc.data and "build" in svc.data:
-            raise svc.at("build").error(f"service {svc.name} has both image and build (version 1 takes one)",
+            raise svc.at("build").error("both image and build (version 1 takes one)",
                                         "keep one of them, or move the file to version 2", "build")
     if not services:  # as both compose tools take it: a stack with no services (deploying it changes nothing)
         report.info("no services defined: the stack has none", code="compose.services.none", source=str(paths[0]))

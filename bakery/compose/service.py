@@ -108,7 +108,7 @@ def _build(s: Scope, value: dict[str, Any]) -> Part:
     if "image" in s.svc.data:
         return Part()
     if not s.image_prefix:
-        raise s.ref("build").error(f"service {s.svc.name} has build but no image; swarm cannot build images",
+        raise s.ref("build").error("build but no image: swarm cannot build images",
                                    "add image: with the name you push, or pass --image-prefix REGISTRY/PROJECT")
     image = f"{s.image_prefix.rstrip('/')}/{s.svc.name}"
     return Part(out={"image": image}, findings=(s.info(
@@ -212,7 +212,7 @@ def _host_mode(s: Scope, parsed: stack_values.ShortPort, entry: Any, i: int
 def _depends_on(s: Scope, value: dict[str, dict[str, str]]) -> Part:
     for dep in value:
         if dep not in s.project.services:
-            raise s.ref("depends_on").error(f"service {s.svc.name} depends on unknown service {dep!r}",
+            raise s.ref("depends_on").error(f"depends on unknown service {dep!r}",
                                             "name a service defined in the file")
     return Part(depends={dep: spec["condition"] for dep, spec in value.items()})
 
@@ -419,7 +419,7 @@ def _finish(s: Scope, p: Part, nodes: Sequence[NodeInfo] | None) -> Converted:
                                "restart_policy condition none (swarm would restart it forever)",
                                "compose.restart.default", kind="rewritten"))
     if "image" not in out and "build" not in s.svc.data:
-        raise s.svc.ref.error(f"service {s.svc.name} has no image", "add image: NAME[:TAG]")
+        raise s.svc.ref.error("no image", "add image: NAME[:TAG]")
     env = {**p.env_files, **p.env}
     if env:
         out["environment"] = dict(sorted(env.items()))

@@ -174,7 +174,7 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
         if key not in _SERVICE_KEYS and not str(key).startswith("x-"):
             raise at.fail((key,), f"{key} is not a key of a swarm service", "remove it")
     if not svc.get("image") or not isinstance(svc["image"], str):
-        raise at.fail(("image",), f"service {name} needs an image", "add `image: NAME:TAG`")
+        raise at.fail(("image",), "a service needs an image", "add `image: NAME:TAG`")
     deploy = at.mapping(svc.get("deploy"), "deploy")
     mode, replicas = _mode(at, deploy)
     logging = at.mapping(svc.get("logging"), "logging")
@@ -378,7 +378,7 @@ def _check_depends(services: list[Service]) -> None:
     for s in services:
         for dep, _ in s.depends_on:
             if dep not in by_name:
-                raise s.ref.error(f"service {s.name} depends on unknown service {dep!r}",
+                raise s.ref.error(f"depends on unknown service {dep!r}",
                                   "name a service defined in the file", "depends_on")
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 

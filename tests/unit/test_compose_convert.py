@@ -111,8 +111,8 @@ def test_warnings(tmp_path, body, code):
 @pytest.mark.parametrize(
     "body, top, needle",
     [
-        ("build: .", "", "has build but no image"),
-        ("command: x", "", "has no image"),
+        ("build: .", "", "build but no image"),
+        ("command: x", "", "no image"),
         ("image: a\nrestart: sometimes", "", "is not a restart policy"),
         ("image: a\nmem_limit: 12x", "", "'12x' is not a size"),
         ("image: a\ncpus: -1", "", "is not a CPU count"),

@@ -109,7 +109,7 @@ def test_mixed_major_versions_refused(tmp_path):
          "without cpus differ"),
         ("services:\n  a: {image: x, mem_limit: 64m, deploy: {resources: {limits: {memory: 32m}}}}\n", "mem_limit"),
         ("services:\n  a: {image: x, scale: 2, deploy: {replicas: 3}}\n", "scale 2 and deploy.replicas 3"),
-        ('web: {image: x, build: .}\n', "has both image and build"),
+        ('web: {image: x, build: .}\n', "both image and build"),
     ],
 )
 def test_compose_refusals(tmp_path, text, needle):
