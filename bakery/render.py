@@ -78,6 +78,7 @@ SH_SERVICE_PER_SOURCE = 16
 SH_SERVICE_LIMIT = 20  # seconds a connection lives in all (the client's whole fetch is 20 s)
 SH_SERVICE_IDLE = 10  # seconds without traffic
 SH_SERVICE_HEAD_MAX = 8192  # bytes socat reads from a client
+SH_SERVICE_LINGER = 6  # s an answer may take after the client's end (two engine queries of 2.5 s)
 
 
 def inner_port(join_port: int) -> int:
@@ -94,8 +95,12 @@ def sh_service_argv(join_port: int, answer: str, inner: int | None = None,
     listen = (f"OPENSSL-LISTEN:{inner},bind=127.0.0.1,reuseaddr,fork,backlog=4096,readbytes={SH_SERVICE_HEAD_MAX + 1},"
               f"cert={tls_dir}/server-cert.pem,key={tls_dir}/server-key.pem,cafile={tls_dir}/join-ca.pem,"
               "verify=1,openssl-min-proto-version=TLS1.2")
-    tls = ["/usr/bin/socat", "-T", str(SH_SERVICE_IDLE), listen, f"EXEC:{answer}"]
-    relay = ["/usr/bin/timeout", str(SH_SERVICE_LIMIT), "/usr/bin/socat", "-T", str(SH_SERVICE_IDLE), "STDIO",
+    # -t: after one side's end (a client that half-closes after its request; readbytes reached), the
+    # answer still has SH_SERVICE_LINGER s to come back (socat's 0.5 s cut off answers that wait for
+    # the engine, 2.5 s a query)
+    tls = ["/usr/bin/socat", "-T", str(SH_SERVICE_IDLE), "-t", str(SH_SERVICE_LINGER), listen, f"EXEC:{answer}"]
+    relay = ["/usr/bin/timeout", str(SH_SERVICE_LIMIT), "/usr/bin/socat", "-T", str(SH_SERVICE_IDLE),
+             "-t", str(SH_SERVICE_LINGER), "STDIO",
              f"TCP:127.0.0.1:{inner},retry=25,interval=0.2"]
     return tls, relay
 

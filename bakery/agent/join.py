@@ -234,6 +234,9 @@ def join(cfg: Config) -> int:
     info = wait_for_docker(cfg, deadline)
     if swarm_state(info) == "pending":
         info = settle_pending(cfg)
+    if swarm_state(info) == "pending":  # a member whose managers are not back yet
+        log("already part of a swarm (pending: its managers are not reachable yet); not joining, not leaving it")
+        return 0
     if swarm_state(info) == "active":
         log("already part of a swarm (active); nothing to do")
         return 0
@@ -279,15 +282,23 @@ def init(cfg: Config, failures: list[str]) -> int:
 
 
 def settle_pending(cfg: Config, wait: int = 60) -> Any:
-    """A join left pending (its manager died mid-join) never completes: leave it."""
-    for _ in range(wait // 5):
+    """A pending engine with a node ID is a member of a swarm whose managers it cannot reach yet
+    (a reboot beside managers still down): it is returned as it is, never left. Without one it is
+    a join that never completed (its manager died mid-join): after `wait` s it is left."""
+    for n in range(wait // 5 + 1):
         _, info = docker(cfg, "GET", "/info")
-        if swarm_state(info) != "pending":
+        if swarm_state(info) != "pending" or _node_id(info):
             return info
-        time.sleep(5)
+        if n < wait // 5:
+            time.sleep(5)
     log("a previous join is stuck pending; leaving it to start over")
     docker(cfg, "POST", "/swarm/leave?force=1")
     return docker(cfg, "GET", "/info")[1]
+
+
+def _node_id(info: Any) -> str:
+    swarm = info.get("Swarm") if isinstance(info, dict) else None
+    return str(swarm.get("NodeID") or "") if isinstance(swarm, dict) else ""
 
 
 def do_join(cfg: Config, token: str, managers: list[str], endpoint: str) -> bool:
@@ -608,7 +619,7 @@ class Service:
         wanted = path.removeprefix("/v1/token/")
         if method != "GET" or not path.startswith("/v1/token/") or wanted not in ("worker", "manager"):
             return 404, {"error": "unknown path"}
-        if wanted not in _subject(cert, "organizationalUnitName"):
+        if _subject(cert, "organizationalUnitName") != [wanted]:  # one OU, the class: two are refused (as sh does)
             return 403, {"error": f"this certificate may not obtain the {wanted} token"}
         if not found:  # the batch's first request that may have a token
             try:

@@ -72,11 +72,27 @@ wait_for_docker() {
   done
 }
 
-settle_pending() {  # a join left pending (its manager died mid-join) never completes: leave it
+node_id() {  # the Swarm.NodeID of an /info body: set once the engine holds a swarm node's certificate
+  printf '%s' "$1" | tr '\n' ' ' |
+    sed -n 's/.*"Swarm"[[:space:]]*:[[:space:]]*{[[:space:]]*"NodeID"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p'
+}
+
+# A pending engine is one of two things. With a node ID it is a member of a swarm whose managers
+# it cannot reach yet (a reboot beside managers still down): never left, it reconnects on its own,
+# and this node neither joins nor forms. Without one it is a join that never completed (its
+# manager died mid-join): after 60 s it is left, to start over.
+settle_pending() {
   n=0
-  while [ "$n" -lt 12 ]; do
-    STATE=$(info_state) || STATE=pending
+  while :; do
+    out=$(api GET /info 2>/dev/null) && [ "$(status_of "$out")" = 200 ] || out=''
+    STATE=$(swarm_state "$(body_of "$out")")
+    [ -n "$out" ] || STATE=pending
     [ "$STATE" = pending ] || return 0
+    if [ -n "$(node_id "$(body_of "$out")")" ]; then
+      log "already part of a swarm (pending: its managers are not reachable yet); not joining, not leaving it"
+      exit 0
+    fi
+    [ "$n" -ge 12 ] && break
     sleep 5
     n=$((n + 1))
   done
@@ -85,11 +101,18 @@ settle_pending() {  # a join left pending (its manager died mid-join) never comp
   STATE=$(info_state) || STATE=inactive
 }
 
-resolve() {  # an IPv4 address for a name (empty when it has none)
+resolve() {  # an IPv4 address for a name (empty when it has none): the route to advertise on
   case $1 in
     *[!0-9.]*) getent ahostsv4 "$1" 2>/dev/null | sed -n '1s/[[:space:]].*//p' ;;
     *) printf '%s' "$1" ;;
   esac
+}
+
+addresses() {  # every address of a name (IPv4 and IPv6, in the resolver's order), comma-separated,
+  # IPv6 in brackets: curl --resolve tries each until one connects, as the Python agent's
+  # create_connection does (the first alone: one that refuses would count as "no manager")
+  getent ahosts "$1" 2>/dev/null | awk '!seen[$1]++ { a = ($1 ~ /:/) ? "[" $1 "]" : $1; out = out (out == "" ? "" : ",") a }
+                                        END { printf "%s", out }'
 }
 
 advertise_address() {  # the address that reaches $1 (or the default route), or the interface's
@@ -139,7 +162,7 @@ fetch() {
     *:*) url="https://[$1]:$JOIN_PORT" ;;
     *[!0-9.]*)  # a name: resolved first, so a lookup that fails or times out is "unknown", never "no manager"
       url="https://$1:$JOIN_PORT"
-      a=$(resolve "$1")
+      a=$(addresses "$1")
       [ -n "$a" ] || { echo "cannot resolve the name"; return 3; }
       pin="$1:$JOIN_PORT:$a"
       ;;
@@ -155,8 +178,14 @@ fetch() {
   if [ "$rc" -ne 0 ]; then
     curl_why "$rc"
     [ "$rc" -eq 6 ] && return 3
-    case ${tail#* } in 0 | '') return 2 ;; esac
-    return 1
+    # Connected (a refusal, a reset, a TLS failure, a silence): a manager. Nothing connected: no
+    # manager only when the connect itself failed (refused, unreachable, its timeout); any other
+    # failure (curl killed, an option it lacks) says nothing about the managers: unknown.
+    case ${tail#* }:$rc in
+      0:7 | 0:28) return 2 ;;
+      [1-9]*:*) return 1 ;;
+    esac
+    return 3
   fi
   code=${tail%% *}
   [ "$code" = 200 ] || { echo "join service on $1 answered $code"; return 1; }
@@ -277,12 +306,12 @@ S='[[:space:]]*'
 reply() {
   printf 'HTTP/1.0 %s %s\r\nContent-Type: application/json\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' \
     "$1" "$2" "${#3}" "$3"
-  log "${SOCAT_OPENSSL_X509_COMMONNAME:--} \"$(escape "${LINE-}")\" $1"
+  log "$(escape "${SOCAT_OPENSSL_X509_COMMONNAME:--}") \"$(escape "${LINE-}")\" $1"
   exit 0
 }
 fail() { reply "$1" "$2" "{\"error\": \"$3\"}"; }
 
-escape() {  # a request line for the log: control characters, non-ASCII and backslashes as \xNN, 200 bytes
+escape() {  # a request line (or a certificate's CN) for the log: control characters, non-ASCII and backslashes as \xNN, 200 bytes
   printf '%s' "$1" | head -c 200 | od -An -v -tu1 |
     awk '{ for (i = 1; i <= NF; i++) if ($i < 32 || $i > 126 || $i == 92) printf "\\x%02x", $i; else printf "%c", $i }'
 }
@@ -341,6 +370,7 @@ answer() {
   list=$(printf '%s' "${info#*\"RemoteManagers\"}" | sed -n "s/^$S:$S\[\([^]]*\)\].*/\\1/p")
   [ -n "$list" ] || fail 503 "Service Unavailable" "local engine unavailable"
   mine='' others=''
+  set -f  # the engine's words are addresses, never file patterns
   for entry in $(printf '%s' "$list" | tr -d ' ' | tr '}' '\n'); do  # {"NodeID":"..","Addr":"10.0.0.5:2377"}
     id=$(printf '%s' "$entry" | sed -n 's/.*"NodeID":"\([^"]*\)".*/\1/p')
     addr=$(printf '%s' "$entry" | sed -n 's/.*"Addr":"\([^"]*\)".*/\1/p')
@@ -349,6 +379,7 @@ answer() {
   done
   managers=$mine
   for a in $(printf '%s' "$others" | sort -u); do managers="${managers:+$managers, }\"$a\""; done
+  set +f
   reply 200 OK "{\"token\": \"$token\", \"managers\": [$managers]}"
 }
 

@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="FILE", help="another compose file merged over the first (repeatable)")
     add_out_file(parser, "the stack")
     add_output(parser, text="the stack on stdout, the report on stderr", json="the report (and the stack unless -o)")
-    parser.add_argument("--strict", action="store_true", help="fail (exit 3) on any warning, the labelling step of a pattern hint included "
+    parser.add_argument("--strict", action="store_true",
+                        help="fail (exit 3) on any warning, the labelling step of a pattern hint included "
                         "(the file alone does not place its tasks under docker stack deploy)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="the report lists rewrites, notes and what was kept exactly too")

@@ -180,6 +180,61 @@ def test_certificates_outside_the_join_ca_get_no_session(which, any_service, cap
         agent.fetch_token(cfg, "localhost", ctx)
 
 
+def _join_cert(svc: dict[str, Any], tmp: Path, cn: str, ous: list[str]) -> tuple[Path, Path]:
+    """A client certificate the cluster's join CA signed outside bakery (bakery's own renders
+    refuse such names): `cn` as given, one OU attribute per entry of `ous`."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_dir = svc["state"] / "default" / "join-ca"
+    ca_key = serialization.load_pem_private_key((ca_dir / "ca-key.pem").read_bytes(), None)
+    ca = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+                        + [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou) for ou in ous])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1)).sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    cert_path, key_path = tmp / "odd-cert.pem", tmp / "odd-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_a_certificate_of_two_classes_gets_neither_token(any_service, capsysbinary):
+    """Both services read the class the same way: exactly one OU, the class asked for (the Python
+    service granted a certificate with OU=worker and OU=manager both tokens; sh refused both)."""
+    agent, cfg = node_cfg(any_service, "worker", capsysbinary)
+    cfg["tls"]["join_cert"], cfg["tls"]["join_key"] = map(str, _join_cert(any_service, any_service["tmp"], "two",
+                                                                          ["worker", "manager"]))
+    for wanted in ("worker", "manager"):
+        cfg["join_class"] = wanted
+        with pytest.raises(OSError, match="answered 403"):
+            agent.fetch_token(cfg, "127.0.0.1", agent.client_context(cfg))
+
+
+def test_a_hostile_common_name_is_one_escaped_log_field(any_service, capsysbinary):
+    """A CN with a newline and a forged log line (a certificate signed outside bakery) stays on
+    its request's log line, escaped; nothing in it runs."""
+    agent, cfg = node_cfg(any_service, "worker", capsysbinary)
+    cn = '$(id>&2)`id>&2`\nbakery-join: m1 "GET /v1/token/manager" 200'  # 64 characters at most
+    cfg["tls"]["join_cert"], cfg["tls"]["join_key"] = map(str, _join_cert(any_service, any_service["tmp"], cn,
+                                                                          ["worker"]))
+    agent.fetch_token(cfg, "127.0.0.1", agent.client_context(cfg))
+    deadline = time.monotonic() + 5
+    while "token/worker" not in any_service["log"].read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = any_service["log"].read_text().splitlines()
+    assert not [line for line in lines if "token/manager" in line and "\\x0a" not in line], lines
+    assert "uid=" not in "\n".join(lines)  # nothing of the CN ran
+
+
 NO_INSTALL = "docker: {install: none}\n"  # Ignition nodes install nothing; cloud-init nodes don't care here
 
 
@@ -232,6 +287,37 @@ def test_a_misbehaving_connection_does_not_stop_valid_fetches(how, engine, any_s
         conn.close()
     if any_service.get("kind") != "sh":
         assert "closed" in any_service["log"].read_text()
+
+
+@pytest.mark.parametrize("part", ["request line", "header"])
+def test_a_head_over_8_kib_is_refused_at_once_and_the_service_lives_on(part, engine, any_service, capsysbinary):
+    """A 100 KB head: a 400, or a close when the client is still sending (the service stops reading
+    at its limit, and the close of a socket with unread data is a reset that can overtake the 400);
+    never a hang, and the next client gets its token."""
+    agent, cfg = node_cfg(any_service, "worker", capsysbinary, name="long")
+    ctx = agent.client_context(cfg)
+    head = (b"GET /v1/token/" + b"a" * 100_000 + b" HTTP/1.0\r\n\r\n" if part == "request line"
+            else b"GET /v1/token/worker HTTP/1.0\r\nX-Pad: " + b"a" * 100_000 + b"\r\n\r\n")
+    for _ in range(2):
+        started = time.monotonic()
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", any_service["port"]), timeout=30),
+                             server_hostname="127.0.0.1") as tls:
+            answer = b""
+            try:
+                tls.settimeout(2)  # the service stops reading at its limit: stop sending, read its answer
+                try:
+                    tls.sendall(head)
+                except TimeoutError:
+                    pass
+                tls.settimeout(30)
+                while chunk := tls.recv(4096):
+                    answer += chunk
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                pass
+        assert time.monotonic() - started < 15
+        assert answer == b"" or answer.startswith(b"HTTP/1.0 400"), answer[:200]
+        assert b"SWMTKN" not in answer
+    _fetch_ok(any_service, capsysbinary, engine)
 
 
 def test_150_stalled_sessions_of_a_valid_worker_do_not_stop_a_fetch(engine, any_service, capsysbinary):
@@ -495,6 +581,7 @@ def test_seed_inits_and_worker_joins_through_the_join_service(seed_agent, worker
 # --- 4. no second swarm: a rebuilt seed waits for the managers it cannot reach, then joins them -----
 
 NET4 = "10.213.78"
+NET5 = "10.213.79"
 
 
 @dataclass
@@ -618,6 +705,66 @@ def test_a_rebuilt_seed_waits_for_unreachable_managers_and_joins_their_swarm(age
         assert ids == {name: cluster for name in nodes}, ids  # exactly one swarm
         _eventually("the rebuilt seed a reachable manager",
                     lambda: _docker(seed, "info", "--format", "{{.Swarm.ControlAvailable}}") == "true")
+    finally:
+        net.down()
+        for node in nodes.values():
+            for exec_root in node.exec_roots:
+                unmount_under(Path(exec_root))
+                shutil.rmtree(exec_root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("agent_kind", AGENTS)
+def test_a_seed_rebooted_beside_managers_still_down_stays_in_its_swarm(agent_kind, tmp_path, capsysbinary):
+    """A power cut: the seed comes back first, its engine `pending` (no quorum) with its node ID. Its
+    agent, still rendered with form: true, neither leaves that swarm nor forms a second one (it used
+    to force-leave after 60 s, then form); once the other manager is back, one swarm, as before."""
+    dockerd = find_dockerd()
+    for tool in ("ip", "nsenter", "iptables"):
+        if shutil.which(tool) is None:
+            require_or_skip("BAKERY_REQUIRE_ENGINE", f"{tool} is missing")
+    swarm = f"seed: '{NET5}.11', managers: ['{NET5}.12'], form: true"
+    (tmp_path / "form.yml").write_text(f"{NO_INSTALL}swarm: {{{swarm}}}\n")
+    state, tag = tmp_path / "state", str(os.getpid() % 10000 + 2)
+    net = Netns(tag, NET5)
+    nodes: dict[str, SimNode] = {}
+    try:
+        net.up()
+        for name, role, octet in (("seed", "seed", 11), ("manager-1", "manager", 12)):
+            ns = f"bkj{tag}-{name}"
+            net.add(ns, octet)
+            args = ["--role", role, "--name", name, "--address", f"{NET5}.{octet}",
+                    "--config", str(tmp_path / "form.yml")]
+            cfg = materialise(render(render_args(agent_kind, args), state, capsysbinary), tmp_path / name)
+            cfg["docker_socket"] = str(tmp_path / name / "docker.sock")
+            nodes[name] = SimNode(ns, tmp_path / name, write_cfg(tmp_path / name, cfg))
+            _start_engine(net, nodes[name], dockerd, 0)
+        seed, m1 = nodes["seed"], nodes["manager-1"]
+        formed = net.run(seed.ns, *join_cmd(seed.root), env=seed.env(), timeout=300)
+        assert formed.returncode == 0 and "initialised the swarm" in formed.stderr, formed.stderr
+        serving = net.spawn(seed.ns, serve_cmd(seed.root), seed.root / "serve.log", env=seed.env())
+        joined = net.run(m1.ns, *join_cmd(m1.root), env=m1.env(), timeout=300)
+        assert joined.returncode == 0 and "joined the swarm as manager" in joined.stderr, joined.stderr
+        cluster = _docker(seed, "info", "--format", "{{.Swarm.Cluster.ID}}")
+        assert cluster
+        _eventually("two managers", lambda: _docker(seed, "node", "ls", "-q").count("\n") == 1)
+
+        net.stop(serving)  # the power cut
+        for node in (seed, m1):
+            assert node.engine is not None
+            net.stop(node.engine)
+        _start_engine(net, seed, dockerd, 1)  # the seed comes back alone: one manager of two, no quorum
+        _eventually("a pending seed",
+                    lambda: _docker(seed, "info", "--format", "{{.Swarm.LocalNodeState}}") == "pending")
+        again = net.run(seed.ns, *join_cmd(seed.root), env=seed.env(), timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert "already part of a swarm (pending" in again.stderr, again.stderr
+        assert "initialised" not in again.stderr and "stuck pending" not in again.stderr, again.stderr
+        assert _docker(seed, "info", "--format", "{{.Swarm.LocalNodeState}}") == "pending"
+
+        _start_engine(net, m1, dockerd, 1)
+        _eventually("the swarm back, the same one", lambda: {
+            _docker(n, "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.Cluster.ID}}") for n in (seed, m1)
+        } == {f"active {cluster}"})
     finally:
         net.down()
         for node in nodes.values():
@@ -872,14 +1019,18 @@ def test_a_malformed_engine_answer_is_a_503_and_the_service_lives_on(kind, swarm
     ("refuses", True, "initialised the swarm"),
     ("does not resolve", False, "not initialising a swarm yet although \"form\" is true: a manager's name does "
                                 "not resolve"),
-], ids=["connected then closed", "a proxy in the environment", "connection refused", "name does not resolve"])
+    ("closes, its name's first address refuses", False,
+     'not initialising a swarm although "form" is true: a manager answered'),
+], ids=["connected then closed", "a proxy in the environment", "connection refused", "name does not resolve",
+        "a name of two addresses"])
 def test_the_sh_seed_forms_only_when_no_manager_can_be_reached(manager, forms, says, tmp_path, capsysbinary):
     """docs/JOIN.md's formation table, for the sh agent (a seed from --format ignition may now form): a
     manager that accepts and closes (systemd's socket over its limits does) is a manager, a refused
     connect is none, a name that does not resolve is unknown (asked again, never a reason to form)."""
     port = free_port()
     host = {"closes": "127.0.0.2", "closes behind a dead proxy": "127.0.0.2", "refuses": "127.0.0.3",
-            "does not resolve": "no-such-manager.invalid"}[manager]
+            "does not resolve": "no-such-manager.invalid",
+            "closes, its name's first address refuses": "two-addresses.test"}[manager]
     closer = None
     if manager.startswith("closes"):
         closer = socket.socket()
@@ -906,7 +1057,14 @@ def test_the_sh_seed_forms_only_when_no_manager_can_be_reached(manager, forms, s
         env = agent_env(write_cfg(root, cfg))
         if manager == "closes behind a dead proxy":  # systemd's DefaultEnvironment may set one: never used
             env.update(HTTPS_PROXY="http://127.0.0.1:1", https_proxy="http://127.0.0.1:1", ALL_PROXY="http://127.0.0.1:1")
-        res = subprocess.run(join_cmd(root), env=env, capture_output=True, text=True, timeout=60)
+        cmd = join_cmd(root)
+        if host == "two-addresses.test":  # 127.0.0.3 refuses, 127.0.0.2 is the manager: in its own /etc/hosts
+            if os.geteuid() != 0 or shutil.which("unshare") is None:
+                require_or_skip("BAKERY_REQUIRE_ENGINE", "a private /etc/hosts needs root and unshare")
+            hosts = tmp_path / "hosts"
+            hosts.write_text(f"127.0.0.1 localhost\n127.0.0.3 {host}\n127.0.0.2 {host}\n")
+            cmd = ["unshare", "-m", "sh", "-c", f'mount --bind {hosts} /etc/hosts && exec "$@"', "sh", *cmd]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     finally:
         fake.close()
         if closer is not None:

@@ -70,11 +70,11 @@ def test_managers_serve_join_tokens_without_python(conf, tmp_path, capsysbinary)
         assert line in socket_unit["contents"].splitlines(), line
     relay = units["bakery-join-server@.service"]
     assert not relay.get("enabled") and "StandardInput=socket" in relay["contents"]
-    assert ("ExecStart=/usr/bin/timeout 20 /usr/bin/socat -T 10 STDIO TCP:127.0.0.1:12378,retry=25,interval=0.2"
+    assert ("ExecStart=/usr/bin/timeout 20 /usr/bin/socat -T 10 -t 6 STDIO TCP:127.0.0.1:12378,retry=25,interval=0.2"
             in relay["contents"].splitlines())
     tls = units["bakery-join-tls.service"]["contents"]
     (start,) = [line for line in tls.splitlines() if line.startswith("ExecStart=")]
-    assert start.startswith("ExecStart=/usr/bin/socat -T 10 OPENSSL-LISTEN:12378,bind=127.0.0.1,")
+    assert start.startswith("ExecStart=/usr/bin/socat -T 10 -t 6 OPENSSL-LISTEN:12378,bind=127.0.0.1,")
     assert "cafile=/etc/bakery/tls/join-ca.pem,verify=1,openssl-min-proto-version=TLS1.2" in start
     assert start.endswith(' "EXEC:/bin/sh /opt/bakery/bakery-join.sh answer"')
 
