@@ -350,6 +350,13 @@ def ensure_node(
         )
 
 
+def issued_sans(cluster_dir: Path, name: str) -> list[str] | None:
+    """The names and addresses node `name`'s certificate was issued for, None if it has none yet."""
+    check_node_name(name, "node name")
+    meta = _meta(cluster_dir / "nodes" / name)
+    return None if meta is None else list(meta["sans"])
+
+
 def _identity_changed(name: str, had: dict[str, Any], want: dict[str, Any]) -> UserError:
     kind = {None: "a node that never joins (consul)", "manager": "a manager", "worker": "a worker"}
     if had.get("join_class") != want["join_class"]:

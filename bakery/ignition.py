@@ -55,10 +55,24 @@ def sh_agent_source() -> str:
 def refuse(cfg: ClusterConfig, fmt: str, parts: tuple[Path, ...]) -> None:
     """What these formats cannot carry, said before any certificate is made."""
     if cfg.docker.install != "none":
+        line = column = None
+        said = repr(cfg.docker.install)
+        if cfg.source and not cfg.source.startswith("<"):
+            from .yamlsrc import load as load_yaml
+
+            doc = load_yaml(cfg.source, cls=UserError)
+            pos = doc.positions.get(("docker", "install"))
+            if pos is not None:
+                line, column = pos.line, pos.column
+            else:  # not in the file: the default
+                said = f"not set, so it is {cfg.docker.install!r} (the default)"
+        else:
+            said = f"no cluster definition, so it is {cfg.docker.install!r} (the default)"
         raise UserError(
-            f"{cfg.docker.install!r}, but --format {fmt} installs nothing: Flatcar and "
+            f"{said}, but --format {fmt} installs nothing: Flatcar and "
             "Fedora CoreOS ship Docker, and Ignition installs no packages",
-            source=cfg.source, path=("docker", "install"), fix="set docker: {install: none} for these nodes")
+            source=cfg.source, line=line, column=column, path=("docker", "install"),
+            fix="set docker: {install: none} for these nodes")
     if parts:
         raise UserError(f"--part adds MIME parts for cloud-init; --format {fmt} has none",
                         fix="add your files to the Ignition config yourself (Ignition's merge), or drop --part")
@@ -159,7 +173,7 @@ def ignition(files: list[dict[str, Any]], units: list[dict[str, Any]], gzip_mode
         raise UserError(
             f"the Ignition config is {len(payload)} bytes {how}, {result.base64_size} base64 characters; "
             f"Nova accepts at most {NOVA_BASE64_LIMIT} base64 characters ({NOVA_RAW_LIMIT} bytes)",
-            fix="drop NFS shares or consul agents, or let bakery compress (--gzip auto)")
+            fix="drop NFS shares or consul agents" + ("" if zipped else ", or let bakery compress (--gzip auto)"))
     return result
 
 

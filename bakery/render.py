@@ -420,7 +420,7 @@ def finish(text: bytes, content_type: str, files: list[str], gzip_mode: str) -> 
         raise UserError(
             f"user-data is {len(payload)} bytes ({how}), {result.base64_size} base64 characters; "
             f"Nova accepts at most {NOVA_BASE64_LIMIT} base64 characters ({NOVA_RAW_LIMIT} bytes)",
-            fix="drop extra parts or NFS shares, or let bakery gzip (--gzip auto)",
+            fix="drop extra parts or NFS shares" + ("" if zipped else ", or let bakery gzip (--gzip auto)"),
         )
     return result
 

@@ -1,4 +1,4 @@
-"""Print cloud-init user-data for one node role on stdout.
+"""Print one node role's user-data on stdout: cloud-init, or an Ignition config (--format ignition).
 
   bakery render --role manager | openstack server create --user-data /dev/stdin ...
 

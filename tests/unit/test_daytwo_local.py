@@ -113,3 +113,23 @@ def test_timeouts_are_finite_seconds(argv: list[str], capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit) as exited:  # argparse's own exit: usage and the line
         cli.main(argv)
     assert exited.value.code == 2 and "seconds" in capsys.readouterr().err
+
+
+def test_a_local_up_refuses_to_reissue_a_node_rendered_for_another_machine(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`bakery render --name worker-1` (a cloud node of cluster default), then `bakery up --provider
+    local`: the local worker-1 would get new certificates and the rendered node's user-data would no
+    longer match. Refused before anything is made; another --cluster is the way."""
+    from bakery.cli import main
+
+    conf, state = tmp_path / "bakery.yml", tmp_path / "state"
+    conf.write_text("docker: {install: none}\nswarm: {seed: 10.0.0.10}\n")
+    assert main(["render", "--role", "worker", "--name", "worker-1", "--address", "10.0.0.21", "--config",
+                 str(conf), "--state-dir", str(state), "-o", str(tmp_path / "w1")]) == 0
+    meta = (state / "default" / "nodes" / "worker-1" / "meta.json").read_text()
+    capsys.readouterr()
+    assert main(["up", "--provider", "local", "--managers", "1", "--workers", "1", "--state-dir", str(state)]) == 2
+    err = capsys.readouterr().err
+    assert "worker-1 (10.0.0.21" in err and "--cluster NAME" in err, err
+    assert (state / "default" / "nodes" / "worker-1" / "meta.json").read_text() == meta
+    assert not (state / "default" / "local").exists()  # nothing was made

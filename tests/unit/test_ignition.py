@@ -127,12 +127,14 @@ def test_gzip_data_urls_when_needed_and_the_budget_when_not_even_that_fits(conf,
 
 @pytest.mark.parametrize("fmt", ["ignition", "butane"])
 @pytest.mark.parametrize(("extra", "needle"), [
-    ([], "docker.install: 'distro', but --format {fmt} installs nothing"),
+    ([], "b.yml docker.install: not set, so it is 'distro' (the default), but --format {fmt} installs nothing"),
+    (["--distro"], "b.yml:1:19 docker.install: 'distro', but --format {fmt} installs nothing"),
     (["--part", "x.cfg"], "--part adds MIME parts for cloud-init"),
 ])
 def test_refused_before_any_certificate(fmt, extra, needle, tmp_path, capsys):
     conf = tmp_path / "b.yml"
-    conf.write_text("{}\n" if not extra else NONE)
+    conf.write_text("{}\n" if not extra else "docker: {install: distro}\n" if extra == ["--distro"] else NONE)
+    extra = [] if extra == ["--distro"] else extra
     code = main(["render", "--role", "worker", "--config", str(conf), "--format", fmt, "--state-dir",
                  str(tmp_path / "s"), *extra])
     assert code == 2

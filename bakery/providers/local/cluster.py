@@ -139,11 +139,33 @@ def render(rec: ClusterRecord, state_dir: Path, name: str, role: str, form: bool
     return userdata.payload
 
 
+def _refuse_others_identities(opts: UpOptions, names: list[tuple[str, str]]) -> None:
+    """A node of this name whose certificate is not for its local address was issued elsewhere
+    (`bakery render` for a cloud node of the same cluster name): the local cluster would reissue it
+    and the other node's user-data would no longer match. Refused before anything is made."""
+    from ...certs import issued_sans
+    from ...state import cluster_dir
+
+    cdir = cluster_dir(opts.cluster, opts.state_dir)
+    taken = []
+    for name, role in names:
+        sans = issued_sans(cdir, name)
+        if sans is not None and address_for(name, role) not in sans:
+            taken.append(f"{name} ({', '.join(sans)})")
+    if taken:
+        raise UserError(f"cluster {opts.cluster!r} already has node identities issued elsewhere: {'; '.join(taken)}; "
+                        "a local cluster of that name would reissue them (new key pairs), and those nodes' "
+                        "user-data would no longer match",
+                        fix="give the local cluster its own name with --cluster NAME")
+
+
 def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
     path = record_path(opts.state_dir, opts.cluster)
     if path.exists():
         raise UserError(f"cluster {opts.cluster!r} is already up (record: {path})",
                         fix=f"run `bakery down --cluster {opts.cluster}` first")
+    names = node_names(opts.managers, opts.workers, opts.consul)
+    _refuse_others_identities(opts, names)
     net.require_free_subnet()  # before anything is recorded: a refused `up` leaves nothing behind
     image = rootfs.ensure(rootfs.Recipe(baked=opts.baked, mirror=rootfs.host_mirror()), opts.cache_dir, progress) \
         if not opts.baked else current_baked(opts.cache_dir, progress)
@@ -156,7 +178,6 @@ def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
         rec.save(path)
 
     save()
-    names = node_names(opts.managers, opts.workers, opts.consul)
     rec.config = str(cluster_config(opts, names, workdir))
     save()
     progress(f"network {net.SUBNET} on a new bridge, dnsmasq for DHCP and DNS ({net.DOMAIN})")

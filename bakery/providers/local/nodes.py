@@ -89,6 +89,12 @@ def prepare_ignition(node: NodeRecord, image_root: Path, config: bytes) -> None:
         (merged / "etc/cloud").mkdir(exist_ok=True)
         (merged / "etc/cloud/cloud-init.disabled").touch()
         (merged / "etc/machine-id").write_text("uninitialized\n")  # systemd applies Ignition's presets
+        # a first boot would run Debian's systemd-firstboot, which asks on a console the node lacks
+        # (failed: 208/STDIN); Flatcar and Fedora CoreOS do not run it at first boot either
+        (merged / "etc/systemd/system").mkdir(parents=True, exist_ok=True)
+        mask = merged / "etc/systemd/system/systemd-firstboot.service"
+        if not mask.is_symlink():
+            mask.symlink_to("/dev/null")
         (merged / "etc/selinux").mkdir(exist_ok=True)
         (merged / "etc/selinux/config").write_text("SELINUX=disabled\nSELINUXTYPE=targeted\n")
         with tempfile.TemporaryDirectory(prefix="bakery-ignition-") as tmp:
