@@ -19,8 +19,9 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from ..errors import ComposeError, StrictError
+from ..errors import BakeryError, ComposeError, StrictError
 from ..report import Report
 from ..stack import emit as emit_stack
 from ..stack import load as load_stack
@@ -72,6 +73,21 @@ def _name_unset(exc: ComposeError, unset: Unset) -> ComposeError:
                         column=exc.column, path=exc.path, fix=f"{fix}; {exc.fix}" if exc.fix else fix)
 
 
+def _checked(stack: dict[str, Any]) -> dict[str, Any]:
+    """The file as written, held to the v3 schema of its version (Docker's rules, compose/schemagen)
+    before anything is written: a file Docker would refuse is never an exit 0. The model's values
+    are checked when loaded, so a refusal here is bakery's own fault, and says so."""
+    from ..yamlsrc import Document
+    from .validate import problems
+
+    found = problems(Document(stack, "<the stack file bakery wrote>"), str(stack["version"]))
+    if found:
+        raise BakeryError(f"bakery wrote a stack file its own compose {stack['version']} schema refuses "
+                          f"({found[0].message}, at {'.'.join(map(str, found[0].path or ()))}); nothing was "
+                          "written. This is a bug in bakery: please report it with the input file")
+    return stack
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Loading builds many small acyclic objects; the cyclic GC's passes over
@@ -112,8 +128,8 @@ def convert_files(
             raise _name_unset(exc, unset) from None
     # The file is written from the model (what deploy deploys), not from the converter's data.
     file_data = emit_stack.data(model, version)
-    result = ConvertResult(stack=stack_file(file_data), model=model, report=report, version=file_data["version"],
-                           source_version=project.version)
+    result = ConvertResult(stack=_checked(stack_file(file_data)), model=model, report=report,
+                           version=file_data["version"], source_version=project.version)
     if strict and report.warnings:
         raise StrictWarnings(result)
     return result

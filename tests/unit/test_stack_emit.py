@@ -84,3 +84,24 @@ def test_every_size_parses_back(n):
 @given(st.integers(min_value=1, max_value=10**12))
 def test_every_cpu_count_parses_back(n):
     assert values.nano_cpus(emit.cpus(n)) == n
+
+
+def test_a_file_its_own_schema_refuses_is_never_written(tmp_path, monkeypatch, capsys):
+    """Should the emitter ever write what the v3 schema of its version refuses (here: made to), the
+    convert fails, says it is bakery's bug, and writes nothing: never an exit 0 on such a file."""
+    from bakery.cli import main
+
+    real = emit.data
+
+    def broken(stack, version):
+        out = real(stack, version)
+        out["services"]["a"]["image"] = 5  # an image is a string
+        return out
+
+    monkeypatch.setattr(emit, "data", broken)
+    src, out = tmp_path / "c.yml", tmp_path / "stack.yml"
+    src.write_text('version: "3.8"\nservices:\n  a:\n    image: a\n')
+    assert main(["convert", str(src), "-o", str(out)]) not in (0, 2)
+    err = capsys.readouterr().err
+    assert "schema refuses" in err and "services.a.image" in err and "bug in bakery" in err, err
+    assert not out.exists()
