@@ -126,10 +126,11 @@ def convert_files(
             model = load_stack(data, locator(project, hints))
         except ComposeError as exc:
             raise _name_unset(exc, unset) from None
-    # The file is written from the model (what deploy deploys), not from the converter's data.
-    file_data = emit_stack.data(model, version)
-    result = ConvertResult(stack=_checked(stack_file(file_data)), model=model, report=report,
-                           version=file_data["version"], source_version=project.version)
+        # The file is written from the model (what deploy deploys), not from the converter's data.
+        file_data = emit_stack.data(model, version)
+        stack = _checked(stack_file(file_data))
+    result = ConvertResult(stack=stack, model=model, report=report, version=file_data["version"],
+                           source_version=project.version)
     if strict and report.warnings:
         raise StrictWarnings(result)
     return result

@@ -11,6 +11,7 @@ two agree.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -20,58 +21,86 @@ from ..yamlsrc import Document
 from .keys import SERVICE_KEYS
 from .schemagen import schema_name
 
-_TYPES: dict[str, Any] = {
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, float) and v.is_integer()),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "null": lambda v: v is None,
-}
-
 
 @cache
 def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def is_valid(schema: dict[str, Any], value: Any) -> bool:  # noqa: C901 - one branch per keyword
-    types = schema.get("type")
-    if types is not None:
-        names = [types] if isinstance(types, str) else types
-        if not any(_TYPES[t](value) for t in names):
+_PY_TYPES: dict[str, type] = {"string": str, "boolean": bool, "object": dict, "array": list, "null": type(None)}
+_COMPILED: dict[int, tuple[dict[str, Any], Callable[[Any], bool]]] = {}
+
+
+def is_valid(schema: dict[str, Any], value: Any) -> bool:
+    """Whether `value` meets `schema` (the subset schemagen writes: type, enum, items, required,
+    properties, patternProperties, additionalProperties)."""
+    return _compiled(schema)(value)
+
+
+def _type_check(types: str | list[str]) -> Callable[[Any], bool]:
+    names = [types] if isinstance(types, str) else list(types)
+    simple = tuple(_PY_TYPES[n] for n in names if n in _PY_TYPES)
+    integer, number = "integer" in names, "number" in names
+
+    def ok(v: Any) -> bool:
+        if simple and isinstance(v, simple):
+            return True
+        if isinstance(v, bool):  # never an integer or a number
             return False
-    if "enum" in schema and value not in schema["enum"]:
-        return False
-    if isinstance(value, list):
-        items = schema.get("items")
-        return items is None or all(is_valid(items, v) for v in value)
-    if not isinstance(value, dict):
-        return True
-    if any(k not in value for k in schema.get("required", ())):
-        return False
-    props = schema.get("properties", {})
-    patterns = schema.get("patternProperties", {})
+        if number and isinstance(v, int | float):
+            return True
+        return integer and (isinstance(v, int) or (isinstance(v, float) and v.is_integer()))
+
+    return ok
+
+
+def _compiled(schema: dict[str, Any]) -> Callable[[Any], bool]:  # noqa: C901 - one branch per keyword
+    """The schema as a function, made once per schema object (the schemas are loaded once)."""
+    hit = _COMPILED.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    type_ok = _type_check(schema["type"]) if "type" in schema else None
+    enum = schema.get("enum")
+    items, required = schema.get("items"), tuple(schema.get("required", ()))
+    props: dict[str, Any] = schema.get("properties", {})
+    patterns = [(_regex(p), sub) for p, sub in schema.get("patternProperties", {}).items()]
     extra = schema.get("additionalProperties", True)
-    for key, item in value.items():
-        matched = False
-        if key in props:
-            matched = True
-            if not is_valid(props[key], item):
+
+    def check(value: Any) -> bool:
+        if type_ok is not None and not type_ok(value):
+            return False
+        if enum is not None and value not in enum:
+            return False
+        if isinstance(value, list):
+            if items is None:
+                return True
+            item_ok = _compiled(items)
+            return all(item_ok(v) for v in value)
+        if not isinstance(value, dict):
+            return True
+        for key in required:
+            if key not in value:
                 return False
-        for pattern, sub in patterns.items():
-            if isinstance(key, str) and _regex(pattern).search(key):
-                matched = True
-                if not is_valid(sub, item):
+        for key, item in value.items():
+            sub = props.get(key)
+            matched = sub is not None
+            if sub is not None and not _compiled(sub)(item):
+                return False
+            if patterns and isinstance(key, str):
+                for regex, pattern_schema in patterns:
+                    if regex.search(key):
+                        matched = True
+                        if not _compiled(pattern_schema)(item):
+                            return False
+            if not matched:
+                if extra is False:
                     return False
-        if not matched:
-            if extra is False:
-                return False
-            if isinstance(extra, dict) and not is_valid(extra, item):
-                return False
-    return True
+                if isinstance(extra, dict) and not _compiled(extra)(item):
+                    return False
+        return True
+
+    _COMPILED[id(schema)] = (schema, check)
+    return check
 
 
 def _version_mismatch(doc: Document, version: str) -> list[ComposeError]:

@@ -11,7 +11,7 @@ file:line, YAML path, the rule and the fix, never a traceback.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, cast
 
 from ..yamlsrc import Document, Path_
@@ -221,14 +221,41 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
     return Service(**fields)
 
 
-def _refs(at: _At, svc: Mapping[str, Any]) -> dict[Path_, Ref]:
-    """Where each key of the service, and each item of its lists, was written."""
-    out: dict[Path_, Ref] = {}
-    for key, value in svc.items():
-        out[(key,)] = at.ref(key)
-        for sub in range(len(value)) if isinstance(value, list) else value if isinstance(value, Mapping) else ():
-            out[(key, sub)] = at.ref(key, sub)
-    return out
+class _Refs(Mapping[Path_, Ref]):
+    """Where each key of the service, and each item of its lists, was written: found when asked
+    (most are never asked; making them all up front cost a tenth of a 1,000-service convert)."""
+
+    def __init__(self, at: _At, svc: Mapping[str, Any]) -> None:
+        self._at, self._svc = at, svc
+
+    def _paths(self) -> list[Path_]:
+        out: list[Path_] = []
+        for key, value in self._svc.items():
+            out.append((key,))
+            subs = range(len(value)) if isinstance(value, list) else value if isinstance(value, Mapping) else ()
+            out.extend((key, sub) for sub in subs)
+        return out
+
+    def __getitem__(self, path: Path_) -> Ref:
+        key = path[0] if path else None
+        if not 1 <= len(path) <= 2 or not isinstance(key, str) or key not in self._svc:
+            raise KeyError(path)
+        if len(path) == 2:
+            value, sub = self._svc[key], path[1]
+            if not ((isinstance(value, list) and isinstance(sub, int) and 0 <= sub < len(value))
+                    or (isinstance(value, Mapping) and sub in value)):
+                raise KeyError(path)
+        return self._at.ref(*path)
+
+    def __iter__(self) -> Iterator[Path_]:
+        return iter(self._paths())
+
+    def __len__(self) -> int:
+        return len(self._paths())
+
+
+def _refs(at: _At, svc: Mapping[str, Any]) -> Mapping[Path_, Ref]:
+    return _Refs(at, svc)
 
 
 def _mode(at: _At, deploy: Mapping[str, Any]) -> tuple[Mode, int]:
