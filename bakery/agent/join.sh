@@ -16,6 +16,8 @@
 # through a pipe (the builtin printf into curl --data-binary @-), never a command line,
 # a file, the environment or a log. bakery embeds this file's text in the user-data.
 set -u
+LC_ALL=C  # bytes, not characters: patterns, sed and tr the same under every shell and locale
+export LC_ALL
 
 CONFIG=${BAKERY_JOIN_ENV:-/etc/bakery/join.env}
 NL='
@@ -312,6 +314,10 @@ reply() {
 fail() { reply "$1" "$2" "{\"error\": \"$3\"}"; }
 
 escape() {  # a request line (or a certificate's CN) for the log: control characters, non-ASCII and backslashes as \xNN, 200 bytes
+  case $1 in  # printable ASCII and short, as nearly every line is: as it is, without the four processes below
+    *[!\ -~]* | *\\*) ;;
+    *) [ "${#1}" -le 200 ] && { printf '%s' "$1"; return 0; } ;;
+  esac
   printf '%s' "$1" | head -c 200 | od -An -v -tu1 |
     awk '{ for (i = 1; i <= NF; i++) if ($i < 32 || $i > 126 || $i == 92) printf "\\x%02x", $i; else printf "%c", $i }'
 }
