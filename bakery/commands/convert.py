@@ -55,6 +55,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import EXIT_OK, EXIT_STRICT, UserError
 from ..report import Report, counts, render
@@ -96,6 +97,20 @@ def _print_report(report: Report, summary: str, verbose: bool) -> None:
     print(summary, file=sys.stderr)
 
 
+def _refuse_what_a_stack_file_cannot_hold(model: Any) -> None:
+    """A secret from a variable or a config with inline content (the Compose Specification's) has no
+    place in a v3 stack file: `docker stack deploy` refuses the file. `bakery deploy` of the compose
+    file creates them, so that is the way, not a file that fails later."""
+    for blob in (*model.secrets, *model.configs):
+        key = "environment" if blob.environment is not None else "content" if blob.content is not None else None
+        if key is not None:
+            raise blob.ref.error(
+                f"a {blob.kind} {'from a variable' if key == 'environment' else 'with inline content'} has no place "
+                "in a v3 stack file (docker stack deploy refuses the file)",
+                f"deploy the compose file itself with bakery deploy (it creates the {blob.kind}), or give the "
+                f"{blob.kind} a file: instead", key)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..compose import convert_files, dumps
     from ..compose.emit import rebase
@@ -107,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     result = convert_files([args.file, *args.more], env_files=args.env_file, strict=False,
                            image_prefix=args.image_prefix, nodes=nodes, publish_mode=args.publish_mode,
                            profiles=args.profiles)
+    _refuse_what_a_stack_file_cannot_hold(result.model)
     report = result.report
     failed = args.strict and bool(report.warnings)
     services = len(result.stack.get("services", {}))

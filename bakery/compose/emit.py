@@ -26,6 +26,11 @@ _STR_TAG = "tag:yaml.org,2002:str"
 # Characters YAML does not allow raw, or reads as line breaks (json.dumps already escapes < 0x20).
 _NON_PRINTABLE = re.compile(r"[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _RESOLVER = yaml.resolver.Resolver()
+# What a YAML 1.2 reader (docker's go-yaml) takes for a number or a special value where PyYAML's
+# YAML 1.1 rules see a string: `1e3`, `1234e5`, `0o17`, `.5E3`, `+.inf`. Quoted, or docker reads 1000.
+_YAML12_NOT_STR = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+"
+                             r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z")
+_LONG_KEY = 1000  # YAML caps an implicit key at 1,024 characters: longer ones are written as `? key`
 
 
 def _sorted(value: Any) -> Any:
@@ -77,8 +82,10 @@ def rebase(stack: dict[str, Any], src: Path, dest: Path) -> dict[str, Any]:
     if src.resolve() == dest.resolve():
         return stack
 
-    def moved(path: str) -> str:
-        if not path.startswith("."):
+    def moved(path: str, any_relative: bool = False) -> str:
+        """A relative path (in the short volume syntax only one that starts with `.`: `data:` is a
+        volume's name there) named from `dest`; absolute and `~` paths stay as they are."""
+        if not path or path.startswith(("/", "~")) or (not any_relative and not path.startswith(".")):
             return path
         rel = os.path.relpath(src.resolve() / path, dest.resolve())
         return rel if rel.startswith(".") else "./" + rel
@@ -86,7 +93,7 @@ def rebase(stack: dict[str, Any], src: Path, dest: Path) -> dict[str, Any]:
     def volume(entry: Any) -> Any:
         if isinstance(entry, dict):
             bind = entry.get("type") == "bind" and isinstance(entry.get("source"), str)
-            return {**entry, "source": moved(entry["source"])} if bind else entry
+            return {**entry, "source": moved(entry["source"], any_relative=True)} if bind else entry
         source, sep, rest = str(entry).partition(":")
         return f"{moved(source)}:{rest}" if sep else entry
 
@@ -95,7 +102,8 @@ def rebase(stack: dict[str, Any], src: Path, dest: Path) -> dict[str, Any]:
                        for name, svc in stack.get("services", {}).items()}
     for kind in ("secrets", "configs"):
         if kind in stack:
-            out[kind] = {k: {**v, "file": moved(v["file"])} if isinstance(v, dict) and isinstance(v.get("file"), str)
+            out[kind] = {k: {**v, "file": moved(v["file"], any_relative=True)}
+                         if isinstance(v, dict) and isinstance(v.get("file"), str)
                          else v for k, v in stack[kind].items()}
     return out
 
@@ -109,7 +117,8 @@ def ordered(stack: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=65536)
 def _string(text: str) -> str:
     if (_PLAIN.fullmatch(text) and not text.endswith(":") and ": " not in text
-            and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG):
+            and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _STR_TAG
+            and not _YAML12_NOT_STR.match(text)):
         return text
     quoted = json.dumps(text, ensure_ascii=False)
     return _NON_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
@@ -132,7 +141,12 @@ def _emit(value: Any, indent: str, out: list[str], top: bool = False) -> None:
     if isinstance(value, dict):
         for key in value if top else sorted(value):
             item = value[key]
-            head = f"{indent}{_string(str(key))}:"
+            text = _string(str(key))
+            if len(text) > _LONG_KEY:  # an explicit key: no length limit
+                out.append(f"{indent}? {text}")
+                _item(f"{indent}:", item, indent + "  ", indent + "  ", out)
+                continue
+            head = f"{indent}{text}:"
             _item(head, item, indent + "  ", indent, out)
     else:
         for item in value:

@@ -198,6 +198,7 @@ _MOUNT_DROPPED = {
     ("tmpfs", "mode"): ("the stack's tmpfs mounts take only a size (the short tmpfs syntax's mode is lost too)",
                         "set the mode from the container's entrypoint (chmod)"),
     ("", "consistency"): ("only Docker Desktop's file sharing reads it; swarm ignores it", None),
+    ("bind", "selinux"): ("swarm's mounts have no SELinux relabelling", "label the path on the nodes (chcon)"),
 }
 
 

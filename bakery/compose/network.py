@@ -63,6 +63,7 @@ def volumes(c: Scope, entries: list[Any]) -> tuple[Mounts, tuple[Finding, ...]]:
             except stack_values.BadValue as exc:
                 raise c.ref("volumes").error(exc.message, exc.fix, i) from None
             kind, source, target = m.kind, m.source, m.target
+            notes.extend(_short_options(c, m, i))
         if kind == "bind" and source in _NODE_PATHS:
             notes.append(c.info("volumes", f"bind mount {source} -> {target}: a path every Docker node has",
                                 "compose.volumes.node_path", i))
@@ -79,6 +80,29 @@ def volumes(c: Scope, entries: list[Any]) -> tuple[Mounts, tuple[Finding, ...]]:
                 implicit.add(source)
         out.append(entry)
     return Mounts(tuple(out), tuple(bound), frozenset(needs), frozenset(implicit)), tuple(notes)
+
+
+_PROPAGATION = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
+
+
+def _short_options(c: Scope, m: stack_values.ShortMount, index: int) -> list[Finding]:
+    """The short syntax's mode options a swarm mount does not take, each reported as dropped."""
+    out = []
+    for opt in [o for o in m.mode.split(",") if o]:
+        applies = (opt in _PROPAGATION and m.kind == "bind") or (opt == "nocopy" and m.kind == "volume")
+        if opt in ("ro", "rw") or applies:
+            continue
+        if opt in _PROPAGATION or opt == "nocopy":
+            why = f"applies to {'bind mounts' if opt in _PROPAGATION else 'named volumes'} only"
+        elif opt in ("z", "Z"):
+            why = "swarm's mounts have no SELinux relabelling"
+        elif opt in ("cached", "delegated", "consistent"):
+            why = "only Docker Desktop's file sharing reads it"
+        else:
+            why = "not a mount option swarm knows"
+        out.append(c.warning("volumes", f"option {opt!r} of {m.source or m.target}:{m.target} dropped: {why}",
+                             "compose.volumes.dropped", None, index, kind="lost"))
+    return out
 
 
 def _tmpfs_bytes(c: Scope, entry: dict[str, Any], index: int) -> dict[str, Any]:

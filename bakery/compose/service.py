@@ -447,16 +447,17 @@ def _finish(s: Scope, p: Part, nodes: Sequence[NodeInfo] | None) -> Converted:
         needs.add("3.7")
     if deploy:
         out["deploy"] = deploy
-    findings += _kept(s, p)
+    findings += _kept(s, p, findings)
     return Converted(out, frozenset(needs), p.depends, p.joined, p.mounts.implicit, placed.labels, tuple(findings))
 
 
-def _kept(s: Scope, p: Part) -> tuple[Finding, ...]:
+def _kept(s: Scope, p: Part, findings: Sequence[Finding] = ()) -> tuple[Finding, ...]:
     """One line for the keys kept exactly; environment and labels with classic-Swarm hints are
-    rewrites (reported each), the rest of them is kept."""
+    rewrites (reported each), the rest of them is kept; a key with a part reported lost is not."""
     rewritten = {h.key for h in p.hints}
+    lost = {part for f in findings if f.kind == "lost" for part in f.path[:3] if isinstance(part, str)} - rewritten
     kept = [f"{k} (other than its hints)" if k in rewritten else k for k in p.kept
-            if k not in rewritten or hints.beside_hints(k, s.svc.data.get(k))]
+            if (k not in rewritten or hints.beside_hints(k, s.svc.data.get(k))) and k not in lost]
     if not kept:
         return ()
     return (s.svc.ref.finding("info", f"kept exactly: {', '.join(kept)}", "compose.key.exact", kind="kept",

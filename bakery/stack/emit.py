@@ -231,9 +231,9 @@ class _Emit:
         return out
 
     def healthcheck(self, h: Healthcheck) -> dict[str, Any]:
-        if h.test == ("NONE",):
+        if h.test == ("NONE",) and h == Healthcheck(("NONE",)):
             return {"disable": True}
-        out: dict[str, Any] = {"test": list(h.test)}
+        out: dict[str, Any] = {"test": list(h.test)}  # NONE with timings: kept, as deploy keeps them
         for key in ("interval", "timeout", "start_period"):
             if getattr(h, key) is not None:
                 out[key] = duration(getattr(h, key))
@@ -316,7 +316,10 @@ class _Emit:
             if obj.name is not None and not self.at_least("3.5"):
                 return {"external": {"name": obj.name}}
             return {"external": True, **({"name": obj.name} if obj.name is not None else {})}
-        return {"name": obj.name} if obj.name is not None else {}
+        if obj.name is None:
+            return {}
+        self.needs.add("3.4" if isinstance(obj, Volume) else "3.5")  # a volume's name is 3.4, the rest 3.5
+        return {"name": obj.name}
 
     def network(self, n: Network) -> dict[str, Any]:
         out = self._named(n)

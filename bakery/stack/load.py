@@ -126,7 +126,13 @@ def _labels(value: Any) -> Pairs:
 
 
 def _words(value: Any) -> tuple[str, ...]:
-    return tuple(shlex.split(value)) if isinstance(value, str) else tuple(_scalar(v) for v in value)
+    if not isinstance(value, str):
+        return tuple(_scalar(v) for v in value)
+    try:
+        return tuple(shlex.split(value))
+    except ValueError as exc:  # an unclosed quote, a trailing backslash
+        raise values.BadValue(f"{value!r} cannot be split into words ({exc})",
+                              "close the quote (or escape it), or write the command as a list") from None
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -204,7 +210,7 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
     )
     for key in ("command", "entrypoint"):
         if svc.get(key) is not None:
-            fields[key] = _words(svc[key])
+            fields[key] = at.parse(_words, svc[key], key)
     for key in ("hostname", "user", "working_dir", "stop_signal", "isolation"):
         if svc.get(key) is not None:
             fields[key] = at.text(svc[key], key)
@@ -357,9 +363,9 @@ def _mount(at: _At, item: Any, i: int) -> Mount:
         if short.kind == "anonymous":
             return Mount("volume", short.target)
         opts = short.mode.split(",") if short.mode else []
-        prop = [o for o in opts if o in _PROPAGATION]
+        prop = [o for o in opts if o in _PROPAGATION] if short.kind == "bind" else []  # a bind's option
         return Mount(short.kind, short.target, short.source, "ro" in opts, prop[0] if prop else None,
-                     "nocopy" in opts)
+                     "nocopy" in opts and short.kind == "volume")  # a volume's
     kind = at.choice(item.get("type", "volume"), ("volume", "bind", "tmpfs", "npipe"), "volumes", i, "type")
     if not item.get("target"):
         raise at.fail(("volumes", i), "a mount needs a target path", "add `target: /path/in/container`")

@@ -69,6 +69,9 @@ def nano_cpus(value: object) -> int:
         cpus = -1.0
     if not (math.isfinite(cpus) and cpus > 0):
         raise BadValue(f"{value!r} is not a number of CPUs", "use a positive number such as 0.5 or 2")
+    if round(cpus * 10**9) < 1:
+        raise BadValue(f"{value!r} is less than a billionth of a CPU, the smallest share swarm takes",
+                       "use 0.000000001 or more")
     return int(round(cpus * 10**9))
 
 

@@ -1,0 +1,61 @@
+"""What an attacker of `bakery convert` found (each was an exit 0 on a file docker refuses or reads
+otherwise, a traceback, or a path that moved): each a located error or a file docker reads as meant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bakery.cli import main
+
+
+def _convert(tmp_path: Path, text: str, *extra: str) -> tuple[int, str, Path]:
+    src = tmp_path / "c.yml"
+    src.write_text(text)
+    out = tmp_path / "stack.yml"
+    code = main(["convert", str(src), "-o", str(out), *extra])
+    return code, str(src), out
+
+
+@pytest.mark.parametrize("command", ["\"echo 'unterminated\"", '"a\\\\"'])
+def test_a_command_that_does_not_split_is_a_located_error(command, tmp_path, capsys):
+    code, src, _ = _convert(tmp_path, f'version: "3.8"\nservices:\n  a:\n    image: x\n    command: {command}\n')
+    err = capsys.readouterr().err
+    assert code == 2 and f"{Path(src).name}:5:14 services.a.command" in err, err
+    assert "Traceback" not in err
+
+
+def test_less_than_a_nano_cpu_is_refused_where_it_was_written(tmp_path, capsys):
+    code, _, _ = _convert(tmp_path, 'version: "3.8"\nservices:\n  a:\n    image: x\n    deploy: {resources: '
+                                    '{reservations: {cpus: "0.0000000001"}}}\n')
+    assert code == 2 and "billionth of a CPU" in capsys.readouterr().err
+
+
+def test_a_named_secret_raises_the_version_to_3_5(tmp_path):
+    (tmp_path / "s.txt").write_text("x")
+    code, _, out = _convert(tmp_path, 'version: "3.8"\nservices:\n  a: {image: x, secrets: [s]}\n'
+                                      'secrets: {s: {file: ./s.txt, name: my_secret}}\n')
+    assert code == 0 and yaml.safe_load(out.read_text())["version"] == "3.5"
+
+
+def test_relative_paths_without_a_dot_keep_naming_the_same_place(tmp_path):
+    (tmp_path / "o").mkdir()
+    src = tmp_path / "c.yml"
+    src.write_text('version: "3.8"\nservices:\n  a:\n    image: x\n    volumes: [{type: bind, source: b, target: /b}]\n'
+                   '    secrets: [s]\nsecrets: {s: {file: sub/s.txt}}\n')
+    assert main(["convert", str(src), "-o", str(tmp_path / "o" / "s.yml")]) == 0
+    stack = yaml.safe_load((tmp_path / "o" / "s.yml").read_text())
+    assert stack["services"]["a"]["volumes"] in (["../b:/b"], [{"type": "bind", "source": "../b", "target": "/b"}])
+    assert stack["secrets"]["s"]["file"] == "../sub/s.txt"
+
+
+@pytest.mark.parametrize("blob", ["secrets: {s: {environment: SVAR}}", "configs: {s: {content: hello}}"])
+def test_a_compose_specification_secret_a_stack_file_cannot_hold_is_refused(blob, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SVAR", "1")
+    kind = blob.split(":")[0]
+    code, _, out = _convert(tmp_path, f"services:\n  a: {{image: x, {kind}: [s]}}\n{blob}\n")
+    err = capsys.readouterr().err
+    assert code == 2 and f"{kind}.s." in err and "bakery deploy" in err, err
+    assert not out.exists()
