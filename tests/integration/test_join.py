@@ -616,6 +616,15 @@ def _start_engine(net: Netns, node: SimNode, dockerd: str, generation: int) -> N
     _wait_socket(node.sock, node.engine, node.root / "dockerd.log")
 
 
+def _tear_down(net: Netns, nodes: dict[str, SimNode]) -> None:
+    """The namespaces, then the engines' exec roots: only ours, unmounted first."""
+    net.down()
+    for node in nodes.values():
+        for exec_root in node.exec_roots:
+            unmount_under(Path(exec_root))
+            shutil.rmtree(exec_root, ignore_errors=True)
+
+
 def _eventually(what: str, check: Any, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -706,11 +715,7 @@ def test_a_rebuilt_seed_waits_for_unreachable_managers_and_joins_their_swarm(age
         _eventually("the rebuilt seed a reachable manager",
                     lambda: _docker(seed, "info", "--format", "{{.Swarm.ControlAvailable}}") == "true")
     finally:
-        net.down()
-        for node in nodes.values():
-            for exec_root in node.exec_roots:
-                unmount_under(Path(exec_root))
-                shutil.rmtree(exec_root, ignore_errors=True)
+        _tear_down(net, nodes)
 
 
 @pytest.mark.parametrize("agent_kind", AGENTS)
@@ -766,11 +771,7 @@ def test_a_seed_rebooted_beside_managers_still_down_stays_in_its_swarm(agent_kin
             _docker(n, "info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.Cluster.ID}}") for n in (seed, m1)
         } == {f"active {cluster}"})
     finally:
-        net.down()
-        for node in nodes.values():
-            for exec_root in node.exec_roots:
-                unmount_under(Path(exec_root))
-                shutil.rmtree(exec_root, ignore_errors=True)
+        _tear_down(net, nodes)
 
 
 @pytest.mark.parametrize("kind", ["python", "sh"])
