@@ -100,7 +100,11 @@ def _report(args: argparse.Namespace, exc: BakeryError | OSError, code: int) -> 
     print(f"bakery {args.command}: error: {text}", file=sys.stderr)
     if getattr(args, "output", None) == "json":
         error = exc.as_dict() if isinstance(exc, UserError) else {"message": text}
-        print(json.dumps({"ok": False, "exit_code": code, "error": error}, indent=2))
+        try:
+            print(json.dumps({"ok": False, "exit_code": code, "error": error}, indent=2))
+            sys.stdout.flush()
+        except BrokenPipeError:  # `... --output json | head` closed early: the error is on stderr, the code stands
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return code
 
 

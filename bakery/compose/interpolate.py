@@ -46,8 +46,60 @@ class _Unset:
     count: int = 1
 
 
+# Values docker's loaders read as numbers or booleans after interpolation (`replicas: ${R:-2}` is
+# the number 2, `read_only: "true"` true): their paths below a service (`#` a list item, `*` any
+# key) and below a top-level network/volume/secret/config, and what they become.
+_INT, _FLOAT, _BOOL = "int", "float", "bool"
+_SERVICE_CASTS: dict[tuple[str, ...], str] = {
+    ("deploy", "replicas"): _INT, ("deploy", "update_config", "parallelism"): _INT,
+    ("deploy", "rollback_config", "parallelism"): _INT, ("deploy", "restart_policy", "max_attempts"): _INT,
+    ("deploy", "placement", "max_replicas_per_node"): _INT, ("deploy", "update_config", "max_failure_ratio"): _FLOAT,
+    ("deploy", "rollback_config", "max_failure_ratio"): _FLOAT, ("healthcheck", "retries"): _INT,
+    ("healthcheck", "disable"): _BOOL, ("ports", "#", "target"): _INT, ("ports", "#", "published"): _INT,
+    ("configs", "#", "mode"): _INT, ("secrets", "#", "mode"): _INT, ("ulimits", "*"): _INT,
+    ("ulimits", "*", "soft"): _INT, ("ulimits", "*", "hard"): _INT, ("scale",): _INT, ("pids_limit",): _INT,
+    ("cpus",): _FLOAT, ("privileged",): _BOOL, ("read_only",): _BOOL, ("stdin_open",): _BOOL, ("tty",): _BOOL,
+    ("init",): _BOOL, ("volumes", "#", "read_only"): _BOOL, ("volumes", "#", "volume", "nocopy"): _BOOL,
+}
+_TOP_CASTS = {"external": _BOOL, "internal": _BOOL, "attachable": _BOOL}
+_CAST_LEAVES = frozenset(k[-1] for k in _SERVICE_CASTS) | frozenset(_TOP_CASTS) | {"*"}
+_TRUE, _FALSE = ("y", "yes", "true", "on"), ("n", "no", "false", "off")
+
+
+def _cast_kind(path: Path_, v1: bool) -> str | None:
+    """What the value at `path` is read as, if it is one of those."""
+    if not path or (path[-1] not in _CAST_LEAVES and (len(path) < 2 or path[-2] != "ulimits")):
+        return None
+    if path[0] in ("networks", "volumes", "secrets", "configs") and len(path) == 3 and not v1:
+        return _TOP_CASTS.get(str(path[2]))
+    below = path[1:] if v1 else path[2:] if path[0] == "services" else None
+    if not below:
+        return None
+    pattern = tuple("#" if isinstance(p, int) else str(p) for p in below)
+    found = _SERVICE_CASTS.get(pattern)
+    if found is None and len(pattern) >= 2 and pattern[0] == "ulimits":
+        found = _SERVICE_CASTS.get(("ulimits", "*", *pattern[2:]))
+    return found
+
+
+def cast(text: str, kind: str) -> Any:
+    """`text` as that kind when it reads as one (else left as text, for the schema to refuse located)."""
+    t = text.strip()
+    if kind == _INT and re.fullmatch(r"[-+]?[0-9]+", t):
+        return int(t)
+    if kind == _FLOAT:
+        try:
+            return float(t) if re.fullmatch(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", t) else text
+        except ValueError:
+            return text
+    if kind == _BOOL and t.lower() in _TRUE + _FALSE:
+        return t.lower() in _TRUE
+    return text
+
+
 class Interpolator:
-    def __init__(self, doc: Document, environ: Mapping[str, str], *, spec: bool = False) -> None:
+    def __init__(self, doc: Document, environ: Mapping[str, str], *, spec: bool = False, v1: bool = False) -> None:
+        self.v1 = v1
         self.doc = doc
         self.environ = environ
         self.spec = spec
@@ -158,14 +210,15 @@ class Interpolator:
             return value
 
     def walk(self, value: Any, path: Path_) -> Any:
-        """Interpolate every string in `value`, in place where it is a container (most hold no `$`)."""
+        """Interpolate every string in `value`, in place where it is a container (most hold no `$`);
+        a string where docker's loader wants a number or a boolean is read as one (`_SERVICE_CASTS`)."""
         if isinstance(value, str):
-            return self.collect(value, path)
+            return self._string(value, path)
         if isinstance(value, dict):
             for k, v in value.items():
                 if isinstance(v, str):
-                    if "$" in v:
-                        value[k] = self.collect(v, (*path, k))
+                    if "$" in v or k in _CAST_LEAVES or (path and path[-1] == "ulimits"):
+                        value[k] = self._string(v, (*path, k))
                 elif isinstance(v, dict | list):
                     self.walk(v, (*path, k))
         elif isinstance(value, list):
@@ -176,6 +229,11 @@ class Interpolator:
                 elif isinstance(v, dict | list):
                     self.walk(v, (*path, i))
         return value
+
+    def _string(self, value: str, path: Path_) -> Any:
+        text = self.collect(value, path) if "$" in value else value
+        kind = _cast_kind(path, self.v1)
+        return cast(text, kind) if kind is not None and isinstance(text, str) else text
 
     def report_unset(self, report: Report) -> None:
         for name, seen in sorted(self.unset.items()):
@@ -221,7 +279,7 @@ def interpolate(doc: Document, environ: Mapping[str, str], report: Report, *, v1
     """
     if not isinstance(doc.data, dict):
         return Interpolated([], {})
-    interp = Interpolator(doc, environ, spec=spec)
+    interp = Interpolator(doc, environ, spec=spec, v1=v1)
     if v1:
         doc.data = interp.walk(doc.data, ())
     else:

@@ -312,14 +312,14 @@ def _check_twice_said(svc: Service) -> None:
         if there is None:
             raise svc.at(key).error(f"{key} {here!r} and deploy.{'.'.join(path[:-1])} without "
                                     f"{path[-1]} differ", f"give deploy.{'.'.join(path)} the same value, or keep "
-                                    "only one of them (Docker Compose v2 refuses two values)", key)
+                                    "only one of them (Docker Compose v2 refuses two values)")
         try:
             same = (kind(here) == kind(there)) if kind else size_bytes(here) == size_bytes(there)
         except (TypeError, ValueError):
             continue  # a bad value: conversion says so, located
         if not same:
             raise svc.at(key).error(f"{key} {here!r} and deploy.{'.'.join(path)} {there!r} differ",
-                                    "keep one of them (Docker Compose v2 refuses two values)", key)
+                                    "keep one of them (Docker Compose v2 refuses two values)")
 
 
 def active_profiles(profiles: Iterable[str] | None, environ: Mapping[str, str]) -> set[str]:

@@ -439,6 +439,12 @@ def _finish(s: Scope, p: Part, nodes: Sequence[NodeInfo] | None) -> Converted:
     if p.networks:
         out["networks"], notes = network.service_networks(s, dict(p.networks))
         findings += notes
+    if "host" in p.joined and out.get("ports"):  # swarm refuses the task: ports and the host network
+        del out["ports"]
+        findings.append(s.warning("ports", "dropped: on the host network the service's ports are the node's own "
+                                  "(Docker Compose ignores them there too; swarm would reject the task)",
+                                  "compose.ports.host_network", "remove ports, or drop network_mode: host",
+                                  kind="lost"))
     if p.mounts.entries:
         out["volumes"] = list(p.mounts.entries)
     if source_v2:

@@ -149,6 +149,7 @@ def load(data: Mapping[str, Any], locate: Locate | None = None, source: str = "<
     out = [_service(str(name), _At(locate, ("services", name)), top.mapping(svc, "services", name))
            for name, svc in sorted(services.items())]
     _check_depends(out)
+    _check_published(out)
     return Stack(
         services=tuple(out),
         networks=tuple(_network(str(k), _At(locate, ("networks", k)), top.mapping(v, "networks", k))
@@ -403,6 +404,21 @@ def _depends(at: _At, raw: Any) -> tuple[tuple[str, Condition], ...]:
     for dep, cond in deps.items():
         at.choice(cond or "service_started", CONDITIONS, "depends_on", dep)
     return tuple(sorted((d, cast(Condition, c or "service_started")) for d, c in deps.items()))
+
+
+def _check_published(services: list[Service]) -> None:
+    """A port published through the ingress mesh belongs to one service of the swarm: a second one
+    is refused here, before anything is deployed (the engine refuses its create half-way)."""
+    owner: dict[tuple[int, str], str] = {}
+    for s in services:
+        for port in s.ports:
+            if port.mode != "ingress" or port.published is None:
+                continue
+            first = owner.setdefault((port.published, port.protocol), s.name)
+            if first != s.name:
+                raise s.ref.error(f"port {port.published}/{port.protocol} is published by service {first} too",
+                                  "publish it from one service (put a proxy in front of both if they share it)",
+                                  "ports")
 
 
 def _check_depends(services: list[Service]) -> None:

@@ -140,8 +140,8 @@ class _Builder:
                 "Preferences": [{"Spread": {"SpreadDescriptor": p}} for p in place.preferences],
                 "MaxReplicas": place.max_replicas,
             }),
-            "Networks": sorted(({"Target": self.networks[a.network], "Aliases": _aliases(
-                                    svc.name, a.aliases, self.networks[a.network])}
+            "Networks": sorted((_compact({"Target": self.networks[a.network], "Aliases": _aliases(
+                                    svc.name, a.aliases, self.networks[a.network])})
                                 for a in svc.networks), key=lambda a: a["Target"]),
             "LogDriver": _compact({"Name": svc.log_driver, "Options": dict(svc.log_options)}) or None,
         })

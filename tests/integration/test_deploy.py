@@ -443,3 +443,17 @@ def test_a_file_without_services_deploys_nothing(engine, deployer, tmp_path):
     assert code == 0, out
     assert out["plan"] == [] and out["result"]["ok"] is True
     assert _services(engine, "empty") == {}
+
+
+def test_a_host_network_service_redeploys_as_a_noop(engine, deployer, tmp_path):
+    """network_mode: host joins the engine's host network, which takes no aliases: a second deploy is
+    `unchanged` (the service's own name as an alias there made every deploy an update)."""
+    compose = tmp_path / "docker-compose.yml"
+    app = {"image": "local/busybox:1", "command": ["sleep", "3600"], "network_mode": "host"}
+    compose.write_text(yaml.safe_dump({"version": "2.4", "services": {"agent": app}}))
+    code, out = deployer(str(compose), "--name", "hostnet", "--detach")
+    assert code == 0, out
+    code, again = deployer(str(compose), "--name", "hostnet", "--detach")
+    assert code == 0, again
+    assert {c["action"] for c in again["plan"]} == {"unchanged"}, again["plan"]
+    engine.docker("stack", "rm", "hostnet")

@@ -59,3 +59,29 @@ def test_a_compose_specification_secret_a_stack_file_cannot_hold_is_refused(blob
     err = capsys.readouterr().err
     assert code == 2 and f"{kind}.s." in err and "bakery deploy" in err, err
     assert not out.exists()
+
+
+def test_values_docker_reads_as_numbers_and_booleans_after_interpolation(tmp_path, monkeypatch):
+    """A new user: `replicas: ${R:-2}` was refused ('2' is not a valid replica count) where docker
+    stack config and Docker Compose read 2; docker's loader casts such values, so does bakery."""
+    monkeypatch.setenv("NOFILE", "2048")
+    code, _, out = _convert(tmp_path, 'version: "3.8"\nservices:\n  a:\n    image: x\n    deploy:\n'
+                                      '      replicas: ${R:-2}\n      update_config: {max_failure_ratio: "${F:-0.5}"}\n'
+                                      '    read_only: "${RO:-yes}"\n    ulimits: {nofile: "${NOFILE}"}\n')
+    assert code == 0
+    svc = yaml.safe_load(out.read_text())["services"]["a"]
+    assert svc["deploy"]["replicas"] == 2 and svc["deploy"]["update_config"]["max_failure_ratio"] == 0.5
+    assert svc["read_only"] is True and svc["ulimits"] == {"nofile": 2048}
+
+
+def test_ports_on_the_host_network_are_dropped_and_said(tmp_path, capsys):
+    code, _, out = _convert(tmp_path, 'version: "2.4"\nservices:\n'
+                                      '  lb: {image: x, network_mode: host, ports: ["80:80"]}\n')
+    assert code == 0 and "ports" not in yaml.safe_load(out.read_text())["services"]["lb"]
+    assert "on the host network the service's ports are the node's own" in capsys.readouterr().err
+
+
+def test_one_port_published_by_two_services_is_refused_before_any_engine(tmp_path, capsys):
+    code, _, _ = _convert(tmp_path, 'version: "3.8"\nservices:\n  web: {image: n, ports: ["8080:80"]}\n'
+                                    '  api: {image: r, ports: ["8080:6379"]}\n')
+    assert code == 2 and "port 8080/tcp is published by service api too" in capsys.readouterr().err
