@@ -18,6 +18,7 @@ order and nothing waits for them, like `docker stack deploy --detach`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -115,11 +116,17 @@ class _Applier:
         for dep, condition in t.run.depends_on:
             d = self.tracks.get(dep)
             if d is None or d.state in ("unchanged", "done", "submitted"):
-                continue
+                continue  # a dependency to complete is watched until it did (`until_complete`): its done is that
             if condition == "service_started" and d.state == "converged":
                 continue
             return False
         return True
+
+    def until_complete(self, t: _Track) -> bool:
+        """Another service waits for this one's tasks to complete successfully (compose's
+        service_completed_successfully): it is done when they have, not when they run."""
+        return any(dep == t.run.key and condition == "service_completed_successfully"
+                   for other in self.tracks.values() for dep, condition in other.run.depends_on)
 
     def submit(self, batch: list[_Track]) -> None:
         """Create or update a batch of services at once; record which tasks already existed."""
@@ -147,7 +154,7 @@ class _Applier:
                 self.emit(t, "submitted")
                 continue
             t.watch = Watch(
-                t.run,
+                dataclasses.replace(t.run, job=True) if self.until_complete(t) else t.run,
                 existing,
                 max_failures=self.options["max_failures"],
                 stable_for=self.options["stable_for"],

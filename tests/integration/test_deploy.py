@@ -457,3 +457,31 @@ def test_a_host_network_service_redeploys_as_a_noop(engine, deployer, tmp_path):
     assert code == 0, again
     assert {c["action"] for c in again["plan"]} == {"unchanged"}, again["plan"]
     engine.docker("stack", "rm", "hostnet")
+
+
+@pytest.mark.parametrize("exit_code", [0, 1])
+def test_a_dependency_to_complete_successfully_is_waited_for(exit_code, engine, deployer, tmp_path):
+    """depends_on with condition service_completed_successfully (a migration before the app): the app
+    is created once the migration's task completed with exit 0; one that fails (exit 1) fails the
+    deploy and the app is never created. The app was created as soon as the migration ran."""
+    compose = tmp_path / "compose.yaml"
+    services = {
+        "migrate": {"image": "local/busybox:1", "command": ["sh", "-c", f"sleep 2; exit {exit_code}"], "restart": "no"},
+        "app": {"image": "local/busybox:1", "command": ["sleep", "3600"],
+                "depends_on": {"migrate": {"condition": "service_completed_successfully"}}},
+    }
+    compose.write_text(yaml.safe_dump({"services": services}))
+    stack = f"mig{exit_code}"
+    code, out = deployer(str(compose), "--name", stack, "--no-rollback")
+    try:
+        live = _services(engine, stack)
+        if exit_code == 0:
+            assert code == 0, out
+            tasks = engine.client().api.tasks(filters={"service": f"{stack}_migrate"})
+            finished = max(t["Status"]["Timestamp"] for t in tasks if t["Status"]["State"] == "complete")
+            assert live[f"{stack}_app"]["CreatedAt"] > finished  # after the migration completed
+        else:
+            assert code == 1, out
+            assert f"{stack}_app" not in live
+    finally:
+        engine.docker("stack", "rm", stack, check=False)
