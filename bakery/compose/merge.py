@@ -413,4 +413,4 @@ def load(paths: list[Path], environ: Mapping[str, str], report: Report,
             shown = getattr(lf.doc, "shown", None)
             unset[lf.doc.source] = {tuple(shown(p) if shown else p): n for p, n in lf.unset_at.items()}
     return Project(version, services, parts.networks, parts.volumes,
-                   {k: v for k, v in parts.extras.items() if v}, resolver.project_dir), unset
+                   {k: v for k, v in parts.extras.items() if v}, resolver.project_dir, dict(environ)), unset

@@ -35,6 +35,9 @@ class Project:
     volumes: dict[str, tuple[dict[str, Any], Ref]]
     extras: dict[str, Any] = field(default_factory=dict)  # secrets, configs (3.x inputs)
     directory: Path | None = None  # the first file's folder: paths outside it are reported
+    # The variables the files were interpolated with (.env or --env-file, then the process): a
+    # service's env_file refers to them in `${...}` as Docker Compose v2 does.
+    environ: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

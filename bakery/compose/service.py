@@ -90,7 +90,7 @@ def _env_file(s: Scope, value: list[str]) -> Part:
                                    f"{where}; its values go into the stack", "compose.path.outside",
                                    "keep env files beside the compose file"))
         try:
-            merged.update(parse_env_file(Path(path), names_only=False))
+            merged.update(parse_env_file(Path(path), names_only=False, lookup=s.project.environ))
         except ComposeError as exc:
             if exc.line is not None:  # a bad line inside the env file: that is the place to point at
                 raise
