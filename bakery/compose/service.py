@@ -171,6 +171,7 @@ def _ports(s: Scope, value: list[Any]) -> Part:
     notes: list[Finding] = []
     for i, entry in enumerate(value):
         if isinstance(entry, dict):
+            _check_long_port(s, entry, i)  # here, where its index is the file's (the list is sorted below)
             out.append(entry)
             needs.add("3.2")
             continue
@@ -194,6 +195,21 @@ def _ports(s: Scope, value: list[Any]) -> Part:
             out.append(parsed.short())
     ports = sorted(out, key=lambda p: (isinstance(p, dict), json.dumps(p, sort_keys=True)))
     return Part(out={"ports": ports}, needs=frozenset(needs), findings=tuple(notes))
+
+
+def _check_long_port(s: Scope, entry: dict[str, Any], i: int) -> None:
+    for key in ("target", "published"):
+        value = entry.get(key)
+        if value in (None, ""):
+            continue
+        if isinstance(value, str) and "-" in value:
+            raise s.ref("ports").error(
+                f"{value!r} is a port range: swarm publishes one port for each target port",
+                "give both sides as ranges in the short syntax ('8000-8002:8000-8002'), or one port", i, key)
+        try:
+            stack_values.port_number(value)
+        except stack_values.BadValue as exc:
+            raise s.ref("ports").error(exc.message, exc.fix, i, key) from None
 
 
 def _host_mode(s: Scope, parsed: stack_values.ShortPort, entry: Any, i: int

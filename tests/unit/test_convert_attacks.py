@@ -85,3 +85,12 @@ def test_one_port_published_by_two_services_is_refused_before_any_engine(tmp_pat
     code, _, _ = _convert(tmp_path, 'version: "3.8"\nservices:\n  web: {image: n, ports: ["8080:80"]}\n'
                                     '  api: {image: r, ports: ["8080:6379"]}\n')
     assert code == 2 and "port 8080/tcp is published by service api too" in capsys.readouterr().err
+
+
+def test_a_long_syntax_published_range_is_refused_at_its_own_entry(tmp_path, capsys):
+    """The entries are sorted for the file: the error named ports[3] (line 9) for the range at ports[2]."""
+    code, src, _ = _convert(tmp_path, 'services:\n  dns:\n    image: x\n    ports:\n      - "53:53/udp"\n'
+                                      '      - "53:53/tcp"\n      - target: 8000\n        published: 8000-8002\n'
+                                      '      - "127.0.0.1::9999"\n')
+    err = capsys.readouterr().err
+    assert code == 2 and f"{Path(src).name}:8:20 services.dns.ports[2].published: '8000-8002' is a port range" in err
