@@ -51,12 +51,31 @@ def differences(want: Any, have: Any, path: str = "") -> list[str]:
     return [] if want == have else [path]
 
 
+PREDEFINED_NETWORKS = ("host", "bridge", "none")
+
+
+def _predefined_by_name(want: Spec, live: Spec, refs: Mapping[str, str]) -> Spec:
+    """The live spec with a predefined network (host) named as the file names it: the engine stores
+    it under an ID of the swarm's that no network listing shows (every deploy was an update)."""
+    names = [n["Target"] for n in want["TaskTemplate"].get("Networks", []) if n["Target"] in PREDEFINED_NETWORKS]
+    nets = live.get("TaskTemplate", {}).get("Networks") or []
+    unknown = [n for n in nets if n.get("Target") not in set(refs.values())]
+    if len(names) != 1 or len(unknown) != 1:
+        return live
+    out = copy.deepcopy(live)
+    for net in out["TaskTemplate"]["Networks"]:
+        if net.get("Target") == unknown[0]["Target"]:
+            net["Target"] = names[0]
+    return out
+
+
 def resolve(spec: Spec, refs: Mapping[str, str]) -> Spec:
     """A service spec as the engine stores it: network, secret and config references by ID."""
     out = copy.deepcopy(spec)
     task = out["TaskTemplate"]
     for net in task.get("Networks", []):
-        net["Target"] = refs.get(f"network:{net['Target']}", net["Target"])
+        if net["Target"] not in PREDEFINED_NETWORKS:  # by name: the engine keeps a swarm-side ID of its own
+            net["Target"] = refs.get(f"network:{net['Target']}", net["Target"])
     container = task["ContainerSpec"]
     for kind in ("Secret", "Config"):
         for ref in container.get(f"{kind}s", []):
@@ -83,8 +102,9 @@ def _compare(want: Desired, have: dict[str, Any] | None, refs: Mapping[str, str]
     if have is None:
         return Change(want.kind, want.key, want.name, "create", want.spec, data=want.data)
     if want.kind == "service":
-        spec = have["Spec"]
-        diffs = differences(resolve(want.spec, refs), spec)
+        wanted = resolve(want.spec, refs)
+        spec = _predefined_by_name(wanted, have["Spec"], refs)
+        diffs = differences(wanted, spec)
         if not diffs and (spec.get("Labels") or {}).get(HASH_LABEL) == want.spec["Labels"][HASH_LABEL]:
             return Change("service", want.key, want.name, "unchanged", want.spec, have["ID"])
         reasons = tuple(sorted(set(d for d in diffs if not d.endswith(HASH_LABEL)))) or ("spec changed",)

@@ -455,7 +455,7 @@ def test_a_host_network_service_redeploys_as_a_noop(engine, deployer, tmp_path):
     assert code == 0, out
     code, again = deployer(str(compose), "--name", "hostnet", "--detach")
     assert code == 0, again
-    assert {c["action"] for c in again["plan"]} == {"unchanged"}, again["plan"]
+    assert {c["action"] for c in again["plan"]} == {"unchanged"}, [c.get("reasons") for c in again["plan"]]
     engine.docker("stack", "rm", "hostnet")
 
 
