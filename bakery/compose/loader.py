@@ -197,7 +197,7 @@ _MOUNT_DROPPED = {
                             "none", "mount the whole volume and use the path inside it"),
     ("tmpfs", "mode"): ("the stack's tmpfs mounts take only a size (the short tmpfs syntax's mode is lost too)",
                         "set the mode from the container's entrypoint (chmod)"),
-    ("", "consistency"): ("only Docker Desktop's file sharing reads it; swarm ignores it", None),
+    ("", "consistency"): ("only Docker Desktop's file sharing reads it; swarm ignores it", "remove it"),
     ("bind", "selinux"): ("swarm's mounts have no SELinux relabelling", "label the path on the nodes (chcon)"),
 }
 

@@ -92,16 +92,18 @@ def _short_options(c: Scope, m: stack_values.ShortMount, index: int) -> list[Fin
         applies = (opt in _PROPAGATION and m.kind == "bind") or (opt == "nocopy" and m.kind == "volume")
         if opt in ("ro", "rw") or applies:
             continue
+        fix = "remove it"
         if opt in _PROPAGATION or opt == "nocopy":
             why = f"applies to {'bind mounts' if opt in _PROPAGATION else 'named volumes'} only"
         elif opt in ("z", "Z"):
             why = "swarm's mounts have no SELinux relabelling"
+            fix = "label the path on the nodes (chcon), then remove it"
         elif opt in ("cached", "delegated", "consistent"):
             why = "only Docker Desktop's file sharing reads it"
         else:
             why = "not a mount option swarm knows"
         out.append(c.warning("volumes", f"option {opt!r} of {m.source or m.target}:{m.target} dropped: {why}",
-                             "compose.volumes.dropped", None, index, kind="lost"))
+                             "compose.volumes.dropped", fix, index, kind="lost"))
     return out
 
 
