@@ -55,7 +55,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..stack.model import Stack
 
 from ..errors import EXIT_OK, EXIT_STRICT, UserError
 from ..report import Report, counts, render
@@ -97,7 +100,7 @@ def _print_report(report: Report, summary: str, verbose: bool) -> None:
     print(summary, file=sys.stderr)
 
 
-def _refuse_what_a_stack_file_cannot_hold(model: Any) -> None:
+def _refuse_what_a_stack_file_cannot_hold(model: Stack) -> None:
     """A secret from a variable or a config with inline content (the Compose Specification's) has no
     place in a v3 stack file: `docker stack deploy` refuses the file. `bakery deploy` of the compose
     file creates them, so that is the way, not a file that fails later."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..report import Report
 from ..stack.model import NodeLabel
+from ..stack.values import version_key
 from ..yamlsrc import Document, Path_
 from . import network
 from .model import NodeInfo, Project, Ref
@@ -56,11 +57,6 @@ def _link_aliases(project: Project, services: dict[str, Any]) -> None:
                 nets[net] = {**(nets[net] or {}), "aliases": sorted(aliases)}
             if shared:
                 services[target]["networks"] = nets
-
-
-def _version_key(v: str) -> tuple[int, int]:
-    major, _, minor = v.partition(".")
-    return int(major), int(minor or 0)
 
 
 def _node_labels(project: Project, services: dict[str, Any], found: dict[str, NodeLabel]) -> dict[str, str]:
@@ -119,6 +115,6 @@ def convert_project(project: Project, report: Report, *, nodes: Sequence[NodeInf
         if key in project.extras:
             stack[key] = project.extras[key]
             needs.add(version)
-    version = max(needs, key=_version_key)
+    version = max(needs, key=version_key)
     stack["version"] = version
     return stack, version, {label: n.ref for label, n in labels.items()}  # ordered once, by the file emitter

@@ -87,11 +87,8 @@ def cast(text: str, kind: str) -> Any:
     t = text.strip()
     if kind == _INT and re.fullmatch(r"[-+]?[0-9]+", t):
         return int(t)
-    if kind == _FLOAT:
-        try:
-            return float(t) if re.fullmatch(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", t) else text
-        except ValueError:
-            return text
+    if kind == _FLOAT and re.fullmatch(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", t):
+        return float(t)
     if kind == _BOOL and t.lower() in _TRUE + _FALSE:
         return t.lower() in _TRUE
     return text

@@ -156,8 +156,8 @@ def load_file(path: Path, environ: Mapping[str, str], report: Report) -> LoadedF
 
 
 def _v3_shapes(doc: Document, report: Report) -> None:
-    """What the v3 stack format or swarm has no room for: healthcheck start_interval, bind
-    create_host_path; long-form ports get
+    """What the v3 stack format or swarm has no room for: healthcheck start_interval (mount options:
+    `_mount_options`); long-form ports get
     numbers as numbers (the Compose Specification takes "8080") and lose host_ip, name, app_protocol."""
     for name, svc in (doc.data.get("services") or {}).items():
         health = (svc or {}).get("healthcheck")
@@ -166,15 +166,6 @@ def _v3_shapes(doc: Document, report: Report) -> None:
                         "(checks run every interval from the start)", code="compose.healthcheck.dropped", kind="lost",
                         fix="docker service update --health-start-interval after deploying",
                         **_where(doc, ("services", name, "healthcheck", "start_interval")))
-        for i, mount in enumerate((svc or {}).get("volumes") or []):
-            bind = mount.get("bind") if isinstance(mount, dict) else None
-            if isinstance(bind, dict) and "create_host_path" in bind:
-                report.warn(f"{bind.pop('create_host_path')} dropped: swarm never creates a bind source (a task "
-                            "whose path is missing fails)", code="compose.volumes.dropped", kind="lost",
-                            fix="create the path on every node the service can run on",
-                            **_where(doc, ("services", name, "volumes", i, "bind", "create_host_path")))
-                if not bind:
-                    del mount["bind"]
         for i, port in enumerate((svc or {}).get("ports") or []):
             if not isinstance(port, dict):
                 continue
@@ -199,6 +190,8 @@ _MOUNT_DROPPED = {
                         "set the mode from the container's entrypoint (chmod)"),
     ("", "consistency"): ("only Docker Desktop's file sharing reads it; swarm ignores it", "remove it"),
     ("bind", "selinux"): ("swarm's mounts have no SELinux relabelling", "label the path on the nodes (chcon)"),
+    ("bind", "create_host_path"): ("swarm never creates a bind source (a task whose path is missing fails)",
+                                   "create the path on every node the service can run on"),
 }
 
 

@@ -82,19 +82,16 @@ def volumes(c: Scope, entries: list[Any]) -> tuple[Mounts, tuple[Finding, ...]]:
     return Mounts(tuple(out), tuple(bound), frozenset(needs), frozenset(implicit)), tuple(notes)
 
 
-_PROPAGATION = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
-
-
 def _short_options(c: Scope, m: stack_values.ShortMount, index: int) -> list[Finding]:
     """The short syntax's mode options a swarm mount does not take, each reported as dropped."""
     out = []
     for opt in [o for o in m.mode.split(",") if o]:
-        applies = (opt in _PROPAGATION and m.kind == "bind") or (opt == "nocopy" and m.kind == "volume")
+        applies = (opt in stack_values.PROPAGATIONS and m.kind == "bind") or (opt == "nocopy" and m.kind == "volume")
         if opt in ("ro", "rw") or applies:
             continue
         fix = "remove it"
-        if opt in _PROPAGATION or opt == "nocopy":
-            why = f"applies to {'bind mounts' if opt in _PROPAGATION else 'named volumes'} only"
+        if opt in stack_values.PROPAGATIONS or opt == "nocopy":
+            why = f"applies to {'bind mounts' if opt in stack_values.PROPAGATIONS else 'named volumes'} only"
         elif opt in ("z", "Z"):
             why = "swarm's mounts have no SELinux relabelling"
             fix = "label the path on the nodes (chcon), then remove it"

@@ -29,6 +29,7 @@ from .model import (
     UpdateConfig,
     Volume,
 )
+from .values import version_key
 
 _UNITS = (("p", 1 << 50), ("t", 1 << 40), ("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10))
 _DEFAULT_UPDATE = UpdateConfig()
@@ -71,18 +72,13 @@ def _decimal(n: int, factor: int) -> str:
     return f"{whole}.{frac:0{digits}d}".rstrip("0")
 
 
-def _version_key(v: str) -> tuple[int, int]:
-    major, _, minor = v.partition(".")
-    return int(major), int(minor or 0)
-
-
 class _Emit:
     def __init__(self, version: str) -> None:
         self.version = version
         self.needs: set[str] = {version}
 
     def at_least(self, version: str) -> bool:
-        return _version_key(self.version) >= _version_key(version)
+        return version_key(self.version) >= version_key(version)
 
     def stack(self, stack: Stack) -> dict[str, Any]:
         out: dict[str, Any] = {"services": {s.name: self.service(s) for s in stack.services}}
@@ -95,7 +91,7 @@ class _Emit:
         for kind, blobs in (("secrets", stack.secrets), ("configs", stack.configs)):
             if blobs:
                 out[kind] = {b.key: self.blob(b) for b in blobs}
-        out["version"] = max(self.needs, key=_version_key)
+        out["version"] = max(self.needs, key=version_key)
         return out
 
     def service(self, s: Service) -> dict[str, Any]:
@@ -270,13 +266,12 @@ class _Emit:
 
     def mount(self, m: Mount) -> Any:
         path_like = m.source is not None and m.source.startswith(("/", "./", "../", "~"))
-        short = m.type == "volume" and not m.propagation and (m.source is None or not path_like) or (
+        short = (m.type == "volume" and not m.propagation and not path_like) or (
             m.type == "bind" and path_like and not m.nocopy)
-        if short and m.tmpfs_size is None:
-            opts = [o for o in ("ro" if m.read_only else "", m.propagation or "", "nocopy" if m.nocopy else "") if o]
-            if m.source is None:
-                return m.target if not opts else {"type": "volume", "target": m.target,
-                                                  **self._long_opts(m)}
+        opts = [o for o in ("ro" if m.read_only else "", m.propagation or "", "nocopy" if m.nocopy else "") if o]
+        if short and m.source is None and not opts:  # an anonymous volume
+            return m.target
+        if short and m.source is not None:
             return ":".join([m.source, m.target, *([",".join(opts)] if opts else [])])
         self.needs.add("3.6" if m.tmpfs_size is not None else "3.2")
         out: dict[str, Any] = {"type": m.type, "target": m.target}
@@ -285,7 +280,6 @@ class _Emit:
         return {**out, **self._long_opts(m)}
 
     def _long_opts(self, m: Mount) -> dict[str, Any]:
-        self.needs.add("3.2")
         out: dict[str, Any] = {}
         if m.read_only:
             out["read_only"] = True

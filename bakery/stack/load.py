@@ -48,7 +48,6 @@ T = TypeVar("T")
 _RESTART_CONDITIONS = ("none", "on-failure", "any")
 _FAILURE_ACTIONS = ("pause", "continue", "rollback")
 _ORDERS = ("stop-first", "start-first")
-_PROPAGATION = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
 # Keys of a v3 service that become part of its spec; keys.py decides what reaches a stack file.
 _SERVICE_KEYS = frozenset({
     "image", "command", "entrypoint", "environment", "labels", "deploy", "ports", "volumes", "networks",
@@ -206,7 +205,7 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
         log_options=_labels(logging.get("options")),
         extra_hosts=tuple(sorted(_hosts(svc.get("extra_hosts")))),
         sysctls=_labels(svc.get("sysctls")), ulimits=_ulimits(at, at.mapping(svc.get("ulimits"), "ulimits")),
-        refs=_refs(at, svc),
+        refs=_Refs(at, svc),
         extensions=tuple(sorted((str(k), v) for k, v in svc.items() if str(k).startswith("x-"))),
     )
     for key in ("command", "entrypoint"):
@@ -259,10 +258,6 @@ class _Refs(Mapping[Path_, Ref]):
 
     def __len__(self) -> int:
         return len(self._paths())
-
-
-def _refs(at: _At, svc: Mapping[str, Any]) -> Mapping[Path_, Ref]:
-    return _Refs(at, svc)
 
 
 def _mode(at: _At, deploy: Mapping[str, Any]) -> tuple[Mode, int]:
@@ -364,7 +359,7 @@ def _mount(at: _At, item: Any, i: int) -> Mount:
         if short.kind == "anonymous":
             return Mount("volume", short.target)
         opts = short.mode.split(",") if short.mode else []
-        prop = [o for o in opts if o in _PROPAGATION] if short.kind == "bind" else []  # a bind's option
+        prop = [o for o in opts if o in values.PROPAGATIONS] if short.kind == "bind" else []  # a bind's option
         return Mount(short.kind, short.target, short.source, "ro" in opts, prop[0] if prop else None,
                      "nocopy" in opts and short.kind == "volume")  # a volume's
     kind = at.choice(item.get("type", "volume"), ("volume", "bind", "tmpfs", "npipe"), "volumes", i, "type")

@@ -31,6 +31,13 @@ _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p
 _NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 MAX_PORT = 65535
+PROPAGATIONS = ("shared", "rshared", "slave", "rslave", "private", "rprivate")  # a bind mount's
+
+
+def version_key(v: str) -> tuple[int, int]:
+    """`"3.10"` -> (3, 10): stack versions in order."""
+    major, _, minor = v.partition(".")
+    return int(major), int(minor or 0)
 
 
 def size_bytes(value: object) -> int:

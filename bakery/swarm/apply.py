@@ -61,6 +61,10 @@ class _Applier:
         self.labelled: list[Change] = []  # nodes whose hint labels this deploy changed
         runs = {r.key: r for r in plan.services}
         self.tracks = {c.key: _Track(c, runs[c.key]) for c in plan.of("service", "create", "update", "unchanged")}
+        # Services another one waits on to complete successfully (compose's service_completed_successfully):
+        # each is done when its tasks have completed, not when they run.
+        self.to_complete = {dep for t in self.tracks.values() for dep, condition in t.run.depends_on
+                            if condition == "service_completed_successfully"}
         self.pool = ThreadPoolExecutor(max_workers=_WORKERS)
         self.rollback_converged: bool | None = None  # set once a rollback has waited
 
@@ -116,17 +120,11 @@ class _Applier:
         for dep, condition in t.run.depends_on:
             d = self.tracks.get(dep)
             if d is None or d.state in ("unchanged", "done", "submitted"):
-                continue  # a dependency to complete is watched until it did (`until_complete`): its done is that
+                continue  # a dependency to complete is watched until it did (`to_complete`): its done is that
             if condition == "service_started" and d.state == "converged":
                 continue
             return False
         return True
-
-    def until_complete(self, t: _Track) -> bool:
-        """Another service waits for this one's tasks to complete successfully (compose's
-        service_completed_successfully): it is done when they have, not when they run."""
-        return any(dep == t.run.key and condition == "service_completed_successfully"
-                   for other in self.tracks.values() for dep, condition in other.run.depends_on)
 
     def submit(self, batch: list[_Track]) -> None:
         """Create or update a batch of services at once; record which tasks already existed."""
@@ -154,7 +152,7 @@ class _Applier:
                 self.emit(t, "submitted")
                 continue
             t.watch = Watch(
-                dataclasses.replace(t.run, job=True) if self.until_complete(t) else t.run,
+                dataclasses.replace(t.run, job=True) if t.run.key in self.to_complete else t.run,
                 existing,
                 max_failures=self.options["max_failures"],
                 stable_for=self.options["stable_for"],

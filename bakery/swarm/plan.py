@@ -51,15 +51,13 @@ def differences(want: Any, have: Any, path: str = "") -> list[str]:
     return [] if want == have else [path]
 
 
-PREDEFINED_NETWORKS = ("host", "bridge", "none")
-
-
 def _predefined_by_name(want: Spec, live: Spec, refs: Mapping[str, str]) -> Spec:
     """The live spec with a predefined network (host) named as the file names it: the engine stores
     it under an ID of the swarm's that no network listing shows (every deploy was an update)."""
-    names = [n["Target"] for n in want["TaskTemplate"].get("Networks", []) if n["Target"] in PREDEFINED_NETWORKS]
+    names = [n["Target"] for n in want["TaskTemplate"].get("Networks", []) if n["Target"] in specs.PREDEFINED_NETWORKS]
     nets = live.get("TaskTemplate", {}).get("Networks") or []
-    unknown = [n for n in nets if n.get("Target") not in set(refs.values())]
+    known = set(refs.values())
+    unknown = [n for n in nets if n.get("Target") not in known]
     if len(names) != 1 or len(unknown) != 1:
         return live
     out = copy.deepcopy(live)
@@ -74,7 +72,7 @@ def resolve(spec: Spec, refs: Mapping[str, str]) -> Spec:
     out = copy.deepcopy(spec)
     task = out["TaskTemplate"]
     for net in task.get("Networks", []):
-        if net["Target"] not in PREDEFINED_NETWORKS:  # by name: the engine keeps a swarm-side ID of its own
+        if net["Target"] not in specs.PREDEFINED_NETWORKS:  # by name: the engine keeps a swarm-side ID of its own
             net["Target"] = refs.get(f"network:{net['Target']}", net["Target"])
     container = task["ContainerSpec"]
     for kind in ("Secret", "Config"):

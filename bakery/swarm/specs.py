@@ -226,9 +226,12 @@ def build(stack: str, model: Stack, *, base_dir: Path | None = None,
                       {s.name: s.ref for s in model.services}, model.node_labels)
 
 
+PREDEFINED_NETWORKS = ("host", "bridge", "none")  # the engine's own: no default alias, compared by name
+
+
 def _aliases(service: str, given: tuple[str, ...], target: str) -> list[str]:
     """The service's own name is an alias on user-defined networks only, as `docker stack deploy`
     adds it (`host`, `bridge`, `none` take no default alias; the file's own are kept)."""
-    if target in ("default", "bridge", "host", "none") or target.startswith("container:"):
+    if target == "default" or target in PREDEFINED_NETWORKS or target.startswith("container:"):
         return list(given)
     return [service, *(x for x in given if x != service)]
