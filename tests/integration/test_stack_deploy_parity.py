@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 from testkit.deploy import CASES
 
@@ -141,16 +142,25 @@ def _services(engine: Any, stack: str) -> dict[str, dict[str, Any]]:
 
 
 def _remove(engine: Any, stack: str) -> None:
-    """`docker stack rm`, then wait until its networks are gone (the next deploy reuses subnets)."""
+    """`docker stack rm`, then wait until its services and networks are gone (the next deploy reuses
+    subnets). The CLI removes a network once, right after the services: while a task's container still
+    holds an endpoint that removal fails and is never retried, so the leftovers are removed here."""
     engine.docker("stack", "rm", stack, check=False)
     api = engine.client().api
-    deadline = time.monotonic() + 60
+    label = {"label": f"com.docker.stack.namespace={stack}"}
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        left = api.networks(filters={"label": f"com.docker.stack.namespace={stack}"})
-        if not left and not api.services(filters={"label": f"com.docker.stack.namespace={stack}"}):
+        services, left = api.services(filters=label), api.networks(filters=label)
+        if not services and not left:
             return
-        time.sleep(0.3)
-    raise AssertionError(f"stack {stack} still has networks after 60 s")
+        if not services:
+            for network in left:
+                try:
+                    api.remove_network(network["Id"])
+                except docker.errors.APIError:
+                    pass  # still has an endpoint: tried again next round
+        time.sleep(0.5)
+    raise AssertionError(f"stack {stack} still has {len(services)} services and {len(left)} networks after 120 s")
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
