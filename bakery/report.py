@@ -22,6 +22,7 @@ or is None for the file as a whole; `render` groups by it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -128,13 +129,28 @@ def _short_location(f: Finding) -> str:
     return format_location(f.source, f.line, f.column, path)
 
 
+_SAME_AT_LEAST = 4  # the same finding in this many subjects is printed once, under one heading
+_NAMES_SHOWN = 5
+
+
 def render(findings: Iterable[Finding], *, verbose: bool = False) -> list[str]:
     """The report as text lines, one heading per subject ("service web:"), the file's own
     findings first. Short by default: errors and warnings (what was lost or approximated,
-    and risks). `verbose` adds the rewrites, the notes and what was kept exactly."""
+    and risks), and a warning met in many subjects alike (the same message at the same key
+    below each) printed once under a heading that counts them, with its first place.
+    `verbose` prints every finding at its own place and adds the rewrites, the notes and
+    what was kept exactly."""
+    shown = [f for f in findings if verbose or f.severity != "info"]
+    alike: dict[tuple[Any, ...], list[Finding]] = {}
+    if not verbose:
+        for f in shown:
+            if f.subject is not None and f.kind != "kept":
+                alike.setdefault(_likeness(f), []).append(f)
+    repeated = {key: group for key, group in alike.items() if len({f.subject for f in group}) >= _SAME_AT_LEAST}
+    folded = {id(f) for group in repeated.values() for f in group}
     groups: dict[str | None, list[Finding]] = {}
-    for f in findings:
-        if verbose or f.severity != "info":
+    for f in shown:
+        if id(f) not in folded:
             groups.setdefault(f.subject, []).append(f)
     lines: list[str] = []
     for subject in sorted(groups, key=lambda s: (s is not None, _order(s))):
@@ -143,13 +159,44 @@ def render(findings: Iterable[Finding], *, verbose: bool = False) -> list[str]:
         kept = [f for f in items if f.kind == "kept"]
         located = sorted((f for f in items if f.kind != "kept"),
                          key=lambda f: (f.source or "", f.line or 0, f.column or 0))
-        for f in [*located, *kept]:
-            where = _short_location(f)
-            text = f"  {f.severity}: {where}: {f.message}" if where else f"  {f.severity}: {f.message}"
-            if f.fix:
-                text += f" ({f.fix})"
-            lines.append(text)
+        lines += [_line(f, _short_location(f)) for f in [*located, *kept]]
+    for group in sorted(repeated.values(), key=lambda g: _place(g[0])):
+        lines += _alike(group)
     return lines
+
+
+def _line(f: Finding, where: str) -> str:
+    text = f"  {f.severity}: {where}: {f.message}" if where else f"  {f.severity}: {f.message}"
+    return f"{text} ({f.fix})" if f.fix else text
+
+
+def _likeness(f: Finding) -> tuple[Any, ...]:
+    """Findings alike but for their subject: the same severity, kind, message and fix at the same key
+    below the subject (services.a.depends_on and services.b.depends_on)."""
+    below = f.path[2:] if subject_of(f.path) == f.subject else f.path
+    return (f.severity, f.kind, f.message, f.fix, f.subject.partition(" ")[0] if f.subject else None,
+            tuple("[]" if isinstance(p, int) else p for p in below))
+
+
+def _place(f: Finding) -> tuple[str, int, int]:
+    return (f.source or "", f.line or 0, f.column or 0)
+
+
+def _alike(group: list[Finding]) -> list[str]:
+    """One heading for the subjects ("999 services alike (svc1, svc2, ... and 994 more; ...)"), the
+    finding once, at its first place."""
+    group = sorted(group, key=_place)
+    subjects = {f.subject or "" for f in group}
+    kind = next(iter(subjects)).partition(" ")[0]
+    names = sorted((s.partition(" ")[2] for s in subjects), key=_natural)
+    more = f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else ""
+    return [f"{len(names)} {kind}s alike ({', '.join(names[:_NAMES_SHOWN])}{more}; first place below, -v lists each):",
+            _line(group[0], _short_location(group[0]))]
+
+
+def _natural(name: str) -> list[Any]:
+    """svc2 before svc10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
 
 
 def _order(subject: str | None) -> tuple[int, str]:

@@ -169,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         from ..providers.local import net
 
         net.require_free_subnet()
+        # Said before the machine's own checks: another place's node identities are the user's to settle.
+        cluster.refuse_others_identities(opts, cluster.node_names(args.managers, args.workers, args.consul))
     if args.dry_run:
         names = cluster.node_names(args.managers, args.workers, args.consul)
         lines = [f"{i}. boot {n} ({r}, {cluster.address_for(n, r)})" for i, (n, r) in enumerate(names, 1)]

@@ -359,7 +359,14 @@ def _reachable_depends(svc: Service, depends: dict[str, Any], left_out: dict[str
     raw = _raw_depends(svc)
     out: dict[str, Any] = {}
     for dep, spec in depends.items():
-        required = (raw.get(dep) or {}).get("required", True) if isinstance(raw, dict) else True
+        written = raw.get(dep) if isinstance(raw, dict) else None
+        written = written if isinstance(written, dict) else {}
+        required = written.get("required", True)
+        if written.get("restart") is True and dep not in left_out:
+            svc.at("depends_on").add(
+                report, "warning", f"dropped: swarm never restarts {svc.name} when {dep} is updated (compose "
+                "up does)", "compose.depends_on.restart", f"after updating {dep}, run `docker service update "
+                f"--force <stack>_{svc.name}`", dep, "restart", kind="lost", subject=f"service {svc.name}")
         if dep not in left_out:
             out[dep] = spec
         elif required:

@@ -368,6 +368,7 @@ def _disposition(s: Scope, key: str) -> Part:
 
 def convert_service(s: Scope, nodes: Sequence[NodeInfo] | None) -> Converted:
     parts: list[Part] = []
+    kept: list[str] = []
     for key in sorted(s.svc.data, key=lambda k: (k in _LATE, k)):
         value = s.svc.data[key]
         if key == "restart" and value == "":  # compose reads an empty restart as no policy, as if absent
@@ -375,10 +376,14 @@ def convert_service(s: Scope, nodes: Sequence[NodeInfo] | None) -> Converted:
         if key.startswith("x-"):
             parts.append(Part(out={key: value}, needs=_needs("3.7")))
             continue
-        parts.append(_disposition(s, key))
+        if SERVICE_KEYS[key].disposition == "exact":
+            kept.append(key)
+        else:
+            parts.append(_disposition(s, key))
         handler = HANDLERS.get(key)
         if handler is not None:
             parts.append(handler(s, value))
+    parts.append(Part(kept=tuple(kept)))
     return _finish(s, _merge(parts), nodes)
 
 
@@ -388,6 +393,9 @@ def _over(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in over.items():
         out[k] = _over(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
+
+
+_NO_MOUNTS = network.Mounts()
 
 
 def _merge(parts: Sequence[Part]) -> Part:
@@ -401,12 +409,14 @@ def _merge(parts: Sequence[Part]) -> Part:
     mounts = network.Mounts()
     for p in parts:
         out.update(p.out)
-        deploy = _over(deploy, p.deploy)
+        if p.deploy:
+            deploy = _over(deploy, p.deploy)
         env.update(p.env)
         env_files.update(p.env_files)
         depends.update(p.depends)
         networks.update(p.networks)
-        mounts += p.mounts
+        if p.mounts != _NO_MOUNTS:
+            mounts += p.mounts
     return Part(out=out, deploy=deploy, needs=frozenset({"3.0"}.union(*(p.needs for p in parts))), env=env,
                 env_files=env_files, hints=tuple(h for p in parts for h in p.hints),
                 constraints=tuple(c for p in parts for c in p.constraints), depends=depends, networks=networks,

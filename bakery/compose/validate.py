@@ -55,16 +55,20 @@ def _type_check(types: str | list[str]) -> Callable[[Any], bool]:
 
 
 def _compiled(schema: dict[str, Any]) -> Callable[[Any], bool]:  # noqa: C901 - one branch per keyword
-    """The schema as a function, made once per schema object (the schemas are loaded once)."""
+    """The schema as a function, made once per schema object (the schemas are loaded once), its
+    subschemas compiled with it (schemagen writes no $ref: a tree, never a cycle)."""
     hit = _COMPILED.get(id(schema))
     if hit is not None and hit[0] is schema:
         return hit[1]
     type_ok = _type_check(schema["type"]) if "type" in schema else None
     enum = schema.get("enum")
-    items, required = schema.get("items"), tuple(schema.get("required", ()))
-    props: dict[str, Any] = schema.get("properties", {})
-    patterns = [(_regex(p), sub) for p, sub in schema.get("patternProperties", {}).items()]
+    item_ok = _compiled(schema["items"]) if "items" in schema else None
+    required = tuple(schema.get("required", ()))
+    props = {key: _compiled(sub) for key, sub in schema.get("properties", {}).items()}
+    patterns = [(_regex(p), _compiled(sub)) for p, sub in schema.get("patternProperties", {}).items()]
     extra = schema.get("additionalProperties", True)
+    extra_ok = _compiled(extra) if isinstance(extra, dict) else None
+    closed = extra is False
 
     def check(value: Any) -> bool:
         if type_ok is not None and not type_ok(value):
@@ -72,30 +76,27 @@ def _compiled(schema: dict[str, Any]) -> Callable[[Any], bool]:  # noqa: C901 - 
         if enum is not None and value not in enum:
             return False
         if isinstance(value, list):
-            if items is None:
-                return True
-            item_ok = _compiled(items)
-            return all(item_ok(v) for v in value)
+            return item_ok is None or all(map(item_ok, value))
         if not isinstance(value, dict):
             return True
         for key in required:
             if key not in value:
                 return False
         for key, item in value.items():
-            sub = props.get(key)
-            matched = sub is not None
-            if sub is not None and not _compiled(sub)(item):
+            sub_ok = props.get(key)
+            matched = sub_ok is not None
+            if sub_ok is not None and not sub_ok(item):
                 return False
             if patterns and isinstance(key, str):
-                for regex, pattern_schema in patterns:
+                for regex, pattern_ok in patterns:
                     if regex.search(key):
                         matched = True
-                        if not _compiled(pattern_schema)(item):
+                        if not pattern_ok(item):
                             return False
             if not matched:
-                if extra is False:
+                if closed:
                     return False
-                if isinstance(extra, dict) and not _compiled(extra)(item):
+                if extra_ok is not None and not extra_ok(item):
                     return False
         return True
 

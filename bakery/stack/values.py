@@ -13,10 +13,10 @@ YAML path.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 class BadValue(ValueError):
@@ -54,16 +54,23 @@ def duration_ns(value: object) -> int:
     """`"1m30s"` -> 90_000_000_000. Plain numbers are seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
         return int(value * 10**9)
-    text = value.strip() if isinstance(value, str) else None
+    if not isinstance(value, str):
+        raise BadValue(f"{value!r} is not a duration", "use 10s, 1m30s or 500ms")
+    return _duration_text(value)
+
+
+@lru_cache(maxsize=4096)  # a file repeats a few durations ("5s", "10s") in every service
+def _duration_text(value: str) -> int:
+    text = value.strip()
     if text == "0":
         return 0
     pos, total = 0, 0.0
-    for match in _DURATION_PART.finditer(text or ""):
+    for match in _DURATION_PART.finditer(text):
         if match.start() != pos:
             break
         total += float(match.group(1)) * _NS[match.group(2)]
         pos = match.end()
-    if text is None or pos == 0 or pos != len(text):
+    if pos == 0 or pos != len(text):
         raise BadValue(f"{value!r} is not a duration", "use 10s, 1m30s or 500ms")
     return int(round(total))
 
@@ -212,5 +219,7 @@ def hint_matches(pattern: re.Pattern[str], have: str | None) -> bool:
 def hint_label(key: str, op: str, value: str) -> str:
     """The node label that stands for a pattern hint: `bakery.hint.<12 hex>`, from the hint's
     key, operator and value, so converting the same hint again names the same label."""
+    import hashlib  # only for pattern hints: not on every convert's import path
+
     digest = hashlib.sha256(f"{key}{op}{value}".encode()).hexdigest()[:12]
     return f"{HINT_LABEL_PREFIX}{digest}"

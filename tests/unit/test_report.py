@@ -60,3 +60,36 @@ def test_json_has_kind_subject_and_fix_and_keeps_the_old_fields():
     r = Report()
     r.warn("w")
     assert r.to_json()[0]["kind"] == "warning" and r.to_json()[0]["subject"] is None
+
+
+def _many(n: int) -> Report:
+    r = Report()
+    for i in range(n):
+        r.warn("start order ignored", source="c.yml", line=10 * i + 5, column=7,
+               path=("services", f"svc{i}", "depends_on"), kind="approximated", fix="use healthchecks")
+    r.warn("pid dropped", source="c.yml", line=3, column=7, path=("services", "svc3", "pid"), kind="lost")
+    return r
+
+
+def test_a_warning_alike_in_many_services_is_printed_once_with_a_count_and_its_first_place():
+    assert render(_many(12).findings) == [
+        "service svc3:",
+        "  warning: c.yml:3:7 pid: pid dropped",
+        "12 services alike (svc0, svc1, svc2, svc3, svc4 and 7 more; first place below, -v lists each):",
+        "  warning: c.yml:5:7 depends_on: start order ignored (use healthchecks)",
+    ]
+
+
+def test_a_few_alike_stay_under_their_services_and_verbose_lists_each():
+    short = render(_many(3).findings)
+    assert short.count("  warning: c.yml:5:7 depends_on: start order ignored (use healthchecks)") == 1
+    assert [line for line in short if line.endswith(":") and not line.startswith(" ")] == [
+        "service svc0:", "service svc1:", "service svc2:", "service svc3:"]
+    verbose = render(_many(12).findings, verbose=True)
+    assert sum("start order ignored" in line for line in verbose) == 12
+    assert not any("alike" in line for line in verbose)
+
+
+def test_services_alike_are_named_in_natural_order():
+    lines = render(_many(11).findings)
+    assert "(svc0, svc1, svc2, svc3, svc4 and 6 more;" in lines[2]

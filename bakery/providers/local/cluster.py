@@ -139,7 +139,7 @@ def render(rec: ClusterRecord, state_dir: Path, name: str, role: str, form: bool
     return userdata.payload
 
 
-def _refuse_others_identities(opts: UpOptions, names: list[tuple[str, str]]) -> None:
+def refuse_others_identities(opts: UpOptions, names: list[tuple[str, str]]) -> None:
     """A node of this name whose certificate is not for its local address was issued elsewhere
     (`bakery render` for a cloud node of the same cluster name): the local cluster would reissue it
     and the other node's user-data would no longer match. Refused before anything is made."""
@@ -165,7 +165,7 @@ def up(opts: UpOptions, progress: Progress) -> ClusterRecord:
         raise UserError(f"cluster {opts.cluster!r} is already up (record: {path})",
                         fix=f"run `bakery down --cluster {opts.cluster}` first")
     names = node_names(opts.managers, opts.workers, opts.consul)
-    _refuse_others_identities(opts, names)
+    refuse_others_identities(opts, names)
     net.require_free_subnet()  # before anything is recorded: a refused `up` leaves nothing behind
     image = rootfs.ensure(rootfs.Recipe(baked=opts.baked, mirror=rootfs.host_mirror()), opts.cache_dir, progress) \
         if not opts.baked else current_baked(opts.cache_dir, progress)
