@@ -171,11 +171,15 @@ def _line(f: Finding, where: str) -> str:
 
 
 def _likeness(f: Finding) -> tuple[Any, ...]:
-    """Findings alike but for their subject: the same severity, kind, message and fix at the same key
-    below the subject (services.a.depends_on and services.b.depends_on)."""
-    below = f.path[2:] if subject_of(f.path) == f.subject else f.path
-    return (f.severity, f.kind, f.message, f.fix, f.subject.partition(" ")[0] if f.subject else None,
-            tuple("[]" if isinstance(p, int) else p for p in below))
+    """Findings alike but for their subject: the same severity, kind, message and fix under the same
+    key of the subject (services.a.depends_on.x and services.b.depends_on.y: the message says what)."""
+    if subject_of(f.path) == f.subject:
+        below = f.path[2:3]
+    elif f.path and f.subject == f"service {f.path[0]}":  # version 1: no services:
+        below = f.path[1:2]
+    else:
+        below = f.path[:1]
+    return (f.severity, f.kind, f.message, f.fix, f.subject.partition(" ")[0] if f.subject else None, below)
 
 
 def _place(f: Finding) -> tuple[str, int, int]:
@@ -190,7 +194,8 @@ def _alike(group: list[Finding]) -> list[str]:
     kind = next(iter(subjects)).partition(" ")[0]
     names = sorted((s.partition(" ")[2] for s in subjects), key=_natural)
     more = f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else ""
-    return [f"{len(names)} {kind}s alike ({', '.join(names[:_NAMES_SHOWN])}{more}; first place below, -v lists each):",
+    return [f"{len(names)} {kind}s alike ({', '.join(names[:_NAMES_SHOWN])}{more}), the first of them shown "
+            "(-v lists each):",
             _line(group[0], _short_location(group[0]))]
 
 

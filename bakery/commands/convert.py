@@ -142,9 +142,19 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:  # relative paths keep naming the same folder from where the file goes
         stack = rebase(stack, Path(args.file).parent, args.out.parent)
     text = dumps(stack)
+    if args.out is not None and not failed:  # written before the report: a failure is the one thing said
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {args.out}: {exc.strerror}",
+                            fix="give -o a file in a folder you can write") from None
     if args.output == "json":
         doc = {"version": result.version, "source_version": result.source_version, "ok": not failed,
                "findings": report.to_json()}
+        if failed:
+            doc |= {"exit_code": EXIT_STRICT,
+                    "error": f"--strict: {len(report.warnings)} warning(s), nothing written"}
         if args.out is None and not failed:
             doc["stack"] = result.stack
         json.dump(doc, sys.stdout, indent=1, sort_keys=True)
@@ -153,11 +163,6 @@ def run(args: argparse.Namespace) -> int:
         _print_report(report, summary, args.verbose)
     if failed:
         return EXIT_STRICT
-    if args.out is not None:
-        try:
-            args.out.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot write {args.out}: {exc.strerror}") from None
-    elif args.output == "text":
+    if args.out is None and args.output == "text":
         sys.stdout.write(text)
     return EXIT_OK

@@ -364,9 +364,10 @@ def _reachable_depends(svc: Service, depends: dict[str, Any], left_out: dict[str
         required = written.get("required", True)
         if written.get("restart") is True and dep not in left_out:
             svc.at("depends_on").add(
-                report, "warning", f"dropped: swarm never restarts {svc.name} when {dep} is updated (compose "
-                "up does)", "compose.depends_on.restart", f"after updating {dep}, run `docker service update "
-                f"--force <stack>_{svc.name}`", dep, "restart", kind="lost", subject=f"service {svc.name}")
+                report, "warning", "dropped: swarm never restarts the service when this dependency is updated "
+                "(compose up does)", "compose.depends_on.restart", "after updating the dependency, run `docker "
+                "service update --force STACK_SERVICE` for this one", dep, "restart", kind="lost",
+                subject=f"service {svc.name}")
         if dep not in left_out:
             out[dep] = spec
         elif required:

@@ -90,11 +90,16 @@ def _env_file(s: Scope, value: list[str]) -> Part:
                                    f"{where}; its values go into the stack", "compose.path.outside",
                                    "keep env files beside the compose file"))
         try:
-            merged.update(parse_env_file(Path(path), names_only=False, lookup=s.project.environ))
+            read = parse_env_file(Path(path), names_only=False, lookup=s.project.environ)
         except ComposeError as exc:
             if exc.line is not None:  # a bad line inside the env file: that is the place to point at
                 raise
             raise s.ref("env_file").error(exc.message, exc.fix) from None
+        merged.update(read)
+        if read:
+            notes.append(s.info("env_file", f"the {len(read)} value(s) of {Path(path).name} are written into the "
+                                "stack file's environment, in plain text: keep the file as private as the env "
+                                "file (a secret belongs in secrets:)", "compose.env_file.inlined"))
     kept, found = hints.from_environment(merged, s.ref("env_file"))
     return Part(env_files=kept, hints=tuple(found), findings=tuple(notes))
 

@@ -115,6 +115,25 @@ def test_out_file_and_json_report(tmp_path, capsys):
     assert err == ""
 
 
+def test_out_into_a_new_folder_is_made_and_an_unwritable_out_is_the_one_json_document(tmp_path, capsys):
+    out_file = tmp_path / "stacks" / "app" / "stack.yml"
+    assert main(["convert", str(write(tmp_path, GOOD)), "-o", str(out_file)]) == 0
+    assert yaml.safe_load(out_file.read_text())["services"]["web"]["image"] == "a"
+    capsys.readouterr()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert main(["convert", str(write(tmp_path, WARN)), "-o", str(blocked / "stack.yml"), "--output", "json"]) == 2
+    out, _ = capsys.readouterr()
+    doc = json.loads(out)  # one document: the failure, not a report of success before it
+    assert doc["ok"] is False and doc["exit_code"] == 2 and "cannot write" in doc["error"]["message"]
+
+
+def test_strict_json_says_why_it_failed(tmp_path, capsys):
+    assert main(["convert", str(write(tmp_path, WARN)), "--strict", "--output", "json"]) == 3
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["ok"], doc["exit_code"]) == (False, 3) and "1 warning(s), nothing written" in doc["error"]
+
+
 def test_json_without_out_includes_the_stack(tmp_path, capsys):
     assert main(["convert", str(write(tmp_path, GOOD)), "--output", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["stack"]["services"]["web"]["image"] == "a"

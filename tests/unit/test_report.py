@@ -75,7 +75,7 @@ def test_a_warning_alike_in_many_services_is_printed_once_with_a_count_and_its_f
     assert render(_many(12).findings) == [
         "service svc3:",
         "  warning: c.yml:3:7 pid: pid dropped",
-        "12 services alike (svc0, svc1, svc2, svc3, svc4 and 7 more; first place below, -v lists each):",
+        "12 services alike (svc0, svc1, svc2, svc3, svc4 and 7 more), the first of them shown (-v lists each):",
         "  warning: c.yml:5:7 depends_on: start order ignored (use healthchecks)",
     ]
 
@@ -92,4 +92,20 @@ def test_a_few_alike_stay_under_their_services_and_verbose_lists_each():
 
 def test_services_alike_are_named_in_natural_order():
     lines = render(_many(11).findings)
-    assert "(svc0, svc1, svc2, svc3, svc4 and 6 more;" in lines[2]
+    assert "(svc0, svc1, svc2, svc3, svc4 and 6 more)" in lines[2]
+
+
+def test_alike_at_keys_below_that_name_other_things_and_in_version_1_files():
+    r = Report()
+    for i in range(5):
+        r.warn("restart dropped", source="c.yml", line=i + 1, column=3,
+               path=("services", f"s{i}", "depends_on", f"s{i + 1}", "restart"), kind="lost")
+        r.warn("pid dropped", source="v1.yml", line=i + 1, column=3, path=(f"w{i}", "pid"),
+               subject=f"service w{i}", kind="lost")
+    lines = render(r.findings)
+    assert lines == [
+        "5 services alike (s0, s1, s2, s3, s4), the first of them shown (-v lists each):",
+        "  warning: c.yml:1:3 depends_on.s1.restart: restart dropped",
+        "5 services alike (w0, w1, w2, w3, w4), the first of them shown (-v lists each):",
+        "  warning: v1.yml:1:3 pid: pid dropped",
+    ]
