@@ -181,6 +181,7 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
             raise at.fail((key,), f"{key} is not a key of a swarm service", "remove it")
     if not svc.get("image") or not isinstance(svc["image"], str):
         raise at.fail(("image",), "a service needs an image", "add `image: NAME:TAG`")
+    at.parse(values.image_reference, svc["image"], "image")
     deploy = at.mapping(svc.get("deploy"), "deploy")
     mode, replicas = _mode(at, deploy)
     logging = at.mapping(svc.get("logging"), "logging")

@@ -40,6 +40,28 @@ def version_key(v: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
+# Docker's image reference grammar (distribution/reference, regexp.go): what the engine accepts as
+# a service's image; anything else fails at deploy with "invalid reference format".
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*" \
+          r"[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+
+
+def image_reference(value: str) -> str:
+    """`value` if Docker takes it as an image reference (NAME[:TAG][@DIGEST], a lowercase name of at
+    most 255 characters), else BadValue."""
+    name = value.split("@", 1)[0]
+    tagless = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+    if _REFERENCE.fullmatch(value) is None or len(tagless) > 255:
+        raise BadValue(f"{value!r} is not an image reference Docker accepts",
+                       "write NAME[:TAG][@DIGEST] with a lowercase name (an empty tag or a stray ':' or '/' "
+                       "is often an unset variable)")
+    return value
+
+
 def size_bytes(value: object) -> int:
     """`"512m"` -> 536870912; `"64MiB"`, `"1GB"` and a number of bytes too."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:

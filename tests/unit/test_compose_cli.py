@@ -254,3 +254,12 @@ def test_profiles(tmp_path, capsys, monkeypatch, args, env, services):
     doc = json.loads(capsys.readouterr().out)
     assert sorted(doc["stack"]["services"]) == services
     assert doc["source_version"] == "spec"
+
+
+def test_an_unset_tag_leaving_an_image_docker_refuses_is_an_error_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TAG", raising=False)
+    src = write(tmp_path, "services:\n  api:\n    image: acme/api:${TAG}\n", "compose.yaml")
+    assert main(["convert", str(src), "-o", str(tmp_path / "stack.yml")]) == 2
+    err = capsys.readouterr().err
+    assert "3:12 services.api.image: 'acme/api:' is not an image reference Docker accepts (variable TAG not set)" in err
+    assert not (tmp_path / "stack.yml").exists()

@@ -6,6 +6,7 @@ from bakery.stack.values import (
     ShortPort,
     count,
     duration_ns,
+    image_reference,
     nano_cpus,
     port_range,
     short_mount,
@@ -115,3 +116,17 @@ def test_mount(value, kind, source, target, mode):
 def test_bad_mount(value, message):
     with pytest.raises(BadValue, match=message):
         short_mount(value)
+
+
+@pytest.mark.parametrize("ref", [
+    "nginx", "nginx:1.25", "library/nginx:latest", "localhost:5000/a/b:c", "[::1]:5000/a", "ghcr.io/org/app_1.x",
+    "Registry.Example:443/x/y@sha256:" + "a" * 64, "a__b/c-d---e:Tag_1.0-rc"])
+def test_image_references_docker_takes(ref):
+    assert image_reference(ref) == ref
+
+
+@pytest.mark.parametrize("ref", ["NGINX", "acme/api:", "a//b", "x:y:z", "ghcr.io/Org/app", ":tag", "a b", "a@sha256:ab",
+                                 "/a", "a/", "a:" + "t" * 129, "a" * 256])
+def test_image_references_docker_refuses(ref):
+    with pytest.raises(BadValue, match="is not an image reference"):
+        image_reference(ref)
