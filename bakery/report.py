@@ -192,16 +192,17 @@ def _alike(group: list[Finding]) -> list[str]:
     group = sorted(group, key=_place)
     subjects = {f.subject or "" for f in group}
     kind = next(iter(subjects)).partition(" ")[0]
-    names = sorted((s.partition(" ")[2] for s in subjects), key=_natural)
+    names = sorted((s.partition(" ")[2] for s in subjects), key=lambda n: (_natural(n), n))
     more = f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else ""
-    return [f"{len(names)} {kind}s alike ({', '.join(names[:_NAMES_SHOWN])}{more}), the first of them shown "
+    return [f"{len(names)} {kind}s alike ({', '.join(names[:_NAMES_SHOWN])}{more}), one of them shown "
             "(-v lists each):",
-            _line(group[0], _short_location(group[0]))]
+            _line(group[0], group[0].location())]  # the whole path: it names the service shown
 
 
 def _natural(name: str) -> list[Any]:
     """svc2 before svc10."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+    return [(0, len(part.lstrip("0")), part.lstrip("0")) if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", name)]
 
 
 def _order(subject: str | None) -> tuple[int, str]:

@@ -93,8 +93,14 @@ def _quoting(doc: Document, validator: Any, error: Any) -> tuple[str, str] | Non
     if text is None or isinstance(error.instance, str) or not validator.evolve(schema=error.schema).is_valid(text):
         return None
     where = f"{path[-1]}: " if path and isinstance(path[-1], str) else "- "
+    if path and path[-1] in _DURATIONS and isinstance(error.instance, int | float) \
+            and not isinstance(error.instance, bool):  # "5" would be refused next: a duration has a unit
+        return (f"{text} is a number, and a duration is wanted here", f'give it a unit: {where}"{text}s"')
     return (f"unquoted {text} is {_read_as(error.instance, text)} in YAML, and text is wanted here",
             f'quote it: {where}"{text}"')
+
+
+_DURATIONS = frozenset({"interval", "timeout", "start_period", "start_interval", "stop_grace_period"})
 
 
 def _explain(doc: Document, validator: Any, error: Any, docs: str | None, cls: type[UserError]

@@ -60,6 +60,7 @@ _SERVICE_CASTS: dict[tuple[str, ...], str] = {
     ("ulimits", "*", "soft"): _INT, ("ulimits", "*", "hard"): _INT, ("scale",): _INT, ("pids_limit",): _INT,
     ("cpus",): _FLOAT, ("privileged",): _BOOL, ("read_only",): _BOOL, ("stdin_open",): _BOOL, ("tty",): _BOOL,
     ("init",): _BOOL, ("volumes", "#", "read_only"): _BOOL, ("volumes", "#", "volume", "nocopy"): _BOOL,
+    ("depends_on", "*", "restart"): _BOOL, ("depends_on", "*", "required"): _BOOL,
 }
 _TOP_CASTS = {"external": _BOOL, "internal": _BOOL, "attachable": _BOOL}
 _CAST_LEAVES = frozenset(k[-1] for k in _SERVICE_CASTS) | frozenset(_TOP_CASTS) | {"*"}
@@ -77,8 +78,8 @@ def _cast_kind(path: Path_, v1: bool) -> str | None:
         return None
     pattern = tuple("#" if isinstance(p, int) else str(p) for p in below)
     found = _SERVICE_CASTS.get(pattern)
-    if found is None and len(pattern) >= 2 and pattern[0] == "ulimits":
-        found = _SERVICE_CASTS.get(("ulimits", "*", *pattern[2:]))
+    if found is None and len(pattern) >= 2 and pattern[0] in ("ulimits", "depends_on"):  # keyed by name
+        found = _SERVICE_CASTS.get((pattern[0], "*", *pattern[2:]))
     return found
 
 

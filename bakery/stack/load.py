@@ -82,6 +82,17 @@ class _At:
                             "write it as `key: value` lines under it")
         return value
 
+    def known(self, value: Mapping[str, Any], allowed: frozenset[str], *sub: Any) -> Mapping[str, Any]:
+        """`value`, every key of it one of `allowed` (or an `x-` extension)."""
+        for key in value:
+            if key not in allowed and not str(key).startswith("x-"):
+                import difflib  # only on this error
+
+                close = difflib.get_close_matches(str(key), sorted(allowed), 1)
+                raise self.fail((*sub, key), f"{key} is not a key of {'.'.join(map(str, sub))}",
+                                f"did you mean {close[0]!r}?" if close else f"use {', '.join(sorted(allowed))}")
+        return value
+
     def listing(self, value: Any, *sub: Any) -> list[Any]:
         if value is None:
             return []
@@ -182,7 +193,7 @@ def _service(name: str, at: _At, svc: Mapping[str, Any]) -> Service:
     if not svc.get("image") or not isinstance(svc["image"], str):
         raise at.fail(("image",), "a service needs an image", "add `image: NAME:TAG`")
     at.parse(values.image_reference, svc["image"], "image")
-    deploy = at.mapping(svc.get("deploy"), "deploy")
+    deploy = at.known(at.mapping(svc.get("deploy"), "deploy"), _DEPLOY_KEYS, "deploy")
     mode, replicas = _mode(at, deploy)
     logging = at.mapping(svc.get("logging"), "logging")
     fields: dict[str, Any] = dict(
@@ -269,9 +280,19 @@ def _mode(at: _At, deploy: Mapping[str, Any]) -> tuple[Mode, int]:
     return mode, count
 
 
+# The keys of deploy and its parts, as Docker's v3 schemas and the Compose Specification have them.
+_DEPLOY_KEYS = frozenset({"mode", "replicas", "labels", "update_config", "rollback_config", "resources",
+                          "restart_policy", "placement", "endpoint_mode"})
+_UPDATE_KEYS = frozenset({"parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"})
+
+
 def _resources(at: _At, res: Mapping[str, Any]) -> Resources:
-    limits = at.mapping(res.get("limits"), "deploy", "resources", "limits")
-    reserve = at.mapping(res.get("reservations"), "deploy", "resources", "reservations")
+    at.known(res, frozenset({"limits", "reservations"}), "deploy", "resources")
+    limits = at.known(at.mapping(res.get("limits"), "deploy", "resources", "limits"),
+                      frozenset({"cpus", "memory", "pids"}), "deploy", "resources", "limits")
+    reserve = at.known(at.mapping(res.get("reservations"), "deploy", "resources", "reservations"),
+                       frozenset({"cpus", "memory", "generic_resources", "devices"}),
+                       "deploy", "resources", "reservations")
 
     def opt(fn: Callable[[Any], int], part: Mapping[str, Any], kind: str, key: str) -> int | None:
         value = part.get(key)
@@ -286,6 +307,7 @@ def _resources(at: _At, res: Mapping[str, Any]) -> Resources:
 
 def _restart(at: _At, policy: Mapping[str, Any]) -> RestartPolicy:
     sub = ("deploy", "restart_policy")
+    at.known(policy, frozenset({"condition", "delay", "max_attempts", "window"}), *sub)
     default = RestartPolicy()
     return RestartPolicy(
         condition=at.choice(policy.get("condition", default.condition), _RESTART_CONDITIONS, *sub, "condition"),
@@ -297,7 +319,7 @@ def _restart(at: _At, policy: Mapping[str, Any]) -> RestartPolicy:
 
 def _update(at: _At, raw: Any, key: str) -> UpdateConfig:
     sub = ("deploy", key)
-    cfg = at.mapping(raw, *sub)
+    cfg = at.known(at.mapping(raw, *sub), _UPDATE_KEYS, *sub)
     d = UpdateConfig()
     return UpdateConfig(
         parallelism=at.parse(lambda v: values.count(v, "parallelism"), cfg.get("parallelism", d.parallelism),
@@ -313,6 +335,7 @@ def _update(at: _At, raw: Any, key: str) -> UpdateConfig:
 
 def _placement(at: _At, placement: Mapping[str, Any]) -> Placement:
     sub = ("deploy", "placement")
+    at.known(placement, frozenset({"constraints", "preferences", "max_replicas_per_node"}), *sub)
     constraints = [at.text(c, *sub, "constraints", i)
                    for i, c in enumerate(at.listing(placement.get("constraints"), *sub, "constraints"))]
     spread = []

@@ -75,10 +75,19 @@ def size_bytes(value: object) -> int:
 def duration_ns(value: object) -> int:
     """`"1m30s"` -> 90_000_000_000. Plain numbers are seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-        return int(value * 10**9)
+        return _in_range(value * 10**9, value)
     if not isinstance(value, str):
         raise BadValue(f"{value!r} is not a duration", "use 10s, 1m30s or 500ms")
     return _duration_text(value)
+
+
+_MAX_NS = 2**63 - 1  # Go's time.Duration, which Docker reads durations into
+
+
+def _in_range(ns: float, value: object) -> int:
+    if not ns <= _MAX_NS:  # also inf and nan
+        raise BadValue(f"{value!r} is too long a duration for Docker", "at most 2562047h47m16s")
+    return int(round(ns))
 
 
 @lru_cache(maxsize=4096)  # a file repeats a few durations ("5s", "10s") in every service
@@ -94,7 +103,7 @@ def _duration_text(value: str) -> int:
         pos = match.end()
     if pos == 0 or pos != len(text):
         raise BadValue(f"{value!r} is not a duration", "use 10s, 1m30s or 500ms")
-    return int(round(total))
+    return _in_range(total, value)
 
 
 def nano_cpus(value: object) -> int:

@@ -263,3 +263,34 @@ def test_an_unset_tag_leaving_an_image_docker_refuses_is_an_error_naming_it(tmp_
     err = capsys.readouterr().err
     assert "3:12 services.api.image: 'acme/api:' is not an image reference Docker accepts (variable TAG not set)" in err
     assert not (tmp_path / "stack.yml").exists()
+
+
+@pytest.mark.parametrize("deploy, where, fix", [
+    ("      replica: 3\n", "services.api.deploy.replica: replica is not a key of deploy", "did you mean 'replicas'?"),
+    ("      resources:\n        limits: {memroy: 1g}\n",
+     "services.api.deploy.resources.limits.memroy: memroy is not a key of deploy.resources.limits", "'memory'"),
+    ("      restart_policy: {conditon: any}\n", "deploy.restart_policy.conditon: conditon is not a key", "'condition'"),
+    ("      update_config: {paralelism: 2}\n", "update_config.paralelism: paralelism is not", "parallelism"),
+    ("      placement: {constraint: [node.role==worker]}\n", "placement.constraint: constraint is", "constraints"),
+])
+def test_an_unknown_key_under_deploy_is_a_located_error_not_dropped(tmp_path, capsys, deploy, where, fix):
+    src = write(tmp_path, f'version: "3.7"\nservices:\n  api:\n    image: nginx\n    deploy:\n{deploy}', "stack.yml")
+    assert main(["convert", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert where in err and fix in err, err
+
+
+def test_x_keys_under_deploy_are_kept_out_of_the_way(tmp_path, capsys):
+    src = write(tmp_path, 'version: "3.7"\nservices:\n  api:\n    image: nginx\n    deploy:\n      x-team: a\n'
+                '      replicas: 2\n', "stack.yml")
+    assert main(["convert", str(src)]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["services"]["api"]["deploy"]["replicas"] == 2
+
+
+def test_a_number_where_a_duration_is_wanted_gets_a_fix_that_works(tmp_path, capsys):
+    src = write(tmp_path, 'services:\n  api:\n    image: nginx\n    healthcheck: {test: [CMD, "true"], timeout: 5}\n',
+                "compose.yaml")
+    assert main(["convert", str(src)]) == 2
+    assert 'give it a unit: timeout: "5s"' in capsys.readouterr().err
+    src.write_text(src.read_text().replace("timeout: 5", 'timeout: "5s"'))
+    assert main(["convert", str(src)]) == 0

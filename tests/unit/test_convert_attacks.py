@@ -74,6 +74,16 @@ def test_values_docker_reads_as_numbers_and_booleans_after_interpolation(tmp_pat
     assert svc["read_only"] is True and svc["ulimits"] == {"nofile": 2048}
 
 
+def test_depends_on_restart_and_required_are_cast_after_interpolation(tmp_path, capsys, monkeypatch):
+    """Docker Compose casts `restart: ${R}` and `required: ${Q}` (compose-go's interpolation casts)."""
+    monkeypatch.setenv("R", "true")
+    monkeypatch.setenv("Q", "false")
+    code, _, _ = _convert(tmp_path, "services:\n  db: {image: p, profiles: [x]}\n  a:\n    image: x\n"
+                                    "    depends_on:\n      db: {condition: service_started, restart: '${R}', "
+                                    "required: '${Q}'}\n")
+    assert code == 0, capsys.readouterr().err
+
+
 def test_ports_on_the_host_network_are_dropped_and_said(tmp_path, capsys):
     code, _, out = _convert(tmp_path, 'version: "2.4"\nservices:\n'
                                       '  lb: {image: x, network_mode: host, ports: ["80:80"]}\n')

@@ -75,8 +75,8 @@ def test_a_warning_alike_in_many_services_is_printed_once_with_a_count_and_its_f
     assert render(_many(12).findings) == [
         "service svc3:",
         "  warning: c.yml:3:7 pid: pid dropped",
-        "12 services alike (svc0, svc1, svc2, svc3, svc4 and 7 more), the first of them shown (-v lists each):",
-        "  warning: c.yml:5:7 depends_on: start order ignored (use healthchecks)",
+        "12 services alike (svc0, svc1, svc2, svc3, svc4 and 7 more), one of them shown (-v lists each):",
+        "  warning: c.yml:5:7 services.svc0.depends_on: start order ignored (use healthchecks)",
     ]
 
 
@@ -104,8 +104,16 @@ def test_alike_at_keys_below_that_name_other_things_and_in_version_1_files():
                subject=f"service w{i}", kind="lost")
     lines = render(r.findings)
     assert lines == [
-        "5 services alike (s0, s1, s2, s3, s4), the first of them shown (-v lists each):",
-        "  warning: c.yml:1:3 depends_on.s1.restart: restart dropped",
-        "5 services alike (w0, w1, w2, w3, w4), the first of them shown (-v lists each):",
-        "  warning: v1.yml:1:3 pid: pid dropped",
+        "5 services alike (s0, s1, s2, s3, s4), one of them shown (-v lists each):",
+        "  warning: c.yml:1:3 services.s0.depends_on.s1.restart: restart dropped",
+        "5 services alike (w0, w1, w2, w3, w4), one of them shown (-v lists each):",
+        "  warning: v1.yml:1:3 w0.pid: pid dropped",
     ]
+
+
+def test_alike_names_sort_the_same_every_run_and_a_huge_number_in_a_name_is_no_error():
+    r = Report()
+    for name in ["svc01", "svc1", "a" + "9" * 5000, "svc001", "svc2"]:
+        r.warn("privileged dropped", path=("services", name, "privileged"), kind="lost")
+    heading = render(r.findings)[0]
+    assert heading.startswith("5 services alike (a999") and "9, svc001, svc01, svc1, svc2)" in heading

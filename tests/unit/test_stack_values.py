@@ -130,3 +130,11 @@ def test_image_references_docker_takes(ref):
 def test_image_references_docker_refuses(ref):
     with pytest.raises(BadValue, match="is not an image reference"):
         image_reference(ref)
+
+
+@pytest.mark.parametrize("value", ["9" * 400 + "h", 1.0e300, "99999999999999999999999h", 99999999999999999999,
+                                   "2562047h48m", 9223372036.854775807])
+def test_a_duration_past_docker_s_int64_nanoseconds_is_refused(value):
+    with pytest.raises(BadValue, match="too long a duration"):
+        duration_ns(value)
+    assert duration_ns("2562047h47m16s") == 2562047 * 3600 * 10**9 + 47 * 60 * 10**9 + 16 * 10**9
