@@ -356,13 +356,10 @@ def _apply_profiles(services: dict[str, Service], active: set[str], report: Repo
 
 def _reachable_depends(svc: Service, depends: dict[str, Any], left_out: dict[str, Service],
                        report: Report) -> dict[str, Any]:
-    raw = _raw_depends(svc)
     out: dict[str, Any] = {}
     for dep, spec in depends.items():
-        written = raw.get(dep) if isinstance(raw, dict) else None
-        written = written if isinstance(written, dict) else {}
-        required = written.get("required", True)
-        if written.get("restart") is True and dep not in left_out:
+        required = spec.get("required", True) if isinstance(spec, dict) else True
+        if spec.get("restart") is True and dep not in left_out:
             svc.at("depends_on").add(
                 report, "warning", "dropped: swarm never restarts the service when this dependency is updated "
                 "(compose up does)", "compose.depends_on.restart", "after updating the dependency, run `docker "
@@ -379,18 +376,6 @@ def _reachable_depends(svc: Service, depends: dict[str, Any], left_out: dict[str
             svc.at("depends_on").add(report, "info", "optional dependency left out (its profiles are not active)",
                                      "compose.depends_on.skipped", None, dep, subject=f"service {svc.name}")
     return out
-
-
-def _raw_depends(svc: Service) -> Any:
-    """The depends_on as written (normalize keeps only the condition)."""
-    ref = svc.at("depends_on")
-    node: Any = ref.doc.data
-    for part in ref.path:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return {}
-    return node
 
 
 Unset = dict[str, Mapping[tuple[PathPart, ...], list[str]]]  # file -> YAML path -> unset variables there

@@ -61,9 +61,13 @@ def extra_hosts(value: Any) -> dict[str, str]:
     return out
 
 
-def depends_on(value: Any) -> dict[str, dict[str, str]]:
+def depends_on(value: Any) -> dict[str, dict[str, Any]]:
+    """`{service: {condition}}`, with the long form's `restart` and `required` where written (read after
+    the files are merged: an override file's entry for another dependency keeps them)."""
     if isinstance(value, dict):
-        return {k: {"condition": (v or {}).get("condition", "service_started")} for k, v in value.items()}
+        return {k: {"condition": (v or {}).get("condition", "service_started"),
+                    **{key: (v or {})[key] for key in ("restart", "required") if key in (v or {})}}
+                for k, v in value.items()}
     return {name: {"condition": "service_started"} for name in value}
 
 

@@ -104,3 +104,19 @@ def test_a_long_syntax_published_range_is_refused_at_its_own_entry(tmp_path, cap
                                       '      - "127.0.0.1::9999"\n')
     err = capsys.readouterr().err
     assert code == 2 and f"{Path(src).name}:8:20 services.dns.ports[2].published: '8000-8002' is a port range" in err
+
+
+def test_depends_on_restart_and_required_survive_an_override_file_naming_another_dependency(tmp_path, capsys):
+    """An override file's depends_on entry for `cache` kept `required: false` on `opt` (it was read from
+    the override's place only: a false "left out" error) and `restart: true` on `db` (silently lost)."""
+    over = tmp_path / "over.yml"
+    over.write_text("services:\n  web:\n    depends_on:\n      cache: {condition: service_started}\n")
+    code, _, out = _convert(tmp_path, "services:\n  db: {image: p}\n  opt: {image: x, profiles: [extra]}\n"
+                                      "  cache: {image: r}\n  web:\n    image: n\n    depends_on:\n"
+                                      "      db: {condition: service_started, restart: true}\n"
+                                      "      opt: {condition: service_started, required: false}\n",
+                            "-f", str(over))
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "depends_on.db.restart: dropped" in err
+    assert sorted(yaml.safe_load(out.read_text())["services"]["web"]["depends_on"]) == ["cache", "db"]
