@@ -136,8 +136,8 @@ _NAMES_SHOWN = 5
 def render(findings: Iterable[Finding], *, verbose: bool = False) -> list[str]:
     """The report as text lines, one heading per subject ("service web:"), the file's own
     findings first. Short by default: errors and warnings (what was lost or approximated,
-    and risks), and a warning met in many subjects alike (the same message at the same key
-    below each) printed once under a heading that counts them, with its first place.
+    and risks), and a warning met alike in many subjects (the same message under the same key
+    of each) printed once, under a heading that counts and names them, at one of its places.
     `verbose` prints every finding at its own place and adds the rewrites, the notes and
     what was kept exactly."""
     shown = [f for f in findings if verbose or f.severity != "info"]
@@ -157,8 +157,7 @@ def render(findings: Iterable[Finding], *, verbose: bool = False) -> list[str]:
         items = groups[subject]
         lines.append(f"{subject}:" if subject else "file:")
         kept = [f for f in items if f.kind == "kept"]
-        located = sorted((f for f in items if f.kind != "kept"),
-                         key=lambda f: (f.source or "", f.line or 0, f.column or 0))
+        located = sorted((f for f in items if f.kind != "kept"), key=_place)
         lines += [_line(f, _short_location(f)) for f in [*located, *kept]]
     for group in sorted(repeated.values(), key=lambda g: _place(g[0])):
         lines += _alike(group)
@@ -187,8 +186,8 @@ def _place(f: Finding) -> tuple[str, int, int]:
 
 
 def _alike(group: list[Finding]) -> list[str]:
-    """One heading for the subjects ("999 services alike (svc1, svc2, ... and 994 more; ...)"), the
-    finding once, at its first place."""
+    """One heading for the subjects ("999 services alike (svc1, svc2, ... and 994 more), ..."), the
+    finding once, at the first of its places in file order, with its whole path (naming its subject)."""
     group = sorted(group, key=_place)
     subjects = {f.subject or "" for f in group}
     kind = next(iter(subjects)).partition(" ")[0]

@@ -125,7 +125,8 @@ def test_image_references_docker_takes(ref):
     assert image_reference(ref) == ref
 
 
-@pytest.mark.parametrize("ref", ["NGINX", "acme/api:", "a//b", "x:y:z", "ghcr.io/Org/app", ":tag", "a b", "a@sha256:ab",
+@pytest.mark.parametrize("ref", ["NGINX", "acme/api:", "a:t\u00e9", "a//b", "x:y:z", "ghcr.io/Org/app", ":tag", "a b",
+                                 "a@sha256:ab",
                                  "/a", "a/", "a:" + "t" * 129, "a" * 256])
 def test_image_references_docker_refuses(ref):
     with pytest.raises(BadValue, match="is not an image reference"):
