@@ -16,6 +16,7 @@ import fnmatch
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 
 
@@ -51,12 +52,23 @@ _REFERENCE = re.compile(
     re.ASCII)  # Go's \w: ASCII only
 
 
+_DIGEST_HEX = {"sha256": 64, "sha384": 96, "sha512": 128}  # go-digest's algorithms
+
+
 def image_reference(value: str) -> str:
     """`value` if Docker takes it as an image reference (NAME[:TAG][@DIGEST], a lowercase name of at
-    most 255 characters), else BadValue."""
-    name = value.split("@", 1)[0]
+    most 255 characters once normalized as docker.io/library/NAME, not a bare 64-hex ID, a digest of
+    a known algorithm with its length of lowercase hex), else BadValue."""
+    name, _, digest = value.partition("@")
     tagless = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
-    if _REFERENCE.fullmatch(value) is None or len(tagless) > 255:
+    first, _, rest = tagless.partition("/")
+    domain = bool(rest) and ("." in first or ":" in first or first == "localhost" or first != first.lower())
+    full = tagless if domain else f"docker.io/{tagless}" if rest else f"docker.io/library/{tagless}"
+    algorithm, _, encoded = digest.partition(":")
+    bad_digest = bool(digest) and (len(encoded) != _DIGEST_HEX.get(algorithm)
+                                   or re.fullmatch(r"[0-9a-f]+", encoded) is None)
+    if _REFERENCE.fullmatch(value) is None or len(full) > 255 or bad_digest or \
+            re.fullmatch(r"[0-9a-f]{64}", tagless) is not None:
         raise BadValue(f"{value!r} is not an image reference Docker accepts",
                        "write NAME[:TAG][@DIGEST] with a lowercase name (an empty tag or a stray ':' or '/' "
                        "is often an unset variable)")
@@ -85,9 +97,9 @@ def duration_ns(value: object) -> int:
 _MAX_NS = 2**63 - 1  # Go's time.Duration, which Docker reads durations into
 
 
-def _in_range(ns: float, value: object) -> int:
+def _in_range(ns: float | Fraction, value: object) -> int:
     if not ns <= _MAX_NS:  # also inf and nan
-        raise BadValue(f"{value!r} is too long a duration for Docker", "at most 2562047h47m16s")
+        raise BadValue(f"{value!r} is too long a duration for Docker", "at most 2562047h47m16.854775807s")
     return int(round(ns))
 
 
@@ -96,11 +108,11 @@ def _duration_text(value: str) -> int:
     text = value.strip()
     if text == "0":
         return 0
-    pos, total = 0, 0.0
+    pos, total = 0, Fraction(0)
     for match in _DURATION_PART.finditer(text):
         if match.start() != pos:
             break
-        total += float(match.group(1)) * _NS[match.group(2)]
+        total += Fraction(match.group(1)) * _NS[match.group(2)]  # exact: no float rounding near int64
         pos = match.end()
     if pos == 0 or pos != len(text):
         raise BadValue(f"{value!r} is not a duration", "use 10s, 1m30s or 500ms")

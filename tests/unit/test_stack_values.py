@@ -139,3 +139,18 @@ def test_a_duration_past_docker_s_int64_nanoseconds_is_refused(value):
     with pytest.raises(BadValue, match="too long a duration"):
         duration_ns(value)
     assert duration_ns("2562047h47m16s") == 2562047 * 3600 * 10**9 + 47 * 60 * 10**9 + 16 * 10**9
+
+
+@pytest.mark.parametrize("ref", ["a@sha256:" + "a" * 40, "a@sha256:" + "A" * 64, "a@md5:" + "a" * 64, "a" * 238,
+                                 "0" * 64, "x/" + "a" * 244])
+def test_image_references_docker_refuses_once_normalized_or_by_digest(ref):
+    with pytest.raises(BadValue):
+        image_reference(ref)
+    assert image_reference("a" * 237) and image_reference("a@sha512:" + "b" * 128)
+
+
+def test_durations_are_exact_up_to_int64():
+    assert duration_ns("2562047h47m16.854775807s") == duration_ns("9223372036854775807ns") == 2**63 - 1
+    assert duration_ns("9007199254740993ns") == 9007199254740993
+    with pytest.raises(BadValue, match="too long"):
+        duration_ns("2562047h47m16.854775808s")
