@@ -290,7 +290,19 @@ def _deploy(s: Scope, value: dict[str, Any]) -> Part:
         if node is not None and not isinstance(node, dict):
             raise s.ref("deploy").error(f"deploy.{'.'.join(shape)} must be a mapping, not {node!r}",
                                         "write it as `key: value` lines under it", *shape)
-    return Part(deploy=value, needs=frozenset(v for path, v in _DEPLOY_NEEDS.items() if _dig(value, path) is not None))
+    lost = []
+    reserve = _dig(value, ("resources", "reservations")) or {}
+    if reserve.get("generic_resources") is not None:
+        lost.append(s.warning("deploy", "dropped: bakery does not carry generic resources to the service yet",
+                              "compose.deploy.generic_resources", "reserve them after deploying: docker service "
+                              "update --generic-resource-add KIND=N STACK_SERVICE", "resources", "reservations",
+                              "generic_resources", kind="lost"))
+    if reserve.get("devices") is not None:
+        lost.append(s.warning("deploy", "dropped: swarm services cannot reserve devices", "compose.deploy.devices",
+                              "advertise the devices as generic resources on the nodes", "resources",
+                              "reservations", "devices", kind="lost"))
+    return Part(deploy=value, needs=frozenset(v for path, v in _DEPLOY_NEEDS.items() if _dig(value, path) is not None),
+                findings=tuple(lost))
 
 
 def _healthcheck(s: Scope, value: dict[str, Any]) -> Part:

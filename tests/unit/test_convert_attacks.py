@@ -120,3 +120,13 @@ def test_depends_on_restart_and_required_survive_an_override_file_naming_another
     assert code == 0, err
     assert "depends_on.db.restart: dropped" in err
     assert sorted(yaml.safe_load(out.read_text())["services"]["web"]["depends_on"]) == ["cache", "db"]
+
+
+def test_reserved_generic_resources_and_devices_are_reported_dropped(tmp_path, capsys):
+    code, _, out = _convert(tmp_path, "services:\n  a:\n    image: x\n    deploy:\n      resources:\n"
+                                      "        reservations:\n          generic_resources: [{discrete_resource_spec: "
+                                      "{kind: gpu, value: 1}}]\n          devices: [{capabilities: [gpu]}]\n")
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "reservations.generic_resources: dropped" in err and "reservations.devices: dropped" in err
+    assert "generic_resources" not in out.read_text()
