@@ -119,14 +119,20 @@ class Report:
         return out
 
 
-def _short_location(f: Finding) -> str:
-    """file:line:col and the path below the subject (the group's heading names the subject)."""
+def _below_subject(f: Finding) -> tuple[PathPart, ...] | None:
+    """The finding's path below its subject (services.web.image: image), or None if it is not below it."""
     path = f.path
     if f.subject is not None and len(path) >= 2 and subject_of(path) == f.subject:
-        path = path[2:]
-    elif f.subject is not None and path and f.subject == f"service {path[0]}":  # version 1: no services:
-        path = path[1:]
-    return format_location(f.source, f.line, f.column, path)
+        return path[2:]
+    if f.subject is not None and path and f.subject == f"service {path[0]}":  # version 1: no services:
+        return path[1:]
+    return None
+
+
+def _short_location(f: Finding) -> str:
+    """file:line:col and the path below the subject (the group's heading names the subject)."""
+    below = _below_subject(f)
+    return format_location(f.source, f.line, f.column, f.path if below is None else below)
 
 
 _SAME_AT_LEAST = 4  # the same finding in this many subjects is printed once, under one heading
@@ -172,13 +178,9 @@ def _line(f: Finding, where: str) -> str:
 def _likeness(f: Finding) -> tuple[Any, ...]:
     """Findings alike but for their subject: the same severity, kind, message and fix under the same
     key of the subject (services.a.depends_on.x and services.b.depends_on.y: the message says what)."""
-    if subject_of(f.path) == f.subject:
-        below = f.path[2:3]
-    elif f.path and f.subject == f"service {f.path[0]}":  # version 1: no services:
-        below = f.path[1:2]
-    else:
-        below = f.path[:1]
-    return (f.severity, f.kind, f.message, f.fix, f.subject.partition(" ")[0] if f.subject else None, below)
+    below = _below_subject(f)
+    key = f.path[:1] if below is None else below[:1]
+    return (f.severity, f.kind, f.message, f.fix, f.subject.partition(" ")[0] if f.subject else None, key)
 
 
 def _place(f: Finding) -> tuple[str, int, int]:

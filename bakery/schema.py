@@ -10,7 +10,7 @@ import datetime
 import difflib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -58,6 +58,11 @@ def _unknown_keys(instance: dict[str, Any], schema: dict[str, Any]) -> list[str]
     """Keys neither named in `properties` nor matched by a `patternProperties` regex."""
     props, patterns = schema.get("properties", {}), schema.get("patternProperties", {})
     return [k for k in instance if k not in props and not any(re.search(p, k) for p in patterns)]
+
+
+def key_fix(key: str, allowed: Iterable[str]) -> str:
+    """The fix for `key` where only `allowed` (and `x-` extensions) may be: as a schema's unknown key."""
+    return _unknown_key_fix(key, {"properties": dict.fromkeys(allowed, {}), "patternProperties": {"^x-": {}}}, None)
 
 
 def _unknown_key_fix(key: str, schema: dict[str, Any], docs: str | None) -> str:

@@ -358,7 +358,7 @@ def _reachable_depends(svc: Service, depends: dict[str, Any], left_out: dict[str
                        report: Report) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for dep, spec in depends.items():
-        required = spec.get("required", True) if isinstance(spec, dict) else True
+        required = spec.get("required", True)  # normalize made every entry a mapping
         if spec.get("restart") is True and dep not in left_out:
             svc.at("depends_on").add(
                 report, "warning", "dropped: swarm never restarts the service when this dependency is updated "

@@ -65,10 +65,13 @@ def depends_on(value: Any) -> dict[str, dict[str, Any]]:
     """`{service: {condition}}`, with the long form's `restart` and `required` where written (read after
     the files are merged: an override file's entry for another dependency keeps them)."""
     if isinstance(value, dict):
-        return {k: {"condition": (v or {}).get("condition", "service_started"),
-                    **{key: (v or {})[key] for key in ("restart", "required") if key in (v or {})}}
-                for k, v in value.items()}
+        return {k: _dependency(v or {}) for k, v in value.items()}
     return {name: {"condition": "service_started"} for name in value}
+
+
+def _dependency(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"condition": spec.get("condition", "service_started"),
+            **{key: spec[key] for key in ("restart", "required") if key in spec}}
 
 
 def _rebase(path: str, file_dir: Path, project_dir: Path) -> str:

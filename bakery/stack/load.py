@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import fields
 from typing import Any, TypeVar, cast
 
 from ..yamlsrc import Document, Path_
@@ -86,11 +87,10 @@ class _At:
         """`value`, every key of it one of `allowed` (or an `x-` extension)."""
         for key in value:
             if key not in allowed and not str(key).startswith("x-"):
-                import difflib  # only on this error
+                from ..schema import key_fix  # only on this error
 
-                close = difflib.get_close_matches(str(key), sorted(allowed), 1)
                 raise self.fail((*sub, key), f"{key} is not a key of {'.'.join(map(str, sub))}",
-                                f"did you mean {close[0]!r}?" if close else f"use {', '.join(sorted(allowed))}")
+                                key_fix(str(key), allowed))
         return value
 
     def listing(self, value: Any, *sub: Any) -> list[Any]:
@@ -283,16 +283,21 @@ def _mode(at: _At, deploy: Mapping[str, Any]) -> tuple[Mode, int]:
 # The keys of deploy and its parts, as Docker's v3 schemas and the Compose Specification have them.
 _DEPLOY_KEYS = frozenset({"mode", "replicas", "labels", "update_config", "rollback_config", "resources",
                           "restart_policy", "placement", "endpoint_mode"})
-_UPDATE_KEYS = frozenset({"parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"})
+_RESOURCES_KEYS = frozenset({"limits", "reservations"})
+_LIMITS_KEYS = frozenset({"cpus", "memory", "pids"})
+_RESERVATIONS_KEYS = frozenset({"cpus", "memory", "generic_resources", "devices"})
+_PLACEMENT_KEYS = frozenset({"constraints", "preferences", "max_replicas_per_node"})
+# update_config, rollback_config and restart_policy: the file's keys are the model's fields.
+_UPDATE_KEYS = frozenset(f.name for f in fields(UpdateConfig))
+_RESTART_KEYS = frozenset(f.name for f in fields(RestartPolicy))
 
 
 def _resources(at: _At, res: Mapping[str, Any]) -> Resources:
-    at.known(res, frozenset({"limits", "reservations"}), "deploy", "resources")
-    limits = at.known(at.mapping(res.get("limits"), "deploy", "resources", "limits"),
-                      frozenset({"cpus", "memory", "pids"}), "deploy", "resources", "limits")
+    at.known(res, _RESOURCES_KEYS, "deploy", "resources")
+    limits = at.known(at.mapping(res.get("limits"), "deploy", "resources", "limits"), _LIMITS_KEYS,
+                      "deploy", "resources", "limits")
     reserve = at.known(at.mapping(res.get("reservations"), "deploy", "resources", "reservations"),
-                       frozenset({"cpus", "memory", "generic_resources", "devices"}),
-                       "deploy", "resources", "reservations")
+                       _RESERVATIONS_KEYS, "deploy", "resources", "reservations")
 
     def opt(fn: Callable[[Any], int], part: Mapping[str, Any], kind: str, key: str) -> int | None:
         value = part.get(key)
@@ -307,7 +312,7 @@ def _resources(at: _At, res: Mapping[str, Any]) -> Resources:
 
 def _restart(at: _At, policy: Mapping[str, Any]) -> RestartPolicy:
     sub = ("deploy", "restart_policy")
-    at.known(policy, frozenset({"condition", "delay", "max_attempts", "window"}), *sub)
+    at.known(policy, _RESTART_KEYS, *sub)
     default = RestartPolicy()
     return RestartPolicy(
         condition=at.choice(policy.get("condition", default.condition), _RESTART_CONDITIONS, *sub, "condition"),
@@ -335,7 +340,7 @@ def _update(at: _At, raw: Any, key: str) -> UpdateConfig:
 
 def _placement(at: _At, placement: Mapping[str, Any]) -> Placement:
     sub = ("deploy", "placement")
-    at.known(placement, frozenset({"constraints", "preferences", "max_replicas_per_node"}), *sub)
+    at.known(placement, _PLACEMENT_KEYS, *sub)
     constraints = [at.text(c, *sub, "constraints", i)
                    for i, c in enumerate(at.listing(placement.get("constraints"), *sub, "constraints"))]
     spread = []

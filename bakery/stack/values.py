@@ -53,6 +53,7 @@ _REFERENCE = re.compile(
 
 
 _DIGEST_HEX = {"sha256": 64, "sha384": 96, "sha512": 128}  # go-digest's algorithms
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
 
 
 def image_reference(value: str) -> str:
@@ -66,9 +67,9 @@ def image_reference(value: str) -> str:
     full = tagless if domain else f"docker.io/{tagless}" if rest else f"docker.io/library/{tagless}"
     algorithm, _, encoded = digest.partition(":")
     bad_digest = bool(digest) and (len(encoded) != _DIGEST_HEX.get(algorithm)
-                                   or re.fullmatch(r"[0-9a-f]+", encoded) is None)
-    if _REFERENCE.fullmatch(value) is None or len(full) > 255 or bad_digest or \
-            re.fullmatch(r"[0-9a-f]{64}", tagless) is not None:
+                                   or _LOWER_HEX.fullmatch(encoded) is None)
+    image_id = len(tagless) == 64 and _LOWER_HEX.fullmatch(tagless) is not None
+    if _REFERENCE.fullmatch(value) is None or len(full) > 255 or bad_digest or image_id:
         raise BadValue(f"{value!r} is not an image reference Docker accepts",
                        "write NAME[:TAG][@DIGEST] with a lowercase name (an empty tag or a stray ':' or '/' "
                        "is often an unset variable)")
